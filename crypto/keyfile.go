@@ -1,0 +1,77 @@
+package crypto
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sessionstore/sessionstore/internal/fsutil"
+)
+
+// MarshalKeyFile returns k in age-keygen's identity file format, the
+// primary first:
+//
+//	# created: 2026-11-27T10:00:00Z
+//	# public key: age1…
+//	AGE-SECRET-KEY-1…
+//
+// Identities after the primary are marked decrypt-only.
+func (k *Keyring) MarshalKeyFile(created time.Time) []byte {
+	var b bytes.Buffer
+	for i, secret := range k.secrets {
+		if i == 0 {
+			fmt.Fprintf(&b, "# created: %s\n", created.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(&b, "\n# decrypt-only: an older key, kept until every record is resealed\n")
+		}
+		fmt.Fprintf(&b, "# public key: %s\n", k.PublicKey(i))
+		fmt.Fprintf(&b, "%s\n", secret)
+	}
+	return b.Bytes()
+}
+
+// CreateKeyFile writes k to a new key file at path, mode 0600. It refuses
+// to overwrite an existing file.
+func CreateKeyFile(path string, k *Keyring) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil && !isWindows() {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("keyring: %w", err)
+	}
+	_, err = f.Write(k.MarshalKeyFile(time.Now()))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("keyring: %w", err)
+	}
+	return fsutil.SyncDir(filepath.Dir(path))
+}
+
+// ReplaceKeyFile atomically and durably replaces the key file at path with
+// k (temp file 0600 in the same directory, fsync, rename, directory
+// fsync). The caller must keep other writers of path out (rekey holds
+// path+".lock"); fault is a test seam and nil in production.
+func ReplaceKeyFile(path string, k *Keyring, fault fsutil.FaultFunc) error {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if err := fsutil.WriteFile(dir, name, "."+name+".tmp-0", k.MarshalKeyFile(time.Now()), fault); err != nil {
+		return fmt.Errorf("keyring: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func isWindows() bool { return os.PathSeparator == '\\' }
+

@@ -1,0 +1,282 @@
+package crypto
+
+import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"filippo.io/age"
+
+	"github.com/sessionstore/sessionstore/internal/fsutil"
+)
+
+// RecipientsSuffix is appended to a key file's path to name its optional
+// file of extra recipients.
+const RecipientsSuffix = ".recipients"
+
+// maxKeyFileSize bounds what LoadKeyring reads: a key file holds a few
+// identities, never megabytes.
+const maxKeyFileSize = 1 << 20
+
+// A Keyring holds age identities in key-file order, the first being the
+// primary, and the extra recipients every record is also sealed to.
+//
+// A Keyring is immutable and safe for concurrent use.
+type Keyring struct {
+	ids     []age.Identity
+	secrets []string        // ids[i]'s encoding, for the key file
+	recips  []age.Recipient // recips[i] is ids[i]'s recipient
+	macKeys [][]byte        // macKeys[i] is derived from ids[i]'s secret
+	extra   []age.Recipient // sealed to as well as the primary
+}
+
+// NewKeyring returns a Keyring of the given identities, the first being the
+// primary. Each must be an *age.X25519Identity or an *age.HybridIdentity.
+func NewKeyring(ids ...age.Identity) (*Keyring, error) {
+	if len(ids) == 0 {
+		return nil, errors.New("keyring: no identity")
+	}
+	k := &Keyring{}
+	for _, id := range ids {
+		var secret string
+		var r age.Recipient
+		switch id := id.(type) {
+		case *age.X25519Identity:
+			secret, r = id.String(), id.Recipient()
+		case *age.HybridIdentity:
+			secret, r = id.String(), id.Recipient()
+		default:
+			return nil, fmt.Errorf("keyring: unsupported identity type %T", id)
+		}
+		k.ids = append(k.ids, id)
+		k.secrets = append(k.secrets, secret)
+		k.recips = append(k.recips, r)
+		k.macKeys = append(k.macKeys, deriveMACKey(secret))
+	}
+	return k, nil
+}
+
+func deriveMACKey(secret string) []byte {
+	key, err := hkdf.Key(sha256.New, []byte(secret), nil, "sessionstore record mac v1", 32)
+	if err != nil {
+		panic("crypto: hkdf: " + err.Error()) // only for absurd lengths
+	}
+	return key
+}
+
+// GenerateKeyring returns a Keyring with one new identity: the
+// post-quantum hybrid kind if pq, X25519 otherwise.
+func GenerateKeyring(pq bool) (*Keyring, error) {
+	id, err := GenerateIdentity(pq)
+	if err != nil {
+		return nil, err
+	}
+	return NewKeyring(id)
+}
+
+// GenerateIdentity returns a new identity: the post-quantum hybrid kind if
+// pq, X25519 otherwise.
+func GenerateIdentity(pq bool) (age.Identity, error) {
+	if pq {
+		return age.GenerateHybridIdentity()
+	}
+	return age.GenerateX25519Identity()
+}
+
+// ParseKeyring parses an age identity file. Error messages never include
+// key material.
+func ParseKeyring(r io.Reader) (*Keyring, error) {
+	ids, err := age.ParseIdentities(r)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %v", err)
+	}
+	return NewKeyring(ids...)
+}
+
+// LoadKeyring reads the age identity file at path, and the extra recipients
+// in path+".recipients" if that file exists. It refuses a key file that is
+// not a regular file, is accessible by group or others, or is owned by
+// another user (ErrInsecurePermissions).
+func LoadKeyring(path string) (*Keyring, error) {
+	keyData, recipData, err := ReadKeyFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseKeyFiles(path, keyData, recipData)
+}
+
+// ReadKeyFiles reads the key file at path after checking its permissions,
+// and path+".recipients" (nil if it does not exist). It is LoadKeyring
+// without the parsing, for callers that detect changes by content.
+func ReadKeyFiles(path string) (keyData, recipData []byte, err error) {
+	keyData, err = readPrivate(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	recipData, err = os.ReadFile(path + RecipientsSuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return keyData, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("keyring: %w", err)
+	}
+	return keyData, recipData, nil
+}
+
+func readPrivate(path string) ([]byte, error) {
+	f, err := fsutil.OpenNoFollow(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	if err := fsutil.CheckPrivateFile(path, fi); err != nil {
+		return nil, fmt.Errorf("keyring: key file %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	if len(data) > maxKeyFileSize {
+		return nil, fmt.Errorf("keyring: %s: key file is too long", path)
+	}
+	return data, nil
+}
+
+// ParseKeyFiles parses the contents read by ReadKeyFiles; path is only
+// used in error messages.
+func ParseKeyFiles(path string, keyData, recipData []byte) (*Keyring, error) {
+	k, err := ParseKeyring(bytes.NewReader(keyData))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if recipData == nil {
+		return k, nil
+	}
+	rs, err := ParseRecipients(bytes.NewReader(recipData))
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: %w", path, RecipientsSuffix, err)
+	}
+	k, err = k.WithRecipients(rs...)
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: %w", path, RecipientsSuffix, err)
+	}
+	return k, nil
+}
+
+// ParseRecipients parses an age recipients file (one age1… per line, #
+// comments). An empty file, or one with only comments, holds no recipient
+// and is not an error.
+func ParseRecipients(r io.Reader) ([]age.Recipient, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxKeyFileSize))
+	if err != nil {
+		return nil, err
+	}
+	empty := true
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			empty = false
+			break
+		}
+	}
+	if empty {
+		return nil, nil
+	}
+	rs, err := age.ParseRecipients(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("recipients: %v", err)
+	}
+	return rs, nil
+}
+
+// WithRecipients returns a copy of k that also seals to rs. Each must be of
+// the primary's kind: age cannot mix post-quantum and classic recipients.
+func (k *Keyring) WithRecipients(rs ...age.Recipient) (*Keyring, error) {
+	pq := k.PostQuantum()
+	for _, r := range rs {
+		switch r.(type) {
+		case *age.X25519Recipient:
+			if pq {
+				return nil, fmt.Errorf("recipients: %v is a classic X25519 recipient but the primary key is post-quantum; age cannot mix them (make break-glass keys of the primary's kind)", r)
+			}
+		case *age.HybridRecipient:
+			if !pq {
+				return nil, fmt.Errorf("recipients: %v is a post-quantum recipient but the primary key is classic X25519; age cannot mix them (make break-glass keys of the primary's kind)", r)
+			}
+		}
+	}
+	c := *k
+	c.extra = append(append([]age.Recipient(nil), k.extra...), rs...)
+	return &c, nil
+}
+
+// Primary returns the identity new records are sealed to.
+func (k *Keyring) Primary() age.Identity { return k.ids[0] }
+
+// Recipient returns the primary's recipient.
+func (k *Keyring) Recipient() age.Recipient { return k.recips[0] }
+
+// Identities returns the identities in key-file order, the primary first.
+func (k *Keyring) Identities() []age.Identity { return append([]age.Identity(nil), k.ids...) }
+
+// ExtraRecipients returns the recipients sealed to besides the primary.
+func (k *Keyring) ExtraRecipients() []age.Recipient {
+	return append([]age.Recipient(nil), k.extra...)
+}
+
+// Recipients returns every recipient a new record is sealed to: the
+// primary's first, then the extra recipients.
+func (k *Keyring) Recipients() []age.Recipient {
+	return append([]age.Recipient{k.recips[0]}, k.extra...)
+}
+
+// PostQuantum reports whether the primary is a post-quantum hybrid identity.
+func (k *Keyring) PostQuantum() bool {
+	_, ok := k.ids[0].(*age.HybridIdentity)
+	return ok
+}
+
+// PublicKey returns the recipient string of identity i (0 is the primary).
+func (k *Keyring) PublicKey(i int) string { return fmt.Sprint(k.recips[i]) }
+
+// Len returns the number of identities.
+func (k *Keyring) Len() int { return len(k.ids) }
+
+// Rotate returns a keyring whose primary is newPrimary, keeping k's
+// identities after it as decrypt-only, and k's extra recipients. An
+// identity already in k is not repeated.
+func (k *Keyring) Rotate(newPrimary age.Identity) (*Keyring, error) {
+	ids := []age.Identity{newPrimary}
+	n, err := NewKeyring(newPrimary)
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range k.ids {
+		if k.secrets[i] != n.secrets[0] {
+			ids = append(ids, id)
+		}
+	}
+	r, err := NewKeyring(ids...)
+	if err != nil {
+		return nil, err
+	}
+	return r.WithRecipients(k.extra...)
+}
+
+// PrimaryOnly returns a keyring holding only k's primary, with k's extra
+// recipients: what remains once old keys are retired.
+func (k *Keyring) PrimaryOnly() *Keyring {
+	c := *k
+	c.ids, c.secrets, c.recips, c.macKeys = k.ids[:1:1], k.secrets[:1:1], k.recips[:1:1], k.macKeys[:1:1]
+	return &c
+}

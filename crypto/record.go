@@ -1,0 +1,164 @@
+package crypto
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"filippo.io/age"
+)
+
+// FormatVersion is the record format that Seal writes. Open reads every
+// version ever written.
+const FormatVersion = 1
+
+// maxPlaintext bounds a decrypted record, so that a hostile file cannot
+// make a reader allocate without limit.
+const maxPlaintext = 1 << 20
+
+// A Record is the plaintext of one sealed record.
+type Record struct {
+	Version  int             // format version; Seal sets FormatVersion
+	AuthType string          // the name the record is stored under
+	Seq      uint64          // grows on every write of this name
+	Written  time.Time       // when it was written
+	Auth     json.RawMessage // the auth object, as JSON
+}
+
+// envelope is the JSON form of a Record inside the age file.
+type envelope struct {
+	Version  int             `json:"v"`
+	AuthType string          `json:"auth_type"`
+	Seq      uint64          `json:"seq"`
+	Written  time.Time       `json:"written"`
+	Auth     json.RawMessage `json:"auth"`
+	MAC      []byte          `json:"mac"`
+}
+
+// Seal encrypts rec to k's primary recipient and extra recipients, with a
+// MAC under the primary's key. rec.Version is ignored: Seal writes
+// FormatVersion.
+func (k *Keyring) Seal(rec *Record) ([]byte, error) {
+	// The MAC covers the auth object's bytes as they will stand in the
+	// file, so compact them first: the encoder below would.
+	var auth bytes.Buffer
+	if err := json.Compact(&auth, rec.Auth); err != nil {
+		return nil, errors.New("seal: auth object is not valid JSON")
+	}
+	defer clear(auth.Bytes())
+	env := envelope{
+		Version:  FormatVersion,
+		AuthType: rec.AuthType,
+		Seq:      rec.Seq,
+		Written:  rec.Written.UTC(),
+		Auth:     auth.Bytes(),
+	}
+	env.MAC = recordMAC(k.macKeys[0], &env)
+	var ptBuf bytes.Buffer
+	enc := json.NewEncoder(&ptBuf)
+	enc.SetEscapeHTML(false) // keep the auth bytes exactly as MACed
+	if err := enc.Encode(&env); err != nil {
+		return nil, fmt.Errorf("seal: %v", err)
+	}
+	pt := ptBuf.Bytes()
+	defer clear(pt)
+	var out bytes.Buffer
+	out.Grow(len(pt) + 256)
+	w, err := age.Encrypt(&out, k.Recipients()...)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %v", err)
+	}
+	if _, err := w.Write(pt); err != nil {
+		return nil, fmt.Errorf("seal: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("seal: %v", err)
+	}
+	return out.Bytes(), nil
+}
+
+// Open decrypts and verifies a sealed record that must belong to
+// authType. It returns the record and the index in k of the identity that
+// opened it (0 is the primary). Errors wrap ErrWrongKey (no identity opens
+// it) or ErrTampered (forged, corrupt, or bound to another auth type), and
+// never include plaintext.
+func (k *Keyring) Open(ciphertext []byte, authType string) (*Record, int, error) {
+	if len(ciphertext) == 0 {
+		return nil, -1, fmt.Errorf("%w: empty file", ErrTampered)
+	}
+	for i, id := range k.ids {
+		r, err := age.Decrypt(bytes.NewReader(ciphertext), id)
+		if err != nil {
+			var nm *age.NoIdentityMatchError
+			if errors.As(err, &nm) {
+				continue
+			}
+			return nil, -1, fmt.Errorf("%w: not a valid age file (%v)", ErrTampered, err)
+		}
+		pt, err := io.ReadAll(io.LimitReader(r, maxPlaintext+1))
+		if err != nil {
+			return nil, i, fmt.Errorf("%w: age payload does not decrypt (%v)", ErrTampered, err)
+		}
+		if len(pt) > maxPlaintext {
+			return nil, i, fmt.Errorf("%w: record is too large", ErrTampered)
+		}
+		rec, err := k.verify(pt, i, authType)
+		clear(pt)
+		return rec, i, err
+	}
+	return nil, -1, fmt.Errorf("%w (%d identities tried)", ErrWrongKey, len(k.ids))
+}
+
+func (k *Keyring) verify(pt []byte, i int, authType string) (*Record, error) {
+	var env envelope
+	if err := json.Unmarshal(pt, &env); err != nil {
+		// Never wrap the JSON error: it could quote plaintext.
+		return nil, fmt.Errorf("%w: record is not valid JSON", ErrTampered)
+	}
+	switch env.Version {
+	case 1:
+	default:
+		return nil, fmt.Errorf("%w: unsupported record format version %d", ErrTampered, env.Version)
+	}
+	if !hmac.Equal(env.MAC, recordMAC(k.macKeys[i], &env)) {
+		return nil, fmt.Errorf("%w: record MAC does not verify (not written by a key holder)", ErrTampered)
+	}
+	if env.AuthType != authType {
+		return nil, fmt.Errorf("%w: record belongs to auth type %q", ErrTampered, env.AuthType)
+	}
+	return &Record{
+		Version:  env.Version,
+		AuthType: env.AuthType,
+		Seq:      env.Seq,
+		Written:  env.Written,
+		Auth:     env.Auth,
+	}, nil
+}
+
+// recordMAC is HMAC-SHA-256 over an unambiguous encoding of every field
+// but the MAC itself.
+func recordMAC(key []byte, env *envelope) []byte {
+	m := hmac.New(sha256.New, key)
+	var b [8]byte
+	put := func(data []byte) {
+		binary.BigEndian.PutUint64(b[:], uint64(len(data)))
+		m.Write(b[:])
+		m.Write(data)
+	}
+	put([]byte("sessionstore record"))
+	binary.BigEndian.PutUint64(b[:], uint64(env.Version))
+	m.Write(b[:])
+	put([]byte(env.AuthType))
+	binary.BigEndian.PutUint64(b[:], env.Seq)
+	m.Write(b[:])
+	binary.BigEndian.PutUint64(b[:], uint64(env.Written.UnixNano()))
+	m.Write(b[:])
+	put(env.Auth)
+	return m.Sum(nil)
+}

@@ -1,0 +1,192 @@
+package filestore
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// An AuthObject is one stored session: what an OAuth 2 token endpoint
+// returned, with an absolute expiry, plus Podio's ref and transfer token.
+//
+// Its tokens never appear in fmt output (%v, %+v, %#v, %s) nor in log/slog
+// output: they print as "[redacted]". encoding/json, which the store uses,
+// sees every field.
+type AuthObject struct {
+	AccessToken   string         `json:"access_token"`
+	RefreshToken  string         `json:"refresh_token,omitempty"`
+	TokenType     string         `json:"token_type,omitempty"`
+	Expiry        time.Time      `json:"expiry,omitzero"` // absolute, never relative
+	Scope         string         `json:"scope,omitempty"`
+	Ref           Ref            `json:"ref,omitzero"` // Podio: {type:"user", id:123}
+	TransferToken string         `json:"transfer_token,omitempty"`
+	Extra         map[string]any `json:"extra,omitempty"`
+}
+
+// Ref is what a Podio session authenticates as: {type:"user", id:123} or
+// {type:"app", id:456}.
+type Ref struct {
+	Type string `json:"type"`
+	ID   int64  `json:"id"`
+}
+
+const redacted = "[redacted]"
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// String returns a description of a without its tokens.
+func (a AuthObject) String() string {
+	return fmt.Sprintf("{AccessToken:%s RefreshToken:%s TokenType:%s Expiry:%s Scope:%s Ref:%s TransferToken:%s Extra:%s}",
+		redact(a.AccessToken), redact(a.RefreshToken), a.TokenType, a.Expiry.Format(time.RFC3339),
+		a.Scope, a.Ref, redact(a.TransferToken), extraKeys(a.Extra))
+}
+
+// GoString is String for %#v.
+func (a AuthObject) GoString() string { return "filestore.AuthObject" + a.String() }
+
+// Format implements fmt.Formatter so that no verb prints a token.
+func (a AuthObject) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, a.GoString())
+		return
+	}
+	fmt.Fprint(f, a.String())
+}
+
+// LogValue implements slog.LogValuer: tokens are redacted, Extra shows its
+// keys only.
+func (a AuthObject) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("access_token", redact(a.AccessToken)),
+		slog.String("refresh_token", redact(a.RefreshToken)),
+		slog.String("token_type", a.TokenType),
+		slog.Time("expiry", a.Expiry),
+		slog.String("scope", a.Scope),
+		slog.String("ref", a.Ref.String()),
+		slog.String("transfer_token", redact(a.TransferToken)),
+		slog.Any("extra_keys", slices.Sorted(maps.Keys(a.Extra))),
+	)
+}
+
+// extraKeys shows which extra fields there are, not their values, which
+// may be tokens too (an id_token, say).
+func extraKeys(m map[string]any) string {
+	if len(m) == 0 {
+		return "[]"
+	}
+	return fmt.Sprint(slices.Sorted(maps.Keys(m)))
+}
+
+func (r Ref) String() string {
+	if r == (Ref{}) {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", r.Type, r.ID)
+}
+
+// Token returns a as an *oauth2.Token. Scope, Ref, TransferToken and Extra
+// are reachable through the token's Extra method.
+func (a AuthObject) Token() *oauth2.Token {
+	t := &oauth2.Token{
+		AccessToken:  a.AccessToken,
+		TokenType:    a.TokenType,
+		RefreshToken: a.RefreshToken,
+		Expiry:       a.Expiry,
+	}
+	extra := make(map[string]any, len(a.Extra)+3)
+	for k, v := range a.Extra {
+		extra[k] = v
+	}
+	if a.Scope != "" {
+		extra["scope"] = a.Scope
+	}
+	if a.Ref != (Ref{}) {
+		extra["ref"] = map[string]any{"type": a.Ref.Type, "id": a.Ref.ID}
+	}
+	if a.TransferToken != "" {
+		extra["transfer_token"] = a.TransferToken
+	}
+	if len(extra) == 0 {
+		return t
+	}
+	return t.WithExtra(extra)
+}
+
+// FromToken returns the AuthObject of t. It reads the token response's
+// scope, Podio's ref ({"type":"user","id":1}) and transfer_token from
+// t.Extra; other extra fields cannot be enumerated through *oauth2.Token
+// and are not kept.
+func FromToken(t *oauth2.Token) AuthObject {
+	if t == nil {
+		return AuthObject{}
+	}
+	a := AuthObject{
+		AccessToken:  t.AccessToken,
+		RefreshToken: t.RefreshToken,
+		TokenType:    t.TokenType,
+		Expiry:       t.Expiry,
+	}
+	if s, ok := t.Extra("scope").(string); ok {
+		a.Scope = s
+	}
+	if s, ok := t.Extra("transfer_token").(string); ok {
+		a.TransferToken = s
+	}
+	a.Ref = refOf(t.Extra("ref"))
+	return a
+}
+
+// refOf reads a Podio ref from a decoded JSON value.
+func refOf(v any) Ref {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return Ref{}
+	}
+	var r Ref
+	r.Type, _ = m["type"].(string)
+	switch id := m["id"].(type) {
+	case float64:
+		r.ID = int64(id)
+	case int64:
+		r.ID = id
+	case int:
+		r.ID = int64(id)
+	}
+	return r
+}
+
+// clone returns a copy of a that shares no mutable state with it.
+func (a AuthObject) clone() AuthObject {
+	if a.Extra != nil {
+		a.Extra = deepCopy(a.Extra).(map[string]any)
+	}
+	return a
+}
+
+// deepCopy copies the maps and slices of a decoded JSON value.
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = deepCopy(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(v))
+		for i, e := range v {
+			s[i] = deepCopy(e)
+		}
+		return s
+	}
+	return v
+}

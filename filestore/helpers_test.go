@@ -1,0 +1,99 @@
+package filestore_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/filestore"
+)
+
+// A mode is one of the two ways a Store keeps its cache coherent; every
+// behaviour test runs in both.
+type mode struct {
+	name string
+	opts []filestore.Option
+}
+
+var modes = []mode{
+	{"watch", nil},
+	{"nowatch", []filestore.Option{filestore.WithoutWatcher()}},
+}
+
+func forEachMode(t *testing.T, f func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { f(t, m) })
+	}
+}
+
+// newKeyFile writes a freshly generated key file (mode 0600) into a temp
+// directory and returns its path.
+func newKeyFile(t testing.TB, pq bool) string {
+	t.Helper()
+	k, err := crypto.GenerateKeyring(pq)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "sessionstore.key")
+	require.NoError(t, crypto.CreateKeyFile(path, k))
+	return path
+}
+
+// testKeyFile copies a test-only key from testdata/keys, with mode 0600
+// (git does not keep modes).
+func testKeyFile(t testing.TB, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "keys", name))
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	return path
+}
+
+// openStore opens a Store on dir with keyFile and the mode's options,
+// closed at the end of the test.
+func openStore(t testing.TB, dir, keyFile string, opts ...filestore.Option) *filestore.Store {
+	t.Helper()
+	s, err := filestore.Open(dir, append([]filestore.Option{filestore.WithKeyFile(keyFile)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func ctxT(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func sampleAuth() filestore.AuthObject {
+	return filestore.AuthObject{
+		AccessToken:   "at-SECRET-access",
+		RefreshToken:  "rt-SECRET-refresh",
+		TokenType:     "Bearer",
+		Expiry:        time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC),
+		Scope:         "global:all",
+		Ref:           filestore.Ref{Type: "user", ID: 123},
+		TransferToken: "tt-SECRET-transfer",
+	}
+}
+
+// secrets are the token strings no error or log line may contain.
+var secrets = []string{"SECRET", "AGE-SECRET-KEY"}
+
+// waitFor polls cond every millisecond until it holds or 10 s pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

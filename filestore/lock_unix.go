@@ -1,0 +1,11 @@
+//go:build !windows
+
+package filestore
+
+import (
+	"os"
+	"syscall"
+)
+
+// lockFlag opens a lock file, creating it, never through a symlink.
+const lockFlag = os.O_CREATE | os.O_RDONLY | syscall.O_NOFOLLOW

@@ -1,0 +1,206 @@
+package filestore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/fsutil"
+)
+
+// lockRetry is how often a writer retries a record lock that another
+// writer holds.
+const lockRetry = time.Millisecond
+
+// Set stores auth under authType, replacing what was there, even a record
+// that cannot be opened (corrupt, forged, sealed to a foreign key).
+func (s *Store) Set(ctx context.Context, authType string, auth AuthObject) error {
+	_, err := s.write(ctx, "set", authType, func(*current) (AuthObject, bool, error) {
+		return auth, false, nil
+	})
+	return err
+}
+
+// Update runs fn on the session stored under authType (exists is false if
+// there is none) and stores what it returns, holding the record's lock
+// throughout: no update is lost, across goroutines or processes. If fn
+// returns an error nothing is written and Update returns it. A record that
+// cannot be opened makes Update fail without calling fn.
+func (s *Store) Update(ctx context.Context, authType string,
+	fn func(cur AuthObject, exists bool) (AuthObject, error)) (AuthObject, error) {
+	return s.write(ctx, "update", authType, func(c *current) (AuthObject, bool, error) {
+		if c.err != nil {
+			return AuthObject{}, false, c.err
+		}
+		next, err := fn(c.auth.clone(), c.exists)
+		return next, false, err
+	})
+}
+
+// Delete removes the session stored under authType. Deleting a missing
+// record is not an error. Sequence numbers keep growing across a Delete:
+// a later Set is not a rollback, a replayed older record is.
+func (s *Store) Delete(ctx context.Context, authType string) error {
+	_, err := s.write(ctx, "delete", authType, func(*current) (AuthObject, bool, error) {
+		return AuthObject{}, true, nil
+	})
+	return err
+}
+
+// current is the record a writer found under the lock.
+type current struct {
+	exists bool
+	auth   AuthObject
+	seq    uint64 // 0 if unknown
+	err    error  // the record exists but does not open
+}
+
+// write runs the write protocol of one record: lock, check the keys,
+// read the current record, let fn decide, seal, write durably, unlock.
+func (s *Store) write(ctx context.Context, op, authType string,
+	fn func(*current) (next AuthObject, del bool, err error)) (AuthObject, error) {
+	if err := s.checkOpen(op); err != nil {
+		return AuthObject{}, err
+	}
+	stem, err := stemOf(authType)
+	if err != nil {
+		return AuthObject{}, err
+	}
+	unlock, err := s.lock(ctx, stem)
+	if err != nil {
+		return AuthObject{}, err
+	}
+	defer unlock()
+
+	// A writer never seals to a retired key: reread the key file.
+	if _, err := s.reloadKeys(); err != nil {
+		return AuthObject{}, err
+	}
+	ring := s.keys.Load().ring
+	path := s.recordPath(stem)
+	cur, err := s.readCurrent(ring, authType, path)
+	if err != nil {
+		return AuthObject{}, err
+	}
+	next, del, err := fn(cur)
+	if err != nil {
+		return AuthObject{}, err
+	}
+
+	s.mu.Lock()
+	maxSeq := s.entry(authType).maxSeq
+	s.mu.Unlock()
+	now := s.now()
+	seq := max(cur.seq+1, maxSeq+1, uint64(max(now.UnixNano(), 0)))
+
+	if del {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return AuthObject{}, fmt.Errorf("filestore: %w", err)
+		}
+		if cur.exists {
+			if err := fsutil.SyncDir(s.dir); err != nil {
+				return AuthObject{}, fmt.Errorf("filestore: %w", err)
+			}
+		}
+		s.mu.Lock()
+		e := s.entry(authType)
+		*e = entry{maxSeq: max(e.maxSeq, cur.seq)}
+		s.mu.Unlock()
+		return AuthObject{}, nil
+	}
+
+	authJSON, err := json.Marshal(next)
+	if err != nil {
+		return AuthObject{}, fmt.Errorf("filestore: %s %q: auth object does not encode: %w", op, authType, err)
+	}
+	defer clear(authJSON)
+	if next.Extra != nil {
+		// Cache what a reader will decode (JSON numbers as float64 and so
+		// on), sharing nothing with the caller.
+		if next, err = decodeAuth(authJSON); err != nil {
+			return AuthObject{}, err
+		}
+	}
+	ct, err := ring.Seal(&crypto.Record{AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
+	if err != nil {
+		return AuthObject{}, fmt.Errorf("filestore: %s: %w", path, err)
+	}
+	watching := s.watcher.active()
+	if err := fsutil.WriteFile(s.dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault); err != nil {
+		// The rename may have happened before a later step failed.
+		s.forget(authType)
+		return AuthObject{}, fmt.Errorf("filestore: writing %s: %w", path, err)
+	}
+	s.mu.Lock()
+	e := s.entry(authType)
+	*e = entry{ok: true, auth: next, digest: sha256.Sum256(ct), seq: seq, maxSeq: seq, trusted: watching}
+	s.mu.Unlock()
+	return next.clone(), nil
+}
+
+// readCurrent reads the record a writer is about to replace. A record
+// that does not open is reported in current.err, not as an error: Set
+// replaces it, Update returns it.
+func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*current, error) {
+	data, err := readRecord(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &current{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("filestore: %w", err)
+	}
+	d := sha256.Sum256(data)
+	s.mu.RLock()
+	if e := s.cache[authType]; e != nil && e.ok && e.digest == d {
+		c := &current{exists: true, auth: e.auth, seq: e.seq}
+		s.mu.RUnlock()
+		return c, nil // our own last write, or validated: no decryption
+	}
+	s.mu.RUnlock()
+	rec, _, err := ring.Open(data, authType)
+	if err != nil {
+		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w", path, err)}, nil
+	}
+	a, err := decodeAuth(rec.Auth)
+	if err != nil {
+		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: %w", path, err)}, nil
+	}
+	s.mu.RLock()
+	maxSeq := s.entry0(authType).maxSeq
+	s.mu.RUnlock()
+	if rec.Seq < maxSeq {
+		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, ErrRollback)}, nil
+	}
+	return &current{exists: true, auth: a, seq: rec.Seq}, nil
+}
+
+// entry0 returns name's entry or a zero one, without creating it.
+func (s *Store) entry0(name string) entry {
+	if e := s.cache[name]; e != nil {
+		return *e
+	}
+	return entry{}
+}
+
+// lock takes stem's lock file exclusively, honouring ctx.
+func (s *Store) lock(ctx context.Context, stem string) (unlock func(), err error) {
+	path := filepath.Join(s.dir, stem+lockSuffix)
+	lk := flock.New(path, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
+	ok, err := lk.TryLockContext(ctx, lockRetry)
+	if err != nil || !ok {
+		if err == nil {
+			err = errors.New("not acquired")
+		}
+		return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+	}
+	return func() { lk.Unlock() }, nil
+}

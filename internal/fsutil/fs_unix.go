@@ -1,0 +1,78 @@
+//go:build !windows
+
+package fsutil
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+const oNoFollow = syscall.O_NOFOLLOW
+
+// OpenNoFollow opens path for reading; if path is a symlink it fails
+// instead of following it.
+func OpenNoFollow(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		if pe, ok := err.(*fs.PathError); ok && pe.Err == syscall.ELOOP {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: ErrSymlink}
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// SyncDir fsyncs a directory, so that a rename in it is durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func chmodPrivate(f *os.File) error { return f.Chmod(0o600) }
+
+// CheckPrivateFile returns an error wrapping ErrInsecure if fi is not a
+// regular file, is accessible by group or others, or is owned by another
+// user than the current one or root.
+func CheckPrivateFile(path string, fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%v): %w", path, fi.Mode().Type(), ErrInsecure)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s is accessible by group or others (mode %04o, want 0600): %w", path, perm, ErrInsecure)
+	}
+	return checkOwner(path, fi)
+}
+
+// CheckPrivateDir returns an error wrapping ErrInsecure if fi is not a
+// directory, is writable by group or others, or is owned by another user
+// than the current one or root.
+func CheckPrivateDir(path string, fi fs.FileInfo) error {
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory: %w", path, ErrInsecure)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("%s is writable by group or others (mode %04o, want 0700): %w", path, perm, ErrInsecure)
+	}
+	return checkOwner(path, fi)
+}
+
+func checkOwner(path string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	uid := os.Geteuid()
+	if int(st.Uid) != uid && st.Uid != 0 {
+		return fmt.Errorf("%s is owned by uid %d, not by this user (uid %d) or root: %w", path, st.Uid, uid, ErrInsecure)
+	}
+	return nil
+}

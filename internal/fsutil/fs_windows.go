@@ -1,0 +1,48 @@
+//go:build windows
+
+package fsutil
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+const oNoFollow = 0
+
+// OpenNoFollow opens path for reading; if path is a symlink it fails
+// instead of following it. On Windows the check is an Lstat before the
+// open, which is best effort.
+func OpenNoFollow(path string) (*os.File, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: ErrSymlink}
+	}
+	return os.Open(path)
+}
+
+// SyncDir is a no-op on Windows, where directories cannot be fsynced.
+func SyncDir(dir string) error { return nil }
+
+func chmodPrivate(f *os.File) error { return nil }
+
+// CheckPrivateFile checks that fi is a regular file. Windows has no POSIX
+// modes: access is governed by ACLs, which the user's profile directory
+// already restricts.
+func CheckPrivateFile(path string, fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file: %w", path, ErrInsecure)
+	}
+	return nil
+}
+
+// CheckPrivateDir checks that fi is a directory.
+func CheckPrivateDir(path string, fi fs.FileInfo) error {
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory: %w", path, ErrInsecure)
+	}
+	return nil
+}
