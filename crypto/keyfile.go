@@ -74,4 +74,3 @@ func ReplaceKeyFile(path string, k *Keyring, fault fsutil.FaultFunc) error {
 }
 
 func isWindows() bool { return os.PathSeparator == '\\' }
-

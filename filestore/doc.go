@@ -1,0 +1,49 @@
+// Package filestore keeps OAuth sessions on disk, one age-encrypted file per
+// auth type, shared safely between the goroutines and processes of one
+// host, with keys that can be rotated while those processes run.
+//
+// It is the Go form of the "session manager" of Podio-style Platform SDKs:
+// get(authType) is [Store.Get], set(authObject, authType) is [Store.Set].
+//
+// # Layout
+//
+//	<dir>/                 0700
+//	  server.age           one sealed record (an age file), 0600
+//	  server.lock          empty flock target, 0600, never deleted
+//	  .server.tmp-0        a write in progress (removed on success or failure)
+//
+// An auth type is any non-empty UTF-8 string of at most 200 bytes without
+// NUL. Its file stem is the name with every byte outside [a-z0-9._-]
+// written as %xx, and a leading "." as %2e: no name can reach outside the
+// directory, look like a temp file, or collide with another on a
+// case-insensitive file system.
+//
+// # Concurrency
+//
+// Writers (Set, Update, Delete) take the record's lock file, read the
+// current record, write a temp file, fsync it, rename it over the record and
+// fsync the directory. Update runs its function under that lock. The temp
+// file's name is fixed per record: only the lock holder writes it, so a
+// leftover from a crashed writer is removed by the next writer in O(1).
+//
+// Readers never lock: rename makes every record whole. A Get serves its
+// value from memory once an fsnotify watcher on the directory vouches for
+// it; the watcher starts on the first Get that finds a cached entry, so a
+// short-lived process never pays for it, and Close does not wait for it.
+// Until then, and where the directory cannot be watched (or
+// [WithoutWatcher]), Get validates the cached entry against the bytes of
+// the file.
+//
+// # Keys
+//
+// The key file is a standard age identity file; see package crypto. The
+// Store rereads it under the record lock before every write, so it never
+// seals to a retired key, and once more when a record does not open (a
+// rotation may just have happened). [Rotate] rotates the key while other
+// processes keep working; cmd/rekey is its command line.
+//
+// # Errors
+//
+// Errors wrap the sentinels below (test with errors.Is), name the file they
+// concern and never carry a secret. AuthObject never prints its tokens.
+package filestore
