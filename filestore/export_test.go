@@ -1,6 +1,8 @@
 package filestore
 
 import (
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
@@ -18,3 +20,22 @@ var (
 	StemOf = stemOf
 	NameOf = nameOf
 )
+
+// WatcherStarted reports whether s ever tried to start its watcher.
+func (s *Store) WatcherStarted() bool {
+	s.watcher.mu.Lock()
+	defer s.watcher.mu.Unlock()
+	return s.watcher.started
+}
+
+// Reads and Opens count record files read and records decrypted.
+func (s *Store) Reads() uint64 { return s.reads.Load() }
+func (s *Store) Opens() uint64 { return s.opens.Load() }
+
+// WithWatcherFactory replaces fsnotify.NewWatcher (tests only).
+func WithWatcherFactory(f func() (*fsnotify.Watcher, error)) Option {
+	return func(o *options) { o.watcher = f }
+}
+
+// Overflow feeds s the error fsnotify reports when events were lost.
+func (s *Store) Overflow() { s.handleWatchError(fsnotify.ErrEventOverflow) }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
@@ -59,6 +60,10 @@ type Store struct {
 	// change of it is not trusted (see entry.trusted).
 	events  atomic.Uint64
 	watcher watchState
+
+	// Counters for tests and debugging: record files read, records
+	// decrypted.
+	reads, opens atomic.Uint64
 }
 
 // keyState is a loaded keyring and a digest of the files it came from.
@@ -89,6 +94,7 @@ type options struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	fault   fsutil.FaultFunc
+	watcher func() (*fsnotify.Watcher, error)
 }
 
 // WithKeyFile reads the keys from an age identity file (and its
@@ -149,6 +155,10 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		now:   o.now,
 		fault: o.fault,
 		cache: make(map[string]*entry),
+	}
+	s.watcher.newWatcher = o.watcher
+	if s.watcher.newWatcher == nil {
+		s.watcher.newWatcher = fsnotify.NewWatcher
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -284,6 +294,7 @@ func (s *Store) load(name, stem string) (AuthObject, error) {
 	path := s.recordPath(stem)
 	watching := s.watcher.active()
 	before := s.events.Load()
+	s.reads.Add(1)
 	data, err := readRecord(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -349,6 +360,7 @@ func (s *Store) forget(name string) {
 // file is reloaded once and the record tried again: a rotation may just
 // have happened.
 func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
+	s.opens.Add(1)
 	rec, _, err := s.keys.Load().ring.Open(data, name)
 	if errors.Is(err, ErrWrongKey) {
 		if changed, rerr := s.reloadKeys(); rerr == nil && changed {

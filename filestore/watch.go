@@ -19,7 +19,8 @@ import (
 // network file systems, WithoutWatcher), every Get validates its cached
 // entry against the record file's bytes.
 type watchState struct {
-	on atomic.Bool // the watches are in place: entries may be trusted
+	newWatcher func() (*fsnotify.Watcher, error)
+	on         atomic.Bool // the watches are in place: entries may be trusted
 
 	mu      sync.Mutex // guards started, stopped, w
 	started bool
@@ -57,7 +58,7 @@ func (ws *watchState) stop() {
 }
 
 func (ws *watchState) run(s *Store) {
-	w, err := fsnotify.NewWatcher()
+	w, err := ws.newWatcher()
 	if err != nil {
 		s.log.Warn("sessionstore: no watcher, validating every read against the file", "dir", s.dir, "err", err)
 		return
@@ -104,13 +105,7 @@ func (ws *watchState) run(s *Store) {
 			if !ok {
 				return
 			}
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				// Events were lost: any record may have changed.
-				s.events.Add(1)
-				s.dropAll()
-				continue
-			}
-			s.log.Warn("sessionstore: watcher error", "dir", s.dir, "err", err)
+			s.handleWatchError(err)
 		}
 	}
 }
@@ -134,6 +129,17 @@ func (s *Store) handleEvent(ev fsnotify.Event) bool {
 	return true
 }
 
+// handleWatchError applies an error from the watcher. An overflow means
+// events were lost: any record may have changed.
+func (s *Store) handleWatchError(err error) {
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		s.events.Add(1)
+		s.dropAll()
+		return
+	}
+	s.log.Warn("sessionstore: watcher error", "dir", s.dir, "err", err)
+}
+
 // invalidate drops authType's cached value unless the file still holds
 // exactly the cached bytes (the Store's own write keeps its entry).
 func (s *Store) invalidate(authType, path string) {
@@ -145,6 +151,7 @@ func (s *Store) invalidate(authType, path string) {
 	if !cached {
 		return
 	}
+	s.reads.Add(1)
 	data, err := readRecord(path)
 	present := err == nil
 	d := sha256.Sum256(data)

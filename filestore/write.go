@@ -151,6 +151,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 // that does not open is reported in current.err, not as an error: Set
 // replaces it, Update returns it.
 func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*current, error) {
+	s.reads.Add(1)
 	data, err := readRecord(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &current{}, nil
@@ -166,6 +167,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 		return c, nil // our own last write, or validated: no decryption
 	}
 	s.mu.RUnlock()
+	s.opens.Add(1)
 	rec, _, err := ring.Open(data, authType)
 	if err != nil {
 		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w", path, err)}, nil

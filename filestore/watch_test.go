@@ -1,0 +1,242 @@
+package filestore_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/filestore"
+)
+
+// warm makes s cache authType and, in watch mode, waits until the watcher
+// vouches for the entry, so that the next Get is a pure memory hit.
+func warm(t *testing.T, s *filestore.Store, authType string, watch bool) {
+	t.Helper()
+	ctx := ctxT(t)
+	_, err := s.Get(ctx, authType)
+	require.NoError(t, err)
+	_, err = s.Get(ctx, authType) // a second Get starts the watcher
+	require.NoError(t, err)
+	if watch {
+		waitFor(t, "the watcher", s.Watching)
+		_, err = s.Get(ctx, authType) // validated after the watch: trusted
+		require.NoError(t, err)
+	}
+}
+
+func TestOtherStoresWritesAreSeen(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := ctxT(t)
+		dir, key := t.TempDir(), newKeyFile(t, false)
+		reader, writer := openStore(t, dir, key, m.opts...), openStore(t, dir, key, m.opts...)
+		require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "v0"}))
+		warm(t, reader, "server", m.name == "watch")
+		for _, v := range []string{"v1", "v2", "v3"} {
+			require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: v}))
+			waitFor(t, v, func() bool {
+				got, err := reader.Get(ctx, "server")
+				require.NoError(t, err)
+				return got.AccessToken == v
+			})
+		}
+		require.NoError(t, writer.Delete(ctx, "server"))
+		waitFor(t, "the delete", func() bool {
+			_, err := reader.Get(ctx, "server")
+			return errors.Is(err, filestore.ErrNotFound)
+		})
+	})
+}
+
+// Without a watcher, a change is seen by the very next Get: it compares
+// the file's bytes, not a stat (inodes are reused, mtimes coarse).
+func TestFallbackSeesChangeAtNextGet(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	reader := openStore(t, dir, key, filestore.WithoutWatcher())
+	writer := openStore(t, dir, key, filestore.WithoutWatcher())
+	require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "aaaa"}))
+	warm(t, reader, "server", false)
+	fi0, err := os.Stat(filepath.Join(dir, "server.age"))
+	require.NoError(t, err)
+	require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "bbbb"}))
+	// Same size, and make the mtime equal too: a stat cannot tell.
+	require.NoError(t, os.Chtimes(filepath.Join(dir, "server.age"), fi0.ModTime(), fi0.ModTime()))
+	got, err := reader.Get(ctx, "server")
+	require.NoError(t, err)
+	assert.Equal(t, "bbbb", got.AccessToken)
+	assert.False(t, reader.WatcherStarted(), "WithoutWatcher never starts fsnotify")
+}
+
+func TestOwnWriteKeepsItsEntry(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := ctxT(t)
+		s := openStore(t, t.TempDir(), newKeyFile(t, false), m.opts...)
+		require.NoError(t, s.Set(ctx, "server", filestore.AuthObject{AccessToken: "v0"}))
+		warm(t, s, "server", m.name == "watch")
+		opens := s.Opens()
+		for _, v := range []string{"v1", "v2", "v3"} {
+			require.NoError(t, s.Set(ctx, "server", filestore.AuthObject{AccessToken: v}))
+			got, err := s.Get(ctx, "server")
+			require.NoError(t, err)
+			assert.Equal(t, v, got.AccessToken)
+		}
+		assert.Equal(t, opens, s.Opens(), "Set then Get never decrypts the Store's own record")
+	})
+}
+
+func TestTrustedHitIsMemoryOnly(t *testing.T) {
+	ctx := ctxT(t)
+	s := openStore(t, t.TempDir(), newKeyFile(t, false))
+	require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+	warm(t, s, "server", true)
+	reads := s.Reads()
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := s.Get(ctx, "server"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, allocs, "a cache hit allocates nothing")
+	assert.Equal(t, reads, s.Reads(), "a cache hit reads no file")
+
+	// With Extra, the caller's copy costs allocations, still no I/O.
+	a := sampleAuth()
+	a.Extra = map[string]any{"k": "v"}
+	require.NoError(t, s.Set(ctx, "extra", a))
+	warm(t, s, "extra", true)
+	reads = s.Reads()
+	got, err := s.Get(ctx, "extra")
+	require.NoError(t, err)
+	assert.Equal(t, a, got)
+	assert.Equal(t, reads, s.Reads())
+}
+
+func TestShortLivedProcessNeverStartsWatcher(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	w := openStore(t, dir, key)
+	require.NoError(t, w.Set(ctx, "server", sampleAuth()))
+
+	s, err := filestore.Open(dir, filestore.WithKeyFile(key))
+	require.NoError(t, err)
+	_, err = s.Get(ctx, "server")
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	assert.False(t, s.WatcherStarted(), "Open + Get + Close pays for no watcher")
+}
+
+func TestWatcherUnavailableFallsBack(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	noInotify := filestore.WithWatcherFactory(func() (*fsnotify.Watcher, error) {
+		return nil, errors.New("too many open files")
+	})
+	reader := openStore(t, dir, key, noInotify)
+	writer := openStore(t, dir, key)
+	require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "v0"}))
+	warm(t, reader, "server", false)
+	require.True(t, reader.WatcherStarted())
+	require.False(t, reader.Watching())
+	require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "v1"}))
+	got, err := reader.Get(ctx, "server")
+	require.NoError(t, err)
+	assert.Equal(t, "v1", got.AccessToken, "without a watcher the next Get sees the change")
+}
+
+func TestOverflowDropsTheCache(t *testing.T) {
+	ctx := ctxT(t)
+	s := openStore(t, t.TempDir(), newKeyFile(t, false))
+	require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+	warm(t, s, "server", true)
+	reads := s.Reads()
+	s.Overflow()
+	_, err := s.Get(ctx, "server")
+	require.NoError(t, err)
+	assert.Greater(t, s.Reads(), reads, "after an overflow the next Get goes to the file")
+}
+
+// rewriteKeyFile atomically replaces the key file with k, as rekey does.
+func rewriteKeyFile(t *testing.T, path string, k *crypto.Keyring) {
+	t.Helper()
+	require.NoError(t, crypto.ReplaceKeyFile(path, k, nil))
+}
+
+func TestKeyFileChangeIsFollowed(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := ctxT(t)
+		dir, key := t.TempDir(), newKeyFile(t, false)
+		s := openStore(t, dir, key, m.opts...)
+		require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+		warm(t, s, "server", m.name == "watch")
+		old := s.Keyring()
+
+		// Rotation step 1: the new primary first, the old key after it.
+		id, err := crypto.GenerateIdentity(false)
+		require.NoError(t, err)
+		rotated, err := old.Rotate(id)
+		require.NoError(t, err)
+		rewriteKeyFile(t, key, rotated)
+		if m.name == "watch" {
+			waitFor(t, "the key reload", func() bool { return s.Keyring().PublicKey(0) == rotated.PublicKey(0) })
+		}
+
+		// A writer never seals to a retired key: it checks under the lock.
+		require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+		assert.Equal(t, rotated.PublicKey(0), s.Keyring().PublicKey(0))
+		data, err := os.ReadFile(filepath.Join(dir, "server.age"))
+		require.NoError(t, err)
+		_, idx, err := rotated.PrimaryOnly().Open(data, "server")
+		require.NoError(t, err, "sealed to the new primary")
+		assert.Equal(t, 0, idx)
+	})
+}
+
+// A record that does not open with the loaded keys makes the Store reload
+// the key file once and retry: a rotation may just have happened.
+func TestWrongKeyReloadsOnceAndRetries(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	reader := openStore(t, dir, key, filestore.WithoutWatcher())
+
+	newRing, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	rotated, err := newRing.Rotate(newRing.Primary())
+	require.NoError(t, err)
+	rewriteKeyFile(t, key, rotated) // the old key is retired entirely
+	writer := openStore(t, dir, key)
+	require.NoError(t, writer.Set(ctx, "server", sampleAuth()))
+
+	got, err := reader.Get(ctx, "server")
+	require.NoError(t, err, "the reader reloads the key file and opens the record")
+	assert.Equal(t, sampleAuth(), got)
+
+	// A record no key opens, even after the reload, is ErrWrongKey.
+	foreign, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	ct, err := foreign.Seal(&crypto.Record{AuthType: "client", Seq: 1, Auth: []byte(`{"access_token":"x"}`)})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "client.age"), ct, 0o600))
+	_, err = reader.Get(ctx, "client")
+	assert.ErrorIs(t, err, filestore.ErrWrongKey)
+}
+
+func TestBrokenKeyFileRewriteKeepsLoadedKeys(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	s := openStore(t, dir, key)
+	require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+	warm(t, s, "server", true)
+	pub := s.Keyring().PublicKey(0)
+	require.NoError(t, os.WriteFile(key, []byte("# no identity here\n"), 0o600))
+	err := s.Set(ctx, "server", sampleAuth())
+	assert.Error(t, err, "a writer refuses to seal when the key file does not load")
+	assert.Equal(t, pub, s.Keyring().PublicKey(0))
+	got, err := s.Get(ctx, "server")
+	require.NoError(t, err, "reads go on with the loaded keys")
+	assert.Equal(t, sampleAuth(), got)
+}
