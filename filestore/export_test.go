@@ -39,3 +39,13 @@ func WithWatcherFactory(f func() (*fsnotify.Watcher, error)) Option {
 
 // Overflow feeds s the error fsnotify reports when events were lost.
 func (s *Store) Overflow() { s.handleWatchError(fsnotify.ErrEventOverflow) }
+
+// WatchList returns the paths s's watcher watches.
+func (s *Store) WatchList() []string {
+	s.watcher.mu.Lock()
+	defer s.watcher.mu.Unlock()
+	if s.watcher.w == nil {
+		return nil
+	}
+	return s.watcher.w.WatchList()
+}

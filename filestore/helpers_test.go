@@ -2,6 +2,7 @@ package filestore_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -96,4 +97,13 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// sealFor seals sampleAuth for name with ring, as a Store would.
+func sealFor(ring *crypto.Keyring, name string) ([]byte, error) {
+	data, err := json.Marshal(sampleAuth())
+	if err != nil {
+		return nil, err
+	}
+	return ring.Seal(&crypto.Record{AuthType: name, Seq: 1, Written: time.Now(), Auth: data})
 }
