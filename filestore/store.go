@@ -418,10 +418,14 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	if err := s.checkOpen("list"); err != nil {
 		return nil, err
 	}
+	return listDir(ctx, s.dir)
+}
+
+func listDir(ctx context.Context, dir string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	des, err := os.ReadDir(s.dir)
+	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
 	}

@@ -195,9 +195,14 @@ func (s *Store) entry0(name string) entry {
 
 // lock takes stem's lock file exclusively, honouring ctx.
 func (s *Store) lock(ctx context.Context, stem string) (unlock func(), err error) {
-	path := filepath.Join(s.dir, stem+lockSuffix)
+	return lockFile(ctx, filepath.Join(s.dir, stem+lockSuffix), lockRetry)
+}
+
+// lockFile takes the flock on path (creating it 0600, never through a
+// symlink), retrying every retry until ctx is done.
+func lockFile(ctx context.Context, path string, retry time.Duration) (unlock func(), err error) {
 	lk := flock.New(path, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
-	ok, err := lk.TryLockContext(ctx, lockRetry)
+	ok, err := lk.TryLockContext(ctx, retry)
 	if err != nil || !ok {
 		if err == nil {
 			err = errors.New("not acquired")

@@ -1,0 +1,273 @@
+// Command rekey creates and rotates sessionstore keys, and checks which key
+// each record is sealed to.
+//
+//	rekey -init -key FILE [-pq]
+//	rekey -key FILE -dir DIR [-dir DIR…] [-pq] [-keep-old] [-dry-run] [-j N]
+//	rekey -check -key FILE -dir DIR [-dir DIR…] [-json] [-j N]
+//
+// Rotation is safe while other processes use the store: see
+// filestore.Rotate for the protocol. Run "rekey -h" for the full usage.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/filestore"
+)
+
+const usage = `Usage:
+    rekey -init -key FILE [-pq]
+    rekey -key FILE -dir DIR [-dir DIR...] [-pq] [-keep-old] [-dry-run] [-j N]
+    rekey -check -key FILE -dir DIR [-dir DIR...] [-json] [-j N]
+
+Options:
+    -init       Create FILE with a new identity (age-keygen's format, mode
+                0600). Refuses to overwrite an existing file.
+    -key FILE   The age identity file. The first identity is the primary.
+                Defaults to $SESSIONSTORE_KEY_FILE, else
+                $CREDENTIALS_DIRECTORY/sessionstore.key.
+    -dir DIR    A store directory. Repeat for several.
+    -check      Report each record; exit 0 if and only if all of them open
+                with the primary.
+    -json       With -check, print one JSON object per record (never a token).
+    -pq         Make the new identity post-quantum (ML-KEM-768+X25519).
+    -keep-old   Keep the old identities, decrypt-only, after rotating.
+    -dry-run    Say what would change and change nothing; exit 1 where the
+                rotation would fail.
+    -j N        Records processed in parallel (default 1).
+    -version    Print the version.
+
+Rotation writes the key file with a new primary first and the old keys after
+it, reseals every record under its lock, checks that every record opens with
+the new primary alone, then removes the old keys (unless -keep-old). Running
+processes keep working throughout. If rekey is interrupted, run it again.
+
+Examples:
+    $ rekey -init -key /etc/myapp/sessionstore.key
+    Public key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+
+    $ rekey -key /etc/myapp/sessionstore.key -dir /var/lib/myapp/sessions
+    $ rekey -check -json -key /etc/myapp/sessionstore.key -dir /var/lib/myapp/sessions
+`
+
+// dirList is a repeatable -dir flag.
+type dirList []string
+
+func (d *dirList) String() string     { return strings.Join(*d, ",") }
+func (d *dirList) Set(v string) error { *d = append(*d, v); return nil }
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is rekey with its arguments and outputs; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		initFlag, check, jsonOut, pq, keepOld, dryRun, version bool
+		keyFile                                                string
+		dirs                                                   dirList
+		workers                                                int
+	)
+	fs.BoolVar(&initFlag, "init", false, "")
+	fs.StringVar(&keyFile, "key", "", "")
+	fs.Var(&dirs, "dir", "")
+	fs.BoolVar(&check, "check", false, "")
+	fs.BoolVar(&jsonOut, "json", false, "")
+	fs.BoolVar(&pq, "pq", false, "")
+	fs.BoolVar(&keepOld, "keep-old", false, "")
+	fs.BoolVar(&dryRun, "dry-run", false, "")
+	fs.IntVar(&workers, "j", 1, "")
+	fs.BoolVar(&version, "version", false, "")
+
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "rekey: error: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "rekey: run \"rekey -h\" for usage\n")
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return usageErr("%v", err)
+	}
+	if version {
+		fmt.Fprintln(stdout, buildVersion())
+		return 0
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	case initFlag && check:
+		return usageErr("-init and -check do not go together")
+	case initFlag && len(dirs) > 0:
+		return usageErr("-init takes no -dir")
+	case !initFlag && len(dirs) == 0:
+		if len(args) == 0 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return usageErr("no store directory: give at least one -dir")
+	case jsonOut && !check:
+		return usageErr("-json goes with -check")
+	case check && (pq || keepOld || dryRun):
+		return usageErr("-check takes no -pq, -keep-old or -dry-run")
+	case workers < 1:
+		return usageErr("-j must be at least 1")
+	}
+	if keyFile == "" {
+		var err error
+		if keyFile, err = filestore.DefaultKeyFile(); err != nil {
+			return usageErr("no -key given, and %v", strings.TrimPrefix(err.Error(), "filestore: "))
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "rekey: error: %v\n", err)
+		return 1
+	}
+	switch {
+	case initFlag:
+		return runInit(keyFile, pq, stderr, fail)
+	case check:
+		return runCheck(ctx, keyFile, dirs, workers, jsonOut, stdout, fail)
+	default:
+		return runRotate(ctx, keyFile, dirs, filestore.RotateOptions{
+			PostQuantum: pq, KeepOld: keepOld, DryRun: dryRun, Workers: workers,
+			Progress: progressLine(stderr),
+		}, stdout, fail)
+	}
+}
+
+func runInit(keyFile string, pq bool, stderr io.Writer, fail func(error) int) int {
+	k, err := crypto.GenerateKeyring(pq)
+	if err != nil {
+		return fail(err)
+	}
+	if err := crypto.CreateKeyFile(keyFile, k); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(stderr, "Public key: %s\n", k.PublicKey(0))
+	return 0
+}
+
+func runCheck(ctx context.Context, keyFile string, dirs []string, workers int, jsonOut bool, stdout io.Writer, fail func(error) int) int {
+	statuses, err := filestore.Check(ctx, keyFile, dirs, workers)
+	if err != nil {
+		return fail(err)
+	}
+	bad := 0
+	enc := json.NewEncoder(stdout)
+	for _, st := range statuses {
+		if st.Err != nil || st.Key != 0 {
+			bad++
+		}
+		if jsonOut {
+			if err := enc.Encode(st); err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		fmt.Fprintln(stdout, describe(st))
+	}
+	if bad > 0 {
+		return fail(fmt.Errorf("%d of %d records are not under the primary key", bad, len(statuses)))
+	}
+	if !jsonOut {
+		fmt.Fprintf(stdout, "all %d records open with the primary key\n", len(statuses))
+	}
+	return 0
+}
+
+// describe is one line of -check's text output.
+func describe(st filestore.RecordStatus) string {
+	switch {
+	case st.Err != nil:
+		return fmt.Sprintf("FAIL     %s: %v", st.File, st.Err)
+	case st.Key == 0:
+		return fmt.Sprintf("primary  %s (seq %d, written %s)", st.File, st.Seq, st.Written.Format("2006-01-02T15:04:05Z07:00"))
+	default:
+		return fmt.Sprintf("OLD KEY  %s: sealed to decrypt-only key %d (%s)", st.File, st.Key, st.PublicKey)
+	}
+}
+
+func runRotate(ctx context.Context, keyFile string, dirs []string, opts filestore.RotateOptions, stdout io.Writer, fail func(error) int) int {
+	rep, err := filestore.Rotate(ctx, keyFile, dirs, opts)
+	if rep != nil {
+		for _, st := range rep.Records {
+			if st.Err != nil {
+				fmt.Fprintf(stdout, "FAIL     %s: %v\n", st.File, st.Err)
+			}
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if opts.DryRun {
+		fmt.Fprintf(stdout, "dry run: would make a new %s primary key and reseal %d records; nothing changed\n", kind(opts.PostQuantum), len(rep.Records))
+		return 0
+	}
+	resealed := 0
+	for _, st := range rep.Records {
+		if st.Resealed {
+			resealed++
+		}
+	}
+	fmt.Fprintf(stdout, "new primary key: %s\n", rep.NewPublicKey)
+	fmt.Fprintf(stdout, "resealed %d of %d records; all open with the new key\n", resealed, len(rep.Records))
+	if rep.Retired > 0 {
+		fmt.Fprintf(stdout, "retired %d old key(s)\n", rep.Retired)
+	} else {
+		fmt.Fprintf(stdout, "old keys kept, decrypt-only\n")
+	}
+	return 0
+}
+
+func kind(pq bool) string {
+	if pq {
+		return "post-quantum"
+	}
+	return "X25519"
+}
+
+// progressLine reports resealing progress on stderr when it is a terminal
+// and there are many records.
+func progressLine(stderr io.Writer) func(filestore.RotateEvent) {
+	f, ok := stderr.(*os.File)
+	if !ok {
+		return nil
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return func(ev filestore.RotateEvent) {
+		if ev.Total < 100 {
+			return
+		}
+		switch {
+		case ev.Step == "resealed" && (ev.Done%100 == 0 || ev.Done == ev.Total):
+			fmt.Fprintf(f, "\rrekey: resealed %d/%d", ev.Done, ev.Total)
+		case ev.Step == "verified":
+			fmt.Fprintf(f, "\rrekey: verified %d records    \n", ev.Total)
+		}
+	}
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(unknown)"
+}

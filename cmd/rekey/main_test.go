@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/filestore"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"rekey": main})
+}
+
+// TestScripts runs the command-line tests in testdata/*.txt.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"seed":    cmdSeed,
+			"get":     cmdGet,
+			"foreign": cmdForeign,
+		},
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("SESSIONSTORE_KEY_FILE", "")
+			env.Setenv("CREDENTIALS_DIRECTORY", "")
+			return nil
+		},
+	})
+}
+
+func ctx5s() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Second)
+}
+
+// seed KEY DIR N: store N sessions rec-0 … rec-(N-1) in DIR.
+func cmdSeed(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: seed KEY DIR N")
+	}
+	n, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	s, err := filestore.Open(ts.MkAbs(args[1]), filestore.WithKeyFile(ts.MkAbs(args[0])), filestore.WithoutWatcher())
+	ts.Check(err)
+	defer s.Close()
+	ctx, cancel := ctx5s()
+	defer cancel()
+	for i := range n {
+		ts.Check(s.Set(ctx, "rec-"+strconv.Itoa(i), filestore.AuthObject{AccessToken: "token-" + strconv.Itoa(i)}))
+	}
+}
+
+// get KEY DIR NAME: print the session's access token.
+func cmdGet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: get KEY DIR NAME")
+	}
+	s, err := filestore.Open(ts.MkAbs(args[1]), filestore.WithKeyFile(ts.MkAbs(args[0])), filestore.WithoutWatcher())
+	ts.Check(err)
+	defer s.Close()
+	ctx, cancel := ctx5s()
+	defer cancel()
+	a, err := s.Get(ctx, args[2])
+	if neg {
+		if err == nil {
+			ts.Fatalf("get %s succeeded", args[2])
+		}
+		ts.Logf("get: %v", err)
+		return
+	}
+	ts.Check(err)
+	ts.Stdout().Write([]byte(a.AccessToken + "\n"))
+}
+
+// foreign DIR NAME: write a record sealed to a key nobody has.
+func cmdForeign(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: foreign DIR NAME")
+	}
+	k, err := crypto.GenerateKeyring(false)
+	ts.Check(err)
+	ct, err := k.Seal(&crypto.Record{AuthType: args[1], Seq: 1, Written: time.Now(), Auth: []byte(`{"access_token":"x"}`)})
+	ts.Check(err)
+	ts.Check(os.WriteFile(filepath.Join(ts.MkAbs(args[0]), args[1]+".age"), ct, 0o600))
+}

@@ -1,0 +1,380 @@
+package filestore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/fsutil"
+)
+
+// RotateOptions configures Rotate.
+type RotateOptions struct {
+	PostQuantum bool // the new primary is an ML-KEM-768+X25519 hybrid identity
+	KeepOld     bool // keep the old identities, decrypt-only, after rotating
+	DryRun      bool // report what would change; change nothing
+	Workers     int  // records resealed in parallel; 0 means 1
+
+	// Progress, if set, is called at each step (never concurrently).
+	Progress func(RotateEvent)
+
+	fault fsutil.FaultFunc // test seam for the key file writes
+}
+
+// A RotateEvent reports the progress of a rotation.
+type RotateEvent struct {
+	Step  string // "key-written", "resealed", "verified", "retired"
+	Done  int    // records done in this step
+	Total int    // records in all
+}
+
+// RecordStatus describes one record, as Check and Rotate see it. It never
+// holds a token.
+type RecordStatus struct {
+	Dir       string    `json:"dir"`
+	AuthType  string    `json:"auth_type"`
+	File      string    `json:"file"`
+	Key       int       `json:"key"`        // index of the identity that opens it; 0 is the primary, -1 none
+	PublicKey string    `json:"public_key"` // that identity's recipient
+	Seq       uint64    `json:"seq"`
+	Written   time.Time `json:"written,omitzero"`
+	Expiry    time.Time `json:"expiry,omitzero"` // the token's
+	Resealed  bool      `json:"resealed,omitempty"`
+	Err       error     `json:"-"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// A RotateReport says what Rotate did.
+type RotateReport struct {
+	NewPublicKey string         // the new primary's recipient
+	Records      []RecordStatus // every record, after the rotation
+	Retired      int            // old identities removed from the key file
+}
+
+// ErrRotationIncomplete is returned (wrapped) by Rotate when some record
+// could not be resealed: the old keys are kept, and the records named.
+var ErrRotationIncomplete = errors.New("rotation incomplete")
+
+// Rotate rotates the key in keyFile over every record in dirs, safely while
+// other processes use them:
+//
+//  1. write the key file with a new primary first and the old identities
+//     after it (atomic, 0600): every process can now read both;
+//  2. reseal each record to the new primary (and the extra recipients)
+//     under the record's lock;
+//  3. check that every record opens with the new primary alone;
+//  4. unless KeepOld, rewrite the key file without the old identities.
+//
+// A crash at any step leaves every record readable with the key file on
+// disk; running Rotate again starts a new rotation that finishes the job.
+// A record that no key opens, or that is forged, is reported, never
+// resealed, and the old keys are then kept (ErrRotationIncomplete).
+// Rotate holds keyFile+".lock" so that two rotations never interleave.
+func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptions) (*RotateReport, error) {
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(RotateEvent) {}
+	}
+	dirs, err := absDirs(dirs)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := lockKeyFile(ctx, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	old, err := crypto.LoadKeyring(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("rotate: %w", err)
+	}
+	id, err := crypto.GenerateIdentity(opts.PostQuantum)
+	if err != nil {
+		return nil, fmt.Errorf("rotate: %w", err)
+	}
+	next, err := old.Rotate(id)
+	if err != nil {
+		// Extra recipients of the other kind: say so, change nothing.
+		return nil, fmt.Errorf("rotate: %s%s: %w", keyFile, crypto.RecipientsSuffix, err)
+	}
+	report := &RotateReport{NewPublicKey: next.PublicKey(0)}
+
+	if opts.DryRun {
+		statuses, err := check(ctx, old, dirs, opts.Workers)
+		if err != nil {
+			return nil, err
+		}
+		report.Records = statuses
+		if bad := failed(statuses); len(bad) > 0 {
+			return report, fmt.Errorf("rotate: %w: %d record(s) would not reseal: %s", ErrRotationIncomplete, len(bad), names(bad))
+		}
+		return report, nil
+	}
+
+	// Step 1: the new primary first, the old identities after it.
+	if err := crypto.ReplaceKeyFile(keyFile, next, opts.fault); err != nil {
+		return nil, fmt.Errorf("rotate: %w", err)
+	}
+	records, err := listAll(ctx, dirs)
+	if err != nil {
+		return nil, err
+	}
+	progress(RotateEvent{Step: "key-written", Total: len(records)})
+
+	// Step 2: reseal each record under its own lock.
+	stores := make(map[string]*Store)
+	for _, d := range dirs {
+		s, err := Open(d, WithKeyFile(keyFile), WithoutWatcher())
+		if err != nil {
+			return nil, fmt.Errorf("rotate: %w", err)
+		}
+		defer s.Close()
+		stores[d] = s
+	}
+	var mu sync.Mutex // guards done and calls to progress
+	done := 0
+	err = forEach(ctx, records, opts.Workers, func(r *RecordStatus) {
+		r.Resealed, r.Err = stores[r.Dir].reseal(ctx, r.AuthType)
+		mu.Lock()
+		done++
+		progress(RotateEvent{Step: "resealed", Done: done, Total: len(records)})
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Step 3: every record opens with the new primary alone.
+	primary := next.PrimaryOnly()
+	err = forEach(ctx, records, opts.Workers, func(r *RecordStatus) {
+		resealed, resealErr := r.Resealed, r.Err
+		statusOf(primary, r)
+		r.Resealed = resealed
+		if resealErr != nil {
+			r.setErr(resealErr) // the cause, rather than its consequence
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	report.Records = records
+	if bad := failed(records); len(bad) > 0 {
+		return report, fmt.Errorf("rotate: %w: old keys kept in %s: %d record(s) do not open with the new key: %s", ErrRotationIncomplete, keyFile, len(bad), names(bad))
+	}
+	progress(RotateEvent{Step: "verified", Done: len(records), Total: len(records)})
+
+	// Step 4: retire the old identities.
+	if !opts.KeepOld && next.Len() > 1 {
+		if err := crypto.ReplaceKeyFile(keyFile, primary, opts.fault); err != nil {
+			return report, fmt.Errorf("rotate: every record is resealed, but retiring the old keys failed: %w", err)
+		}
+		report.Retired = next.Len() - 1
+		progress(RotateEvent{Step: "retired", Done: len(records), Total: len(records)})
+	}
+	return report, nil
+}
+
+// Check reports, for every record in dirs, which identity of keyFile opens
+// it. A record that no identity opens, or that does not verify, has Err
+// set. Check changes nothing.
+func Check(ctx context.Context, keyFile string, dirs []string, workers int) ([]RecordStatus, error) {
+	ring, err := crypto.LoadKeyring(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	return check(ctx, ring, dirs, workers)
+}
+
+func check(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int) ([]RecordStatus, error) {
+	dirs, err := absDirs(dirs)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dirs {
+		if err := checkStoreDir(d); err != nil {
+			return nil, err
+		}
+	}
+	records, err := listAll(ctx, dirs)
+	if err != nil {
+		return nil, err
+	}
+	if err := forEach(ctx, records, workers, func(r *RecordStatus) { statusOf(ring, r) }); err != nil {
+		return nil, err
+	}
+	return records, nil
+}
+
+func checkStoreDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	if err := fsutil.CheckPrivateDir(dir, fi); err != nil {
+		return fmt.Errorf("filestore: store directory %w", err)
+	}
+	return nil
+}
+
+// statusOf fills r from the record file, opened with ring.
+func statusOf(ring *crypto.Keyring, r *RecordStatus) {
+	*r = RecordStatus{Dir: r.Dir, AuthType: r.AuthType, File: r.File, Key: -1}
+	data, err := readRecord(r.File)
+	if err != nil {
+		r.setErr(fmt.Errorf("filestore: %w", err))
+		return
+	}
+	rec, idx, err := ring.Open(data, r.AuthType)
+	if err != nil {
+		r.setErr(fmt.Errorf("filestore: %s: %w", r.File, err))
+		return
+	}
+	r.Key, r.PublicKey, r.Seq, r.Written = idx, ring.PublicKey(idx), rec.Seq, rec.Written
+	var a struct {
+		Expiry time.Time `json:"expiry"`
+	}
+	if json.Unmarshal(rec.Auth, &a) == nil {
+		r.Expiry = a.Expiry
+	}
+}
+
+func (r *RecordStatus) setErr(err error) {
+	r.Err, r.Error = err, err.Error()
+}
+
+// reseal rewrites authType's record, under its lock, sealed to the current
+// primary and extra recipients, keeping its auth object byte for byte. A
+// record already under the primary is left alone, and so is one that does
+// not open (it is reported, never resealed).
+func (s *Store) reseal(ctx context.Context, authType string) (bool, error) {
+	stem, err := stemOf(authType)
+	if err != nil {
+		return false, err
+	}
+	unlock, err := s.lock(ctx, stem)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if _, err := s.reloadKeys(); err != nil {
+		return false, err
+	}
+	ring := s.keys.Load().ring
+	path := s.recordPath(stem)
+	data, err := readRecord(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // deleted meanwhile
+	}
+	if err != nil {
+		return false, fmt.Errorf("filestore: %w", err)
+	}
+	rec, idx, err := ring.Open(data, authType)
+	if err != nil {
+		return false, fmt.Errorf("filestore: %s: %w", path, err)
+	}
+	if idx == 0 {
+		return false, nil // a live writer already sealed it to the new key
+	}
+	now := s.now()
+	rec.Seq = max(rec.Seq+1, uint64(max(now.UnixNano(), 0)))
+	rec.Written = now
+	ct, err := ring.Seal(rec)
+	clear(rec.Auth)
+	if err != nil {
+		return false, fmt.Errorf("filestore: %s: %w", path, err)
+	}
+	if err := fsutil.WriteFile(s.dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault); err != nil {
+		return false, fmt.Errorf("filestore: writing %s: %w", path, err)
+	}
+	s.forget(authType)
+	return true, nil
+}
+
+// listAll lists the records of every directory.
+func listAll(ctx context.Context, dirs []string) ([]RecordStatus, error) {
+	var records []RecordStatus
+	for _, d := range dirs {
+		names, err := listDir(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			stem, _ := stemOf(n)
+			records = append(records, RecordStatus{Dir: d, AuthType: n, File: filepath.Join(d, stem+recordSuffix), Key: -1})
+		}
+	}
+	return records, nil
+}
+
+func absDirs(dirs []string) ([]string, error) {
+	abs := make([]string, len(dirs))
+	for i, d := range dirs {
+		a, err := filepath.Abs(d)
+		if err != nil {
+			return nil, fmt.Errorf("filestore: %w", err)
+		}
+		abs[i] = a
+	}
+	return abs, nil
+}
+
+// forEach runs f on every record with n workers, stopping early if ctx is
+// done.
+func forEach(ctx context.Context, records []RecordStatus, n int, f func(*RecordStatus)) error {
+	n = max(n, 1)
+	next := make(chan *RecordStatus)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for r := range next {
+				f(r)
+			}
+		})
+	}
+	var err error
+	for i := range records {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		next <- &records[i]
+	}
+	close(next)
+	wg.Wait()
+	return err
+}
+
+func failed(records []RecordStatus) []RecordStatus {
+	var bad []RecordStatus
+	for _, r := range records {
+		if r.Err != nil {
+			bad = append(bad, r)
+		}
+	}
+	return bad
+}
+
+func names(records []RecordStatus) string {
+	const most = 10
+	var s []string
+	for i, r := range records {
+		if i == most {
+			s = append(s, fmt.Sprintf("and %d more", len(records)-most))
+			break
+		}
+		s = append(s, r.File)
+	}
+	return strings.Join(s, ", ")
+}
+
+// lockKeyFile takes keyFile+".lock" exclusively.
+func lockKeyFile(ctx context.Context, keyFile string) (func(), error) {
+	return lockFile(ctx, keyFile+lockSuffix, 10*time.Millisecond)
+}

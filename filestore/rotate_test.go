@@ -1,0 +1,324 @@
+package filestore_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/filestore"
+)
+
+func init() {
+	// rotator: rotate, printing each step, and block forever at the step
+	// named in SS_NAME (after SS_N records, for "resealed") so that the
+	// parent can kill it exactly there.
+	children["rotator"] = func(ctx context.Context, _ *filestore.Store, c childSpec) error {
+		_, err := filestore.Rotate(ctx, c.key, []string{c.dir}, filestore.RotateOptions{
+			Progress: func(ev filestore.RotateEvent) {
+				if ev.Step == c.name && (ev.Step != "resealed" || ev.Done == c.n) {
+					fmt.Println("at", ev.Step, ev.Done)
+					select {} // wait for SIGKILL
+				}
+			},
+		})
+		return err
+	}
+	// worker: Get and Update the shared counter until stdin closes, then
+	// report how many increments it made.
+	children["worker"] = func(ctx context.Context, s *filestore.Store, c childSpec) error {
+		stop := make(chan struct{})
+		go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+		fmt.Println("ready")
+		n := 0
+		for {
+			select {
+			case <-stop:
+				fmt.Println("done", n)
+				return nil
+			default:
+			}
+			if _, err := s.Get(ctx, c.name); err != nil {
+				return fmt.Errorf("get after %d increments: %w", n, err)
+			}
+			if _, err := s.Update(ctx, c.name, increment); err != nil {
+				return fmt.Errorf("update after %d increments: %w", n, err)
+			}
+			n++
+		}
+	}
+}
+
+// seedStore writes n records (value "i" under "rec-i") with the key file.
+func seedStore(t *testing.T, dir, key string, n int) {
+	t.Helper()
+	s := openStore(t, dir, key, filestore.WithoutWatcher())
+	for i := range n {
+		require.NoError(t, s.Set(ctxT(t), "rec-"+strconv.Itoa(i), filestore.AuthObject{AccessToken: strconv.Itoa(i)}))
+	}
+	s.Close()
+}
+
+// assertAllUnderPrimary checks that every record opens with the key file's
+// primary alone and holds its value, and that the key file holds want
+// identities.
+func assertAllUnderPrimary(t *testing.T, dir, key string, n, want int) {
+	t.Helper()
+	ring, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	assert.Equal(t, want, ring.Len(), "identities in the key file")
+	statuses, err := filestore.Check(ctxT(t), key, []string{dir}, 2)
+	require.NoError(t, err)
+	require.Len(t, statuses, n)
+	for _, st := range statuses {
+		assert.NoError(t, st.Err)
+		assert.Equal(t, 0, st.Key, "%s is under the primary", st.AuthType)
+	}
+	s := openStore(t, dir, key, filestore.WithoutWatcher())
+	for i := range n {
+		got, err := s.Get(ctxT(t), "rec-"+strconv.Itoa(i))
+		require.NoError(t, err)
+		assert.Equal(t, strconv.Itoa(i), got.AccessToken)
+	}
+}
+
+func TestRotateResealsAndRetires(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	seedStore(t, dir, key, 20)
+	before, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	var steps []string
+	rep, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{Workers: 2,
+		Progress: func(ev filestore.RotateEvent) {
+			if len(steps) == 0 || steps[len(steps)-1] != ev.Step {
+				steps = append(steps, ev.Step)
+			}
+		}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"key-written", "resealed", "verified", "retired"}, steps)
+	assert.NotEqual(t, before.PublicKey(0), rep.NewPublicKey)
+	assert.Equal(t, 1, rep.Retired)
+	assert.Len(t, rep.Records, 20)
+	for _, r := range rep.Records {
+		assert.True(t, r.Resealed)
+	}
+	assertAllUnderPrimary(t, dir, key, 20, 1)
+	if fi, err := os.Stat(key); assert.NoError(t, err) && os.PathSeparator == '/' {
+		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	}
+}
+
+func TestRotateKeepOldAndSwitchKinds(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	seedStore(t, dir, key, 5)
+	_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{PostQuantum: true, KeepOld: true})
+	require.NoError(t, err)
+	assertAllUnderPrimary(t, dir, key, 5, 2)
+	ring, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	assert.True(t, ring.PostQuantum())
+
+	// And back to X25519, retiring both older keys.
+	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+	require.NoError(t, err)
+	assertAllUnderPrimary(t, dir, key, 5, 1)
+	ring, err = crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	assert.False(t, ring.PostQuantum())
+}
+
+func TestRotateRecipientsOfOtherKindChangesNothing(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	breakGlass, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(key+crypto.RecipientsSuffix, []byte(breakGlass.PublicKey(0)+"\n"), 0o600))
+	seedStore(t, dir, key, 3)
+	keyBefore, err := os.ReadFile(key)
+	require.NoError(t, err)
+	recBefore, err := os.ReadFile(filepath.Join(dir, "rec-0.age"))
+	require.NoError(t, err)
+
+	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{PostQuantum: true})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cannot mix")
+	assert.Contains(t, err.Error(), key+crypto.RecipientsSuffix)
+	keyAfter, err := os.ReadFile(key)
+	require.NoError(t, err)
+	assert.Equal(t, keyBefore, keyAfter, "the key file is unchanged")
+	recAfter, err := os.ReadFile(filepath.Join(dir, "rec-0.age"))
+	require.NoError(t, err)
+	assert.Equal(t, recBefore, recAfter, "no record was touched")
+
+	// A classic rotation keeps the break-glass recipient on every record.
+	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+	require.NoError(t, err)
+	data, err := os.ReadFile(filepath.Join(dir, "rec-0.age"))
+	require.NoError(t, err)
+	_, _, err = breakGlass.Open(data, "rec-0")
+	assert.ErrorIs(t, err, filestore.ErrTampered, "the break-glass key decrypts it (its MAC is the writer's, by design)")
+}
+
+func TestRotateUnopenableRecordsKeepOldKeys(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	seedStore(t, dir, key, 4)
+	// One record under a key nobody has, one forged with the public key.
+	foreign, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	ct, err := sealFor(foreign, "lost")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lost.age"), ct, 0o600))
+	ring, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	forger, err := foreign.WithRecipients(ring.Recipient())
+	require.NoError(t, err)
+	forged, err := sealFor(forger, "forged")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "forged.age"), forged, 0o600))
+
+	rep, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+	require.ErrorIs(t, err, filestore.ErrRotationIncomplete)
+	assert.Contains(t, err.Error(), filepath.Join(dir, "lost.age"))
+	assert.Contains(t, err.Error(), filepath.Join(dir, "forged.age"))
+	after, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	assert.Equal(t, 2, after.Len(), "the old key is not retired")
+	forgedAfter, err := os.ReadFile(filepath.Join(dir, "forged.age"))
+	require.NoError(t, err)
+	assert.Equal(t, forged, forgedAfter, "a forged record is reported, never resealed")
+	byName := map[string]filestore.RecordStatus{}
+	for _, r := range rep.Records {
+		byName[r.AuthType] = r
+	}
+	assert.ErrorIs(t, byName["lost"].Err, filestore.ErrWrongKey)
+	assert.ErrorIs(t, byName["forged"].Err, filestore.ErrTampered)
+	assert.NoError(t, byName["rec-0"].Err)
+	assert.Equal(t, 0, byName["rec-0"].Key)
+}
+
+func TestRotateDryRunChangesNothing(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	seedStore(t, dir, key, 3)
+	keyBefore, err := os.ReadFile(key)
+	require.NoError(t, err)
+	rep, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{DryRun: true})
+	require.NoError(t, err)
+	assert.Len(t, rep.Records, 3)
+	keyAfter, err := os.ReadFile(key)
+	require.NoError(t, err)
+	assert.Equal(t, keyBefore, keyAfter)
+
+	foreign, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	ct, err := sealFor(foreign, "lost")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lost.age"), ct, 0o600))
+	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{DryRun: true})
+	assert.ErrorIs(t, err, filestore.ErrRotationIncomplete, "dry run fails where the rotation would")
+}
+
+// Killing a rotation at any step leaves every record readable with the key
+// file on disk, and running it again completes the rotation.
+func TestRotateKilledAtEachStepThenRerun(t *testing.T) {
+	for _, point := range []struct {
+		step string
+		n    int
+	}{{"key-written", 0}, {"resealed", 1}, {"resealed", 15}, {"verified", 0}} {
+		t.Run(fmt.Sprintf("%s-%d", point.step, point.n), func(t *testing.T) {
+			ctx := ctxT(t)
+			dir, key := t.TempDir(), newKeyFile(t, false)
+			seedStore(t, dir, key, 30)
+			cmd, sc := startChild(t, ctx, childSpec{role: "rotator", dir: dir, key: key, name: point.step, n: point.n})
+			expectLine(t, sc, "at")
+			require.NoError(t, cmd.Process.Kill())
+			cmd.Wait()
+
+			statuses, err := filestore.Check(ctx, key, []string{dir}, 1)
+			require.NoError(t, err)
+			for _, st := range statuses {
+				assert.NoError(t, st.Err, "after the kill every record opens with the key file on disk")
+			}
+			_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+			require.NoError(t, err, "the rerun completes")
+			assertAllUnderPrimary(t, dir, key, 30, 1)
+		})
+	}
+}
+
+// Three processes Get and Update in a loop while the key rotates three
+// times: no error anywhere, no lost increment, every record under the
+// final primary, one identity left.
+func TestRotateWhileProcessesRun(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	seedStore(t, dir, key, 10)
+	s := openStore(t, dir, key)
+	require.NoError(t, s.Set(ctx, "shared", filestore.AuthObject{AccessToken: "0"}))
+
+	type proc struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		out   *bufio.Scanner
+	}
+	var procs []proc
+	for range 3 {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childSpec{role: "worker", dir: dir, key: key, name: "shared", mode: "watch"}.env()...)
+		stdin, err := cmd.StdinPipe()
+		require.NoError(t, err)
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		cmd.Stderr = testWriter{t}
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		p := proc{cmd, stdin, bufio.NewScanner(stdout)}
+		expectLine(t, p.out, "ready")
+		procs = append(procs, p)
+	}
+	for i := range 3 {
+		_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{PostQuantum: i == 1})
+		require.NoError(t, err, "rotation %d", i)
+	}
+	total := 0
+	var mu sync.Mutex
+	for _, p := range procs {
+		require.NoError(t, p.stdin.Close())
+		f := expectLine(t, p.out, "done")
+		n, err := strconv.Atoi(f[1])
+		require.NoError(t, err)
+		mu.Lock()
+		total += n
+		mu.Unlock()
+		assert.NoError(t, p.cmd.Wait(), "the worker saw no error")
+		assert.Positive(t, n, "each worker made progress during the rotations")
+	}
+	got, err := s.Get(ctx, "shared")
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(total), got.AccessToken, "no increment was lost")
+	t.Logf("3 rotations while 3 processes made %d increments", total)
+
+	ring, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	assert.Equal(t, 1, ring.Len())
+	statuses, err := filestore.Check(ctx, key, []string{dir}, 2)
+	require.NoError(t, err)
+	assert.Len(t, statuses, 11)
+	for _, st := range statuses {
+		assert.NoError(t, st.Err)
+		assert.Equal(t, 0, st.Key, st.AuthType)
+	}
+}
