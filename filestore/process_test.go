@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -36,11 +37,12 @@ func TestMain(m *testing.M) {
 type childSpec struct {
 	role, dir, key, name, mode string
 	n                          int
+	url                        string // the oauthtest server, for token children
 }
 
 func (c childSpec) env() []string {
 	return []string{childEnv + "=" + c.role, "SS_DIR=" + c.dir, "SS_KEY=" + c.key,
-		"SS_NAME=" + c.name, "SS_MODE=" + c.mode, "SS_N=" + strconv.Itoa(c.n)}
+		"SS_NAME=" + c.name, "SS_MODE=" + c.mode, "SS_N=" + strconv.Itoa(c.n), "SS_URL=" + c.url}
 }
 
 // startChild starts a child process. Its stdout is returned line by line;
@@ -76,7 +78,7 @@ func expectLine(t *testing.T, sc *bufio.Scanner, word string) []string {
 
 func runChild(role string) int {
 	c := childSpec{role: role, dir: os.Getenv("SS_DIR"), key: os.Getenv("SS_KEY"),
-		name: os.Getenv("SS_NAME"), mode: os.Getenv("SS_MODE")}
+		name: os.Getenv("SS_NAME"), mode: os.Getenv("SS_MODE"), url: os.Getenv("SS_URL")}
 	c.n, _ = strconv.Atoi(os.Getenv("SS_N"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -319,3 +321,12 @@ func fillRecords(t testing.TB, dir, key string, n int) {
 	require.NoError(t, <-errs)
 	require.NoError(t, os.Remove(filepath.Join(dir, "template.age")))
 }
+
+// bufioChild is a child process with its stdin and its stdout by lines.
+type bufioChild struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+}
+
+func newScanner(r io.Reader) *bufio.Scanner { return bufio.NewScanner(r) }

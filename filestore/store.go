@@ -78,8 +78,9 @@ type entry struct {
 	auth    AuthObject        // the value, owned by the cache
 	digest  [sha256.Size]byte // of the record file's bytes
 	seq     uint64
-	maxSeq  uint64 // the highest sequence number seen, for ErrRollback
-	trusted bool   // the watcher vouches for it: Get returns it without I/O
+	written time.Time // when the record was written
+	maxSeq  uint64    // the highest sequence number seen, for ErrRollback
+	trusted bool      // the watcher vouches for it: Get returns it without I/O
 }
 
 // An Option configures Open.
@@ -260,37 +261,43 @@ func (s *Store) recordPath(stem string) string { return filepath.Join(s.dir, ste
 // stored. A cached value costs no I/O and, unless it has Extra, no
 // allocation.
 func (s *Store) Get(ctx context.Context, authType string) (AuthObject, error) {
+	a, _, err := s.lookup(ctx, authType)
+	return a, err
+}
+
+// lookup is Get, also returning when the record was written.
+func (s *Store) lookup(ctx context.Context, authType string) (AuthObject, time.Time, error) {
 	s.mu.RLock()
 	if e := s.cache[authType]; e != nil && e.ok && e.trusted && !s.closed {
-		a := e.auth
+		a, written := e.auth, e.written
 		s.mu.RUnlock()
 		if a.Extra != nil {
 			a = a.clone()
 		}
-		return a, nil
+		return a, written, nil
 	}
 	closed := s.closed
 	s.mu.RUnlock()
 	if closed {
-		return AuthObject{}, fmt.Errorf("filestore: get %q: %w", authType, ErrClosed)
+		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: get %q: %w", authType, ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return AuthObject{}, err
+		return AuthObject{}, time.Time{}, err
 	}
 	stem, err := stemOf(authType)
 	if err != nil {
-		return AuthObject{}, err
+		return AuthObject{}, time.Time{}, err
 	}
-	a, err := s.load(authType, stem)
+	a, written, err := s.load(authType, stem)
 	if err != nil {
-		return AuthObject{}, err
+		return AuthObject{}, time.Time{}, err
 	}
-	return a.clone(), nil
+	return a.clone(), written, nil
 }
 
 // load reads the record file of name and returns its value, from the cache
 // if the file still holds the cached bytes, and caches it.
-func (s *Store) load(name, stem string) (AuthObject, error) {
+func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
 	path := s.recordPath(stem)
 	watching := s.watcher.active()
 	before := s.events.Load()
@@ -299,9 +306,9 @@ func (s *Store) load(name, stem string) (AuthObject, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			s.forget(name)
-			return AuthObject{}, fmt.Errorf("filestore: %s: %w", path, ErrNotFound)
+			return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, ErrNotFound)
 		}
-		return AuthObject{}, fmt.Errorf("filestore: %w", err)
+		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %w", err)
 	}
 	d := sha256.Sum256(data)
 
@@ -311,30 +318,30 @@ func (s *Store) load(name, stem string) (AuthObject, error) {
 		// From here on the watcher vouches for it, if it was watching
 		// before the read and saw no change since.
 		e.trusted = watching && s.events.Load() == before
-		a := e.auth
+		a, written := e.auth, e.written
 		s.mu.Unlock()
 		s.watcher.start(s)
-		return a, nil
+		return a, written, nil
 	}
 	s.mu.Unlock()
 
 	rec, err := s.open(data, name, path)
 	if err != nil {
-		return AuthObject{}, err
+		return AuthObject{}, time.Time{}, err
 	}
 	a, err := decodeAuth(rec.Auth)
 	if err != nil {
-		return AuthObject{}, fmt.Errorf("filestore: %s: %w", path, err)
+		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entry(name)
 	if rec.Seq < e.maxSeq {
-		return AuthObject{}, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, e.maxSeq, rec.Seq, ErrRollback)
+		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, e.maxSeq, rec.Seq, ErrRollback)
 	}
-	*e = entry{ok: true, auth: a, digest: d, seq: rec.Seq, maxSeq: rec.Seq,
+	*e = entry{ok: true, auth: a, digest: d, seq: rec.Seq, written: rec.Written, maxSeq: rec.Seq,
 		trusted: watching && s.events.Load() == before}
-	return a, nil
+	return a, rec.Written, nil
 }
 
 // entry returns name's entry, creating an empty one. s.mu must be held.

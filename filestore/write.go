@@ -24,8 +24,8 @@ const lockRetry = time.Millisecond
 // Set stores auth under authType, replacing what was there, even a record
 // that cannot be opened (corrupt, forged, sealed to a foreign key).
 func (s *Store) Set(ctx context.Context, authType string, auth AuthObject) error {
-	_, err := s.write(ctx, "set", authType, func(*current) (AuthObject, bool, error) {
-		return auth, false, nil
+	_, err := s.write(ctx, "set", authType, func(*current) (AuthObject, action, error) {
+		return auth, store, nil
 	})
 	return err
 }
@@ -37,12 +37,12 @@ func (s *Store) Set(ctx context.Context, authType string, auth AuthObject) error
 // cannot be opened makes Update fail without calling fn.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur AuthObject, exists bool) (AuthObject, error)) (AuthObject, error) {
-	return s.write(ctx, "update", authType, func(c *current) (AuthObject, bool, error) {
+	return s.write(ctx, "update", authType, func(c *current) (AuthObject, action, error) {
 		if c.err != nil {
-			return AuthObject{}, false, c.err
+			return AuthObject{}, 0, c.err
 		}
 		next, err := fn(c.auth.clone(), c.exists)
-		return next, false, err
+		return next, store, err
 	})
 }
 
@@ -50,24 +50,34 @@ func (s *Store) Update(ctx context.Context, authType string,
 // record is not an error. Sequence numbers keep growing across a Delete:
 // a later Set is not a rollback, a replayed older record is.
 func (s *Store) Delete(ctx context.Context, authType string) error {
-	_, err := s.write(ctx, "delete", authType, func(*current) (AuthObject, bool, error) {
-		return AuthObject{}, true, nil
+	_, err := s.write(ctx, "delete", authType, func(*current) (AuthObject, action, error) {
+		return AuthObject{}, remove, nil
 	})
 	return err
 }
 
+// An action is what a writer's function decides.
+type action int
+
+const (
+	store  action = iota + 1 // seal and write the returned value
+	remove                   // delete the record
+	keep                     // write nothing; the current value stands
+)
+
 // current is the record a writer found under the lock.
 type current struct {
-	exists bool
-	auth   AuthObject
-	seq    uint64 // 0 if unknown
-	err    error  // the record exists but does not open
+	exists  bool
+	auth    AuthObject
+	seq     uint64 // 0 if unknown
+	written time.Time
+	err     error // the record exists but does not open
 }
 
 // write runs the write protocol of one record: lock, check the keys,
 // read the current record, let fn decide, seal, write durably, unlock.
 func (s *Store) write(ctx context.Context, op, authType string,
-	fn func(*current) (next AuthObject, del bool, err error)) (AuthObject, error) {
+	fn func(*current) (next AuthObject, act action, err error)) (AuthObject, error) {
 	if err := s.checkOpen(op); err != nil {
 		return AuthObject{}, err
 	}
@@ -91,9 +101,12 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	if err != nil {
 		return AuthObject{}, err
 	}
-	next, del, err := fn(cur)
+	next, act, err := fn(cur)
 	if err != nil {
 		return AuthObject{}, err
+	}
+	if act == keep {
+		return cur.auth.clone(), nil
 	}
 
 	s.mu.Lock()
@@ -102,7 +115,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	now := s.now()
 	seq := max(cur.seq+1, maxSeq+1, uint64(max(now.UnixNano(), 0)))
 
-	if del {
+	if act == remove {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return AuthObject{}, fmt.Errorf("filestore: %w", err)
 		}
@@ -142,7 +155,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	}
 	s.mu.Lock()
 	e := s.entry(authType)
-	*e = entry{ok: true, auth: next, digest: sha256.Sum256(ct), seq: seq, maxSeq: seq, trusted: watching}
+	*e = entry{ok: true, auth: next, digest: sha256.Sum256(ct), seq: seq, written: now, maxSeq: seq, trusted: watching}
 	s.mu.Unlock()
 	return next.clone(), nil
 }
@@ -162,7 +175,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 	d := sha256.Sum256(data)
 	s.mu.RLock()
 	if e := s.cache[authType]; e != nil && e.ok && e.digest == d {
-		c := &current{exists: true, auth: e.auth, seq: e.seq}
+		c := &current{exists: true, auth: e.auth, seq: e.seq, written: e.written}
 		s.mu.RUnlock()
 		return c, nil // our own last write, or validated: no decryption
 	}
@@ -182,7 +195,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 	if rec.Seq < maxSeq {
 		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, ErrRollback)}, nil
 	}
-	return &current{exists: true, auth: a, seq: rec.Seq}, nil
+	return &current{exists: true, auth: a, seq: rec.Seq, written: rec.Written}, nil
 }
 
 // entry0 returns name's entry or a zero one, without creating it.

@@ -1,0 +1,229 @@
+// Package oauthtest is a real OAuth 2 authorization server and API on
+// loopback (net/http/httptest), for sessionstore's tests and examples. It
+// speaks the token endpoint protocol that golang.org/x/oauth2 uses, plus
+// Podio's password and app grants, and it rotates refresh tokens the way
+// strict providers do: a refresh token works once, and reusing it gets
+// invalid_grant.
+package oauthtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Test credentials the server accepts.
+const (
+	ClientID     = "test-client"
+	ClientSecret = "test-secret"
+	Username     = "user@example.com"
+	Password     = "test-password"
+	AppID        = "12345"
+	AppToken     = "test-app-token"
+)
+
+// Stats counts what the server saw.
+type Stats struct {
+	Refreshes     int // successful refresh_token grants
+	InvalidGrants int // refresh tokens refused (reused, unknown)
+	Logins        int // successful password and app grants
+	APICalls      int // API requests with a valid access token
+	APIRefused    int // API requests with a missing, unknown or expired token
+	Failures      int // token requests answered with an injected failure
+}
+
+// A Server is the fake provider. Its methods are safe for concurrent use.
+type Server struct {
+	*httptest.Server
+
+	mu             sync.Mutex // guards everything below
+	lifetime       time.Duration
+	omitRefresh    bool
+	fail           bool
+	refreshDelay   time.Duration
+	n              int
+	access         map[string]time.Time // access token → expiry
+	refresh        map[string]bool      // refresh token → still usable
+	refreshSubject map[string]string    // refresh token → ref type:id
+	stats          Stats
+}
+
+// NewServer starts a server on 127.0.0.1 whose access tokens live for
+// lifetime. Close it when done.
+func NewServer(lifetime time.Duration) *Server {
+	s := &Server{
+		lifetime:       lifetime,
+		access:         make(map[string]time.Time),
+		refresh:        make(map[string]bool),
+		refreshSubject: make(map[string]string),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /oauth/token", s.token)
+	mux.HandleFunc("GET /api/me", s.api)
+	s.Server = httptest.NewServer(mux)
+	return s
+}
+
+// TokenURL is the token endpoint.
+func (s *Server) TokenURL() string { return s.URL + "/oauth/token" }
+
+// APIURL is an API endpoint that needs a valid access token.
+func (s *Server) APIURL() string { return s.URL + "/api/me" }
+
+// Stats returns the counters so far.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// SetFailing makes the token endpoint answer 503 (true) or work (false).
+func (s *Server) SetFailing(fail bool) { s.mu.Lock(); s.fail = fail; s.mu.Unlock() }
+
+// SetOmitRefreshToken makes refresh responses carry no refresh_token; the
+// old one then stays valid, as with providers that do not rotate.
+func (s *Server) SetOmitRefreshToken(omit bool) { s.mu.Lock(); s.omitRefresh = omit; s.mu.Unlock() }
+
+// SetRefreshDelay makes each refresh take d, widening race windows.
+func (s *Server) SetRefreshDelay(d time.Duration) { s.mu.Lock(); s.refreshDelay = d; s.mu.Unlock() }
+
+// SetLifetime changes the lifetime of the access tokens issued from now on.
+func (s *Server) SetLifetime(d time.Duration) { s.mu.Lock(); s.lifetime = d; s.mu.Unlock() }
+
+// ExpireAll makes every access token issued so far expired.
+func (s *Server) ExpireAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.access {
+		s.access[t] = time.Time{}
+	}
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id != ClientID || secret != ClientSecret {
+		oauthError(w, http.StatusUnauthorized, "invalid_client")
+		return
+	}
+	s.mu.Lock()
+	fail, delay := s.fail, s.refreshDelay
+	if fail {
+		s.stats.Failures++
+	}
+	s.mu.Unlock()
+	if fail {
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable")
+		return
+	}
+	switch r.PostForm.Get("grant_type") {
+	case "refresh_token":
+		time.Sleep(delay)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		rt := r.PostForm.Get("refresh_token")
+		if !s.refresh[rt] {
+			s.stats.InvalidGrants++
+			oauthError(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		subject := s.refreshSubject[rt]
+		s.stats.Refreshes++
+		if s.omitRefresh {
+			s.issue(w, subject, false) // rt stays valid
+			return
+		}
+		s.refresh[rt] = false // a refresh token works once
+		s.issue(w, subject, true)
+	case "password":
+		if r.PostForm.Get("username") != Username || r.PostForm.Get("password") != Password {
+			oauthError(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.stats.Logins++
+		s.issue(w, "user:1", true)
+	case "app": // Podio's app authentication
+		if r.PostForm.Get("app_id") != AppID || r.PostForm.Get("app_token") != AppToken {
+			oauthError(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.stats.Logins++
+		s.issue(w, "app:"+AppID, true)
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
+	}
+}
+
+// issue writes a token response, with a new refresh token if withRT;
+// s.mu is held.
+func (s *Server) issue(w http.ResponseWriter, subject string, withRT bool) {
+	s.n++
+	at := fmt.Sprintf("access-%d", s.n)
+	s.access[at] = time.Now().Add(s.lifetime)
+	resp := map[string]any{
+		"access_token": at,
+		"token_type":   "Bearer",
+		"expires_in":   max(int(s.lifetime/time.Second), 1),
+		"scope":        "global:all",
+	}
+	typ, idStr, _ := strings.Cut(subject, ":")
+	id, _ := strconv.ParseInt(idStr, 10, 64)
+	resp["ref"] = map[string]any{"type": typ, "id": id}
+	if withRT {
+		rt := fmt.Sprintf("refresh-%d", s.n)
+		s.refresh[rt] = true
+		s.refreshSubject[rt] = subject
+		resp["refresh_token"] = rt
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(resp)
+}
+
+func oauthError(w http.ResponseWriter, code int, e string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": e})
+}
+
+func (s *Server) api(w http.ResponseWriter, r *http.Request) {
+	at, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	s.mu.Lock()
+	exp, known := s.access[at]
+	valid := ok && known && time.Now().Before(exp)
+	if valid {
+		s.stats.APICalls++
+	} else {
+		s.stats.APIRefused++
+	}
+	s.mu.Unlock()
+	if !valid {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		http.Error(w, "invalid or expired access token", http.StatusUnauthorized)
+		return
+	}
+	fmt.Fprintln(w, `{"ok":true}`)
+}
+
+// Issued reports whether at is an access token this server issued.
+func (s *Server) Issued(at string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.access[at]
+	return ok
+}
