@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The demo re-executes its binary as workers; under test that binary is
+// the test binary, so TestMain plays the worker when asked to.
+func TestMain(m *testing.M) {
+	if id := os.Getenv(workerEnv); id != "" {
+		if err := worker(id); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestDemoRuns(t *testing.T) {
+	var out bytes.Buffer
+	err := run(&out)
+	t.Log("\n" + out.String())
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), "4 workers started on an expired token: 1 refresh at the provider, 1 distinct access token(s)")
+	assert.Contains(t, out.String(), "invalid_grant (reused token)   0")
+	assert.Contains(t, out.String(), `first line "age-encryption.org/v1"`)
+	assert.Contains(t, out.String(), "OK: every call succeeded")
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/oauthtest"
+)
+
+func setup(t *testing.T) (srv *oauthtest.Server, base []string, dir, key string) {
+	t.Helper()
+	srv = oauthtest.NewServer(time.Hour)
+	t.Cleanup(srv.Close)
+	tmp := t.TempDir()
+	dir, key = filepath.Join(tmp, "sessions"), filepath.Join(tmp, "key")
+	k, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	require.NoError(t, crypto.CreateKeyFile(key, k))
+	base = []string{"-dir", dir, "-key", key, "-client-id", oauthtest.ClientID, "-client-secret", oauthtest.ClientSecret,
+		"-token-url", srv.TokenURL(), "-api-url", srv.APIURL()}
+	return srv, base, dir, key
+}
+
+func TestPasswordFlowAuthenticatesOnceThenReuses(t *testing.T) {
+	srv, base, dir, key := setup(t)
+	args := append(base, "-username", oauthtest.Username, "-password", oauthtest.Password)
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), args, &out))
+	assert.Contains(t, out.String(), `session stored as "password"`)
+	assert.Contains(t, out.String(), "API call OK as user:1")
+	out.Reset()
+	require.NoError(t, run(context.Background(), args, &out))
+	assert.Contains(t, out.String(), "reusing the stored session")
+	assert.Equal(t, 1, srv.Stats().Logins, "the second run does not log in again")
+
+	// When the session expires, it is refreshed with the refresh token.
+	s, err := filestore.Open(dir, filestore.WithKeyFile(key))
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Update(context.Background(), "password", func(a filestore.AuthObject, _ bool) (filestore.AuthObject, error) {
+		a.Expiry = time.Now().Add(-time.Minute)
+		return a, nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, run(context.Background(), args, &out))
+	assert.Equal(t, 1, srv.Stats().Refreshes)
+	assert.Equal(t, 1, srv.Stats().Logins)
+}
+
+func TestAppFlowAsRefresher(t *testing.T) {
+	srv, base, dir, key := setup(t)
+	args := append(base, "-app-id", oauthtest.AppID, "-app-token", oauthtest.AppToken)
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), args, &out))
+	assert.Contains(t, out.String(), `session stored as "app:12345"`)
+	assert.Contains(t, out.String(), "API call OK as app:12345")
+
+	// Expired: the app refresher authenticates again (grant_type=app).
+	s, err := filestore.Open(dir, filestore.WithKeyFile(key))
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Update(context.Background(), "app:12345", func(a filestore.AuthObject, _ bool) (filestore.AuthObject, error) {
+		a.Expiry = time.Now().Add(-time.Minute)
+		return a, nil
+	})
+	require.NoError(t, err)
+	out.Reset()
+	require.NoError(t, run(context.Background(), args, &out))
+	assert.Contains(t, out.String(), "reusing the stored session")
+	assert.Equal(t, 2, srv.Stats().Logins, "one app grant at first, one when the session expired")
+	got, err := s.Get(context.Background(), "app:12345")
+	require.NoError(t, err)
+	assert.Equal(t, filestore.Ref{Type: "app", ID: 12345}, got.Ref)
+}
+
+func TestWrongAppTokenFails(t *testing.T) {
+	_, base, _, _ := setup(t)
+	err := run(context.Background(), append(base, "-app-id", oauthtest.AppID, "-app-token", "wrong"), &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid_grant")
+}
+
+func TestEndpointsArePodios(t *testing.T) {
+	cfg := Config("id", "secret", PodioTokenURL)
+	assert.Equal(t, "https://podio.com/oauth/authorize", cfg.Endpoint.AuthURL)
+	assert.Equal(t, "https://api.podio.com/oauth/token", cfg.Endpoint.TokenURL)
+}
