@@ -52,9 +52,8 @@ type Store struct {
 	keyMu sync.Mutex // serialises key reloads
 	keys  atomic.Pointer[keyState]
 
-	mu     sync.RWMutex      // guards cache and closed
-	cache  map[string]*entry // by auth type
-	closed bool
+	cache  cache // by auth type
+	closed atomic.Bool
 
 	// events counts the watcher's invalidations; an entry read before a
 	// change of it is not trusted (see entry.trusted).
@@ -70,17 +69,6 @@ type Store struct {
 type keyState struct {
 	ring   *crypto.Keyring
 	digest [sha256.Size]byte
-}
-
-// An entry is what the Store knows of one record.
-type entry struct {
-	ok      bool              // auth holds the record's value
-	auth    AuthObject        // the value, owned by the cache
-	digest  [sha256.Size]byte // of the record file's bytes
-	seq     uint64
-	written time.Time // when the record was written
-	maxSeq  uint64    // the highest sequence number seen, for ErrRollback
-	trusted bool      // the watcher vouches for it: Get returns it without I/O
 }
 
 // An Option configures Open.
@@ -155,7 +143,6 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		log:   o.logger,
 		now:   o.now,
 		fault: o.fault,
-		cache: make(map[string]*entry),
 	}
 	s.watcher.newWatcher = o.watcher
 	if s.watcher.newWatcher == nil {
@@ -267,18 +254,14 @@ func (s *Store) Get(ctx context.Context, authType string) (AuthObject, error) {
 
 // lookup is Get, also returning when the record was written.
 func (s *Store) lookup(ctx context.Context, authType string) (AuthObject, time.Time, error) {
-	s.mu.RLock()
-	if e := s.cache[authType]; e != nil && e.ok && e.trusted && !s.closed {
-		a, written := e.auth, e.written
-		s.mu.RUnlock()
+	if e := s.cache.get(authType); e != nil && e.ok && e.trusted && !s.closed.Load() {
+		a := e.auth
 		if a.Extra != nil {
 			a = a.clone()
 		}
-		return a, written, nil
+		return a, e.written, nil
 	}
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.closed.Load() {
 		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: get %q: %w", authType, ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
@@ -312,18 +295,21 @@ func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
 	}
 	d := sha256.Sum256(data)
 
-	s.mu.Lock()
-	if e := s.cache[name]; e != nil && e.ok && e.digest == d {
-		// The file holds what we cached: validated without decrypting.
-		// From here on the watcher vouches for it, if it was watching
-		// before the read and saw no change since.
-		e.trusted = watching && s.events.Load() == before
-		a, written := e.auth, e.written
-		s.mu.Unlock()
+	var hit *entry
+	s.cache.update(name, func(e entry) entry {
+		if e.ok && e.digest == d {
+			// The file holds what we cached: validated without
+			// decrypting. From here on the watcher vouches for it, if
+			// it was watching before the read and saw no change since.
+			e.trusted = watching && s.events.Load() == before
+			hit = &e
+		}
+		return e
+	})
+	if hit != nil {
 		s.watcher.start(s)
-		return a, written, nil
+		return hit.auth, hit.written, nil
 	}
-	s.mu.Unlock()
 
 	rec, err := s.open(data, name, path)
 	if err != nil {
@@ -333,34 +319,24 @@ func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
 	if err != nil {
 		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.entry(name)
-	if rec.Seq < e.maxSeq {
-		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, e.maxSeq, rec.Seq, ErrRollback)
+	var rollback uint64
+	s.cache.update(name, func(e entry) entry {
+		if rec.Seq < e.maxSeq {
+			rollback = e.maxSeq
+			return e
+		}
+		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, written: rec.Written, maxSeq: rec.Seq,
+			trusted: watching && s.events.Load() == before}
+	})
+	if rollback != 0 {
+		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, rollback, rec.Seq, ErrRollback)
 	}
-	*e = entry{ok: true, auth: a, digest: d, seq: rec.Seq, written: rec.Written, maxSeq: rec.Seq,
-		trusted: watching && s.events.Load() == before}
 	return a, rec.Written, nil
-}
-
-// entry returns name's entry, creating an empty one. s.mu must be held.
-func (s *Store) entry(name string) *entry {
-	e := s.cache[name]
-	if e == nil {
-		e = &entry{}
-		s.cache[name] = e
-	}
-	return e
 }
 
 // forget drops name's cached value, keeping its highest sequence number.
 func (s *Store) forget(name string) {
-	s.mu.Lock()
-	if e := s.cache[name]; e != nil {
-		*e = entry{maxSeq: e.maxSeq}
-	}
-	s.mu.Unlock()
+	s.cache.update(name, entry.forgotten)
 }
 
 // open decrypts and verifies a record. If no identity opens it, the key
@@ -451,9 +427,7 @@ func listDir(ctx context.Context, dir string) ([]string, error) {
 }
 
 func (s *Store) checkOpen(op string) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
+	if s.closed.Load() {
 		return fmt.Errorf("filestore: %s %s: %w", op, s.dir, ErrClosed)
 	}
 	return nil
@@ -463,14 +437,10 @@ func (s *Store) checkOpen(op string) error {
 // so a short-lived process never pays for tearing down inotify. Calls after
 // Close return ErrClosed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if s.closed.Swap(true) {
 		return nil
 	}
-	s.closed = true
-	clear(s.cache)
-	s.mu.Unlock()
+	s.cache.reset()
 	s.watcher.stop()
 	return nil
 }

@@ -144,10 +144,13 @@ func (s *Store) handleWatchError(err error) {
 // exactly the cached bytes (the Store's own write keeps its entry).
 func (s *Store) invalidate(authType, path string) {
 	s.events.Add(1) // before looking: a concurrent fill will not be trusted
-	s.mu.RLock()
-	e := s.cache[authType]
+	// Look under the cache's lock, not lock-free: a fill that read the
+	// events counter before the Add above holds the lock until its entry
+	// is in place, so it is seen here.
+	s.cache.mu.Lock()
+	e := s.cache.getLocked(authType)
 	cached := e != nil && e.ok
-	s.mu.RUnlock()
+	s.cache.mu.Unlock()
 	if !cached {
 		return
 	}
@@ -155,27 +158,18 @@ func (s *Store) invalidate(authType, path string) {
 	data, err := readRecord(path)
 	present := err == nil
 	d := sha256.Sum256(data)
-	s.mu.Lock()
-	if e := s.cache[authType]; e != nil && e.ok && (!present || e.digest != d) {
-		*e = entry{maxSeq: e.maxSeq}
-	}
-	s.mu.Unlock()
+	s.cache.update(authType, func(e entry) entry {
+		if e.ok && (!present || e.digest != d) {
+			return e.forgotten()
+		}
+		return e
+	})
 }
 
 // dropAll drops every cached value, keeping sequence numbers.
-func (s *Store) dropAll() {
-	s.mu.Lock()
-	for _, e := range s.cache {
-		*e = entry{maxSeq: e.maxSeq}
-	}
-	s.mu.Unlock()
-}
+func (s *Store) dropAll() { s.cache.updateAll(entry.forgotten) }
 
 // distrustAll makes every cached entry be validated at its next Get.
 func (s *Store) distrustAll() {
-	s.mu.Lock()
-	for _, e := range s.cache {
-		e.trusted = false
-	}
-	s.mu.Unlock()
+	s.cache.updateAll(func(e entry) entry { e.trusted = false; return e })
 }

@@ -109,9 +109,10 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return cur.auth.clone(), nil
 	}
 
-	s.mu.Lock()
-	maxSeq := s.entry(authType).maxSeq
-	s.mu.Unlock()
+	var maxSeq uint64
+	if e := s.cache.get(authType); e != nil {
+		maxSeq = e.maxSeq
+	}
 	now := s.now()
 	seq := max(cur.seq+1, maxSeq+1, uint64(max(now.UnixNano(), 0)))
 
@@ -124,10 +125,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 				return AuthObject{}, fmt.Errorf("filestore: %w", err)
 			}
 		}
-		s.mu.Lock()
-		e := s.entry(authType)
-		*e = entry{maxSeq: max(e.maxSeq, cur.seq)}
-		s.mu.Unlock()
+		s.cache.update(authType, func(e entry) entry { return entry{maxSeq: max(e.maxSeq, cur.seq)} })
 		return AuthObject{}, nil
 	}
 
@@ -153,10 +151,9 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		s.forget(authType)
 		return AuthObject{}, fmt.Errorf("filestore: writing %s: %w", path, err)
 	}
-	s.mu.Lock()
-	e := s.entry(authType)
-	*e = entry{ok: true, auth: next, digest: sha256.Sum256(ct), seq: seq, written: now, maxSeq: seq, trusted: watching}
-	s.mu.Unlock()
+	s.cache.update(authType, func(entry) entry {
+		return entry{ok: true, auth: next, digest: sha256.Sum256(ct), seq: seq, written: now, maxSeq: seq, trusted: watching}
+	})
 	return next.clone(), nil
 }
 
@@ -173,13 +170,11 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	d := sha256.Sum256(data)
-	s.mu.RLock()
-	if e := s.cache[authType]; e != nil && e.ok && e.digest == d {
-		c := &current{exists: true, auth: e.auth, seq: e.seq, written: e.written}
-		s.mu.RUnlock()
-		return c, nil // our own last write, or validated: no decryption
+	e := s.cache.get(authType)
+	if e != nil && e.ok && e.digest == d {
+		// Our own last write, or validated: no decryption.
+		return &current{exists: true, auth: e.auth, seq: e.seq, written: e.written}, nil
 	}
-	s.mu.RUnlock()
 	s.opens.Add(1)
 	rec, _, err := ring.Open(data, authType)
 	if err != nil {
@@ -189,21 +184,14 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 	if err != nil {
 		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: %w", path, err)}, nil
 	}
-	s.mu.RLock()
-	maxSeq := s.entry0(authType).maxSeq
-	s.mu.RUnlock()
+	var maxSeq uint64
+	if e != nil {
+		maxSeq = e.maxSeq
+	}
 	if rec.Seq < maxSeq {
 		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, ErrRollback)}, nil
 	}
 	return &current{exists: true, auth: a, seq: rec.Seq, written: rec.Written}, nil
-}
-
-// entry0 returns name's entry or a zero one, without creating it.
-func (s *Store) entry0(name string) entry {
-	if e := s.cache[name]; e != nil {
-		return *e
-	}
-	return entry{}
 }
 
 // lock takes stem's lock file exclusively, honouring ctx.

@@ -1,0 +1,58 @@
+package filestore
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCachePromotesAndKeepsEveryName(t *testing.T) {
+	var c cache
+	const n = 10_000
+	for i := range n {
+		name := strconv.Itoa(i)
+		c.update(name, func(entry) entry { return entry{ok: true, seq: uint64(i)} })
+		require.NotNil(t, c.get(name))
+	}
+	for i := range n {
+		e := c.get(strconv.Itoa(i))
+		require.NotNil(t, e)
+		assert.Equal(t, uint64(i), e.seq)
+	}
+	r := c.read.Load()
+	require.NotNil(t, r, "names were promoted to the lock-free map")
+	assert.Greater(t, len(*r), n/2)
+	assert.Nil(t, c.get("absent"))
+
+	c.updateAll(entry.forgotten)
+	assert.False(t, c.get("5").ok)
+	assert.Equal(t, uint64(5), c.get("5").maxSeq, "forgetting keeps the sequence number")
+	c.reset()
+	assert.Nil(t, c.get("5"))
+}
+
+func TestCacheConcurrentReadersAndWriters(t *testing.T) {
+	var c cache
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				name := strconv.Itoa(i % 50)
+				if w%2 == 0 {
+					c.update(name, func(e entry) entry { e.seq++; e.ok = true; return e })
+				} else if e := c.get(name); e != nil {
+					_ = e.seq
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := uint64(0)
+	for i := range 50 {
+		total += c.get(strconv.Itoa(i)).seq
+	}
+	assert.Equal(t, uint64(2*2000), total, "no update was lost")
+}
