@@ -14,7 +14,7 @@ func TestCachePromotesAndKeepsEveryName(t *testing.T) {
 	const n = 10_000
 	for i := range n {
 		name := strconv.Itoa(i)
-		c.update(name, func(entry) entry { return entry{ok: true, seq: uint64(i)} })
+		c.update(name, func(entry) entry { return entry{ok: true, seq: uint64(i), maxSeq: uint64(i)} })
 		require.NotNil(t, c.get(name))
 	}
 	for i := range n {
