@@ -248,7 +248,7 @@ func BenchmarkMemoryPerCachedRecord(b *testing.B) {
 	dir, key := b.TempDir(), newKeyFile(b, false)
 	fillRecords(b, dir, key, n)
 	ctx := context.Background()
-	for b.Loop() {
+	{ // one measurement, whatever b.N: it costs 2,000 decryptions
 		s := openStore(b, dir, key, filestore.WithoutWatcher())
 		runtime.GC()
 		var before, after runtime.MemStats
