@@ -1,6 +1,7 @@
 package filestore_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,57 +18,121 @@ import (
 	"github.com/sessionstore/sessionstore/filestore"
 )
 
-var goldenWrite = flag.Bool("golden-write", false, "write missing golden records for the current format version")
+var goldenWrite = flag.Bool("golden-write", false, "write missing golden files (never overwrites one)")
 
-// TestGoldenRecordsStillOpen opens the record of every format version ever
-// written, with the test-only keys, and checks its value. Compatibility is
-// forever: never edit or delete a golden file.
+var golden = filepath.Join("..", "testdata", "golden")
+
+// A vector is one line of testdata/golden/vectors.json: a sealed file, the
+// test-only key and auth type to open it with, and what must come out.
+type vector struct {
+	File     string `json:"file"`
+	Key      string `json:"key"`
+	AuthType string `json:"auth_type"`
+	Version  int    `json:"version"`
+	Value    string `json:"value"` // the expected AuthObject, as JSON
+	Error    string `json:"error"` // or the expected error: "tampered", "wrong key"
+	Why      string `json:"why"`
+}
+
+// TestGoldenRecordsStillOpen opens every golden vector, forever: every
+// record format version ever written, with its expected value, and the
+// forged, swapped, truncated and bit-flipped variants with their errors.
+// Never edit or delete a golden file; add new ones.
 func TestGoldenRecordsStillOpen(t *testing.T) {
 	ctx := ctxT(t)
-	golden := filepath.Join("..", "testdata", "golden")
-	for _, g := range []struct {
-		file, key, value string
-	}{
-		{"v1-x25519.age", "test-x25519.key", "v1.json"},
-		{"v1-pq.age", "test-pq.key", "v1.json"},
-	} {
-		t.Run(g.file, func(t *testing.T) {
-			wantJSON, err := os.ReadFile(filepath.Join(golden, g.value))
+	data, err := os.ReadFile(filepath.Join(golden, "vectors.json"))
+	require.NoError(t, err)
+	var vectors []vector
+	require.NoError(t, json.Unmarshal(data, &vectors))
+	if *goldenWrite {
+		writeGoldens(t)
+	}
+	versions := map[int]bool{}
+	for _, v := range vectors {
+		t.Run(v.File+"/"+v.Key+"/"+v.AuthType, func(t *testing.T) {
+			record, err := os.ReadFile(filepath.Join(golden, v.File))
 			require.NoError(t, err)
-			var want filestore.AuthObject
-			require.NoError(t, json.Unmarshal(wantJSON, &want))
-			key := testKeyFile(t, g.key)
-			if *goldenWrite {
-				writeGolden(t, filepath.Join(golden, g.file), key, want)
-			}
-			data, err := os.ReadFile(filepath.Join(golden, g.file))
+			key := testKeyFile(t, v.Key)
+			stem, err := filestore.StemOf(v.AuthType)
 			require.NoError(t, err)
 			dir := t.TempDir()
-			require.NoError(t, os.WriteFile(filepath.Join(dir, "server.age"), data, 0o600))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, stem+".age"), record, 0o600))
 			s := openStore(t, dir, key)
-			got, err := s.Get(ctx, "server")
-			require.NoError(t, err)
-			assert.Equal(t, want, got)
-
-			ring, err := crypto.LoadKeyring(key)
-			require.NoError(t, err)
-			rec, _, err := ring.Open(data, "server")
-			require.NoError(t, err)
-			assert.Equal(t, 1, rec.Version, "this file is format version 1")
+			got, err := s.Get(ctx, v.AuthType)
+			switch v.Error {
+			case "":
+				require.NoError(t, err)
+				wantJSON, err := os.ReadFile(filepath.Join(golden, v.Value))
+				require.NoError(t, err)
+				var want filestore.AuthObject
+				require.NoError(t, json.Unmarshal(wantJSON, &want))
+				assert.Equal(t, want, got)
+				ring, err := crypto.LoadKeyring(key)
+				require.NoError(t, err)
+				rec, _, err := ring.Open(record, v.AuthType)
+				require.NoError(t, err)
+				assert.Equal(t, v.Version, rec.Version)
+				versions[rec.Version] = true
+			case "tampered":
+				assert.ErrorIs(t, err, filestore.ErrTampered, v.Why)
+			case "wrong key":
+				assert.ErrorIs(t, err, filestore.ErrWrongKey, v.Why)
+			default:
+				t.Fatalf("unknown expected error %q", v.Error)
+			}
 		})
+	}
+	for v := 1; v <= crypto.FormatVersion; v++ {
+		assert.True(t, versions[v], "format version %d has a golden record", v)
 	}
 }
 
-func writeGolden(t *testing.T, path, key string, want filestore.AuthObject) {
+// writeGoldens writes the golden files that are missing, for the current
+// format version.
+func writeGoldens(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
-		return // never overwrite a golden file
-	}
-	dir := t.TempDir()
-	s := openStore(t, dir, key)
-	require.NoError(t, s.Set(ctxT(t), "server", want))
-	data, err := os.ReadFile(filepath.Join(dir, "server.age"))
+	var want filestore.AuthObject
+	wantJSON, err := os.ReadFile(filepath.Join(golden, "v1.json"))
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(path, data, 0o644))
-	t.Logf("wrote %s", path)
+	require.NoError(t, json.Unmarshal(wantJSON, &want))
+	seal := func(keyName, authType string) []byte {
+		dir, key := t.TempDir(), testKeyFile(t, keyName)
+		s := openStore(t, dir, key)
+		require.NoError(t, s.Set(ctxT(t), authType, want))
+		data, err := os.ReadFile(filepath.Join(dir, authType+".age"))
+		require.NoError(t, err)
+		return data
+	}
+	loadRing := func(name string) *crypto.Keyring {
+		data, err := os.ReadFile(filepath.Join("..", "testdata", "keys", name))
+		require.NoError(t, err)
+		k, err := crypto.ParseKeyring(bytes.NewReader(data))
+		require.NoError(t, err)
+		return k
+	}
+	write := func(name string, data func() []byte) {
+		path := filepath.Join(golden, name)
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			return // never overwrite a golden file
+		}
+		require.NoError(t, os.WriteFile(path, data(), 0o644))
+		t.Logf("wrote %s", path)
+	}
+	write("v1-x25519.age", func() []byte { return seal("test-x25519.key", "server") })
+	write("v1-pq.age", func() []byte { return seal("test-pq.key", "server") })
+	write("v1-x25519-swapped.age", func() []byte { return seal("test-x25519.key", "client") })
+	write("v1-x25519-wrongkey.age", func() []byte { return seal("test-other.key", "server") })
+	write("v1-x25519-forged.age", func() []byte {
+		forger, err := loadRing("test-other.key").WithRecipients(loadRing("test-x25519.key").Recipient())
+		require.NoError(t, err)
+		auth, err := json.Marshal(want)
+		require.NoError(t, err)
+		ct, err := forger.Seal(&crypto.Record{AuthType: "server", Seq: 1, Written: time.Now(), Auth: auth})
+		require.NoError(t, err)
+		return ct
+	})
+	good, err := os.ReadFile(filepath.Join(golden, "v1-x25519.age"))
+	require.NoError(t, err)
+	write("v1-x25519-truncated.age", func() []byte { return good[:len(good)-20] })
+	write("v1-x25519-bitflip.age", func() []byte { return flipByte(good, len(good)-10) })
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -209,6 +210,11 @@ func lockFile(ctx context.Context, path string, retry time.Duration) (unlock fun
 			err = errors.New("not acquired")
 		}
 		return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+	}
+	// The umask may have narrowed the mode of a new lock file; make it
+	// exactly 0600, whatever the umask.
+	if fi, err := lk.Stat(); err == nil && fi.Mode().Perm() != 0o600 && runtime.GOOS != "windows" {
+		os.Chmod(path, 0o600)
 	}
 	return func() { lk.Unlock() }, nil
 }

@@ -1,0 +1,46 @@
+//go:build !windows
+
+package filestore_test
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionstore/sessionstore/crypto"
+)
+
+// Modes do not depend on the umask: too permissive or too strict, the
+// store's files are 0600 and its directory 0700.
+func TestModesIndependentOfUmask(t *testing.T) {
+	for _, mask := range []int{0o000, 0o022, 0o277} {
+		t.Run(os.FileMode(mask).String(), func(t *testing.T) {
+			ctx := ctxT(t)
+			key := newKeyFile(t, false)
+			old := syscall.Umask(mask)
+			defer syscall.Umask(old)
+			dir := filepath.Join(t.TempDir(), "store")
+			s := openStore(t, dir, key)
+			require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+			k, err := crypto.GenerateKeyring(false)
+			require.NoError(t, err)
+			newKey := filepath.Join(t.TempDir(), "new.key")
+			require.NoError(t, crypto.CreateKeyFile(newKey, k))
+			require.NoError(t, crypto.ReplaceKeyFile(newKey, k, nil))
+			for path, want := range map[string]os.FileMode{
+				dir:                               0o700,
+				filepath.Join(dir, "server.age"):  0o600,
+				filepath.Join(dir, "server.lock"): 0o600,
+				newKey:                            0o600,
+			} {
+				fi, err := os.Stat(path)
+				require.NoError(t, err)
+				assert.Equal(t, want, fi.Mode().Perm(), "%s under umask %04o", path, mask)
+			}
+		})
+	}
+}
