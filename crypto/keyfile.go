@@ -35,6 +35,20 @@ func (k *Keyring) MarshalKeyFile(created time.Time) []byte {
 // CreateKeyFile writes k to a new key file at path, mode 0600. It refuses
 // to overwrite an existing file.
 func CreateKeyFile(path string, k *Keyring) error {
+	return CreateKeyFileWithPassphrase(path, k, "")
+}
+
+// CreateKeyFileWithPassphrase is CreateKeyFile, protecting the file with
+// passphrase (as "age -p -a") unless it is empty.
+func CreateKeyFileWithPassphrase(path string, k *Keyring, passphrase string) error {
+	data := k.MarshalKeyFile(time.Now())
+	defer clear(data)
+	if passphrase != "" {
+		var err error
+		if data, err = EncryptKeyFile(data, passphrase); err != nil {
+			return err
+		}
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
@@ -44,7 +58,7 @@ func CreateKeyFile(path string, k *Keyring) error {
 		os.Remove(path)
 		return fmt.Errorf("keyring: %w", err)
 	}
-	_, err = f.Write(k.MarshalKeyFile(time.Now()))
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -63,11 +77,25 @@ func CreateKeyFile(path string, k *Keyring) error {
 // fsync). The caller must keep other writers of path out (rekey holds
 // path+".lock"); fault is a test seam and nil in production.
 func ReplaceKeyFile(path string, k *Keyring, fault fsutil.FaultFunc) error {
+	return ReplaceKeyFileWithPassphrase(path, k, "", fault)
+}
+
+// ReplaceKeyFileWithPassphrase is ReplaceKeyFile, protecting the file with
+// passphrase (as "age -p -a") unless it is empty.
+func ReplaceKeyFileWithPassphrase(path string, k *Keyring, passphrase string, fault fsutil.FaultFunc) error {
 	dir, name := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	if err := fsutil.WriteFile(dir, name, "."+name+".tmp-0", k.MarshalKeyFile(time.Now()), fault); err != nil {
+	data := k.MarshalKeyFile(time.Now())
+	defer clear(data)
+	if passphrase != "" {
+		var err error
+		if data, err = EncryptKeyFile(data, passphrase); err != nil {
+			return err
+		}
+	}
+	if err := fsutil.WriteFile(dir, name, "."+name+".tmp-0", data, fault); err != nil {
 		return fmt.Errorf("keyring: writing %s: %w", path, err)
 	}
 	return nil

@@ -155,6 +155,9 @@ func readPrivate(path string) ([]byte, error) {
 // ParseKeyFiles parses the contents read by ReadKeyFiles; path is only
 // used in error messages.
 func ParseKeyFiles(path string, keyData, recipData []byte) (*Keyring, error) {
+	if IsEncryptedKeyFile(keyData) {
+		return nil, fmt.Errorf("keyring: %s: %w", path, ErrPassphraseRequired)
+	}
 	k, err := ParseKeyring(bytes.NewReader(keyData))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -23,6 +23,10 @@ type RotateOptions struct {
 	DryRun      bool // report what would change; change nothing
 	Workers     int  // records resealed in parallel; 0 means 1
 
+	// Passphrase, for a passphrase-protected key file, is called once;
+	// the rotated key file is protected with the same passphrase.
+	Passphrase func() (string, error)
+
 	// Progress, if set, is called at each step (never concurrently).
 	Progress func(RotateEvent)
 
@@ -92,7 +96,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 		return nil, err
 	}
 	defer unlock()
-	old, err := crypto.LoadKeyring(keyFile)
+	old, pass, err := loadKeyring(keyFile, opts.Passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
@@ -120,7 +124,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	}
 
 	// Step 1: the new primary first, the old identities after it.
-	if err := crypto.ReplaceKeyFile(keyFile, next, opts.fault); err != nil {
+	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, next, pass, opts.fault); err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
 	records, err := listAll(ctx, dirs)
@@ -132,7 +136,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	// Step 2: reseal each record under its own lock.
 	stores := make(map[string]*Store)
 	for _, d := range dirs {
-		s, err := Open(d, WithKeyFile(keyFile), WithoutWatcher())
+		s, err := Open(d, WithKeyFile(keyFile), WithoutWatcher(), WithPassphrase(func() (string, error) { return pass, nil }))
 		if err != nil {
 			return nil, fmt.Errorf("rotate: %w", err)
 		}
@@ -173,7 +177,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 
 	// Step 4: retire the old identities.
 	if !opts.KeepOld && next.Len() > 1 {
-		if err := crypto.ReplaceKeyFile(keyFile, primary, opts.fault); err != nil {
+		if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, primary, pass, opts.fault); err != nil {
 			return report, fmt.Errorf("rotate: every record is resealed, but retiring the old keys failed: %w", err)
 		}
 		report.Retired = next.Len() - 1
@@ -182,15 +186,36 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	return report, nil
 }
 
+// CheckOptions configures Check.
+type CheckOptions struct {
+	Workers    int                    // records checked in parallel; 0 means 1
+	Passphrase func() (string, error) // for a passphrase-protected key file
+}
+
 // Check reports, for every record in dirs, which identity of keyFile opens
 // it. A record that no identity opens, or that does not verify, has Err
 // set. Check changes nothing.
-func Check(ctx context.Context, keyFile string, dirs []string, workers int) ([]RecordStatus, error) {
-	ring, err := crypto.LoadKeyring(keyFile)
+func Check(ctx context.Context, keyFile string, dirs []string, opts CheckOptions) ([]RecordStatus, error) {
+	ring, _, err := loadKeyring(keyFile, opts.Passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	return check(ctx, ring, dirs, workers)
+	return check(ctx, ring, dirs, opts.Workers)
+}
+
+// loadKeyring loads keyFile, asking for its passphrase if it is protected,
+// and returns the passphrase ("" if none) for writing it back.
+func loadKeyring(keyFile string, askPass func() (string, error)) (*crypto.Keyring, string, error) {
+	var pass string
+	ring, err := crypto.LoadKeyringWithPassphrase(keyFile, func() (string, error) {
+		if askPass == nil {
+			return "", crypto.ErrPassphraseRequired
+		}
+		p, err := askPass()
+		pass = p
+		return p, err
+	})
+	return ring, pass, err
 }
 
 func check(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int) ([]RecordStatus, error) {

@@ -77,7 +77,7 @@ func assertAllUnderPrimary(t *testing.T, dir, key string, n, want int) {
 	ring, err := crypto.LoadKeyring(key)
 	require.NoError(t, err)
 	assert.Equal(t, want, ring.Len(), "identities in the key file")
-	statuses, err := filestore.Check(ctxT(t), key, []string{dir}, 2)
+	statuses, err := filestore.Check(ctxT(t), key, []string{dir}, filestore.CheckOptions{Workers: 2})
 	require.NoError(t, err)
 	require.Len(t, statuses, n)
 	for _, st := range statuses {
@@ -247,7 +247,7 @@ func TestRotateKilledAtEachStepThenRerun(t *testing.T) {
 			require.NoError(t, cmd.Process.Kill())
 			cmd.Wait()
 
-			statuses, err := filestore.Check(ctx, key, []string{dir}, 1)
+			statuses, err := filestore.Check(ctx, key, []string{dir}, filestore.CheckOptions{})
 			require.NoError(t, err)
 			for _, st := range statuses {
 				assert.NoError(t, st.Err, "after the kill every record opens with the key file on disk")
@@ -314,7 +314,7 @@ func TestRotateWhileProcessesRun(t *testing.T) {
 	ring, err := crypto.LoadKeyring(key)
 	require.NoError(t, err)
 	assert.Equal(t, 1, ring.Len())
-	statuses, err := filestore.Check(ctx, key, []string{dir}, 2)
+	statuses, err := filestore.Check(ctx, key, []string{dir}, filestore.CheckOptions{Workers: 2})
 	require.NoError(t, err)
 	assert.Len(t, statuses, 11)
 	for _, st := range statuses {

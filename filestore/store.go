@@ -49,8 +49,11 @@ type Store struct {
 	now     func() time.Time
 	fault   fsutil.FaultFunc // test seam for the write path
 
-	keyMu sync.Mutex // serialises key reloads
-	keys  atomic.Pointer[keyState]
+	keyMu      sync.Mutex // serialises key reloads; guards passphrase
+	keys       atomic.Pointer[keyState]
+	askPass    func() (string, error) // WithPassphrase
+	passphrase string                 // asked once, for a protected key file
+	havePass   bool
 
 	cache  cache // by auth type
 	closed atomic.Bool
@@ -84,6 +87,7 @@ type options struct {
 	now     func() time.Time
 	fault   fsutil.FaultFunc
 	watcher func() (*fsnotify.Watcher, error)
+	askPass func() (string, error)
 }
 
 // WithKeyFile reads the keys from an age identity file (and its
@@ -99,6 +103,14 @@ func WithKeyring(k *crypto.Keyring) Option { return func(o *options) { o.keyring
 // the key file's ".recipients".
 func WithRecipients(r ...age.Recipient) Option {
 	return func(o *options) { o.extra = append(o.extra, r...) }
+}
+
+// WithPassphrase gives the passphrase of a passphrase-protected key file
+// (an age-encrypted identity file, as "age -p" writes). It is called at
+// most once per Open, and only if the key file is protected; the Store
+// keeps the passphrase to reload the key file after a rotation.
+func WithPassphrase(passphrase func() (string, error)) Option {
+	return func(o *options) { o.askPass = passphrase }
 }
 
 // WithExpirySkew makes TokenSource refresh a token this long before it
@@ -136,13 +148,14 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		dir:   dir,
-		extra: o.extra,
-		skew:  o.skew,
-		watch: !o.noWatch,
-		log:   o.logger,
-		now:   o.now,
-		fault: o.fault,
+		dir:     dir,
+		extra:   o.extra,
+		skew:    o.skew,
+		watch:   !o.noWatch,
+		log:     o.logger,
+		now:     o.now,
+		fault:   o.fault,
+		askPass: o.askPass,
 	}
 	s.watcher.newWatcher = o.watcher
 	if s.watcher.newWatcher == nil {
@@ -223,7 +236,14 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 	if cur := s.keys.Load(); cur != nil && cur.digest == d {
 		return false, nil
 	}
-	ring, err := crypto.ParseKeyFiles(s.keyFile, keyData, recipData)
+	parseData := keyData
+	if crypto.IsEncryptedKeyFile(keyData) {
+		if parseData, err = s.decryptKeyFile(keyData); err != nil {
+			return false, err
+		}
+		defer clear(parseData)
+	}
+	ring, err := crypto.ParseKeyFiles(s.keyFile, parseData, recipData)
 	if err != nil {
 		return false, fmt.Errorf("filestore: %w", err)
 	}
@@ -233,6 +253,26 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 	s.keys.Store(&keyState{ring: ring, digest: d})
 	s.log.Info("sessionstore: keys loaded", "key_file", s.keyFile, "identities", ring.Len(), "primary", ring.PublicKey(0))
 	return true, nil
+}
+
+// decryptKeyFile opens a passphrase-protected key file, asking for the
+// passphrase the first time only. s.keyMu is held.
+func (s *Store) decryptKeyFile(data []byte) ([]byte, error) {
+	if !s.havePass {
+		if s.askPass == nil {
+			return nil, fmt.Errorf("filestore: %s: %w (use WithPassphrase)", s.keyFile, crypto.ErrPassphraseRequired)
+		}
+		p, err := s.askPass()
+		if err != nil {
+			return nil, fmt.Errorf("filestore: %s: passphrase: %w", s.keyFile, err)
+		}
+		s.passphrase, s.havePass = p, true
+	}
+	plain, err := crypto.DecryptKeyFile(data, s.passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: %s: %w", s.keyFile, err)
+	}
+	return plain, nil
 }
 
 // Dir returns the store's directory.

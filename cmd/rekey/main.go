@@ -26,7 +26,7 @@ import (
 )
 
 const usage = `Usage:
-    rekey -init -key FILE [-pq]
+    rekey -init -key FILE [-pq] [-passphrase-file P]
     rekey -key FILE -dir DIR [-dir DIR...] [-pq] [-keep-old] [-dry-run] [-j N]
     rekey -check -key FILE -dir DIR [-dir DIR...] [-json] [-j N]
 
@@ -45,6 +45,10 @@ Options:
     -dry-run    Say what would change and change nothing; exit 1 where the
                 rotation would fail.
     -j N        Records processed in parallel (default 1).
+    -passphrase-file P
+                The key file is (with -init: is to be) passphrase-protected,
+                as "age -p" writes; read the passphrase from the first line
+                of P. A rotated key file keeps the same passphrase.
     -version    Print the version.
 
 Rotation writes the key file with a new primary first and the old keys after
@@ -74,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	var (
 		initFlag, check, jsonOut, pq, keepOld, dryRun, version bool
-		keyFile                                                string
+		keyFile, passFile                                      string
 		dirs                                                   dirList
 		workers                                                int
 	)
@@ -88,6 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&dryRun, "dry-run", false, "")
 	fs.IntVar(&workers, "j", 1, "")
 	fs.BoolVar(&version, "version", false, "")
+	fs.StringVar(&passFile, "passphrase-file", "", "")
 
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "rekey: error: "+format+"\n", a...)
@@ -138,36 +143,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rekey: error: %v\n", err)
 		return 1
 	}
+	var passphrase func() (string, error)
+	if passFile != "" {
+		passphrase = func() (string, error) { return readPassphrase(passFile) }
+	}
 	switch {
 	case initFlag:
-		return runInit(keyFile, pq, stderr, fail)
+		return runInit(keyFile, pq, passphrase, stderr, fail)
 	case check:
-		return runCheck(ctx, keyFile, dirs, workers, jsonOut, stdout, fail)
+		statuses, err := filestore.Check(ctx, keyFile, dirs, filestore.CheckOptions{Workers: workers, Passphrase: passphrase})
+		if err != nil {
+			return fail(err)
+		}
+		return runCheck(statuses, jsonOut, stdout, fail)
 	default:
 		return runRotate(ctx, keyFile, dirs, filestore.RotateOptions{
 			PostQuantum: pq, KeepOld: keepOld, DryRun: dryRun, Workers: workers,
-			Progress: progressLine(stderr),
+			Progress: progressLine(stderr), Passphrase: passphrase,
 		}, stdout, fail)
 	}
 }
 
-func runInit(keyFile string, pq bool, stderr io.Writer, fail func(error) int) int {
+// readPassphrase reads the first line of path.
+func readPassphrase(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("%s: empty passphrase", path)
+	}
+	return line, nil
+}
+
+func runInit(keyFile string, pq bool, passphrase func() (string, error), stderr io.Writer, fail func(error) int) int {
 	k, err := crypto.GenerateKeyring(pq)
 	if err != nil {
 		return fail(err)
 	}
-	if err := crypto.CreateKeyFile(keyFile, k); err != nil {
+	pass := ""
+	if passphrase != nil {
+		if pass, err = passphrase(); err != nil {
+			return fail(err)
+		}
+	}
+	if err := crypto.CreateKeyFileWithPassphrase(keyFile, k, pass); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(stderr, "Public key: %s\n", k.PublicKey(0))
 	return 0
 }
 
-func runCheck(ctx context.Context, keyFile string, dirs []string, workers int, jsonOut bool, stdout io.Writer, fail func(error) int) int {
-	statuses, err := filestore.Check(ctx, keyFile, dirs, workers)
-	if err != nil {
-		return fail(err)
-	}
+func runCheck(statuses []filestore.RecordStatus, jsonOut bool, stdout io.Writer, fail func(error) int) int {
 	bad := 0
 	enc := json.NewEncoder(stdout)
 	for _, st := range statuses {

@@ -15,6 +15,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	crypto.KeyFileWorkFactor = 10 // fast passphrase tests; the default is age's 18
 	testscript.Main(m, map[string]func(){"rekey": main})
 }
 

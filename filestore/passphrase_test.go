@@ -1,0 +1,54 @@
+package filestore_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/filestore"
+)
+
+// A passphrase-protected key file is decrypted with a passphrase asked
+// once per Open; the Store follows a rotation without asking again, and
+// the rotated key file keeps the passphrase.
+func TestPassphraseProtectedKeyFile(t *testing.T) {
+	old := crypto.KeyFileWorkFactor
+	crypto.KeyFileWorkFactor = 10
+	t.Cleanup(func() { crypto.KeyFileWorkFactor = old })
+	ctx := ctxT(t)
+	k, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	key := filepath.Join(t.TempDir(), "key")
+	require.NoError(t, crypto.CreateKeyFileWithPassphrase(key, k, "s3cret pass"))
+	dir := t.TempDir()
+
+	_, err = filestore.Open(dir, filestore.WithKeyFile(key))
+	assert.ErrorIs(t, err, crypto.ErrPassphraseRequired)
+	assert.ErrorContains(t, err, "WithPassphrase")
+
+	asked := 0
+	pass := filestore.WithPassphrase(func() (string, error) { asked++; return "s3cret pass", nil })
+	s := openStore(t, dir, key, pass)
+	assert.Equal(t, 1, asked)
+	require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+	warm(t, s, "server", true)
+
+	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+	assert.ErrorIs(t, err, crypto.ErrPassphraseRequired, "rotation needs the passphrase too")
+	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{
+		Passphrase: func() (string, error) { return "s3cret pass", nil }})
+	require.NoError(t, err)
+
+	ring, err := crypto.LoadKeyringWithPassphrase(key, func() (string, error) { return "s3cret pass", nil })
+	require.NoError(t, err, "the rotated key file has the same passphrase")
+	require.NotEqual(t, k.PublicKey(0), ring.PublicKey(0))
+	require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+	assert.Equal(t, ring.PublicKey(0), s.Keyring().PublicKey(0), "the Store followed the rotation")
+	got, err := s.Get(ctx, "server")
+	require.NoError(t, err)
+	assert.Equal(t, sampleAuth(), got)
+	assert.Equal(t, 1, asked, "asked once per Open")
+}
