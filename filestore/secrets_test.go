@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,7 +24,7 @@ import (
 // checks that no error text and no log line holds a token or key material.
 func TestNoSecretInErrorsOrLogs(t *testing.T) {
 	ctx := ctxT(t)
-	var logs bytes.Buffer
+	var logs syncBuffer // the watcher goroutines log too
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	s := openStore(t, dir, key, filestore.WithLogger(logger))
@@ -115,6 +116,24 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 		assert.NotContains(t, logs.String(), secret, "log output")
 	}
 	assert.Contains(t, logs.String(), "[redacted]", "the logged session was redacted, not dropped")
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func writeTemp(t *testing.T, content string) string {
