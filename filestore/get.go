@@ -1,0 +1,168 @@
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/fsutil"
+)
+
+// Get returns the session stored under authType, or an error wrapping
+// ErrNotFound. The value is the caller's: changing it changes nothing
+// stored. A cached value costs no I/O and, unless it has Extra, no
+// allocation.
+func (s *Store) Get(ctx context.Context, authType string) (AuthObject, error) {
+	a, _, err := s.lookup(ctx, authType)
+	return a, err
+}
+
+// lookup is Get, also returning when the record was written.
+func (s *Store) lookup(ctx context.Context, authType string) (AuthObject, time.Time, error) {
+	if e := s.cache.get(authType); e != nil && e.ok && e.trusted && !s.closed.Load() {
+		a := e.auth
+		if a.Extra != nil {
+			a = a.clone()
+		}
+		return a, e.written, nil
+	}
+	if s.closed.Load() {
+		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: get %q: %w", authType, ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return AuthObject{}, time.Time{}, err
+	}
+	stem, err := stemOf(authType)
+	if err != nil {
+		return AuthObject{}, time.Time{}, err
+	}
+	a, written, err := s.load(authType, stem)
+	if err != nil {
+		return AuthObject{}, time.Time{}, err
+	}
+	return a.clone(), written, nil
+}
+
+// load reads the record file of name and returns its value, from the cache
+// if the file still holds the cached bytes, and caches it.
+func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
+	path := s.recordPath(stem)
+	watching := s.watcher.active()
+	before := s.events.Load()
+	s.reads.Add(1)
+	data, err := readRecord(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			s.forget(name)
+			return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, ErrNotFound)
+		}
+		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %w", err)
+	}
+	d := sha256.Sum256(data)
+
+	var hit *entry
+	s.cache.update(name, func(e entry) entry {
+		if e.ok && e.digest == d {
+			// The file holds what we cached: validated without
+			// decrypting. From here on the watcher vouches for it, if
+			// it was watching before the read and saw no change since.
+			e.trusted = watching && s.events.Load() == before
+			hit = &e
+		}
+		return e
+	})
+	if hit != nil {
+		s.watcher.start(s)
+		return hit.auth, hit.written, nil
+	}
+
+	rec, err := s.open(data, name, path)
+	if err != nil {
+		return AuthObject{}, time.Time{}, err
+	}
+	a, err := decodeAuth(rec.Auth)
+	if err != nil {
+		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, err)
+	}
+	var rollback uint64
+	s.cache.update(name, func(e entry) entry {
+		if rec.Seq < e.maxSeq {
+			rollback = e.maxSeq
+			return e
+		}
+		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, written: rec.Written, maxSeq: rec.Seq,
+			trusted: watching && s.events.Load() == before}
+	})
+	if rollback != 0 {
+		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, rollback, rec.Seq, ErrRollback)
+	}
+	return a, rec.Written, nil
+}
+
+// forget drops name's cached value, keeping its highest sequence number.
+func (s *Store) forget(name string) {
+	s.cache.update(name, entry.forgotten)
+}
+
+// open decrypts and verifies a record. If no identity opens it, the key
+// file is reloaded once and the record tried again: a rotation may just
+// have happened.
+func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
+	s.opens.Add(1)
+	rec, _, err := s.keys.Load().ring.Open(data, name)
+	if errors.Is(err, ErrWrongKey) {
+		if changed, rerr := s.reloadKeys(); rerr == nil && changed {
+			rec, _, err = s.keys.Load().ring.Open(data, name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("filestore: %s: %w", path, err)
+	}
+	return rec, nil
+}
+
+func decodeAuth(data []byte) (AuthObject, error) {
+	var a AuthObject
+	if err := json.Unmarshal(data, &a); err != nil {
+		// The JSON error could quote a token: say only what failed.
+		return AuthObject{}, fmt.Errorf("auth object does not decode: %w", ErrTampered)
+	}
+	return a, nil
+}
+
+// readRecord reads a record file without following a symlink.
+func readRecord(path string) ([]byte, error) {
+	f, err := fsutil.OpenNoFollow(path)
+	if err != nil {
+		if errors.Is(err, fsutil.ErrSymlink) {
+			return nil, fmt.Errorf("%s is a symlink, not followed: %w", path, ErrInsecurePermissions)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file: %w", path, ErrInsecurePermissions)
+	}
+	if fi.Size() > maxRecordSize {
+		return nil, fmt.Errorf("%s is %d bytes, larger than any record: %w", path, fi.Size(), ErrTampered)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+1))
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxRecordSize+1)); err != nil {
+		return nil, err
+	}
+	if buf.Len() > maxRecordSize {
+		return nil, fmt.Errorf("%s is larger than any record: %w", path, ErrTampered)
+	}
+	return buf.Bytes(), nil
+}

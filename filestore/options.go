@@ -1,0 +1,64 @@
+package filestore
+
+import (
+	"log/slog"
+	"time"
+
+	"filippo.io/age"
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/fsutil"
+)
+
+// An Option configures Open.
+type Option func(*options)
+
+type options struct {
+	keyFile string
+	keyring *crypto.Keyring
+	extra   []age.Recipient
+	skew    time.Duration
+	noWatch bool
+	logger  *slog.Logger
+	now     func() time.Time
+	fault   fsutil.FaultFunc
+	watcher func() (*fsnotify.Watcher, error)
+	askPass func() (string, error)
+}
+
+// WithKeyFile reads the keys from an age identity file (and its
+// ".recipients" file). The Store reloads them when they change, so it
+// follows a rotation.
+func WithKeyFile(path string) Option { return func(o *options) { o.keyFile = path } }
+
+// WithKeyring uses fixed keys. Such a Store cannot follow a rotation:
+// long-running processes should use WithKeyFile.
+func WithKeyring(k *crypto.Keyring) Option { return func(o *options) { o.keyring = k } }
+
+// WithRecipients seals every record to r as well, beyond the primary and
+// the key file's ".recipients".
+func WithRecipients(r ...age.Recipient) Option {
+	return func(o *options) { o.extra = append(o.extra, r...) }
+}
+
+// WithPassphrase gives the passphrase of a passphrase-protected key file
+// (an age-encrypted identity file, as "age -p" writes). It is called at
+// most once per Open, and only if the key file is protected; the Store
+// keeps the passphrase to reload the key file after a rotation.
+func WithPassphrase(passphrase func() (string, error)) Option {
+	return func(o *options) { o.askPass = passphrase }
+}
+
+// WithExpirySkew makes TokenSource refresh a token this long before it
+// expires. The default is 10 seconds, as in golang.org/x/oauth2.
+func WithExpirySkew(d time.Duration) Option { return func(o *options) { o.skew = d } }
+
+// WithoutWatcher disables fsnotify: every Get validates its cached entry
+// against the record file. This is the mode a Store falls back to by itself
+// where a directory cannot be watched.
+func WithoutWatcher() Option { return func(o *options) { o.noWatch = true } }
+
+// WithLogger logs the Store's background events (watcher failures, key
+// reloads) to l. The default discards them.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
