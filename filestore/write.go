@@ -192,6 +192,12 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 	if rec.Seq < maxSeq {
 		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, ErrRollback)}, nil
 	}
+	// Keep what was decrypted, for a writer that ends up writing nothing
+	// (a TokenSource that finds another process's refresh): the next Get
+	// validates it against the file instead of decrypting again.
+	s.cache.update(authType, func(e entry) entry {
+		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, written: rec.Written, maxSeq: max(e.maxSeq, rec.Seq)}
+	})
 	return &current{exists: true, auth: a, seq: rec.Seq, written: rec.Written}, nil
 }
 
