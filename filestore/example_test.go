@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/oauthtest"
 )
 
 // exampleKeyFile makes a throwaway key file, as `rekey -init -key FILE`
@@ -116,4 +119,53 @@ func ExampleReadPodioJSFile() {
 	// Output:
 	// user:1 false
 	// true
+}
+
+// TokenSource shares one session between every process on the host: an
+// expired token is refreshed once, under the record's lock, and the new
+// one stored before anyone uses it. (This example runs a local fake
+// provider; with a real one, cfg is your oauth2.Config.)
+func ExampleStore_TokenSource() {
+	keyFile, dir := exampleKeyFile()
+	defer os.RemoveAll(filepath.Dir(keyFile))
+	ctx := context.Background()
+	provider := oauthtest.NewServer(time.Hour)
+	defer provider.Close()
+	cfg := &oauth2.Config{
+		ClientID:     oauthtest.ClientID,
+		ClientSecret: oauthtest.ClientSecret,
+		Endpoint:     oauth2.Endpoint{TokenURL: provider.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
+	}
+
+	store, err := filestore.Open(dir, filestore.WithKeyFile(keyFile))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	tok, err := cfg.PasswordCredentialsToken(ctx, oauthtest.Username, oauthtest.Password)
+	if err != nil {
+		log.Fatal(err)
+	}
+	expired := filestore.FromToken(tok)
+	expired.Expiry = time.Now().Add(-time.Minute)
+	if err := store.Set(ctx, "password", expired); err != nil {
+		log.Fatal(err)
+	}
+
+	client := oauth2.NewClient(ctx, store.TokenSource(ctx, "password", filestore.ConfigRefresher(cfg)))
+	for range 3 {
+		resp, err := client.Get(provider.APIURL())
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+	stored, _ := store.Get(ctx, "password")
+	fmt.Println("refreshes:", provider.Stats().Refreshes, "stored token is the new one:", stored.AccessToken != tok.AccessToken)
+	// Output:
+	// 200 OK
+	// 200 OK
+	// 200 OK
+	// refreshes: 1 stored token is the new one: true
 }
