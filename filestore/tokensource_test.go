@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -363,4 +364,30 @@ func TestProcessesResponseWithoutRefreshTokenKeepsIt(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, old.RefreshToken, got.RefreshToken)
 	assert.NotEqual(t, old.AccessToken, got.AccessToken)
+}
+
+// One TokenSource used by many goroutines refreshes once.
+func TestTokenSourceConcurrentGoroutinesRefreshOnce(t *testing.T) {
+	ctx := ctxT(t)
+	srv := oauthtest.NewServer(time.Hour)
+	defer srv.Close()
+	srv.SetRefreshDelay(20 * time.Millisecond)
+	s := openStore(t, t.TempDir(), newKeyFile(t, false))
+	login(t, s, srv, true)
+	ts := s.TokenSource(ctx, "server", filestore.ConfigRefresher(oauthConfig(srv)))
+	var wg sync.WaitGroup
+	tokens := make([]string, 16)
+	for i := range tokens {
+		wg.Go(func() {
+			tok, err := ts.Token()
+			if assert.NoError(t, err) {
+				tokens[i] = tok.AccessToken
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 1, srv.Stats().Refreshes)
+	for _, at := range tokens {
+		assert.Equal(t, tokens[0], at)
+	}
 }

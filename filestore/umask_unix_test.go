@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/filestore"
 )
 
 // Modes do not depend on the umask: too permissive or too strict, the
@@ -43,4 +44,30 @@ func TestModesIndependentOfUmask(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A key file or store directory owned by another user (not root) is
+// refused: that user could swap the key or the records.
+func TestOwnedByAnotherUserIsRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	const nobody = 65534
+	key := newKeyFile(t, false)
+	dir := t.TempDir()
+	require.NoError(t, os.Chown(dir, nobody, nobody))
+	_, err := filestore.Open(dir, filestore.WithKeyFile(key))
+	assert.ErrorIs(t, err, filestore.ErrInsecurePermissions)
+	assert.ErrorContains(t, err, "owned by uid 65534")
+
+	require.NoError(t, os.Chown(dir, 0, 0))
+	require.NoError(t, os.Chown(key, nobody, nobody))
+	_, err = filestore.Open(dir, filestore.WithKeyFile(key))
+	assert.ErrorIs(t, err, filestore.ErrInsecurePermissions)
+	assert.ErrorContains(t, err, key)
+
+	require.NoError(t, os.Chown(key, 0, 0))
+	s, err := filestore.Open(dir, filestore.WithKeyFile(key))
+	require.NoError(t, err, "owned by root (this user) is fine")
+	s.Close()
 }
