@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -127,7 +128,11 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, next, pass, opts.fault); err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
-	records, err := listAll(ctx, dirs)
+	// Every name with a lock file: a writer that read the old key file
+	// before step 1 holds its lock (made before it sealed) until its
+	// record is in place, so taking each lock in step 2 waits for it, and
+	// its record is resealed too, even a brand new one.
+	records, err := listAll(ctx, dirs, true)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +174,9 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	if err != nil {
 		return nil, err
 	}
+	records = slices.DeleteFunc(records, func(r RecordStatus) bool {
+		return r.Err != nil && errors.Is(r.Err, fs.ErrNotExist) // a lock without a record
+	})
 	report.Records = records
 	if bad := failed(records); len(bad) > 0 {
 		return report, fmt.Errorf("rotate: %w: old keys kept in %s: %d record(s) do not open with the new key: %s", ErrRotationIncomplete, keyFile, len(bad), names(bad))
@@ -228,7 +236,7 @@ func check(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int
 			return nil, err
 		}
 	}
-	records, err := listAll(ctx, dirs)
+	records, err := listAll(ctx, dirs, false)
 	if err != nil {
 		return nil, err
 	}
@@ -324,10 +332,10 @@ func (s *Store) reseal(ctx context.Context, authType string) (bool, error) {
 }
 
 // listAll lists the records of every directory.
-func listAll(ctx context.Context, dirs []string) ([]RecordStatus, error) {
+func listAll(ctx context.Context, dirs []string, locks bool) ([]RecordStatus, error) {
 	var records []RecordStatus
 	for _, d := range dirs {
-		names, err := listDir(ctx, d)
+		names, err := listDir(ctx, d, locks)
 		if err != nil {
 			return nil, err
 		}

@@ -322,3 +322,43 @@ func TestRotateWhileProcessesRun(t *testing.T) {
 		assert.Equal(t, 0, st.Key, st.AuthType)
 	}
 }
+
+// A writer that read the key file before the rotation began, and writes a
+// brand new record only after the new key file is in place, still has its
+// record resealed: the rotation waits for its lock.
+func TestRotateWaitsForWriterThatStartedBefore(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	seedStore(t, dir, key, 2)
+	w := openStore(t, dir, key, filestore.WithoutWatcher())
+
+	keyWritten, sealed := make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := w.Update(ctx, "late", func(filestore.AuthObject, bool) (filestore.AuthObject, error) {
+			<-keyWritten // the writer has its keys; the rotation writes the new key file now
+			return filestore.AuthObject{AccessToken: "late"}, nil
+		})
+		sealed <- err
+	}()
+	waitFor(t, "the writer's lock file", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "late.lock"))
+		return err == nil
+	})
+	_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{
+		Progress: func(ev filestore.RotateEvent) {
+			if ev.Step == "key-written" {
+				close(keyWritten)
+			}
+		},
+	})
+	require.NoError(t, err)
+	require.NoError(t, <-sealed)
+
+	ring, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	require.Equal(t, 1, ring.Len(), "the old key is retired")
+	data, err := os.ReadFile(filepath.Join(dir, "late.age"))
+	require.NoError(t, err)
+	_, _, err = ring.Open(data, "late")
+	assert.NoError(t, err, "the late writer's record opens with the new key")
+}

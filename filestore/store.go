@@ -166,10 +166,13 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	if err := s.checkOpen("list"); err != nil {
 		return nil, err
 	}
-	return listDir(ctx, s.dir)
+	return listDir(ctx, s.dir, false)
 }
 
-func listDir(ctx context.Context, dir string) ([]string, error) {
+// listDir returns the auth types of dir's records, sorted; with locks, also
+// those that have only a lock file (a record being written for the first
+// time, or deleted).
+func listDir(ctx context.Context, dir string, locks bool) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -180,6 +183,9 @@ func listDir(ctx context.Context, dir string) ([]string, error) {
 	var names []string
 	for _, de := range des {
 		stem, ok := strings.CutSuffix(de.Name(), recordSuffix)
+		if !ok && locks {
+			stem, ok = strings.CutSuffix(de.Name(), lockSuffix)
+		}
 		if !ok || !de.Type().IsRegular() {
 			continue
 		}
@@ -188,7 +194,7 @@ func listDir(ctx context.Context, dir string) ([]string, error) {
 		}
 	}
 	slices.Sort(names)
-	return names, nil
+	return slices.Compact(names), nil
 }
 
 func (s *Store) checkOpen(op string) error {
