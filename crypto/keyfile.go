@@ -41,14 +41,11 @@ func CreateKeyFile(path string, k *Keyring) error {
 // CreateKeyFileWithPassphrase is CreateKeyFile, protecting the file with
 // passphrase (as "age -p -a") unless it is empty.
 func CreateKeyFileWithPassphrase(path string, k *Keyring, passphrase string) error {
-	data := k.MarshalKeyFile(time.Now())
-	defer clear(data)
-	if passphrase != "" {
-		var err error
-		if data, err = EncryptKeyFile(data, passphrase); err != nil {
-			return err
-		}
+	data, err := keyFileBytes(k, passphrase)
+	if err != nil {
+		return err
 	}
+	defer clear(data)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
@@ -87,18 +84,26 @@ func ReplaceKeyFileWithPassphrase(path string, k *Keyring, passphrase string, fa
 	if dir == "" {
 		dir = "."
 	}
-	data := k.MarshalKeyFile(time.Now())
-	defer clear(data)
-	if passphrase != "" {
-		var err error
-		if data, err = EncryptKeyFile(data, passphrase); err != nil {
-			return err
-		}
+	data, err := keyFileBytes(k, passphrase)
+	if err != nil {
+		return err
 	}
+	defer clear(data)
 	if err := fsutil.WriteFile(dir, name, "."+name+".tmp-0", data, fault); err != nil {
 		return fmt.Errorf("keyring: writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// keyFileBytes is k's key file, protected with passphrase unless it is
+// empty.
+func keyFileBytes(k *Keyring, passphrase string) ([]byte, error) {
+	data := k.MarshalKeyFile(time.Now())
+	if passphrase == "" {
+		return data, nil
+	}
+	defer clear(data)
+	return EncryptKeyFile(data, passphrase)
 }
 
 func isWindows() bool { return os.PathSeparator == '\\' }

@@ -330,5 +330,3 @@ type bufioChild struct {
 	stdin io.WriteCloser
 	out   *bufio.Scanner
 }
-
-func newScanner(r io.Reader) *bufio.Scanner { return bufio.NewScanner(r) }

@@ -1,15 +1,12 @@
 package filestore_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -269,40 +266,18 @@ func TestRotateWhileProcessesRun(t *testing.T) {
 	s := openStore(t, dir, key)
 	require.NoError(t, s.Set(ctx, "shared", filestore.AuthObject{AccessToken: "0"}))
 
-	type proc struct {
-		cmd   *exec.Cmd
-		stdin io.WriteCloser
-		out   *bufio.Scanner
-	}
-	var procs []proc
-	for range 3 {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childSpec{role: "worker", dir: dir, key: key, name: "shared", mode: "watch"}.env()...)
-		stdin, err := cmd.StdinPipe()
-		require.NoError(t, err)
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		cmd.Stderr = testWriter{t}
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		p := proc{cmd, stdin, bufio.NewScanner(stdout)}
-		expectLine(t, p.out, "ready")
-		procs = append(procs, p)
-	}
+	procs := startChildren(t, ctx, 3, childSpec{role: "worker", dir: dir, key: key, name: "shared", mode: "watch"})
 	for i := range 3 {
 		_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{PostQuantum: i == 1})
 		require.NoError(t, err, "rotation %d", i)
 	}
 	total := 0
-	var mu sync.Mutex
 	for _, p := range procs {
 		require.NoError(t, p.stdin.Close())
 		f := expectLine(t, p.out, "done")
 		n, err := strconv.Atoi(f[1])
 		require.NoError(t, err)
-		mu.Lock()
 		total += n
-		mu.Unlock()
 		assert.NoError(t, p.cmd.Wait(), "the worker saw no error")
 		assert.Positive(t, n, "each worker made progress during the rotations")
 	}

@@ -1,6 +1,7 @@
 package filestore_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -47,20 +48,7 @@ func login(t *testing.T, s *filestore.Store, srv *oauthtest.Server, expired bool
 
 // callAPI makes one API request through ts.
 func callAPI(ctx context.Context, ts oauth2.TokenSource, url string) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := oauth2.NewClient(ctx, ts).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("API answered %s", resp.Status)
-	}
-	return nil
+	return oauthtest.Get(ctx, oauth2.NewClient(ctx, ts), url)
 }
 
 func TestTokenSourceValidTokenNeedsNoRefresh(t *testing.T) {
@@ -252,9 +240,9 @@ func init() {
 	}
 }
 
-// startTogether starts children that each print "ready" and then wait for
-// stdin to close, and releases them all at once.
-func startTogether(t *testing.T, ctx context.Context, n int, c childSpec) []*bufioChild {
+// startChildren starts n children that each print "ready" and then wait
+// for their stdin to close, and waits for them to be ready.
+func startChildren(t *testing.T, ctx context.Context, n int, c childSpec) []*bufioChild {
 	t.Helper()
 	var kids []*bufioChild
 	for range n {
@@ -267,10 +255,17 @@ func startTogether(t *testing.T, ctx context.Context, n int, c childSpec) []*buf
 		cmd.Stderr = testWriter{t}
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		k := &bufioChild{cmd: cmd, stdin: stdin, out: newScanner(stdout)}
+		k := &bufioChild{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
 		expectLine(t, k.out, "ready")
 		kids = append(kids, k)
 	}
+	return kids
+}
+
+// startTogether starts n children and releases them all at once.
+func startTogether(t *testing.T, ctx context.Context, n int, c childSpec) []*bufioChild {
+	t.Helper()
+	kids := startChildren(t, ctx, n, c)
 	for _, k := range kids {
 		require.NoError(t, k.stdin.Close())
 	}

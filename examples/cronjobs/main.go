@@ -17,7 +17,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,7 +250,7 @@ func worker(id string) error {
 	for end := time.Now().Add(runFor); time.Now().Before(end); {
 		tok, err := ts.Token()
 		if err == nil {
-			err = call(ctx, client, url+"/api/me")
+			err = oauthtest.Get(ctx, client, url+"/api/me")
 		}
 		if err != nil {
 			failed++
@@ -269,22 +268,5 @@ func worker(id string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	fmt.Println("done", ok, failed)
-	return nil
-}
-
-func call(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("API: %s", resp.Status)
-	}
 	return nil
 }

@@ -7,8 +7,10 @@
 package oauthtest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -226,4 +228,23 @@ func (s *Server) Issued(at string) bool {
 	defer s.mu.Unlock()
 	_, ok := s.access[at]
 	return ok
+}
+
+// Get makes one GET request with client (an oauth2 client) and fails
+// unless the API answers 200 OK.
+func Get(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("API answered %s", resp.Status)
+	}
+	return nil
 }
