@@ -53,8 +53,6 @@ func TestPerformanceTargets(t *testing.T) {
 		{"Get, cache hit", BenchmarkGetHit, BenchmarkGetHitBaseline, 2.5},
 		{"Get, cache hit, 2 cores (RunParallel)", BenchmarkGetHitParallel, BenchmarkGetHitParallelBaseline, 2.5},
 		{"cold start: Open + Get + Close", BenchmarkColdStart, BenchmarkColdStartBaseline, 1.15},
-		{"Set", BenchmarkSet, BenchmarkSetBaseline, 1.15},
-		{"Update (uncontended)", BenchmarkUpdate, BenchmarkSetBaseline, 1.25},
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "operation\tours\tbaseline\tmedian ratio\ttarget\tmet\n")
@@ -74,6 +72,38 @@ func TestPerformanceTargets(t *testing.T) {
 			extra = fmt.Sprintf(", %d allocs/op (≤ 100 ns, 0 allocs)", ours.AllocsPerOp())
 		}
 		fmt.Fprintf(w, "%s\t%v\t%v\t%.2f×\t≤ %.2f×%s\t%v\n", p.name, time.Duration(ours.NsPerOp()), time.Duration(base.NsPerOp()), r, p.target, extra, met)
+	}
+
+	// Set and Update wait on fsync, whose cost drifts from second to
+	// second: alternate single operations, so both sides see the same disk.
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	s := openStore(t, dir, key)
+	ctx := context.Background()
+	a := sampleAuth()
+	for _, p := range []struct {
+		name   string
+		ours   func() error
+		target float64
+	}{
+		{"Set", func() error { return s.Set(ctx, "server", a) }, 1.15},
+		{"Update (uncontended)", func() error { _, err := s.Update(ctx, "counter", increment); return err }, 1.25},
+	} {
+		var ratios []float64
+		var ours, base time.Duration
+		for range rounds {
+			ours, base = 0, 0
+			for range 200 {
+				t0 := time.Now()
+				require.NoError(t, p.ours())
+				t1 := time.Now()
+				require.NoError(t, baselineSet(dir, s.Keyring().Recipient(), a))
+				ours, base = ours+t1.Sub(t0), base+time.Since(t1)
+			}
+			ratios = append(ratios, float64(ours)/float64(base))
+		}
+		slices.Sort(ratios)
+		r := ratios[len(ratios)/2]
+		fmt.Fprintf(w, "%s\t%v\t%v\t%.2f×\t≤ %.2f× (alternating single ops)\t%v\n", p.name, (ours / 200).Round(time.Microsecond), (base / 200).Round(time.Microsecond), r, p.target, r <= p.target)
 	}
 
 	lat := visibility(t, modes[0], 200)
