@@ -75,7 +75,7 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 			return AuthObject{}, 0, c.err
 		}
 		if !c.exists {
-			return AuthObject{}, 0, fmt.Errorf("filestore: token for %q: %s: %w", ts.name, ts.s.recordPath(mustStem(ts.name)), ErrNotFound)
+			return AuthObject{}, 0, fmt.Errorf("filestore: token for %q: %s: %w", ts.name, c.path, ErrNotFound)
 		}
 		if ts.s.valid(c.auth, c.written) {
 			return c.auth, keep, nil // another process refreshed meanwhile
@@ -146,9 +146,4 @@ func (s *Store) valid(a AuthObject, written time.Time) bool {
 		}
 	}
 	return s.now().Add(skew).Before(a.Expiry)
-}
-
-func mustStem(name string) string {
-	stem, _ := stemOf(name)
-	return stem
 }

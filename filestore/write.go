@@ -68,6 +68,7 @@ const (
 
 // current is the record a writer found under the lock.
 type current struct {
+	path    string // the record file
 	exists  bool
 	auth    AuthObject
 	seq     uint64 // 0 if unknown
@@ -102,6 +103,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	if err != nil {
 		return AuthObject{}, err
 	}
+	cur.path = path
 	next, act, err := fn(cur)
 	if err != nil {
 		return AuthObject{}, err

@@ -94,9 +94,6 @@ func (s *Server) SetOmitRefreshToken(omit bool) { s.mu.Lock(); s.omitRefresh = o
 // SetRefreshDelay makes each refresh take d, widening race windows.
 func (s *Server) SetRefreshDelay(d time.Duration) { s.mu.Lock(); s.refreshDelay = d; s.mu.Unlock() }
 
-// SetLifetime changes the lifetime of the access tokens issued from now on.
-func (s *Server) SetLifetime(d time.Duration) { s.mu.Lock(); s.lifetime = d; s.mu.Unlock() }
-
 // ExpireAll makes every access token issued so far expired.
 func (s *Server) ExpireAll() {
 	s.mu.Lock()
@@ -220,14 +217,6 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, `{"ok":true}`)
-}
-
-// Issued reports whether at is an access token this server issued.
-func (s *Server) Issued(at string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.access[at]
-	return ok
 }
 
 // Get makes one GET request with client (an oauth2 client) and fails
