@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/sessionstore/sessionstore/crypto"
 )
 
 // watchState runs the Store's fsnotify watcher. It starts lazily, on the
@@ -98,6 +100,9 @@ func (ws *watchState) run(s *Store) {
 			}
 			if !s.handleEvent(ev) {
 				s.log.Warn("sessionstore: store directory went away, validating every read against the file", "dir", s.dir)
+				ws.mu.Lock()
+				ws.w = nil
+				ws.mu.Unlock()
 				go w.Close()
 				return
 			}
@@ -116,7 +121,7 @@ func (s *Store) handleEvent(ev fsnotify.Event) bool {
 	switch name := ev.Name; {
 	case name == s.dir:
 		return !ev.Has(fsnotify.Remove) && !ev.Has(fsnotify.Rename)
-	case s.keyFile != "" && (name == s.keyFile || name == s.keyFile+".recipients"):
+	case s.keyFile != "" && (name == s.keyFile || name == s.keyFile+crypto.RecipientsSuffix):
 		if _, err := s.reloadKeys(); err != nil {
 			s.log.Warn("sessionstore: key file changed but does not load; keeping the loaded keys", "err", err)
 		}
