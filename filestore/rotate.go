@@ -92,6 +92,11 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	if err != nil {
 		return nil, err
 	}
+	for _, d := range dirs { // before anything changes
+		if err := checkStoreDir(d); err != nil {
+			return nil, fmt.Errorf("rotate: %w", err)
+		}
+	}
 	unlock, err := lockKeyFile(ctx, keyFile)
 	if err != nil {
 		return nil, err
