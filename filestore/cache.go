@@ -86,6 +86,15 @@ func (c *cache) updateLocked(name string, f func(old entry) entry) {
 	sl.e.Store(&next)
 }
 
+// updateExisting is update for a name that has an entry; it creates none.
+func (c *cache) updateExisting(name string, f func(old entry) entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.getLocked(name) != nil {
+		c.updateLocked(name, f)
+	}
+}
+
 // updateAll replaces every entry e with f(e).
 func (c *cache) updateAll(f func(entry) entry) {
 	c.mu.Lock()

@@ -67,20 +67,21 @@ func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
 	}
 	d := sha256.Sum256(data)
 
-	var hit *entry
-	s.cache.update(name, func(e entry) entry {
-		if e.ok && e.digest == d {
-			// The file holds what we cached: validated without
-			// decrypting. From here on the watcher vouches for it, if
-			// it was watching before the read and saw no change since.
-			e.trusted = watching && s.events.Load() == before
-			hit = &e
+	if e := s.cache.get(name); e != nil && e.ok && e.digest == d {
+		// The file holds what we cached: validated without decrypting.
+		// From here on the watcher vouches for it, if it was watching
+		// before the read and saw no change since (checked under the
+		// cache's lock, which orders it with the watcher's invalidations).
+		if watching && !e.trusted {
+			s.cache.updateExisting(name, func(cur entry) entry {
+				if cur.ok && cur.digest == d {
+					cur.trusted = s.events.Load() == before
+				}
+				return cur
+			})
 		}
-		return e
-	})
-	if hit != nil {
 		s.watcher.start(s)
-		return hit.auth, hit.written, nil
+		return e.auth, e.written, nil
 	}
 
 	rec, err := s.open(data, name, path)
@@ -108,7 +109,7 @@ func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
 
 // forget drops name's cached value, keeping its highest sequence number.
 func (s *Store) forget(name string) {
-	s.cache.update(name, entry.forgotten)
+	s.cache.updateExisting(name, entry.forgotten)
 }
 
 // open decrypts and verifies a record. If no identity opens it, the key

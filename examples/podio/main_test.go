@@ -29,6 +29,21 @@ func setup(t *testing.T) (srv *oauthtest.Server, base []string, dir, key string)
 	return srv, base, dir, key
 }
 
+// expire makes the stored session of authType expired, and returns the
+// store it used.
+func expire(t *testing.T, dir, key, authType string) *filestore.Store {
+	t.Helper()
+	s, err := filestore.Open(dir, filestore.WithKeyFile(key))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	_, err = s.Update(context.Background(), authType, func(a filestore.AuthObject, _ bool) (filestore.AuthObject, error) {
+		a.Expiry = time.Now().Add(-time.Minute)
+		return a, nil
+	})
+	require.NoError(t, err)
+	return s
+}
+
 func TestPasswordFlowAuthenticatesOnceThenReuses(t *testing.T) {
 	srv, base, dir, key := setup(t)
 	args := append(base, "-username", oauthtest.Username, "-password", oauthtest.Password)
@@ -42,14 +57,7 @@ func TestPasswordFlowAuthenticatesOnceThenReuses(t *testing.T) {
 	assert.Equal(t, 1, srv.Stats().Logins, "the second run does not log in again")
 
 	// When the session expires, it is refreshed with the refresh token.
-	s, err := filestore.Open(dir, filestore.WithKeyFile(key))
-	require.NoError(t, err)
-	defer s.Close()
-	_, err = s.Update(context.Background(), "password", func(a filestore.AuthObject, _ bool) (filestore.AuthObject, error) {
-		a.Expiry = time.Now().Add(-time.Minute)
-		return a, nil
-	})
-	require.NoError(t, err)
+	expire(t, dir, key, "password")
 	require.NoError(t, run(context.Background(), args, &out))
 	assert.Equal(t, 1, srv.Stats().Refreshes)
 	assert.Equal(t, 1, srv.Stats().Logins)
@@ -64,14 +72,7 @@ func TestAppFlowAsRefresher(t *testing.T) {
 	assert.Contains(t, out.String(), "API call OK as app:12345")
 
 	// Expired: the app refresher authenticates again (grant_type=app).
-	s, err := filestore.Open(dir, filestore.WithKeyFile(key))
-	require.NoError(t, err)
-	defer s.Close()
-	_, err = s.Update(context.Background(), "app:12345", func(a filestore.AuthObject, _ bool) (filestore.AuthObject, error) {
-		a.Expiry = time.Now().Add(-time.Minute)
-		return a, nil
-	})
-	require.NoError(t, err)
+	s := expire(t, dir, key, "app:12345")
 	out.Reset()
 	require.NoError(t, run(context.Background(), args, &out))
 	assert.Contains(t, out.String(), "reusing the stored session")
