@@ -72,14 +72,14 @@ func CreateKeyFileWithPassphrase(path string, k *Keyring, passphrase string) err
 // ReplaceKeyFile atomically and durably replaces the key file at path with
 // k (temp file 0600 in the same directory, fsync, rename, directory
 // fsync). The caller must keep other writers of path out (rekey holds
-// path+".lock"); fault is a test seam and nil in production.
-func ReplaceKeyFile(path string, k *Keyring, fault fsutil.FaultFunc) error {
-	return ReplaceKeyFileWithPassphrase(path, k, "", fault)
+// path+".lock").
+func ReplaceKeyFile(path string, k *Keyring) error {
+	return ReplaceKeyFileWithPassphrase(path, k, "")
 }
 
 // ReplaceKeyFileWithPassphrase is ReplaceKeyFile, protecting the file with
 // passphrase (as "age -p -a") unless it is empty.
-func ReplaceKeyFileWithPassphrase(path string, k *Keyring, passphrase string, fault fsutil.FaultFunc) error {
+func ReplaceKeyFileWithPassphrase(path string, k *Keyring, passphrase string) error {
 	dir, name := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -89,7 +89,7 @@ func ReplaceKeyFileWithPassphrase(path string, k *Keyring, passphrase string, fa
 		return err
 	}
 	defer clear(data)
-	if err := fsutil.WriteFile(dir, name, "."+name+".tmp-0", data, fault); err != nil {
+	if err := fsutil.WriteFile(dir, name, "."+name+".tmp-0", data, nil); err != nil {
 		return fmt.Errorf("keyring: writing %s: %w", path, err)
 	}
 	return nil

@@ -30,8 +30,6 @@ type RotateOptions struct {
 
 	// Progress, if set, is called at each step (never concurrently).
 	Progress func(RotateEvent)
-
-	fault fsutil.FaultFunc // test seam for the key file writes
 }
 
 // A RotateEvent reports the progress of a rotation.
@@ -130,7 +128,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	}
 
 	// Step 1: the new primary first, the old identities after it.
-	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, next, pass, opts.fault); err != nil {
+	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, next, pass); err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
 	// Every name with a lock file: a writer that read the old key file
@@ -190,7 +188,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 
 	// Step 4: retire the old identities.
 	if !opts.KeepOld && next.Len() > 1 {
-		if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, primary, pass, opts.fault); err != nil {
+		if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, primary, pass); err != nil {
 			return report, fmt.Errorf("rotate: every record is resealed, but retiring the old keys failed: %w", err)
 		}
 		report.Retired = next.Len() - 1

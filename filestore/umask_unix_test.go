@@ -31,7 +31,7 @@ func TestModesIndependentOfUmask(t *testing.T) {
 			require.NoError(t, err)
 			newKey := filepath.Join(t.TempDir(), "new.key")
 			require.NoError(t, crypto.CreateKeyFile(newKey, k))
-			require.NoError(t, crypto.ReplaceKeyFile(newKey, k, nil))
+			require.NoError(t, crypto.ReplaceKeyFile(newKey, k))
 			for path, want := range map[string]os.FileMode{
 				dir:                               0o700,
 				filepath.Join(dir, "server.age"):  0o600,

@@ -163,7 +163,7 @@ func TestOverflowDropsTheCache(t *testing.T) {
 // rewriteKeyFile atomically replaces the key file with k, as rekey does.
 func rewriteKeyFile(t *testing.T, path string, k *crypto.Keyring) {
 	t.Helper()
-	require.NoError(t, crypto.ReplaceKeyFile(path, k, nil))
+	require.NoError(t, crypto.ReplaceKeyFile(path, k))
 }
 
 func TestKeyFileChangeIsFollowed(t *testing.T) {
