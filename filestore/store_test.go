@@ -178,7 +178,7 @@ func badRecords(t *testing.T, dir string) map[string]struct {
 	require.NoError(t, err)
 	foreign, err := crypto.GenerateKeyring(false)
 	require.NoError(t, err)
-	foreignRec, err := foreign.Seal(&crypto.Record{AuthType: "server", Seq: 1, Written: time.Now(), Auth: []byte(`{"access_token":"x"}`)})
+	foreignRec, err := sealFor(foreign, "server")
 	require.NoError(t, err)
 	return map[string]struct {
 		data []byte

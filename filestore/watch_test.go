@@ -218,7 +218,7 @@ func TestWrongKeyReloadsOnceAndRetries(t *testing.T) {
 	// A record no key opens, even after the reload, is ErrWrongKey.
 	foreign, err := crypto.GenerateKeyring(false)
 	require.NoError(t, err)
-	ct, err := foreign.Seal(&crypto.Record{AuthType: "client", Seq: 1, Auth: []byte(`{"access_token":"x"}`)})
+	ct, err := sealFor(foreign, "client")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "client.age"), ct, 0o600))
 	_, err = reader.Get(ctx, "client")
