@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 )
 
@@ -62,7 +63,7 @@ func TestOpenWrongAuthTypeIsTampered(t *testing.T) {
 	ct, err := k.Seal(testRecord())
 	require.NoError(t, err)
 	_, _, err = k.Open(ct, "client")
-	assert.ErrorIs(t, err, crypto.ErrTampered)
+	assert.ErrorIs(t, err, sessionstore.ErrTampered)
 	assert.Contains(t, err.Error(), `"server"`)
 }
 
@@ -80,7 +81,7 @@ func TestOpenForgedWithPublicRecipientIsTampered(t *testing.T) {
 	require.NoError(t, w.Close())
 
 	_, _, err = k.Open(buf.Bytes(), "server")
-	assert.ErrorIs(t, err, crypto.ErrTampered)
+	assert.ErrorIs(t, err, sessionstore.ErrTampered)
 	assert.NotContains(t, err.Error(), "evil")
 
 	// Same with a MAC under a key derived from another identity.
@@ -91,7 +92,7 @@ func TestOpenForgedWithPublicRecipientIsTampered(t *testing.T) {
 	ct, err := forged.Seal(testRecord())
 	require.NoError(t, err)
 	_, _, err = k.Open(ct, "server")
-	assert.ErrorIs(t, err, crypto.ErrTampered)
+	assert.ErrorIs(t, err, sessionstore.ErrTampered)
 }
 
 func TestOpenWrongKey(t *testing.T) {
@@ -102,8 +103,8 @@ func TestOpenWrongKey(t *testing.T) {
 	ct, err := k1.Seal(testRecord())
 	require.NoError(t, err)
 	_, _, err = k2.Open(ct, "server")
-	assert.ErrorIs(t, err, crypto.ErrWrongKey)
-	assert.NotErrorIs(t, err, crypto.ErrTampered)
+	assert.ErrorIs(t, err, sessionstore.ErrWrongKey)
+	assert.NotErrorIs(t, err, sessionstore.ErrTampered)
 }
 
 func TestOpenCorruptIsTampered(t *testing.T) {
@@ -129,13 +130,13 @@ func TestOpenCorruptIsTampered(t *testing.T) {
 				assert.True(t, isEither(err), "got %v", err)
 				return
 			}
-			assert.ErrorIs(t, err, crypto.ErrTampered)
+			assert.ErrorIs(t, err, sessionstore.ErrTampered)
 		})
 	}
 }
 
 func isEither(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), crypto.ErrTampered.Error()) || strings.Contains(err.Error(), crypto.ErrWrongKey.Error()))
+	return err != nil && (strings.Contains(err.Error(), sessionstore.ErrTampered.Error()) || strings.Contains(err.Error(), sessionstore.ErrWrongKey.Error()))
 }
 
 func flip(b []byte, i int) []byte {
@@ -161,7 +162,7 @@ func TestOldIdentityStillVerifies(t *testing.T) {
 	assert.Equal(t, 1, idx)
 
 	_, _, err = rotated.PrimaryOnly().Open(ct, "server")
-	assert.ErrorIs(t, err, crypto.ErrWrongKey)
+	assert.ErrorIs(t, err, sessionstore.ErrWrongKey)
 }
 
 func TestKeyFileRoundTripAndAgeKeygenFormat(t *testing.T) {
@@ -220,7 +221,7 @@ func TestLoadKeyringInsecurePermissions(t *testing.T) {
 	require.NoError(t, crypto.CreateKeyFile(path, k))
 	require.NoError(t, os.Chmod(path, 0o640))
 	_, err = crypto.LoadKeyring(path)
-	assert.ErrorIs(t, err, crypto.ErrInsecurePermissions)
+	assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
 	assert.Contains(t, err.Error(), path)
 	assert.NotContains(t, err.Error(), "AGE-SECRET-KEY")
 

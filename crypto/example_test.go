@@ -39,7 +39,7 @@ func ExampleKeyring_Seal() {
 	// Output:
 	// age-encryption.org/v1
 	// {"access_token":"example"} opened by identity 0 <nil>
-	// record is forged, corrupt or bound to another auth type: record belongs to auth type "server"
+	// record is forged, corrupt or bound to another name: record belongs to auth type "server"
 }
 
 // Key files are age-keygen's format: age reads them, and records.

@@ -102,7 +102,7 @@ func ParseKeyring(r io.Reader) (*Keyring, error) {
 // LoadKeyring reads the age identity file at path, and the extra recipients
 // in path+".recipients" if that file exists. It refuses a key file that is
 // not a regular file, is accessible by group or others, or is owned by
-// another user (ErrInsecurePermissions).
+// another user (sessionstore.ErrInsecurePermissions).
 func LoadKeyring(path string) (*Keyring, error) {
 	keyData, recipData, err := ReadKeyFiles(path)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/sessionstore/sessionstore"
 )
 
 // FormatVersion is the record format that Seal writes. Open reads every
@@ -85,12 +86,12 @@ func (k *Keyring) Seal(rec *Record) ([]byte, error) {
 
 // Open decrypts and verifies a sealed record that must belong to
 // authType. It returns the record and the index in k of the identity that
-// opened it (0 is the primary). Errors wrap ErrWrongKey (no identity opens
-// it) or ErrTampered (forged, corrupt, or bound to another auth type), and
+// opened it (0 is the primary). Errors wrap sessionstore.ErrWrongKey (no identity opens
+// it) or sessionstore.ErrTampered (forged, corrupt, or bound to another auth type), and
 // never include plaintext.
 func (k *Keyring) Open(ciphertext []byte, authType string) (*Record, int, error) {
 	if len(ciphertext) == 0 {
-		return nil, -1, fmt.Errorf("%w: empty file", ErrTampered)
+		return nil, -1, fmt.Errorf("%w: empty file", sessionstore.ErrTampered)
 	}
 	for i, id := range k.ids {
 		r, err := age.Decrypt(bytes.NewReader(ciphertext), id)
@@ -99,38 +100,38 @@ func (k *Keyring) Open(ciphertext []byte, authType string) (*Record, int, error)
 			if errors.As(err, &nm) {
 				continue
 			}
-			return nil, -1, fmt.Errorf("%w: not a valid age file (%v)", ErrTampered, err)
+			return nil, -1, fmt.Errorf("%w: not a valid age file (%v)", sessionstore.ErrTampered, err)
 		}
 		pt, err := io.ReadAll(io.LimitReader(r, maxPlaintext+1))
 		if err != nil {
-			return nil, i, fmt.Errorf("%w: age payload does not decrypt (%v)", ErrTampered, err)
+			return nil, i, fmt.Errorf("%w: age payload does not decrypt (%v)", sessionstore.ErrTampered, err)
 		}
 		if len(pt) > maxPlaintext {
-			return nil, i, fmt.Errorf("%w: record is too large", ErrTampered)
+			return nil, i, fmt.Errorf("%w: record is too large", sessionstore.ErrTampered)
 		}
 		rec, err := k.verify(pt, i, authType)
 		clear(pt)
 		return rec, i, err
 	}
-	return nil, -1, fmt.Errorf("%w (%d identities tried)", ErrWrongKey, len(k.ids))
+	return nil, -1, fmt.Errorf("%w (%d identities tried)", sessionstore.ErrWrongKey, len(k.ids))
 }
 
 func (k *Keyring) verify(pt []byte, i int, authType string) (*Record, error) {
 	var env envelope
 	if err := json.Unmarshal(pt, &env); err != nil {
 		// Never wrap the JSON error: it could quote plaintext.
-		return nil, fmt.Errorf("%w: record is not valid JSON", ErrTampered)
+		return nil, fmt.Errorf("%w: record is not valid JSON", sessionstore.ErrTampered)
 	}
 	switch env.Version {
 	case 1:
 	default:
-		return nil, fmt.Errorf("%w: unsupported record format version %d", ErrTampered, env.Version)
+		return nil, fmt.Errorf("%w: unsupported record format version %d", sessionstore.ErrTampered, env.Version)
 	}
 	if !hmac.Equal(env.MAC, recordMAC(k.macKeys[i], &env)) {
-		return nil, fmt.Errorf("%w: record MAC does not verify (not written by a key holder)", ErrTampered)
+		return nil, fmt.Errorf("%w: record MAC does not verify (not written by a key holder)", sessionstore.ErrTampered)
 	}
 	if env.AuthType != authType {
-		return nil, fmt.Errorf("%w: record belongs to auth type %q", ErrTampered, env.AuthType)
+		return nil, fmt.Errorf("%w: record belongs to auth type %q", sessionstore.ErrTampered, env.AuthType)
 	}
 	return &Record{
 		Version:  env.Version,

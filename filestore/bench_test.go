@@ -15,6 +15,7 @@ import (
 	"filippo.io/age"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/filestore"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
@@ -29,20 +30,20 @@ import (
 // returning the value.
 type baselineCache struct {
 	mu sync.RWMutex
-	m  map[string]filestore.AuthObject
+	m  map[string]sessionstore.AuthObject
 }
 
-func (c *baselineCache) get(k string) (filestore.AuthObject, bool) {
+func (c *baselineCache) get(k string) (sessionstore.AuthObject, bool) {
 	c.mu.RLock()
 	a, ok := c.m[k]
 	c.mu.RUnlock()
 	return a, ok
 }
 
-var sink filestore.AuthObject
+var sink sessionstore.AuthObject
 
 func BenchmarkGetHitBaseline(b *testing.B) {
-	c := &baselineCache{m: map[string]filestore.AuthObject{"server": sampleAuth()}}
+	c := &baselineCache{m: map[string]sessionstore.AuthObject{"server": sampleAuth()}}
 	b.ReportAllocs()
 	for b.Loop() {
 		a, ok := c.get("server")
@@ -67,10 +68,10 @@ func BenchmarkGetHit(b *testing.B) {
 }
 
 func BenchmarkGetHitParallelBaseline(b *testing.B) {
-	c := &baselineCache{m: map[string]filestore.AuthObject{"server": sampleAuth()}}
+	c := &baselineCache{m: map[string]sessionstore.AuthObject{"server": sampleAuth()}}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		var a filestore.AuthObject
+		var a sessionstore.AuthObject
 		for pb.Next() {
 			a, _ = c.get("server")
 		}
@@ -83,7 +84,7 @@ func BenchmarkGetHitParallel(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		var a filestore.AuthObject
+		var a sessionstore.AuthObject
 		for pb.Next() {
 			a, _ = s.Get(ctx, "rec-5")
 		}
@@ -137,7 +138,7 @@ func BenchmarkColdStartBaseline(b *testing.B) {
 			b.Fatal(err)
 		}
 		var env struct {
-			Auth filestore.AuthObject `json:"auth"`
+			Auth sessionstore.AuthObject `json:"auth"`
 		}
 		if err := json.Unmarshal(pt, &env); err != nil {
 			b.Fatal(err)
@@ -182,7 +183,7 @@ func BenchmarkSetBaseline(b *testing.B) {
 
 // baselineSet is the floor of a Set: age.Encrypt of the JSON and a
 // plaintext-agnostic durable write (temp file, fsync, rename, dir fsync).
-func baselineSet(dir string, recip age.Recipient, a filestore.AuthObject) error {
+func baselineSet(dir string, recip age.Recipient, a sessionstore.AuthObject) error {
 	pt, err := json.Marshal(a)
 	if err != nil {
 		return err
@@ -223,7 +224,7 @@ func BenchmarkUpdate(b *testing.B) {
 	dir, key := b.TempDir(), newKeyFile(b, false)
 	s := openStore(b, dir, key)
 	ctx := context.Background()
-	require.NoError(b, s.Set(ctx, "server", filestore.AuthObject{AccessToken: "0"}))
+	require.NoError(b, s.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "0"}))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.Update(ctx, "server", increment); err != nil {

@@ -5,17 +5,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessionstore/sessionstore"
 )
 
 // An entry is what a Store knows of one record. Entries are immutable once
 // published: a change stores a new one.
 type entry struct {
-	ok      bool              // auth holds the record's value
-	auth    AuthObject        // the value, owned by the cache
-	digest  [sha256.Size]byte // of the record file's bytes
+	ok      bool                    // auth holds the record's value
+	auth    sessionstore.AuthObject // the value, owned by the cache
+	digest  [sha256.Size]byte       // of the record file's bytes
 	seq     uint64
 	written time.Time // when the record was written
-	maxSeq  uint64    // the highest sequence number seen, for ErrRollback
+	maxSeq  uint64    // the highest sequence number seen, for sessionstore.ErrRollback
 	trusted bool      // the watcher vouches for it: Get returns it without I/O
 }
 

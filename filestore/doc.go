@@ -1,9 +1,8 @@
-// Package filestore keeps OAuth sessions on disk, one age-encrypted file per
-// auth type, shared safely between the goroutines and processes of one
-// host, with keys that can be rotated while those processes run.
-//
-// It is the Go form of the "session manager" of Podio-style Platform SDKs:
-// get(authType) is [Store.Get], set(authObject, authType) is [Store.Set].
+// Package filestore is the one-host backend of sessionstore: it keeps OAuth
+// sessions on disk, one age-encrypted file per auth type, shared safely
+// between the goroutines and processes of one host, with keys that can be
+// rotated while those processes run. A *Store is a sessionstore.Store;
+// refresh through it with sessionstore.TokenSource.
 //
 // # Layout
 //
@@ -44,6 +43,6 @@
 //
 // # Errors
 //
-// Errors wrap the sentinels below (test with errors.Is), name the file they
-// concern and never carry a secret. AuthObject never prints its tokens.
+// Errors wrap the sentinels of package sessionstore (test with errors.Is),
+// name the file they concern and never carry a secret.
 package filestore

@@ -9,11 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/oauth2"
-
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
-	"github.com/sessionstore/sessionstore/internal/oauthtest"
 )
 
 // exampleKeyFile makes a throwaway key file, as `rekey -init -key FILE`
@@ -36,7 +34,7 @@ func exampleKeyFile() (keyFile, dir string) {
 
 // The session-manager pattern of Podio-style SDKs: Get before
 // authenticating, Set after.
-func Example() {
+func ExampleOpen() {
 	keyFile, dir := exampleKeyFile()
 	defer os.RemoveAll(filepath.Dir(keyFile))
 	ctx := context.Background()
@@ -49,14 +47,14 @@ func Example() {
 
 	// get(authType): is there a session from an earlier run?
 	_, err = store.Get(ctx, "password")
-	fmt.Println("first run, stored session:", !errors.Is(err, filestore.ErrNotFound))
+	fmt.Println("first run, stored session:", !errors.Is(err, sessionstore.ErrNotFound))
 
 	// ... authenticate, then set(authObject, authType):
-	err = store.Set(ctx, "password", filestore.AuthObject{
+	err = store.Set(ctx, "password", sessionstore.AuthObject{
 		AccessToken:  "access-token",
 		RefreshToken: "refresh-token",
 		Expiry:       time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
-		Ref:          filestore.Ref{Type: "user", ID: 1},
+		Ref:          sessionstore.Ref{Type: "user", ID: 1},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -87,9 +85,9 @@ func ExampleStore_Update() {
 	defer store.Close()
 
 	for range 3 {
-		_, err := store.Update(ctx, "app:12345", func(cur filestore.AuthObject, exists bool) (filestore.AuthObject, error) {
+		_, err := store.Update(ctx, "app:12345", func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
 			if !exists {
-				cur = filestore.AuthObject{AccessToken: "t", Extra: map[string]any{"uses": 0.0}}
+				cur = sessionstore.AuthObject{AccessToken: "t", Extra: map[string]any{"uses": 0.0}}
 			}
 			cur.Extra["uses"] = cur.Extra["uses"].(float64) + 1
 			return cur, nil
@@ -107,65 +105,97 @@ func ExampleStore_Update() {
 	// stored: [app:12345]
 }
 
-// Migrating from podio-js's file session store.
-func ExampleReadPodioJSFile() {
-	auth, err := filestore.ReadPodioJSFile(filepath.Join("..", "testdata", "podiojs", "password.json"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(auth.Ref, auth.Expiry.IsZero())
-	_, err = filestore.ReadPodioJSFile(filepath.Join("..", "testdata", "podiojs", "cleared.json"))
-	fmt.Println(errors.Is(err, filestore.ErrNotFound))
-	// Output:
-	// user:1 false
-	// true
-}
-
-// TokenSource shares one session between every process on the host: an
-// expired token is refreshed once, under the record's lock, and the new
-// one stored before anyone uses it. (This example runs a local fake
-// provider; with a real one, cfg is your oauth2.Config.)
-func ExampleStore_TokenSource() {
+// Delete removes a session, so that the next run logs in again; deleting
+// a missing one is not an error.
+func ExampleStore_Delete() {
 	keyFile, dir := exampleKeyFile()
 	defer os.RemoveAll(filepath.Dir(keyFile))
 	ctx := context.Background()
-	provider := oauthtest.NewServer(time.Hour)
-	defer provider.Close()
-	cfg := &oauth2.Config{
-		ClientID:     oauthtest.ClientID,
-		ClientSecret: oauthtest.ClientSecret,
-		Endpoint:     oauth2.Endpoint{TokenURL: provider.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
-	}
-
 	store, err := filestore.Open(dir, filestore.WithKeyFile(keyFile))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer store.Close()
-	tok, err := cfg.PasswordCredentialsToken(ctx, oauthtest.Username, oauthtest.Password)
+
+	if err := store.Set(ctx, "client", sessionstore.AuthObject{AccessToken: "t"}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(store.Delete(ctx, "client"))
+	_, err = store.Get(ctx, "client")
+	fmt.Println(errors.Is(err, sessionstore.ErrNotFound))
+	fmt.Println(store.Delete(ctx, "client"))
+	// Output:
+	// <nil>
+	// true
+	// <nil>
+}
+
+// List returns the stored auth types, sorted, whatever their file names.
+func ExampleStore_List() {
+	keyFile, dir := exampleKeyFile()
+	defer os.RemoveAll(filepath.Dir(keyFile))
+	ctx := context.Background()
+	store, err := filestore.Open(dir, filestore.WithKeyFile(keyFile))
 	if err != nil {
 		log.Fatal(err)
 	}
-	expired := filestore.FromToken(tok)
-	expired.Expiry = time.Now().Add(-time.Minute)
-	if err := store.Set(ctx, "password", expired); err != nil {
+	defer store.Close()
+
+	for _, name := range []string{"server", "user@example.com", "app:12345"} {
+		if err := store.Set(ctx, name, sessionstore.AuthObject{AccessToken: "t"}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	names, err := store.List(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(names)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.age"))
+	for _, f := range files {
+		fmt.Println(filepath.Base(f))
+	}
+	// Output:
+	// [app:12345 server user@example.com]
+	// app%3a12345.age
+	// server.age
+	// user%40example.com.age
+}
+
+// Rotate puts a new primary key first in the key file, reseals every
+// record under it and retires the old key; Check reports which key opens
+// each record. Both are safe while other processes use the store (this is
+// what `rekey -key FILE -dir DIR` runs).
+func ExampleRotate() {
+	keyFile, dir := exampleKeyFile()
+	defer os.RemoveAll(filepath.Dir(keyFile))
+	ctx := context.Background()
+	store, err := filestore.Open(dir, filestore.WithKeyFile(keyFile))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "t"}); err != nil {
 		log.Fatal(err)
 	}
 
-	client := oauth2.NewClient(ctx, store.TokenSource(ctx, "password", filestore.ConfigRefresher(cfg)))
-	for range 3 {
-		resp, err := client.Get(provider.APIURL())
-		if err != nil {
-			log.Fatal(err)
-		}
-		resp.Body.Close()
-		fmt.Println(resp.Status)
+	report, err := filestore.Rotate(ctx, keyFile, []string{dir}, filestore.RotateOptions{})
+	if err != nil {
+		log.Fatal(err)
 	}
-	stored, _ := store.Get(ctx, "password")
-	fmt.Println("refreshes:", provider.Stats().Refreshes, "stored token is the new one:", stored.AccessToken != tok.AccessToken)
+	fmt.Println("records:", len(report.Records), "old keys retired:", report.Retired)
+
+	statuses, err := filestore.Check(ctx, keyFile, []string{dir}, filestore.CheckOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, st := range statuses {
+		fmt.Println(st.AuthType, "opens with the primary:", st.Err == nil && st.Key == 0)
+	}
+	auth, err := store.Get(ctx, "server") // the running Store follows the rotation
+	fmt.Println(auth.AccessToken, err)
 	// Output:
-	// 200 OK
-	// 200 OK
-	// 200 OK
-	// refreshes: 1 stored token is the new one: true
+	// records: 1 old keys retired: 1
+	// server opens with the primary: true
+	// t <nil>
 }

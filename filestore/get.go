@@ -4,55 +4,56 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"time"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
+	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 // Get returns the session stored under authType, or an error wrapping
-// ErrNotFound. The value is the caller's: changing it changes nothing
+// sessionstore.ErrNotFound. The value is the caller's: changing it changes nothing
 // stored. A cached value costs no I/O and, unless it has Extra, no
 // allocation.
-func (s *Store) Get(ctx context.Context, authType string) (AuthObject, error) {
+func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
 	a, _, err := s.lookup(ctx, authType)
 	return a, err
 }
 
 // lookup is Get, also returning when the record was written.
-func (s *Store) lookup(ctx context.Context, authType string) (AuthObject, time.Time, error) {
+func (s *Store) lookup(ctx context.Context, authType string) (sessionstore.AuthObject, time.Time, error) {
 	if e := s.cache.get(authType); e != nil && e.ok && e.trusted && !s.closed.Load() {
 		a := e.auth
 		if a.Extra != nil {
-			a = a.clone()
+			a = a.Clone()
 		}
 		return a, e.written, nil
 	}
 	if s.closed.Load() {
-		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: get %q: %w", authType, ErrClosed)
+		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: get %q: %w", authType, sessionstore.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return AuthObject{}, time.Time{}, err
+		return sessionstore.AuthObject{}, time.Time{}, err
 	}
 	stem, err := stemOf(authType)
 	if err != nil {
-		return AuthObject{}, time.Time{}, err
+		return sessionstore.AuthObject{}, time.Time{}, err
 	}
 	a, written, err := s.load(authType, stem)
 	if err != nil {
-		return AuthObject{}, time.Time{}, err
+		return sessionstore.AuthObject{}, time.Time{}, err
 	}
-	return a.clone(), written, nil
+	return a.Clone(), written, nil
 }
 
 // load reads the record file of name and returns its value, from the cache
 // if the file still holds the cached bytes, and caches it.
-func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
+func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, error) {
 	path := s.recordPath(stem)
 	watching := s.watcher.active()
 	before := s.events.Load()
@@ -61,9 +62,9 @@ func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			s.forget(name)
-			return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, ErrNotFound)
+			return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, sessionstore.ErrNotFound)
 		}
-		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %w", err)
+		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %w", err)
 	}
 	d := sha256.Sum256(data)
 
@@ -86,11 +87,11 @@ func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
 
 	rec, err := s.open(data, name, path)
 	if err != nil {
-		return AuthObject{}, time.Time{}, err
+		return sessionstore.AuthObject{}, time.Time{}, err
 	}
-	a, err := decodeAuth(rec.Auth)
+	a, err := wire.DecodeAuth(rec.Auth)
 	if err != nil {
-		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, err)
+		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, err)
 	}
 	var rollback uint64
 	s.cache.update(name, func(e entry) entry {
@@ -102,7 +103,7 @@ func (s *Store) load(name, stem string) (AuthObject, time.Time, error) {
 			trusted: watching && s.events.Load() == before}
 	})
 	if rollback != 0 {
-		return AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, rollback, rec.Seq, ErrRollback)
+		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, rollback, rec.Seq, sessionstore.ErrRollback)
 	}
 	return a, rec.Written, nil
 }
@@ -118,7 +119,7 @@ func (s *Store) forget(name string) {
 func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
 	s.opens.Add(1)
 	rec, _, err := s.keys.Load().ring.Open(data, name)
-	if errors.Is(err, ErrWrongKey) {
+	if errors.Is(err, sessionstore.ErrWrongKey) {
 		if changed, rerr := s.reloadKeys(); rerr == nil && changed {
 			rec, _, err = s.keys.Load().ring.Open(data, name)
 		}
@@ -129,21 +130,12 @@ func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
 	return rec, nil
 }
 
-func decodeAuth(data []byte) (AuthObject, error) {
-	var a AuthObject
-	if err := json.Unmarshal(data, &a); err != nil {
-		// The JSON error could quote a token: say only what failed.
-		return AuthObject{}, fmt.Errorf("auth object does not decode: %w", ErrTampered)
-	}
-	return a, nil
-}
-
 // readRecord reads a record file without following a symlink.
 func readRecord(path string) ([]byte, error) {
 	f, err := fsutil.OpenNoFollow(path)
 	if err != nil {
 		if errors.Is(err, fsutil.ErrSymlink) {
-			return nil, fmt.Errorf("%s is a symlink, not followed: %w", path, ErrInsecurePermissions)
+			return nil, fmt.Errorf("%s is a symlink, not followed: %w", path, sessionstore.ErrInsecurePermissions)
 		}
 		return nil, err
 	}
@@ -153,17 +145,17 @@ func readRecord(path string) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file: %w", path, ErrInsecurePermissions)
+		return nil, fmt.Errorf("%s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
 	}
 	if fi.Size() > maxRecordSize {
-		return nil, fmt.Errorf("%s is %d bytes, larger than any record: %w", path, fi.Size(), ErrTampered)
+		return nil, fmt.Errorf("%s is %d bytes, larger than any record: %w", path, fi.Size(), sessionstore.ErrTampered)
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+1))
 	if _, err := buf.ReadFrom(io.LimitReader(f, maxRecordSize+1)); err != nil {
 		return nil, err
 	}
 	if buf.Len() > maxRecordSize {
-		return nil, fmt.Errorf("%s is larger than any record: %w", path, ErrTampered)
+		return nil, fmt.Errorf("%s is larger than any record: %w", path, sessionstore.ErrTampered)
 	}
 	return buf.Bytes(), nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
 )
@@ -29,7 +30,7 @@ type vector struct {
 	Key      string `json:"key"`
 	AuthType string `json:"auth_type"`
 	Version  int    `json:"version"`
-	Value    string `json:"value"` // the expected AuthObject, as JSON
+	Value    string `json:"value"` // the expected sessionstore.AuthObject, as JSON
 	Error    string `json:"error"` // or the expected error: "tampered", "wrong key"
 	Why      string `json:"why"`
 }
@@ -64,7 +65,7 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 				require.NoError(t, err)
 				wantJSON, err := os.ReadFile(filepath.Join(golden, v.Value))
 				require.NoError(t, err)
-				var want filestore.AuthObject
+				var want sessionstore.AuthObject
 				require.NoError(t, json.Unmarshal(wantJSON, &want))
 				assert.Equal(t, want, got)
 				ring, err := crypto.LoadKeyring(key)
@@ -74,9 +75,9 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 				assert.Equal(t, v.Version, rec.Version)
 				versions[rec.Version] = true
 			case "tampered":
-				assert.ErrorIs(t, err, filestore.ErrTampered, v.Why)
+				assert.ErrorIs(t, err, sessionstore.ErrTampered, v.Why)
 			case "wrong key":
-				assert.ErrorIs(t, err, filestore.ErrWrongKey, v.Why)
+				assert.ErrorIs(t, err, sessionstore.ErrWrongKey, v.Why)
 			default:
 				t.Fatalf("unknown expected error %q", v.Error)
 			}
@@ -91,7 +92,7 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 // format version.
 func writeGoldens(t *testing.T) {
 	t.Helper()
-	var want filestore.AuthObject
+	var want sessionstore.AuthObject
 	wantJSON, err := os.ReadFile(filepath.Join(golden, "v1.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(wantJSON, &want))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
 )
@@ -72,14 +73,14 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func sampleAuth() filestore.AuthObject {
-	return filestore.AuthObject{
+func sampleAuth() sessionstore.AuthObject {
+	return sessionstore.AuthObject{
 		AccessToken:   "at-SECRET-access",
 		RefreshToken:  "rt-SECRET-refresh",
 		TokenType:     "Bearer",
 		Expiry:        time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC),
 		Scope:         "global:all",
-		Ref:           filestore.Ref{Type: "user", ID: 123},
+		Ref:           sessionstore.Ref{Type: "user", ID: 123},
 		TransferToken: "tt-SECRET-transfer",
 	}
 }

@@ -3,11 +3,12 @@ package filestore
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/sessionstore/sessionstore"
 )
 
-// maxNameLen bounds an auth type and its escaped file stem, in bytes.
-const maxNameLen = 200
+// maxNameLen bounds an escaped file stem, in bytes.
+const maxNameLen = sessionstore.MaxAuthTypeLen
 
 const (
 	recordSuffix = ".age"
@@ -19,15 +20,8 @@ const (
 // The result never contains a path separator, never starts with "." and
 // never equals another name's stem on a case-insensitive file system.
 func stemOf(authType string) (string, error) {
-	switch {
-	case authType == "":
-		return "", fmt.Errorf("filestore: auth type is empty: %w", ErrInvalidAuthType)
-	case len(authType) > maxNameLen:
-		return "", fmt.Errorf("filestore: auth type is %d bytes, more than %d: %w", len(authType), maxNameLen, ErrInvalidAuthType)
-	case !utf8.ValidString(authType):
-		return "", fmt.Errorf("filestore: auth type %q is not valid UTF-8: %w", authType, ErrInvalidAuthType)
-	case strings.IndexByte(authType, 0) >= 0:
-		return "", fmt.Errorf("filestore: auth type %q contains NUL: %w", authType, ErrInvalidAuthType)
+	if err := sessionstore.ValidateAuthType(authType); err != nil {
+		return "", err
 	}
 	n := 0
 	for i := 0; i < len(authType); i++ {
@@ -38,7 +32,7 @@ func stemOf(authType string) (string, error) {
 		}
 	}
 	if n > maxNameLen {
-		return "", fmt.Errorf("filestore: auth type %q escapes to a %d-byte file name, more than %d: %w", authType, n, maxNameLen, ErrInvalidAuthType)
+		return "", fmt.Errorf("filestore: auth type %q escapes to a %d-byte file name, more than %d: %w", authType, n, maxNameLen, sessionstore.ErrInvalidAuthType)
 	}
 	if n == len(authType) {
 		return authType, nil // the common case: nothing to escape, no allocation

@@ -18,7 +18,6 @@ type options struct {
 	keyFile string
 	keyring *crypto.Keyring
 	extra   []age.Recipient
-	skew    time.Duration
 	noWatch bool
 	logger  *slog.Logger
 	now     func() time.Time
@@ -49,10 +48,6 @@ func WithRecipients(r ...age.Recipient) Option {
 func WithPassphrase(passphrase func() (string, error)) Option {
 	return func(o *options) { o.askPass = passphrase }
 }
-
-// WithExpirySkew makes TokenSource refresh a token this long before it
-// expires. The default is 10 seconds, as in golang.org/x/oauth2.
-func WithExpirySkew(d time.Duration) Option { return func(o *options) { o.skew = d } }
 
 // WithoutWatcher disables fsnotify: every Get validates its cached entry
 // against the record file. This is the mode a Store falls back to by itself

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/filestore"
 )
 
@@ -155,8 +156,8 @@ var children = map[string]func(context.Context, *filestore.Store, childSpec) err
 }
 
 // bigValue is a value whose parts must agree: a torn record could not.
-func bigValue(i int) filestore.AuthObject {
-	return filestore.AuthObject{AccessToken: strconv.Itoa(i), RefreshToken: strings.Repeat("r", 100+i%4000)}
+func bigValue(i int) sessionstore.AuthObject {
+	return sessionstore.AuthObject{AccessToken: strconv.Itoa(i), RefreshToken: strings.Repeat("r", 100+i%4000)}
 }
 
 func TestProcessesNoLostUpdates(t *testing.T) {
@@ -185,13 +186,13 @@ func visibility(t *testing.T, m mode, n int) []time.Duration {
 	ctx := ctxT(t)
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	w := openStore(t, dir, key)
-	require.NoError(t, w.Set(ctx, "server", filestore.AuthObject{AccessToken: "start"}))
+	require.NoError(t, w.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "start"}))
 	_, sc := startChild(t, ctx, childSpec{role: "reader", dir: dir, key: key, name: "server", mode: m.name, n: n})
 	expectLine(t, sc, "ready")
 	lat := make([]time.Duration, 0, n)
 	for i := range n {
 		v := "v" + strconv.Itoa(i)
-		require.NoError(t, w.Set(ctx, "server", filestore.AuthObject{AccessToken: v}))
+		require.NoError(t, w.Set(ctx, "server", sessionstore.AuthObject{AccessToken: v}))
 		done := time.Now()
 		f := expectLine(t, sc, "seen")
 		require.Len(t, f, 3)

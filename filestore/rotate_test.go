@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
 )
@@ -61,7 +62,7 @@ func seedStore(t *testing.T, dir, key string, n int) {
 	t.Helper()
 	s := openStore(t, dir, key, filestore.WithoutWatcher())
 	for i := range n {
-		require.NoError(t, s.Set(ctxT(t), "rec-"+strconv.Itoa(i), filestore.AuthObject{AccessToken: strconv.Itoa(i)}))
+		require.NoError(t, s.Set(ctxT(t), "rec-"+strconv.Itoa(i), sessionstore.AuthObject{AccessToken: strconv.Itoa(i)}))
 	}
 	s.Close()
 }
@@ -165,7 +166,7 @@ func TestRotateRecipientsOfOtherKindChangesNothing(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(dir, "rec-0.age"))
 	require.NoError(t, err)
 	_, _, err = breakGlass.Open(data, "rec-0")
-	assert.ErrorIs(t, err, filestore.ErrTampered, "the break-glass key decrypts it (its MAC is the writer's, by design)")
+	assert.ErrorIs(t, err, sessionstore.ErrTampered, "the break-glass key decrypts it (its MAC is the writer's, by design)")
 }
 
 func TestRotateUnopenableRecordsKeepOldKeys(t *testing.T) {
@@ -200,8 +201,8 @@ func TestRotateUnopenableRecordsKeepOldKeys(t *testing.T) {
 	for _, r := range rep.Records {
 		byName[r.AuthType] = r
 	}
-	assert.ErrorIs(t, byName["lost"].Err, filestore.ErrWrongKey)
-	assert.ErrorIs(t, byName["forged"].Err, filestore.ErrTampered)
+	assert.ErrorIs(t, byName["lost"].Err, sessionstore.ErrWrongKey)
+	assert.ErrorIs(t, byName["forged"].Err, sessionstore.ErrTampered)
 	assert.NoError(t, byName["rec-0"].Err)
 	assert.Equal(t, 0, byName["rec-0"].Key)
 }
@@ -264,7 +265,7 @@ func TestRotateWhileProcessesRun(t *testing.T) {
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	seedStore(t, dir, key, 10)
 	s := openStore(t, dir, key)
-	require.NoError(t, s.Set(ctx, "shared", filestore.AuthObject{AccessToken: "0"}))
+	require.NoError(t, s.Set(ctx, "shared", sessionstore.AuthObject{AccessToken: "0"}))
 
 	procs := startChildren(t, ctx, 3, childSpec{role: "worker", dir: dir, key: key, name: "shared", mode: "watch"})
 	for i := range 3 {
@@ -309,9 +310,9 @@ func TestRotateWaitsForWriterThatStartedBefore(t *testing.T) {
 
 	keyWritten, sealed := make(chan struct{}), make(chan error, 1)
 	go func() {
-		_, err := w.Update(ctx, "late", func(filestore.AuthObject, bool) (filestore.AuthObject, error) {
+		_, err := w.Update(ctx, "late", func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
 			<-keyWritten // the writer has its keys; the rotation writes the new key file now
-			return filestore.AuthObject{AccessToken: "late"}, nil
+			return sessionstore.AuthObject{AccessToken: "late"}, nil
 		})
 		sealed <- err
 	}()

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
 )
@@ -70,11 +71,11 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 	expired := sampleAuth()
 	expired.Expiry = expired.Expiry.AddDate(-1, 0, 0)
 	require.NoError(t, s.Set(ctx, "expired", expired))
-	_, err = s.TokenSource(ctx, "expired", failing).Token()
+	_, err = sessionstore.TokenSource(ctx, s, "expired", failing).Token()
 	collect(err)
-	_, err = s.TokenSource(ctx, "none", failing).Token()
+	_, err = sessionstore.TokenSource(ctx, s, "none", failing).Token()
 	collect(err)
-	_, err = s.TokenSource(ctx, "expired", func(context.Context, *oauth2.Token) (*oauth2.Token, error) { return &oauth2.Token{}, nil }).Token()
+	_, err = sessionstore.TokenSource(ctx, s, "expired", func(context.Context, *oauth2.Token) (*oauth2.Token, error) { return &oauth2.Token{}, nil }).Token()
 	collect(err)
 
 	// Key file trouble: broken, too open; a symlinked record; a closed store.
@@ -97,7 +98,7 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 		_, err = s.Get(ctx, "link")
 		collect(err)
 	}
-	_, err = filestore.ReadPodioJSFile(writeTemp(t, `{"accessToken":"at-SECRET-podio","expiresIn":`))
+	_, err = sessionstore.ReadPodioJSFile(writeTemp(t, `{"accessToken":"at-SECRET-podio","expiresIn":`))
 	collect(err)
 	closed := openStore(t, dir, key)
 	closed.Close()

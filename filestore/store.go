@@ -17,6 +17,7 @@ import (
 	"filippo.io/age"
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
@@ -33,13 +34,12 @@ const credentialsKeyName = "sessionstore.key"
 const maxRecordSize = 2 << 20
 
 // A Store keeps sealed sessions in one directory, one file per auth type.
-// It is safe for concurrent use by goroutines and, through file locks,
-// by processes.
+// It implements sessionstore.Store. It is safe for concurrent use by
+// goroutines and, through file locks, by processes.
 type Store struct {
 	dir     string
 	keyFile string          // "" when opened WithKeyring
 	extra   []age.Recipient // WithRecipients
-	skew    time.Duration
 	watch   bool
 	log     *slog.Logger
 	now     func() time.Time
@@ -64,12 +64,14 @@ type Store struct {
 	reads, opens atomic.Uint64
 }
 
+var _ sessionstore.Store = (*Store)(nil)
+
 // Open opens the store in dir, creating dir (mode 0700) if it does not
 // exist. It reads no record. Without WithKeyFile or WithKeyring it uses the
 // key file named by $SESSIONSTORE_KEY_FILE, else
 // $CREDENTIALS_DIRECTORY/sessionstore.key.
 func Open(dir string, opts ...Option) (*Store, error) {
-	o := options{skew: 10 * time.Second, now: time.Now}
+	o := options{now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -88,7 +90,6 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	s := &Store{
 		dir:     dir,
 		extra:   o.extra,
-		skew:    o.skew,
 		watch:   !o.noWatch,
 		log:     o.logger,
 		now:     o.now,
@@ -199,14 +200,14 @@ func listDir(ctx context.Context, dir string, locks bool) ([]string, error) {
 
 func (s *Store) checkOpen(op string) error {
 	if s.closed.Load() {
-		return fmt.Errorf("filestore: %s %s: %w", op, s.dir, ErrClosed)
+		return fmt.Errorf("filestore: %s %s: %w", op, s.dir, sessionstore.ErrClosed)
 	}
 	return nil
 }
 
 // Close releases the Store. It does not wait for the watcher to shut down,
 // so a short-lived process never pays for tearing down inotify. Calls after
-// Close return ErrClosed.
+// Close return sessionstore.ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
 )
@@ -56,7 +57,7 @@ func TestGetMissingIsNotFound(t *testing.T) {
 		dir := t.TempDir()
 		s := openStore(t, dir, newKeyFile(t, false), m.opts...)
 		_, err := s.Get(ctxT(t), "server")
-		assert.ErrorIs(t, err, filestore.ErrNotFound)
+		assert.ErrorIs(t, err, sessionstore.ErrNotFound)
 		assert.ErrorContains(t, err, filepath.Join(dir, "server.age"))
 	})
 }
@@ -70,7 +71,7 @@ func TestDelete(t *testing.T) {
 		require.NoError(t, s.Set(ctx, "server", sampleAuth()))
 		require.NoError(t, s.Delete(ctx, "server"))
 		_, err := s.Get(ctx, "server")
-		assert.ErrorIs(t, err, filestore.ErrNotFound)
+		assert.ErrorIs(t, err, sessionstore.ErrNotFound)
 		assert.NoFileExists(t, filepath.Join(dir, "server.age"))
 		assert.FileExists(t, filepath.Join(dir, "server.lock"), "the lock file is never deleted")
 	})
@@ -126,7 +127,7 @@ func TestUpdateNoLostUpdatesAcrossGoroutines(t *testing.T) {
 }
 
 // increment counts in AccessToken.
-func increment(cur filestore.AuthObject, exists bool) (filestore.AuthObject, error) {
+func increment(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
 	n := 0
 	if exists {
 		fmt.Sscan(cur.AccessToken, &n)
@@ -143,10 +144,10 @@ func TestUpdateErrorWritesNothing(t *testing.T) {
 	before, err := os.ReadFile(filepath.Join(dir, "server.age"))
 	require.NoError(t, err)
 	boom := errors.New("boom")
-	_, err = s.Update(ctx, "server", func(cur filestore.AuthObject, exists bool) (filestore.AuthObject, error) {
+	_, err = s.Update(ctx, "server", func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
 		assert.True(t, exists)
 		assert.Equal(t, sampleAuth(), cur)
-		return filestore.AuthObject{AccessToken: "never stored"}, boom
+		return sessionstore.AuthObject{AccessToken: "never stored"}, boom
 	})
 	assert.ErrorIs(t, err, boom)
 	after, err := os.ReadFile(filepath.Join(dir, "server.age"))
@@ -156,9 +157,9 @@ func TestUpdateErrorWritesNothing(t *testing.T) {
 
 func TestUpdateMissingSeesNotExists(t *testing.T) {
 	s := openStore(t, t.TempDir(), newKeyFile(t, false))
-	got, err := s.Update(ctxT(t), "server", func(cur filestore.AuthObject, exists bool) (filestore.AuthObject, error) {
+	got, err := s.Update(ctxT(t), "server", func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
 		assert.False(t, exists)
-		assert.Equal(t, filestore.AuthObject{}, cur)
+		assert.Equal(t, sessionstore.AuthObject{}, cur)
 		return sampleAuth(), nil
 	})
 	require.NoError(t, err)
@@ -184,12 +185,12 @@ func badRecords(t *testing.T, dir string) map[string]struct {
 		data []byte
 		want error
 	}{
-		"empty":     {nil, filestore.ErrTampered},
-		"truncated": {good[:len(good)/2], filestore.ErrTampered},
-		"bit flip":  {flipByte(good, len(good)-3), filestore.ErrTampered},
-		"garbage":   {[]byte("{\"access_token\":\"plain json is not a record\"}"), filestore.ErrTampered},
-		"swapped":   {swapped, filestore.ErrTampered},
-		"wrong key": {foreignRec, filestore.ErrWrongKey},
+		"empty":     {nil, sessionstore.ErrTampered},
+		"truncated": {good[:len(good)/2], sessionstore.ErrTampered},
+		"bit flip":  {flipByte(good, len(good)-3), sessionstore.ErrTampered},
+		"garbage":   {[]byte("{\"access_token\":\"plain json is not a record\"}"), sessionstore.ErrTampered},
+		"swapped":   {swapped, sessionstore.ErrTampered},
+		"wrong key": {foreignRec, sessionstore.ErrWrongKey},
 	}
 }
 
@@ -205,7 +206,7 @@ func TestBadRecordsGetSentinelAndLoseNothing(t *testing.T) {
 		dir, key := t.TempDir(), newKeyFile(t, false)
 		w := openStore(t, dir, key, m.opts...)
 		require.NoError(t, w.Set(ctx, "server", sampleAuth()))
-		require.NoError(t, w.Set(ctx, "client", filestore.AuthObject{AccessToken: "client-SECRET"}))
+		require.NoError(t, w.Set(ctx, "client", sessionstore.AuthObject{AccessToken: "client-SECRET"}))
 		path := filepath.Join(dir, "server.age")
 		for name, bad := range badRecords(t, dir) {
 			t.Run(name, func(t *testing.T) {
@@ -247,7 +248,7 @@ func TestForgedWithPublicRecipientIsTampered(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "server.age"), ct, 0o600))
 	_, err = s.Get(ctx, "server")
-	assert.ErrorIs(t, err, filestore.ErrTampered)
+	assert.ErrorIs(t, err, sessionstore.ErrTampered)
 }
 
 func TestInvalidAuthTypes(t *testing.T) {
@@ -264,11 +265,11 @@ func TestInvalidAuthTypes(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := s.Get(ctx, authType)
-			assert.ErrorIs(t, err, filestore.ErrInvalidAuthType)
-			assert.ErrorIs(t, s.Set(ctx, authType, sampleAuth()), filestore.ErrInvalidAuthType)
+			assert.ErrorIs(t, err, sessionstore.ErrInvalidAuthType)
+			assert.ErrorIs(t, s.Set(ctx, authType, sampleAuth()), sessionstore.ErrInvalidAuthType)
 			_, err = s.Update(ctx, authType, increment)
-			assert.ErrorIs(t, err, filestore.ErrInvalidAuthType)
-			assert.ErrorIs(t, s.Delete(ctx, authType), filestore.ErrInvalidAuthType)
+			assert.ErrorIs(t, err, sessionstore.ErrInvalidAuthType)
+			assert.ErrorIs(t, s.Delete(ctx, authType), sessionstore.ErrInvalidAuthType)
 		})
 	}
 	des, err := os.ReadDir(dir)
@@ -287,7 +288,7 @@ func TestHostileNamesStayInsideTheDirectory(t *testing.T) {
 	names := []string{"../escape", "/etc/passwd", `..\win`, "a/b", ".", "..", ".hidden", ".server.tmp-0",
 		"Server", "server", "app:12345", "user@example.com", "C:\\x", "%2e", "name.lock", "x.age", "ünï", " sp "}
 	for i, n := range names {
-		require.NoError(t, s.Set(ctx, n, filestore.AuthObject{AccessToken: fmt.Sprint(i)}), n)
+		require.NoError(t, s.Set(ctx, n, sessionstore.AuthObject{AccessToken: fmt.Sprint(i)}), n)
 	}
 	for i, n := range names {
 		got, err := s.Get(ctx, n)
@@ -357,10 +358,10 @@ func TestSequenceNumbersAndRollback(t *testing.T) {
 		dir, key := t.TempDir(), newKeyFile(t, false)
 		path := filepath.Join(dir, "server.age")
 		a := openStore(t, dir, key, m.opts...)
-		require.NoError(t, a.Set(ctx, "server", filestore.AuthObject{AccessToken: "v1"}))
+		require.NoError(t, a.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v1"}))
 		v1, err := os.ReadFile(path)
 		require.NoError(t, err)
-		require.NoError(t, a.Set(ctx, "server", filestore.AuthObject{AccessToken: "v2"}))
+		require.NoError(t, a.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v2"}))
 
 		reader := openStore(t, dir, key, m.opts...)
 		got, err := reader.Get(ctx, "server")
@@ -373,15 +374,15 @@ func TestSequenceNumbersAndRollback(t *testing.T) {
 			_, err = reader.Get(ctx, "server")
 			return err != nil
 		})
-		assert.ErrorIs(t, err, filestore.ErrRollback)
+		assert.ErrorIs(t, err, sessionstore.ErrRollback)
 		assert.ErrorContains(t, err, path)
 		_, err = reader.Update(ctx, "server", increment)
-		assert.ErrorIs(t, err, filestore.ErrRollback)
+		assert.ErrorIs(t, err, sessionstore.ErrRollback)
 
 		// Delete then Set, from another Store, is not a rollback.
 		require.NoError(t, a.Delete(ctx, "server"))
 		other := openStore(t, dir, key, m.opts...)
-		require.NoError(t, other.Set(ctx, "server", filestore.AuthObject{AccessToken: "v3"}))
+		require.NoError(t, other.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v3"}))
 		waitFor(t, "v3 to be seen", func() bool {
 			got, err = reader.Get(ctx, "server")
 			return err == nil && got.AccessToken == "v3"
@@ -430,13 +431,13 @@ func TestInsecurePermissions(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.Chmod(dir, 0o777))
 	_, err := filestore.Open(dir, filestore.WithKeyFile(key))
-	assert.ErrorIs(t, err, filestore.ErrInsecurePermissions)
+	assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
 	assert.ErrorContains(t, err, dir)
 
 	require.NoError(t, os.Chmod(dir, 0o700))
 	require.NoError(t, os.Chmod(key, 0o644))
 	_, err = filestore.Open(dir, filestore.WithKeyFile(key))
-	assert.ErrorIs(t, err, filestore.ErrInsecurePermissions)
+	assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
 	assert.ErrorContains(t, err, key)
 	assertNoSecret(t, err)
 }
@@ -460,7 +461,7 @@ func TestSymlinkInPlaceOfRecordIsNeverFollowed(t *testing.T) {
 		require.NoError(t, os.Symlink(target, link))
 
 		_, err = s.Get(ctx, "server")
-		assert.ErrorIs(t, err, filestore.ErrInsecurePermissions)
+		assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
 		assert.ErrorContains(t, err, link)
 		assert.Error(t, s.Set(ctx, "server", sampleAuth()), "Set refuses to replace a symlink")
 		after, err := os.ReadFile(target)
@@ -479,20 +480,20 @@ func TestClosedStore(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close(), "Close twice is fine")
 	_, err := s.Get(ctx, "server")
-	assert.ErrorIs(t, err, filestore.ErrClosed)
-	assert.ErrorIs(t, s.Set(ctx, "server", sampleAuth()), filestore.ErrClosed)
+	assert.ErrorIs(t, err, sessionstore.ErrClosed)
+	assert.ErrorIs(t, s.Set(ctx, "server", sampleAuth()), sessionstore.ErrClosed)
 	_, err = s.Update(ctx, "server", increment)
-	assert.ErrorIs(t, err, filestore.ErrClosed)
-	assert.ErrorIs(t, s.Delete(ctx, "server"), filestore.ErrClosed)
+	assert.ErrorIs(t, err, sessionstore.ErrClosed)
+	assert.ErrorIs(t, s.Delete(ctx, "server"), sessionstore.ErrClosed)
 	_, err = s.List(ctx)
-	assert.ErrorIs(t, err, filestore.ErrClosed)
+	assert.ErrorIs(t, err, sessionstore.ErrClosed)
 }
 
 func TestLockHonoursContext(t *testing.T) {
 	ctx := ctxT(t)
 	s := openStore(t, t.TempDir(), newKeyFile(t, false))
 	entered, release := make(chan struct{}), make(chan struct{})
-	go s.Update(ctx, "server", func(cur filestore.AuthObject, _ bool) (filestore.AuthObject, error) {
+	go s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
 		close(entered)
 		<-release
 		return cur, nil
@@ -543,6 +544,44 @@ func TestWithKeyringAndRecipients(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(dir, "server.age"))
 	require.NoError(t, err)
 	_, _, err = breakGlass.Open(data, "server")
-	assert.ErrorIs(t, err, filestore.ErrTampered)
-	assert.NotErrorIs(t, err, filestore.ErrWrongKey, "the break-glass identity decrypts it")
+	assert.ErrorIs(t, err, sessionstore.ErrTampered)
+	assert.NotErrorIs(t, err, sessionstore.ErrWrongKey, "the break-glass identity decrypts it")
+}
+
+// Update writes nothing when fn returns a value Equal to cur: the record
+// file is the same file, byte for byte, so a process that just refreshed
+// is never overwritten by one that found its token.
+func TestUpdateEqualWritesNothing(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	s := openStore(t, dir, newKeyFile(t, false))
+	a := sampleAuth()
+	a.Extra = map[string]any{"n": 1.0}
+	require.NoError(t, s.Set(ctx, "server", a))
+	path := filepath.Join(dir, "server.age")
+	before, err := os.ReadFile(path)
+	require.NoError(t, err)
+	fiBefore, err := os.Stat(path)
+	require.NoError(t, err)
+
+	got, err := s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		return cur.Clone(), nil
+	})
+	require.NoError(t, err)
+	assert.True(t, a.Equal(got))
+	after, err := os.ReadFile(path)
+	require.NoError(t, err)
+	fiAfter, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "not rewritten")
+	assert.True(t, os.SameFile(fiBefore, fiAfter), "not replaced by a rename")
+
+	_, err = s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		cur.Scope = "changed"
+		return cur, nil
+	})
+	require.NoError(t, err)
+	after, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.NotEqual(t, before, after, "a changed value is written")
 }

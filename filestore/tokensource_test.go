@@ -19,25 +19,26 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/filestore"
-	"github.com/sessionstore/sessionstore/internal/oauthtest"
+	"github.com/sessionstore/sessionstore/sessionstoretest"
 )
 
-func oauthConfig(srv *oauthtest.Server) *oauth2.Config {
+func oauthConfig(srv *sessionstoretest.Provider) *oauth2.Config {
 	return &oauth2.Config{
-		ClientID:     oauthtest.ClientID,
-		ClientSecret: oauthtest.ClientSecret,
+		ClientID:     sessionstoretest.ClientID,
+		ClientSecret: sessionstoretest.ClientSecret,
 		Endpoint:     oauth2.Endpoint{TokenURL: srv.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
 	}
 }
 
 // login stores a session obtained with the password grant; expired makes
 // its access token already expired (a cron job starting late).
-func login(t *testing.T, s *filestore.Store, srv *oauthtest.Server, expired bool) filestore.AuthObject {
+func login(t *testing.T, s *filestore.Store, srv *sessionstoretest.Provider, expired bool) sessionstore.AuthObject {
 	t.Helper()
-	tok, err := oauthConfig(srv).PasswordCredentialsToken(ctxT(t), oauthtest.Username, oauthtest.Password)
+	tok, err := oauthConfig(srv).PasswordCredentialsToken(ctxT(t), sessionstoretest.Username, sessionstoretest.Password)
 	require.NoError(t, err)
-	a := filestore.FromToken(tok)
+	a := sessionstore.FromToken(tok)
 	if expired {
 		srv.ExpireAll()
 		a.Expiry = time.Now().Add(-time.Minute)
@@ -48,16 +49,16 @@ func login(t *testing.T, s *filestore.Store, srv *oauthtest.Server, expired bool
 
 // callAPI makes one API request through ts.
 func callAPI(ctx context.Context, ts oauth2.TokenSource, url string) error {
-	return oauthtest.Get(ctx, oauth2.NewClient(ctx, ts), url)
+	return sessionstoretest.CallAPI(ctx, oauth2.NewClient(ctx, ts), url)
 }
 
 func TestTokenSourceValidTokenNeedsNoRefresh(t *testing.T) {
 	ctx := ctxT(t)
-	srv := oauthtest.NewServer(time.Hour)
+	srv := sessionstoretest.NewProvider(time.Hour)
 	defer srv.Close()
 	s := openStore(t, t.TempDir(), newKeyFile(t, false))
 	stored := login(t, s, srv, false)
-	ts := s.TokenSource(ctx, "server", filestore.ConfigRefresher(oauthConfig(srv)))
+	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)))
 	warm(t, s, "server", true)
 	reads := s.Reads()
 	for range 5 {
@@ -73,12 +74,12 @@ func TestTokenSourceValidTokenNeedsNoRefresh(t *testing.T) {
 func TestTokenSourceRefreshesAndPersists(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
 		ctx := ctxT(t)
-		srv := oauthtest.NewServer(time.Hour)
+		srv := sessionstoretest.NewProvider(time.Hour)
 		defer srv.Close()
 		dir, key := t.TempDir(), newKeyFile(t, false)
 		s := openStore(t, dir, key, m.opts...)
 		old := login(t, s, srv, true)
-		ts := s.TokenSource(ctx, "server", filestore.ConfigRefresher(oauthConfig(srv)))
+		ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)))
 		tok, err := ts.Token()
 		require.NoError(t, err)
 		assert.NotEqual(t, old.AccessToken, tok.AccessToken)
@@ -92,22 +93,22 @@ func TestTokenSourceRefreshesAndPersists(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, tok.AccessToken, got.AccessToken)
 		assert.Equal(t, tok.RefreshToken, got.RefreshToken)
-		assert.Equal(t, filestore.Ref{Type: "user", ID: 1}, got.Ref, "Podio's ref from the token response")
+		assert.Equal(t, sessionstore.Ref{Type: "user", ID: 1}, got.Ref, "Podio's ref from the token response")
 	})
 }
 
 func TestTokenSourceNoSessionIsNotFound(t *testing.T) {
 	s := openStore(t, t.TempDir(), newKeyFile(t, false))
-	_, err := s.TokenSource(ctxT(t), "server", func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
+	_, err := sessionstore.TokenSource(ctxT(t), s, "server", func(context.Context, *oauth2.Token) (*oauth2.Token, error) {
 		t.Error("no refresh without a session")
 		return nil, errors.New("unreachable")
 	}).Token()
-	assert.ErrorIs(t, err, filestore.ErrNotFound)
+	assert.ErrorIs(t, err, sessionstore.ErrNotFound)
 }
 
 func TestTokenSourceFailedRefreshKeepsSession(t *testing.T) {
 	ctx := ctxT(t)
-	srv := oauthtest.NewServer(time.Hour)
+	srv := sessionstoretest.NewProvider(time.Hour)
 	defer srv.Close()
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	s := openStore(t, dir, key)
@@ -116,7 +117,7 @@ func TestTokenSourceFailedRefreshKeepsSession(t *testing.T) {
 	require.NoError(t, err)
 
 	srv.SetFailing(true)
-	ts := s.TokenSource(ctx, "server", filestore.ConfigRefresher(oauthConfig(srv)))
+	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)))
 	_, err = ts.Token()
 	require.Error(t, err)
 	var re *oauth2.RetrieveError
@@ -138,7 +139,7 @@ func TestTokenSourceFailedRefreshKeepsSession(t *testing.T) {
 
 func TestTokenSourceKeepsRefreshTokenWhenResponseHasNone(t *testing.T) {
 	ctx := ctxT(t)
-	srv := oauthtest.NewServer(time.Hour)
+	srv := sessionstoretest.NewProvider(time.Hour)
 	defer srv.Close()
 	s := openStore(t, t.TempDir(), newKeyFile(t, false))
 	old := login(t, s, srv, true)
@@ -146,13 +147,13 @@ func TestTokenSourceKeepsRefreshTokenWhenResponseHasNone(t *testing.T) {
 	// A refresher that returns exactly what the endpoint sent, so the
 	// store, not x/oauth2, must keep the refresh token.
 	raw := func(ctx context.Context, cur *oauth2.Token) (*oauth2.Token, error) {
-		tok, err := filestore.ConfigRefresher(oauthConfig(srv))(ctx, cur)
+		tok, err := sessionstore.ConfigRefresher(oauthConfig(srv))(ctx, cur)
 		if err == nil {
 			tok.RefreshToken = ""
 		}
 		return tok, err
 	}
-	tok, err := s.TokenSource(ctx, "server", raw).Token()
+	tok, err := sessionstore.TokenSource(ctx, s, "server", raw).Token()
 	require.NoError(t, err)
 	assert.Equal(t, old.RefreshToken, tok.RefreshToken)
 	got, err := s.Get(ctx, "server")
@@ -165,12 +166,12 @@ func TestTokenSourceUnchangedTokenIsNotRewritten(t *testing.T) {
 	ctx := ctxT(t)
 	dir := t.TempDir()
 	s := openStore(t, dir, newKeyFile(t, false))
-	a := filestore.AuthObject{AccessToken: "a", RefreshToken: "r", Expiry: time.Now().Add(-time.Minute)}
+	a := sessionstore.AuthObject{AccessToken: "a", RefreshToken: "r", Expiry: time.Now().Add(-time.Minute)}
 	require.NoError(t, s.Set(ctx, "server", a))
 	before, err := os.ReadFile(filepath.Join(dir, "server.age"))
 	require.NoError(t, err)
 	same := func(_ context.Context, cur *oauth2.Token) (*oauth2.Token, error) { return cur, nil }
-	tok, err := s.TokenSource(ctx, "server", same).Token()
+	tok, err := sessionstore.TokenSource(ctx, s, "server", same).Token()
 	require.NoError(t, err)
 	assert.Equal(t, "a", tok.AccessToken)
 	after, err := os.ReadFile(filepath.Join(dir, "server.age"))
@@ -182,11 +183,11 @@ func TestTokenSourceUnchangedTokenIsNotRewritten(t *testing.T) {
 // on every call.
 func TestTokenSourceShortLivedTokenNotRefreshedEveryCall(t *testing.T) {
 	ctx := ctxT(t)
-	srv := oauthtest.NewServer(4 * time.Second)
+	srv := sessionstoretest.NewProvider(4 * time.Second)
 	defer srv.Close()
-	s := openStore(t, t.TempDir(), newKeyFile(t, false), filestore.WithExpirySkew(time.Minute))
+	s := openStore(t, t.TempDir(), newKeyFile(t, false))
 	login(t, s, srv, true)
-	ts := s.TokenSource(ctx, "server", filestore.ConfigRefresher(oauthConfig(srv)))
+	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)), sessionstore.WithExpirySkew(time.Minute))
 	for range 20 {
 		_, err := ts.Token()
 		require.NoError(t, err)
@@ -200,9 +201,9 @@ func init() {
 	children["token"] = func(ctx context.Context, s *filestore.Store, c childSpec) error {
 		fmt.Println("ready")
 		io.Copy(io.Discard, os.Stdin)
-		cfg := &oauth2.Config{ClientID: oauthtest.ClientID, ClientSecret: oauthtest.ClientSecret,
+		cfg := &oauth2.Config{ClientID: sessionstoretest.ClientID, ClientSecret: sessionstoretest.ClientSecret,
 			Endpoint: oauth2.Endpoint{TokenURL: c.url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
-		ts := s.TokenSource(ctx, c.name, filestore.ConfigRefresher(cfg))
+		ts := sessionstore.TokenSource(ctx, s, c.name, sessionstore.ConfigRefresher(cfg))
 		tok, err := ts.Token()
 		if err != nil {
 			var re *oauth2.RetrieveError
@@ -220,9 +221,9 @@ func init() {
 	}
 	// api-loop: call the API through the shared token source for n ms.
 	children["api-loop"] = func(ctx context.Context, s *filestore.Store, c childSpec) error {
-		cfg := &oauth2.Config{ClientID: oauthtest.ClientID, ClientSecret: oauthtest.ClientSecret,
+		cfg := &oauth2.Config{ClientID: sessionstoretest.ClientID, ClientSecret: sessionstoretest.ClientSecret,
 			Endpoint: oauth2.Endpoint{TokenURL: c.url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
-		ts := s.TokenSource(ctx, c.name, filestore.ConfigRefresher(cfg))
+		ts := sessionstore.TokenSource(ctx, s, c.name, sessionstore.ConfigRefresher(cfg))
 		fmt.Println("ready")
 		io.Copy(io.Discard, os.Stdin)
 		ok, failed := 0, 0
@@ -274,7 +275,7 @@ func startTogether(t *testing.T, ctx context.Context, n int, c childSpec) []*buf
 
 func TestProcessesRefreshOnceTogether(t *testing.T) {
 	ctx := ctxT(t)
-	srv := oauthtest.NewServer(time.Hour)
+	srv := sessionstoretest.NewProvider(time.Hour)
 	defer srv.Close()
 	srv.SetRefreshDelay(50 * time.Millisecond) // a wide window for a race
 	dir, key := t.TempDir(), newKeyFile(t, false)
@@ -295,7 +296,7 @@ func TestProcessesRefreshOnceTogether(t *testing.T) {
 
 func TestProcessesLoopOnShortLivedTokens(t *testing.T) {
 	ctx := ctxT(t)
-	srv := oauthtest.NewServer(time.Second)
+	srv := sessionstoretest.NewProvider(time.Second)
 	defer srv.Close()
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	login(t, openStore(t, dir, key), srv, false)
@@ -320,7 +321,7 @@ func TestProcessesLoopOnShortLivedTokens(t *testing.T) {
 
 func TestProcessesFailingEndpointThenRecovery(t *testing.T) {
 	ctx := ctxT(t)
-	srv := oauthtest.NewServer(time.Hour)
+	srv := sessionstoretest.NewProvider(time.Hour)
 	defer srv.Close()
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	old := login(t, openStore(t, dir, key), srv, true)
@@ -347,7 +348,7 @@ func TestProcessesFailingEndpointThenRecovery(t *testing.T) {
 
 func TestProcessesResponseWithoutRefreshTokenKeepsIt(t *testing.T) {
 	ctx := ctxT(t)
-	srv := oauthtest.NewServer(time.Hour)
+	srv := sessionstoretest.NewProvider(time.Hour)
 	defer srv.Close()
 	srv.SetOmitRefreshToken(true)
 	dir, key := t.TempDir(), newKeyFile(t, false)
@@ -364,12 +365,12 @@ func TestProcessesResponseWithoutRefreshTokenKeepsIt(t *testing.T) {
 // One TokenSource used by many goroutines refreshes once.
 func TestTokenSourceConcurrentGoroutinesRefreshOnce(t *testing.T) {
 	ctx := ctxT(t)
-	srv := oauthtest.NewServer(time.Hour)
+	srv := sessionstoretest.NewProvider(time.Hour)
 	defer srv.Close()
 	srv.SetRefreshDelay(20 * time.Millisecond)
 	s := openStore(t, t.TempDir(), newKeyFile(t, false))
 	login(t, s, srv, true)
-	ts := s.TokenSource(ctx, "server", filestore.ConfigRefresher(oauthConfig(srv)))
+	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)))
 	var wg sync.WaitGroup
 	tokens := make([]string, 16)
 	for i := range tokens {
@@ -385,4 +386,20 @@ func TestTokenSourceConcurrentGoroutinesRefreshOnce(t *testing.T) {
 	for _, at := range tokens {
 		assert.Equal(t, tokens[0], at)
 	}
+}
+
+// A nil Refresher is an error when a refresh is needed, not a panic.
+func TestTokenSourceNilRefresherIsAnError(t *testing.T) {
+	s := openStore(t, t.TempDir(), newKeyFile(t, false))
+	require.NoError(t, s.Set(ctxT(t), "server", sessionstore.AuthObject{AccessToken: "old", Expiry: time.Now().Add(-time.Minute)}))
+	var tok *oauth2.Token
+	var err error
+	require.NotPanics(t, func() { tok, err = sessionstore.TokenSource(ctxT(t), s, "server", nil).Token() })
+	assert.Nil(t, tok)
+	assert.ErrorContains(t, err, "no Refresher")
+
+	require.NoError(t, s.Set(ctxT(t), "server", sessionstore.AuthObject{AccessToken: "valid", Expiry: time.Now().Add(time.Hour)}))
+	tok, err = sessionstore.TokenSource(ctxT(t), s, "server", nil).Token()
+	require.NoError(t, err, "a valid token needs no Refresher")
+	assert.Equal(t, "valid", tok.AccessToken)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
 )
@@ -57,13 +58,13 @@ func TestOwnedByAnotherUserIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.Chown(dir, nobody, nobody))
 	_, err := filestore.Open(dir, filestore.WithKeyFile(key))
-	assert.ErrorIs(t, err, filestore.ErrInsecurePermissions)
+	assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
 	assert.ErrorContains(t, err, "owned by uid 65534")
 
 	require.NoError(t, os.Chown(dir, 0, 0))
 	require.NoError(t, os.Chown(key, nobody, nobody))
 	_, err = filestore.Open(dir, filestore.WithKeyFile(key))
-	assert.ErrorIs(t, err, filestore.ErrInsecurePermissions)
+	assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
 	assert.ErrorContains(t, err, key)
 
 	require.NoError(t, os.Chown(key, 0, 0))

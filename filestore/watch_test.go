@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
 )
@@ -35,10 +36,10 @@ func TestOtherStoresWritesAreSeen(t *testing.T) {
 		ctx := ctxT(t)
 		dir, key := t.TempDir(), newKeyFile(t, false)
 		reader, writer := openStore(t, dir, key, m.opts...), openStore(t, dir, key, m.opts...)
-		require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "v0"}))
+		require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v0"}))
 		warm(t, reader, "server", m.name == "watch")
 		for _, v := range []string{"v1", "v2", "v3"} {
-			require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: v}))
+			require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: v}))
 			waitFor(t, v, func() bool {
 				got, err := reader.Get(ctx, "server")
 				require.NoError(t, err)
@@ -48,7 +49,7 @@ func TestOtherStoresWritesAreSeen(t *testing.T) {
 		require.NoError(t, writer.Delete(ctx, "server"))
 		waitFor(t, "the delete", func() bool {
 			_, err := reader.Get(ctx, "server")
-			return errors.Is(err, filestore.ErrNotFound)
+			return errors.Is(err, sessionstore.ErrNotFound)
 		})
 	})
 }
@@ -60,11 +61,11 @@ func TestFallbackSeesChangeAtNextGet(t *testing.T) {
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	reader := openStore(t, dir, key, filestore.WithoutWatcher())
 	writer := openStore(t, dir, key, filestore.WithoutWatcher())
-	require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "aaaa"}))
+	require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "aaaa"}))
 	warm(t, reader, "server", false)
 	fi0, err := os.Stat(filepath.Join(dir, "server.age"))
 	require.NoError(t, err)
-	require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "bbbb"}))
+	require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "bbbb"}))
 	// Same size, and make the mtime equal too: a stat cannot tell.
 	require.NoError(t, os.Chtimes(filepath.Join(dir, "server.age"), fi0.ModTime(), fi0.ModTime()))
 	got, err := reader.Get(ctx, "server")
@@ -77,11 +78,11 @@ func TestOwnWriteKeepsItsEntry(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
 		ctx := ctxT(t)
 		s := openStore(t, t.TempDir(), newKeyFile(t, false), m.opts...)
-		require.NoError(t, s.Set(ctx, "server", filestore.AuthObject{AccessToken: "v0"}))
+		require.NoError(t, s.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v0"}))
 		warm(t, s, "server", m.name == "watch")
 		opens := s.Opens()
 		for _, v := range []string{"v1", "v2", "v3"} {
-			require.NoError(t, s.Set(ctx, "server", filestore.AuthObject{AccessToken: v}))
+			require.NoError(t, s.Set(ctx, "server", sessionstore.AuthObject{AccessToken: v}))
 			got, err := s.Get(ctx, "server")
 			require.NoError(t, err)
 			assert.Equal(t, v, got.AccessToken)
@@ -138,11 +139,11 @@ func TestWatcherUnavailableFallsBack(t *testing.T) {
 	})
 	reader := openStore(t, dir, key, noInotify)
 	writer := openStore(t, dir, key)
-	require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "v0"}))
+	require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v0"}))
 	warm(t, reader, "server", false)
 	require.True(t, reader.WatcherStarted())
 	require.False(t, reader.Watching())
-	require.NoError(t, writer.Set(ctx, "server", filestore.AuthObject{AccessToken: "v1"}))
+	require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v1"}))
 	got, err := reader.Get(ctx, "server")
 	require.NoError(t, err)
 	assert.Equal(t, "v1", got.AccessToken, "without a watcher the next Get sees the change")
@@ -215,14 +216,14 @@ func TestWrongKeyReloadsOnceAndRetries(t *testing.T) {
 	require.NoError(t, err, "the reader reloads the key file and opens the record")
 	assert.Equal(t, sampleAuth(), got)
 
-	// A record no key opens, even after the reload, is ErrWrongKey.
+	// A record no key opens, even after the reload, is sessionstore.ErrWrongKey.
 	foreign, err := crypto.GenerateKeyring(false)
 	require.NoError(t, err)
 	ct, err := sealFor(foreign, "client")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "client.age"), ct, 0o600))
 	_, err = reader.Get(ctx, "client")
-	assert.ErrorIs(t, err, filestore.ErrWrongKey)
+	assert.ErrorIs(t, err, sessionstore.ErrWrongKey)
 }
 
 func TestBrokenKeyFileRewriteKeepsLoadedKeys(t *testing.T) {

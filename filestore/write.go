@@ -3,7 +3,6 @@ package filestore
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,8 +13,10 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
+	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 // lockRetry is how often a writer retries a record lock that another
@@ -24,8 +25,8 @@ const lockRetry = time.Millisecond
 
 // Set stores auth under authType, replacing what was there, even a record
 // that cannot be opened (corrupt, forged, sealed to a foreign key).
-func (s *Store) Set(ctx context.Context, authType string, auth AuthObject) error {
-	_, err := s.write(ctx, "set", authType, func(*current) (AuthObject, action, error) {
+func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
+	_, err := s.write(ctx, "set", authType, func(*current) (sessionstore.AuthObject, action, error) {
 		return auth, store, nil
 	})
 	return err
@@ -37,12 +38,15 @@ func (s *Store) Set(ctx context.Context, authType string, auth AuthObject) error
 // returns an error nothing is written and Update returns it. A record that
 // cannot be opened makes Update fail without calling fn.
 func (s *Store) Update(ctx context.Context, authType string,
-	fn func(cur AuthObject, exists bool) (AuthObject, error)) (AuthObject, error) {
-	return s.write(ctx, "update", authType, func(c *current) (AuthObject, action, error) {
+	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
+	return s.write(ctx, "update", authType, func(c *current) (sessionstore.AuthObject, action, error) {
 		if c.err != nil {
-			return AuthObject{}, 0, c.err
+			return sessionstore.AuthObject{}, 0, c.err
 		}
-		next, err := fn(c.auth.clone(), c.exists)
+		next, err := fn(c.auth.Clone(), c.exists)
+		if err == nil && c.exists && next.Equal(c.auth) {
+			return next, keep, nil // nothing to write
+		}
 		return next, store, err
 	})
 }
@@ -51,8 +55,8 @@ func (s *Store) Update(ctx context.Context, authType string,
 // record is not an error. Sequence numbers keep growing across a Delete:
 // a later Set is not a rollback, a replayed older record is.
 func (s *Store) Delete(ctx context.Context, authType string) error {
-	_, err := s.write(ctx, "delete", authType, func(*current) (AuthObject, action, error) {
-		return AuthObject{}, remove, nil
+	_, err := s.write(ctx, "delete", authType, func(*current) (sessionstore.AuthObject, action, error) {
+		return sessionstore.AuthObject{}, remove, nil
 	})
 	return err
 }
@@ -70,7 +74,7 @@ const (
 type current struct {
 	path    string // the record file
 	exists  bool
-	auth    AuthObject
+	auth    sessionstore.AuthObject
 	seq     uint64 // 0 if unknown
 	written time.Time
 	err     error // the record exists but does not open
@@ -79,37 +83,37 @@ type current struct {
 // write runs the write protocol of one record: lock, check the keys,
 // read the current record, let fn decide, seal, write durably, unlock.
 func (s *Store) write(ctx context.Context, op, authType string,
-	fn func(*current) (next AuthObject, act action, err error)) (AuthObject, error) {
+	fn func(*current) (next sessionstore.AuthObject, act action, err error)) (sessionstore.AuthObject, error) {
 	if err := s.checkOpen(op); err != nil {
-		return AuthObject{}, err
+		return sessionstore.AuthObject{}, err
 	}
 	stem, err := stemOf(authType)
 	if err != nil {
-		return AuthObject{}, err
+		return sessionstore.AuthObject{}, err
 	}
 	unlock, err := s.lock(ctx, stem)
 	if err != nil {
-		return AuthObject{}, err
+		return sessionstore.AuthObject{}, err
 	}
 	defer unlock()
 
 	// A writer never seals to a retired key: reread the key file.
 	if _, err := s.reloadKeys(); err != nil {
-		return AuthObject{}, err
+		return sessionstore.AuthObject{}, err
 	}
 	ring := s.keys.Load().ring
 	path := s.recordPath(stem)
 	cur, err := s.readCurrent(ring, authType, path)
 	if err != nil {
-		return AuthObject{}, err
+		return sessionstore.AuthObject{}, err
 	}
 	cur.path = path
 	next, act, err := fn(cur)
 	if err != nil {
-		return AuthObject{}, err
+		return sessionstore.AuthObject{}, err
 	}
 	if act == keep {
-		return cur.auth.clone(), nil
+		return cur.auth.Clone(), nil
 	}
 
 	var maxSeq uint64
@@ -121,43 +125,43 @@ func (s *Store) write(ctx context.Context, op, authType string,
 
 	if act == remove {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return AuthObject{}, fmt.Errorf("filestore: %w", err)
+			return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 		}
 		if cur.exists {
 			if err := fsutil.SyncDir(s.dir); err != nil {
-				return AuthObject{}, fmt.Errorf("filestore: %w", err)
+				return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 			}
 		}
 		s.cache.update(authType, func(e entry) entry { return entry{maxSeq: max(e.maxSeq, cur.seq)} })
-		return AuthObject{}, nil
+		return sessionstore.AuthObject{}, nil
 	}
 
-	authJSON, err := json.Marshal(next)
+	authJSON, err := wire.EncodeAuth(next)
 	if err != nil {
-		return AuthObject{}, fmt.Errorf("filestore: %s %q: auth object does not encode: %w", op, authType, err)
+		return sessionstore.AuthObject{}, fmt.Errorf("filestore: %s %q: auth object does not encode: %w", op, authType, err)
 	}
 	defer clear(authJSON)
 	if next.Extra != nil {
 		// Cache what a reader will decode (JSON numbers as float64 and so
 		// on), sharing nothing with the caller.
-		if next, err = decodeAuth(authJSON); err != nil {
-			return AuthObject{}, err
+		if next, err = wire.DecodeAuth(authJSON); err != nil {
+			return sessionstore.AuthObject{}, err
 		}
 	}
 	ct, err := ring.Seal(&crypto.Record{AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
 	if err != nil {
-		return AuthObject{}, fmt.Errorf("filestore: %s: %w", path, err)
+		return sessionstore.AuthObject{}, fmt.Errorf("filestore: %s: %w", path, err)
 	}
 	watching := s.watcher.active()
 	if err := fsutil.WriteFile(s.dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault); err != nil {
 		// The rename may have happened before a later step failed.
 		s.forget(authType)
-		return AuthObject{}, fmt.Errorf("filestore: writing %s: %w", path, err)
+		return sessionstore.AuthObject{}, fmt.Errorf("filestore: writing %s: %w", path, err)
 	}
 	s.cache.update(authType, func(entry) entry {
 		return entry{ok: true, auth: next, digest: sha256.Sum256(ct), seq: seq, written: now, maxSeq: seq, trusted: watching}
 	})
-	return next.clone(), nil
+	return next.Clone(), nil
 }
 
 // readCurrent reads the record a writer is about to replace. A record
@@ -183,7 +187,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 	if err != nil {
 		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w", path, err)}, nil
 	}
-	a, err := decodeAuth(rec.Auth)
+	a, err := wire.DecodeAuth(rec.Auth)
 	if err != nil {
 		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: %w", path, err)}, nil
 	}
@@ -192,7 +196,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 		maxSeq = e.maxSeq
 	}
 	if rec.Seq < maxSeq {
-		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, ErrRollback)}, nil
+		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, sessionstore.ErrRollback)}, nil
 	}
 	// Keep what was decrypted, for a writer that ends up writing nothing
 	// (a TokenSource that finds another process's refresh): the next Get

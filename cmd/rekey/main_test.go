@@ -10,6 +10,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
 )
@@ -53,7 +54,7 @@ func cmdSeed(ts *testscript.TestScript, neg bool, args []string) {
 	ctx, cancel := ctx5s()
 	defer cancel()
 	for i := range n {
-		ts.Check(s.Set(ctx, "rec-"+strconv.Itoa(i), filestore.AuthObject{AccessToken: "token-" + strconv.Itoa(i)}))
+		ts.Check(s.Set(ctx, "rec-"+strconv.Itoa(i), sessionstore.AuthObject{AccessToken: "token-" + strconv.Itoa(i)}))
 	}
 }
 

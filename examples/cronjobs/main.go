@@ -5,7 +5,7 @@
 // It starts a local OAuth provider and API (loopback only), a store in a
 // temporary directory with a generated key, and several worker processes
 // (this program re-executing itself) that share one session through
-// Store.TokenSource, as cron jobs on one host would. It shows that they
+// sessionstore.TokenSource, as cron jobs on one host would. It shows that they
 // refresh the token once per lifetime, never once per process; that no
 // rotating refresh token is used twice; that the key can be rotated while
 // they run; and that what is on disk is age-encrypted.
@@ -27,9 +27,10 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
-	"github.com/sessionstore/sessionstore/internal/oauthtest"
+	"github.com/sessionstore/sessionstore/sessionstoretest"
 )
 
 const (
@@ -56,8 +57,8 @@ func main() {
 
 func oauthConfig(url string) *oauth2.Config {
 	return &oauth2.Config{
-		ClientID:     oauthtest.ClientID,
-		ClientSecret: oauthtest.ClientSecret,
+		ClientID:     sessionstoretest.ClientID,
+		ClientSecret: sessionstoretest.ClientSecret,
 		Endpoint:     oauth2.Endpoint{TokenURL: url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
 	}
 }
@@ -83,7 +84,7 @@ func run(out io.Writer) error {
 	if err := crypto.CreateKeyFile(keyFile, k); err != nil {
 		return err
 	}
-	srv := oauthtest.NewServer(tokenLifetime)
+	srv := sessionstoretest.NewProvider(tokenLifetime)
 	defer srv.Close()
 
 	fmt.Fprintf(out, "sessionstore demo: %d cron jobs share one OAuth session\n\n", workers)
@@ -98,11 +99,11 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	tok, err := oauthConfig(srv.URL).PasswordCredentialsToken(ctx, oauthtest.Username, oauthtest.Password)
+	tok, err := oauthConfig(srv.URL).PasswordCredentialsToken(ctx, sessionstoretest.Username, sessionstoretest.Password)
 	if err != nil {
 		return err
 	}
-	session := filestore.FromToken(tok)
+	session := sessionstore.FromToken(tok)
 	srv.ExpireAll()
 	session.Expiry = time.Now().Add(-time.Minute)
 	if err := store.Set(ctx, authType, session); err != nil {
@@ -240,7 +241,7 @@ func worker(id string) error {
 		return err
 	}
 	defer store.Close()
-	ts := store.TokenSource(ctx, authType, filestore.ConfigRefresher(oauthConfig(url)))
+	ts := sessionstore.TokenSource(ctx, store, authType, sessionstore.ConfigRefresher(oauthConfig(url)))
 	client := oauth2.NewClient(ctx, ts)
 
 	fmt.Println("ready")
@@ -250,7 +251,7 @@ func worker(id string) error {
 	for end := time.Now().Add(runFor); time.Now().Before(end); {
 		tok, err := ts.Token()
 		if err == nil {
-			err = oauthtest.Get(ctx, client, url+"/api/me")
+			err = sessionstoretest.CallAPI(ctx, client, url+"/api/me")
 		}
 		if err != nil {
 			failed++

@@ -1,6 +1,6 @@
 // Command podio shows sessionstore as the session manager of a Podio
 // client: the password flow stored under "password", and Podio's app flow
-// (grant_type=app with app_id and app_token) plugged in as a Refresher and
+// (grant_type=app with app_id and app_token) plugged in as a sessionstore.Refresher and
 // stored under "app:<app_id>".
 //
 //	podio -dir DIR -key FILE -client-id ID -client-secret SECRET -username U -password P
@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/filestore"
 )
 
@@ -61,7 +62,7 @@ func Config(clientID, clientSecret, tokenURL string) *oauth2.Config {
 // never expires, so when the session does, the app simply authenticates
 // again. Plugged into Store.TokenSource, every process on the host shares
 // one app session and authenticates once per expiry.
-func AppRefresher(cfg *oauth2.Config, appID, appToken string) filestore.Refresher {
+func AppRefresher(cfg *oauth2.Config, appID, appToken string) sessionstore.Refresher {
 	return func(ctx context.Context, _ *oauth2.Token) (*oauth2.Token, error) {
 		return appGrant(ctx, cfg, appID, appToken)
 	}
@@ -117,7 +118,7 @@ func appGrant(ctx context.Context, cfg *oauth2.Config, appID, appToken string) (
 	if tok.AccessToken == "" {
 		return nil, errors.New("app grant: no access_token in the response")
 	}
-	return tok.WithExtra(raw), nil // keeps Podio's ref for FromToken
+	return tok.WithExtra(raw), nil // keeps Podio's ref for sessionstore.FromToken
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -152,7 +153,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	// Podio's session manager: get(authType) before authenticating,
 	// set(authObject, authType) after.
 	var authType string
-	var refresh filestore.Refresher
+	var refresh sessionstore.Refresher
 	var login func() (*oauth2.Token, error)
 	if *appID != "" {
 		authType = "app:" + *appID
@@ -160,15 +161,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		login = func() (*oauth2.Token, error) { return appGrant(ctx, cfg, *appID, *appToken) }
 	} else {
 		authType = "password"
-		refresh = filestore.ConfigRefresher(cfg)
+		refresh = sessionstore.ConfigRefresher(cfg)
 		login = func() (*oauth2.Token, error) { return cfg.PasswordCredentialsToken(ctx, *username, *password) }
 	}
-	if _, err := store.Get(ctx, authType); errors.Is(err, filestore.ErrNotFound) {
+	if _, err := store.Get(ctx, authType); errors.Is(err, sessionstore.ErrNotFound) {
 		tok, err := login()
 		if err != nil {
 			return fmt.Errorf("authenticating: %w", err)
 		}
-		if err := store.Set(ctx, authType, filestore.FromToken(tok)); err != nil {
+		if err := store.Set(ctx, authType, sessionstore.FromToken(tok)); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "authenticated; session stored as %q\n", authType)
@@ -178,7 +179,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "reusing the stored session %q\n", authType)
 	}
 
-	ts := store.TokenSource(ctx, authType, refresh)
+	ts := sessionstore.TokenSource(ctx, store, authType, refresh)
 	resp, err := oauth2.NewClient(ctx, ts).Get(*apiURL)
 	if err != nil {
 		return err

@@ -10,21 +10,22 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
-	"github.com/sessionstore/sessionstore/internal/oauthtest"
+	"github.com/sessionstore/sessionstore/sessionstoretest"
 )
 
-func setup(t *testing.T) (srv *oauthtest.Server, base []string, dir, key string) {
+func setup(t *testing.T) (srv *sessionstoretest.Provider, base []string, dir, key string) {
 	t.Helper()
-	srv = oauthtest.NewServer(time.Hour)
+	srv = sessionstoretest.NewProvider(time.Hour)
 	t.Cleanup(srv.Close)
 	tmp := t.TempDir()
 	dir, key = filepath.Join(tmp, "sessions"), filepath.Join(tmp, "key")
 	k, err := crypto.GenerateKeyring(false)
 	require.NoError(t, err)
 	require.NoError(t, crypto.CreateKeyFile(key, k))
-	base = []string{"-dir", dir, "-key", key, "-client-id", oauthtest.ClientID, "-client-secret", oauthtest.ClientSecret,
+	base = []string{"-dir", dir, "-key", key, "-client-id", sessionstoretest.ClientID, "-client-secret", sessionstoretest.ClientSecret,
 		"-token-url", srv.TokenURL(), "-api-url", srv.APIURL()}
 	return srv, base, dir, key
 }
@@ -36,7 +37,7 @@ func expire(t *testing.T, dir, key, authType string) *filestore.Store {
 	s, err := filestore.Open(dir, filestore.WithKeyFile(key))
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	_, err = s.Update(context.Background(), authType, func(a filestore.AuthObject, _ bool) (filestore.AuthObject, error) {
+	_, err = s.Update(context.Background(), authType, func(a sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
 		a.Expiry = time.Now().Add(-time.Minute)
 		return a, nil
 	})
@@ -46,7 +47,7 @@ func expire(t *testing.T, dir, key, authType string) *filestore.Store {
 
 func TestPasswordFlowAuthenticatesOnceThenReuses(t *testing.T) {
 	srv, base, dir, key := setup(t)
-	args := append(base, "-username", oauthtest.Username, "-password", oauthtest.Password)
+	args := append(base, "-username", sessionstoretest.Username, "-password", sessionstoretest.Password)
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), args, &out))
 	assert.Contains(t, out.String(), `session stored as "password"`)
@@ -65,7 +66,7 @@ func TestPasswordFlowAuthenticatesOnceThenReuses(t *testing.T) {
 
 func TestAppFlowAsRefresher(t *testing.T) {
 	srv, base, dir, key := setup(t)
-	args := append(base, "-app-id", oauthtest.AppID, "-app-token", oauthtest.AppToken)
+	args := append(base, "-app-id", sessionstoretest.AppID, "-app-token", sessionstoretest.AppToken)
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), args, &out))
 	assert.Contains(t, out.String(), `session stored as "app:12345"`)
@@ -79,12 +80,12 @@ func TestAppFlowAsRefresher(t *testing.T) {
 	assert.Equal(t, 2, srv.Stats().Logins, "one app grant at first, one when the session expired")
 	got, err := s.Get(context.Background(), "app:12345")
 	require.NoError(t, err)
-	assert.Equal(t, filestore.Ref{Type: "app", ID: 12345}, got.Ref)
+	assert.Equal(t, sessionstore.Ref{Type: "app", ID: 12345}, got.Ref)
 }
 
 func TestWrongAppTokenFails(t *testing.T) {
 	_, base, _, _ := setup(t)
-	err := run(context.Background(), append(base, "-app-id", oauthtest.AppID, "-app-token", "wrong"), &bytes.Buffer{})
+	err := run(context.Background(), append(base, "-app-id", sessionstoretest.AppID, "-app-token", "wrong"), &bytes.Buffer{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "invalid_grant")
 }

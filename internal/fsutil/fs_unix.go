@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/sessionstore/sessionstore"
 )
 
 const oNoFollow = syscall.O_NOFOLLOW
@@ -39,28 +41,28 @@ func SyncDir(dir string) error {
 
 func chmodPrivate(f *os.File) error { return f.Chmod(0o600) }
 
-// CheckPrivateFile returns an error wrapping ErrInsecure if fi is not a
+// CheckPrivateFile returns an error wrapping sessionstore.ErrInsecurePermissions if fi is not a
 // regular file, is accessible by group or others, or is owned by another
 // user than the current one or root.
 func CheckPrivateFile(path string, fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (%v): %w", path, fi.Mode().Type(), ErrInsecure)
+		return fmt.Errorf("%s is not a regular file (%v): %w", path, fi.Mode().Type(), sessionstore.ErrInsecurePermissions)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%s is accessible by group or others (mode %04o, want 0600): %w", path, perm, ErrInsecure)
+		return fmt.Errorf("%s is accessible by group or others (mode %04o, want 0600): %w", path, perm, sessionstore.ErrInsecurePermissions)
 	}
 	return checkOwner(path, fi)
 }
 
-// CheckPrivateDir returns an error wrapping ErrInsecure if fi is not a
+// CheckPrivateDir returns an error wrapping sessionstore.ErrInsecurePermissions if fi is not a
 // directory, is writable by group or others, or is owned by another user
 // than the current one or root.
 func CheckPrivateDir(path string, fi fs.FileInfo) error {
 	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory: %w", path, ErrInsecure)
+		return fmt.Errorf("%s is not a directory: %w", path, sessionstore.ErrInsecurePermissions)
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("%s is writable by group or others (mode %04o, want 0700): %w", path, perm, ErrInsecure)
+		return fmt.Errorf("%s is writable by group or others (mode %04o, want 0700): %w", path, perm, sessionstore.ErrInsecurePermissions)
 	}
 	return checkOwner(path, fi)
 }
@@ -72,7 +74,7 @@ func checkOwner(path string, fi fs.FileInfo) error {
 	}
 	uid := os.Geteuid()
 	if int(st.Uid) != uid && st.Uid != 0 {
-		return fmt.Errorf("%s is owned by uid %d, not by this user (uid %d) or root: %w", path, st.Uid, uid, ErrInsecure)
+		return fmt.Errorf("%s is owned by uid %d, not by this user (uid %d) or root: %w", path, st.Uid, uid, sessionstore.ErrInsecurePermissions)
 	}
 	return nil
 }

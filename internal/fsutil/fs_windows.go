@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/sessionstore/sessionstore"
 )
 
 const oNoFollow = 0
@@ -34,7 +36,7 @@ func chmodPrivate(f *os.File) error { return nil }
 // already restricts.
 func CheckPrivateFile(path string, fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file: %w", path, ErrInsecure)
+		return fmt.Errorf("%s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
 	}
 	return nil
 }
@@ -42,7 +44,7 @@ func CheckPrivateFile(path string, fi fs.FileInfo) error {
 // CheckPrivateDir checks that fi is a directory.
 func CheckPrivateDir(path string, fi fs.FileInfo) error {
 	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory: %w", path, ErrInsecure)
+		return fmt.Errorf("%s is not a directory: %w", path, sessionstore.ErrInsecurePermissions)
 	}
 	return nil
 }

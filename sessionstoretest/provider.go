@@ -1,10 +1,4 @@
-// Package oauthtest is a real OAuth 2 authorization server and API on
-// loopback (net/http/httptest), for sessionstore's tests and examples. It
-// speaks the token endpoint protocol that golang.org/x/oauth2 uses, plus
-// Podio's password and app grants, and it rotates refresh tokens the way
-// strict providers do: a refresh token works once, and reusing it gets
-// invalid_grant.
-package oauthtest
+package sessionstoretest
 
 import (
 	"context"
@@ -17,9 +11,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
-// Test credentials the server accepts.
+// Test credentials the Provider accepts. They are for tests only.
 const (
 	ClientID     = "test-client"
 	ClientSecret = "test-secret"
@@ -29,7 +25,14 @@ const (
 	AppToken     = "test-app-token"
 )
 
-// Stats counts what the server saw.
+// Credentials and the provider: a real OAuth 2 authorization server and API
+// on loopback (net/http/httptest), for the tests of programs that use
+// sessionstore and for its examples. It speaks the token endpoint protocol
+// that golang.org/x/oauth2 uses, plus Podio's password and app grants, and it
+// rotates refresh tokens the way strict providers do: a refresh token works
+// once, and reusing it gets invalid_grant.
+
+// Stats counts what the provider saw.
 type Stats struct {
 	Refreshes     int // successful refresh_token grants
 	InvalidGrants int // refresh tokens refused (reused, unknown)
@@ -39,8 +42,9 @@ type Stats struct {
 	Failures      int // token requests answered with an injected failure
 }
 
-// A Server is the fake provider. Its methods are safe for concurrent use.
-type Server struct {
+// A Provider is a local OAuth 2 provider and API. Its methods are safe for
+// concurrent use.
+type Provider struct {
 	*httptest.Server
 
 	mu             sync.Mutex // guards everything below
@@ -55,10 +59,10 @@ type Server struct {
 	stats          Stats
 }
 
-// NewServer starts a server on 127.0.0.1 whose access tokens live for
+// NewProvider starts a provider on 127.0.0.1 whose access tokens live for
 // lifetime. Close it when done.
-func NewServer(lifetime time.Duration) *Server {
-	s := &Server{
+func NewProvider(lifetime time.Duration) *Provider {
+	s := &Provider{
 		lifetime:       lifetime,
 		access:         make(map[string]time.Time),
 		refresh:        make(map[string]bool),
@@ -71,31 +75,41 @@ func NewServer(lifetime time.Duration) *Server {
 	return s
 }
 
+// Config returns an oauth2.Config for the provider's token endpoint with
+// the test client's credentials.
+func (s *Provider) Config() *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:     ClientID,
+		ClientSecret: ClientSecret,
+		Endpoint:     oauth2.Endpoint{TokenURL: s.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
+	}
+}
+
 // TokenURL is the token endpoint.
-func (s *Server) TokenURL() string { return s.URL + "/oauth/token" }
+func (s *Provider) TokenURL() string { return s.URL + "/oauth/token" }
 
 // APIURL is an API endpoint that needs a valid access token.
-func (s *Server) APIURL() string { return s.URL + "/api/me" }
+func (s *Provider) APIURL() string { return s.URL + "/api/me" }
 
 // Stats returns the counters so far.
-func (s *Server) Stats() Stats {
+func (s *Provider) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stats
 }
 
 // SetFailing makes the token endpoint answer 503 (true) or work (false).
-func (s *Server) SetFailing(fail bool) { s.mu.Lock(); s.fail = fail; s.mu.Unlock() }
+func (s *Provider) SetFailing(fail bool) { s.mu.Lock(); s.fail = fail; s.mu.Unlock() }
 
 // SetOmitRefreshToken makes refresh responses carry no refresh_token; the
 // old one then stays valid, as with providers that do not rotate.
-func (s *Server) SetOmitRefreshToken(omit bool) { s.mu.Lock(); s.omitRefresh = omit; s.mu.Unlock() }
+func (s *Provider) SetOmitRefreshToken(omit bool) { s.mu.Lock(); s.omitRefresh = omit; s.mu.Unlock() }
 
 // SetRefreshDelay makes each refresh take d, widening race windows.
-func (s *Server) SetRefreshDelay(d time.Duration) { s.mu.Lock(); s.refreshDelay = d; s.mu.Unlock() }
+func (s *Provider) SetRefreshDelay(d time.Duration) { s.mu.Lock(); s.refreshDelay = d; s.mu.Unlock() }
 
 // ExpireAll makes every access token issued so far expired.
-func (s *Server) ExpireAll() {
+func (s *Provider) ExpireAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for t := range s.access {
@@ -103,7 +117,7 @@ func (s *Server) ExpireAll() {
 	}
 }
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request")
 		return
@@ -170,7 +184,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 // issue writes a token response, with a new refresh token if withRT;
 // s.mu is held.
-func (s *Server) issue(w http.ResponseWriter, subject string, withRT bool) {
+func (s *Provider) issue(w http.ResponseWriter, subject string, withRT bool) {
 	s.n++
 	at := fmt.Sprintf("access-%d", s.n)
 	s.access[at] = time.Now().Add(s.lifetime)
@@ -200,7 +214,7 @@ func oauthError(w http.ResponseWriter, code int, e string) {
 	json.NewEncoder(w).Encode(map[string]string{"error": e})
 }
 
-func (s *Server) api(w http.ResponseWriter, r *http.Request) {
+func (s *Provider) api(w http.ResponseWriter, r *http.Request) {
 	at, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	s.mu.Lock()
 	exp, known := s.access[at]
@@ -219,9 +233,9 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, `{"ok":true}`)
 }
 
-// Get makes one GET request with client (an oauth2 client) and fails
+// CallAPI makes one GET request with client (an oauth2 client) and fails
 // unless the API answers 200 OK.
-func Get(ctx context.Context, client *http.Client, url string) error {
+func CallAPI(ctx context.Context, client *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return err

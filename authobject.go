@@ -1,9 +1,11 @@
-package filestore
+package sessionstore
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -13,9 +15,10 @@ import (
 // An AuthObject is one stored session: what an OAuth 2 token endpoint
 // returned, with an absolute expiry, plus Podio's ref and transfer token.
 //
-// Its tokens never appear in fmt output (%v, %+v, %#v, %s) nor in log/slog
-// output: they print as "[redacted]". encoding/json, which the store uses,
-// sees every field.
+// Its tokens never appear in fmt output (any verb), in log/slog output
+// (any handler, at any depth of nesting) nor in encoding/json output: they
+// print as "[redacted]". Backends encode records with a private wire type
+// that keeps every field.
 type AuthObject struct {
 	AccessToken   string         `json:"access_token"`
 	RefreshToken  string         `json:"refresh_token,omitempty"`
@@ -51,7 +54,7 @@ func (a AuthObject) String() string {
 }
 
 // GoString is String for %#v.
-func (a AuthObject) GoString() string { return "filestore.AuthObject" + a.String() }
+func (a AuthObject) GoString() string { return "sessionstore.AuthObject" + a.String() }
 
 // Format implements fmt.Formatter so that no verb prints a token.
 func (a AuthObject) Format(f fmt.State, verb rune) {
@@ -75,6 +78,47 @@ func (a AuthObject) LogValue() slog.Value {
 		slog.String("transfer_token", redact(a.TransferToken)),
 		slog.Any("extra_keys", slices.Sorted(maps.Keys(a.Extra))),
 	)
+}
+
+// MarshalJSON implements json.Marshaler with the tokens redacted, so that
+// an AuthObject nested in a logged or encoded value never leaks one (slog's
+// JSON handler marshals nested values without calling LogValue). Extra
+// shows its keys only. Backends store sessions with their own encoding.
+func (a AuthObject) MarshalJSON() ([]byte, error) {
+	type shown struct {
+		AccessToken   string    `json:"access_token"`
+		RefreshToken  string    `json:"refresh_token,omitempty"`
+		TokenType     string    `json:"token_type,omitempty"`
+		Expiry        time.Time `json:"expiry,omitzero"`
+		Scope         string    `json:"scope,omitempty"`
+		Ref           Ref       `json:"ref,omitzero"`
+		TransferToken string    `json:"transfer_token,omitempty"`
+		ExtraKeys     []string  `json:"extra_keys,omitempty"`
+	}
+	return json.Marshal(shown{
+		AccessToken:   redact(a.AccessToken),
+		RefreshToken:  redact(a.RefreshToken),
+		TokenType:     a.TokenType,
+		Expiry:        a.Expiry,
+		Scope:         a.Scope,
+		Ref:           a.Ref,
+		TransferToken: redact(a.TransferToken),
+		ExtraKeys:     slices.Sorted(maps.Keys(a.Extra)),
+	})
+}
+
+// Equal reports whether a and b hold the same session: equal strings,
+// the same instant of expiry, the same ref, and deeply equal Extra (nil
+// and empty are equal).
+func (a AuthObject) Equal(b AuthObject) bool {
+	return a.AccessToken == b.AccessToken &&
+		a.RefreshToken == b.RefreshToken &&
+		a.TokenType == b.TokenType &&
+		a.Expiry.Equal(b.Expiry) &&
+		a.Scope == b.Scope &&
+		a.Ref == b.Ref &&
+		a.TransferToken == b.TransferToken &&
+		(len(a.Extra) == 0 && len(b.Extra) == 0 || reflect.DeepEqual(a.Extra, b.Extra))
 }
 
 // extraKeys shows which extra fields there are, not their values, which
@@ -164,8 +208,9 @@ func refOf(v any) Ref {
 	return r
 }
 
-// clone returns a copy of a that shares no mutable state with it.
-func (a AuthObject) clone() AuthObject {
+// Clone returns a copy of a that shares no mutable state with it: Extra
+// is copied deeply (maps and slices, as JSON decodes them).
+func (a AuthObject) Clone() AuthObject {
 	if a.Extra != nil {
 		a.Extra = deepCopy(a.Extra).(map[string]any)
 	}

@@ -1,0 +1,200 @@
+// Package memstore is an in-memory sessionstore.Store for the tests of
+// programs that use sessionstore: no encryption, no persistence, nothing on
+// disk. It keeps the rules every backend keeps (package sessionstoretest
+// checks them), so code tested against it behaves the same against
+// filestore or etcdstore.
+//
+// Two handles over the same sessions, as two processes would hold over one
+// directory, come from New and Store.Handle: they share values and record
+// locks, and each has its own Close.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sessionstore/sessionstore"
+)
+
+// A Store keeps sessions in memory. It is safe for concurrent use.
+type Store struct {
+	d      *data
+	closed atomic.Bool
+}
+
+var _ sessionstore.Store = (*Store)(nil)
+
+// data is what every handle of one New shares.
+type data struct {
+	mu       sync.Mutex                         // guards sessions and locks
+	sessions map[string]sessionstore.AuthObject // owned by data: copies go in and out
+	locks    map[string]*recordLock             // held by Update, Set and Delete
+}
+
+// recordLock is one name's lock: a channel of capacity one, so that a
+// waiter can give up when its context ends.
+type recordLock struct {
+	ch      chan struct{}
+	waiters int // guarded by data.mu; the lock is dropped when 0
+}
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{d: &data{
+		sessions: make(map[string]sessionstore.AuthObject),
+		locks:    make(map[string]*recordLock),
+	}}
+}
+
+// Handle returns another Store over the same sessions, as another process
+// would open over the same directory: writes through one are seen by the
+// other, Update is exclusive across both, and closing one leaves the other
+// open.
+func (s *Store) Handle() *Store { return &Store{d: s.d} }
+
+func (s *Store) check(op, authType string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("memstore: %s %q: %w", op, authType, sessionstore.ErrClosed)
+	}
+	return sessionstore.ValidateAuthType(authType)
+}
+
+// Get returns a copy of the session stored under authType, or an error
+// wrapping sessionstore.ErrNotFound.
+func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
+	if err := s.check("get", authType); err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	s.d.mu.Lock()
+	a, ok := s.d.sessions[authType]
+	s.d.mu.Unlock()
+	if !ok {
+		return sessionstore.AuthObject{}, fmt.Errorf("memstore: %q: %w", authType, sessionstore.ErrNotFound)
+	}
+	return a.Clone(), nil
+}
+
+// Set stores a copy of auth under authType.
+func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
+	_, err := s.write(ctx, "set", authType, func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, bool, error) {
+		return auth, true, nil
+	})
+	return err
+}
+
+// Update runs fn under authType's lock, shared by every handle, and stores
+// what it returns unless fn fails or returns a value Equal to cur.
+func (s *Store) Update(ctx context.Context, authType string,
+	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
+	return s.write(ctx, "update", authType, func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, bool, error) {
+		next, err := fn(cur.Clone(), exists)
+		if err != nil {
+			return sessionstore.AuthObject{}, false, err
+		}
+		return next, !exists || !next.Equal(cur), nil
+	})
+}
+
+// Delete removes the session stored under authType; a missing one is not
+// an error.
+func (s *Store) Delete(ctx context.Context, authType string) error {
+	if err := s.check("delete", authType); err != nil {
+		return err
+	}
+	unlock, err := s.lock(ctx, authType)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s.d.mu.Lock()
+	delete(s.d.sessions, authType)
+	s.d.mu.Unlock()
+	return nil
+}
+
+// List returns the stored auth types, sorted.
+func (s *Store) List(ctx context.Context) ([]string, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("memstore: list: %w", sessionstore.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.d.mu.Lock()
+	names := make([]string, 0, len(s.d.sessions))
+	for name := range s.d.sessions {
+		names = append(names, name)
+	}
+	s.d.mu.Unlock()
+	slices.Sort(names)
+	return names, nil
+}
+
+// Close closes this handle; later calls on it return
+// sessionstore.ErrClosed. Other handles stay open.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+// write runs fn under authType's lock and stores what it returns when it
+// says so.
+func (s *Store) write(ctx context.Context, op, authType string,
+	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, bool, error)) (sessionstore.AuthObject, error) {
+	if err := s.check(op, authType); err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	unlock, err := s.lock(ctx, authType)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	defer unlock()
+	s.d.mu.Lock()
+	cur, exists := s.d.sessions[authType]
+	s.d.mu.Unlock()
+	next, store, err := fn(cur, exists)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	if !store {
+		return cur.Clone(), nil
+	}
+	next = next.Clone()
+	s.d.mu.Lock()
+	s.d.sessions[authType] = next
+	s.d.mu.Unlock()
+	return next.Clone(), nil
+}
+
+// lock takes authType's lock, honouring ctx.
+func (s *Store) lock(ctx context.Context, authType string) (unlock func(), err error) {
+	d := s.d
+	d.mu.Lock()
+	l := d.locks[authType]
+	if l == nil {
+		l = &recordLock{ch: make(chan struct{}, 1)}
+		d.locks[authType] = l
+	}
+	l.waiters++
+	d.mu.Unlock()
+	release := func() {
+		d.mu.Lock()
+		if l.waiters--; l.waiters == 0 {
+			delete(d.locks, authType)
+		}
+		d.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, fmt.Errorf("memstore: lock %q: %w", authType, ctx.Err())
+	}
+}

@@ -1,0 +1,436 @@
+// Package sessionstoretest helps test sessionstore backends and the
+// programs that use them.
+//
+// TestStore is the conformance suite that every sessionstore.Store passes
+// (filestore, etcdstore and memstore run it from their own tests); a new
+// backend runs it too. Provider is a real OAuth 2 provider on loopback that
+// rotates refresh tokens, for tests and examples that refresh tokens
+// through sessionstore.TokenSource.
+package sessionstoretest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionstore/sessionstore"
+)
+
+// MakeStores makes fresh, empty backing data (a directory, an etcd prefix)
+// for one subtest and returns open, which opens a new Store over that data
+// each time it is called, as another process or host would, and stop,
+// which releases the data once every Store opened has been closed.
+type MakeStores func(t *testing.T) (open func() (sessionstore.Store, error), stop func())
+
+// Visibility bounds how long TestStore waits for one Store to see
+// another's write (a watcher's event, an etcd watch).
+const Visibility = 5 * time.Second
+
+// TestStore runs the conformance suite on the backend that mk makes. It
+// checks every rule of sessionstore.Store: valid and invalid auth types,
+// values owned by the caller, Update's exclusivity between two Stores over
+// the same data and its no-write rules, visibility of one Store's writes to
+// the other, Delete, List and Close. It calls mk once per subtest.
+func TestStore(t *testing.T, mk MakeStores) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, open func() sessionstore.Store)
+	}{
+		{"AuthTypes", testAuthTypes},
+		{"InvalidAuthTypes", testInvalidAuthTypes},
+		{"Missing", testMissing},
+		{"RoundTrip", testRoundTrip},
+		{"CallerOwnsValues", testCallerOwnsValues},
+		{"UpdateRunsFnOnce", testUpdateRunsFnOnce},
+		{"UpdateErrorWritesNothing", testUpdateErrorWritesNothing},
+		{"UpdateEqualKeepsValue", testUpdateEqualKeepsValue},
+		{"UpdateExclusiveAcrossStores", testUpdateExclusive},
+		{"UpdateHonoursContext", testUpdateHonoursContext},
+		{"WritesVisibleToOtherStore", testVisibility},
+		{"DeleteAndList", testDeleteAndList},
+		{"Close", testClose},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			openFn, stop := mk(t)
+			var mu sync.Mutex
+			var opened []sessionstore.Store
+			t.Cleanup(func() {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, s := range opened {
+					s.Close()
+				}
+				if stop != nil {
+					stop()
+				}
+			})
+			tt.fn(t, func() sessionstore.Store {
+				t.Helper()
+				s, err := openFn()
+				require.NoError(t, err, "open a Store")
+				mu.Lock()
+				opened = append(opened, s)
+				mu.Unlock()
+				return s
+			})
+		})
+	}
+}
+
+func ctxOf(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// sample is a session with every field set; Extra holds what JSON
+// decodes to (float64 numbers, []any, map[string]any), so that every
+// backend returns it unchanged.
+func sample(i int) sessionstore.AuthObject {
+	return sessionstore.AuthObject{
+		AccessToken:   fmt.Sprintf("access-%d", i),
+		RefreshToken:  fmt.Sprintf("refresh-%d", i),
+		TokenType:     "Bearer",
+		Expiry:        time.Date(2030, 1, 2, 3, 4, 5, 6000, time.UTC),
+		Scope:         "global:all",
+		Ref:           sessionstore.Ref{Type: "user", ID: int64(i)},
+		TransferToken: "transfer",
+		Extra:         map[string]any{"n": float64(i), "list": []any{"a", 1.5}, "obj": map[string]any{"k": "v"}},
+	}
+}
+
+func assertSame(t *testing.T, want, got sessionstore.AuthObject, msgAndArgs ...any) {
+	t.Helper()
+	assert.True(t, want.Equal(got), append([]any{"want %+v, got %+v", want, got}, msgAndArgs...)...)
+}
+
+// validNames are auth types every backend accepts, hostile ones included.
+var validNames = []string{
+	"server", "client", "password", "app", "app:12345", "user@example.com",
+	"UPPER", "Server", ".hidden", "..", "../../etc/passwd", "a/b", `a\b`, "con", "nul.txt",
+	"with space", "%41", "ümlaut", "日本語", "emoji-🔑", "tab\tname", "new\nline",
+	strings.Repeat("x", sessionstore.MaxAuthTypeLen),
+}
+
+func testAuthTypes(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s := open()
+	for i, name := range validNames {
+		require.NoError(t, s.Set(ctx, name, sample(i)), "Set %q", name)
+	}
+	for i, name := range validNames {
+		got, err := s.Get(ctx, name)
+		if assert.NoError(t, err, "Get %q", name) {
+			assertSame(t, sample(i), got, "name %q", name)
+		}
+	}
+	names, err := s.List(ctx)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, validNames, names, "List returns every name exactly")
+	for _, name := range validNames {
+		assert.NoError(t, s.Delete(ctx, name), "Delete %q", name)
+	}
+	names, err = s.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, names)
+}
+
+func testInvalidAuthTypes(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s := open()
+	for _, name := range []string{"", "nul\x00byte", "bad-utf8-\xff", strings.Repeat("x", sessionstore.MaxAuthTypeLen+1)} {
+		_, err := s.Get(ctx, name)
+		assert.ErrorIs(t, err, sessionstore.ErrInvalidAuthType, "Get %q", name)
+		assert.ErrorIs(t, s.Set(ctx, name, sample(1)), sessionstore.ErrInvalidAuthType, "Set %q", name)
+		called := false
+		_, err = s.Update(ctx, name, func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+			called = true
+			return cur, nil
+		})
+		assert.ErrorIs(t, err, sessionstore.ErrInvalidAuthType, "Update %q", name)
+		assert.False(t, called, "Update %q must not call fn", name)
+		assert.ErrorIs(t, s.Delete(ctx, name), sessionstore.ErrInvalidAuthType, "Delete %q", name)
+	}
+	names, err := s.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, names, "nothing was stored")
+}
+
+func testMissing(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s := open()
+	_, err := s.Get(ctx, "server")
+	assert.ErrorIs(t, err, sessionstore.ErrNotFound)
+	assert.NoError(t, s.Delete(ctx, "server"), "Delete of a missing record is nil")
+	var sawExists, calls = true, 0
+	got, err := s.Update(ctx, "server", func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
+		calls++
+		sawExists = exists
+		assertSame(t, sessionstore.AuthObject{}, cur, "a missing record's cur is the zero value")
+		return sample(1), nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 1, calls)
+	assert.False(t, sawExists, "exists is false for a missing record")
+	assertSame(t, sample(1), got)
+	stored, err := s.Get(ctx, "server")
+	require.NoError(t, err)
+	assertSame(t, sample(1), stored)
+}
+
+func testRoundTrip(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s := open()
+	require.NoError(t, s.Set(ctx, "server", sample(1)))
+	require.NoError(t, s.Set(ctx, "server", sample(2)), "Set replaces")
+	got, err := s.Get(ctx, "server")
+	require.NoError(t, err)
+	assertSame(t, sample(2), got)
+	assert.Equal(t, sample(2).Extra, got.Extra, "Extra comes back as JSON decodes it")
+
+	minimal := sessionstore.AuthObject{AccessToken: "only-access"}
+	require.NoError(t, s.Set(ctx, "client", minimal))
+	got, err = s.Get(ctx, "client")
+	require.NoError(t, err)
+	assertSame(t, minimal, got)
+	assert.True(t, got.Expiry.IsZero(), "a zero expiry stays zero")
+}
+
+func testCallerOwnsValues(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s := open()
+	in := sample(1)
+	require.NoError(t, s.Set(ctx, "server", in))
+	in.Extra["n"] = float64(99)
+	in.Extra["obj"].(map[string]any)["k"] = "changed after Set"
+
+	got, err := s.Get(ctx, "server")
+	require.NoError(t, err)
+	assertSame(t, sample(1), got, "changing the value passed to Set changes nothing stored")
+	got.Extra["n"] = float64(42)
+	got.Extra["list"].([]any)[0] = "changed after Get"
+	got.AccessToken = "changed"
+
+	again, err := s.Get(ctx, "server")
+	require.NoError(t, err)
+	assertSame(t, sample(1), again, "changing a value from Get changes nothing stored")
+
+	_, err = s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		cur.Extra["obj"].(map[string]any)["k"] = "changed in a failing fn"
+		return cur, errors.New("fail")
+	})
+	require.Error(t, err)
+	returned, err := s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		cur.Scope = "updated"
+		return cur, nil
+	})
+	require.NoError(t, err)
+	returned.Extra["n"] = float64(7)
+	want := sample(1)
+	want.Scope = "updated"
+	again, err = s.Get(ctx, "server")
+	require.NoError(t, err)
+	assertSame(t, want, again, "neither a failed fn's changes nor Update's result are shared with the store")
+}
+
+func testUpdateRunsFnOnce(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s := open()
+	require.NoError(t, s.Set(ctx, "server", sample(1)))
+	calls := 0
+	got, err := s.Update(ctx, "server", func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
+		calls++
+		assert.True(t, exists)
+		assertSame(t, sample(1), cur, "fn sees the stored value")
+		return sample(2), nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 1, calls, "fn runs exactly once")
+	assertSame(t, sample(2), got, "Update returns what it stored")
+}
+
+func testUpdateErrorWritesNothing(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s := open()
+	require.NoError(t, s.Set(ctx, "server", sample(1)))
+	boom := errors.New("fn failed")
+	_, err := s.Update(ctx, "server", func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
+		return sample(2), boom
+	})
+	assert.ErrorIs(t, err, boom, "Update returns fn's error")
+	got, err := s.Get(ctx, "server")
+	require.NoError(t, err)
+	assertSame(t, sample(1), got, "nothing written")
+
+	_, err = s.Update(ctx, "absent", func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
+		return sample(2), boom
+	})
+	assert.ErrorIs(t, err, boom)
+	_, err = s.Get(ctx, "absent")
+	assert.ErrorIs(t, err, sessionstore.ErrNotFound, "a failed Update creates nothing")
+}
+
+func testUpdateEqualKeepsValue(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s := open()
+	require.NoError(t, s.Set(ctx, "server", sample(1)))
+	got, err := s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		return cur, nil
+	})
+	require.NoError(t, err)
+	assertSame(t, sample(1), got)
+	stored, err := s.Get(ctx, "server")
+	require.NoError(t, err)
+	assertSame(t, sample(1), stored)
+}
+
+func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	stores := []sessionstore.Store{open(), open()}
+	const perWorker, workersPerStore = 15, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, len(stores)*workersPerStore)
+	for _, s := range stores {
+		for range workersPerStore {
+			wg.Go(func() {
+				for range perWorker {
+					_, err := s.Update(ctx, "counter", func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
+						if !exists {
+							cur = sessionstore.AuthObject{AccessToken: "t", Extra: map[string]any{"n": float64(0)}}
+						}
+						cur.Extra["n"] = cur.Extra["n"].(float64) + 1
+						return cur, nil
+					})
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+	want := float64(len(stores) * workersPerStore * perWorker)
+	for i, s := range stores {
+		assert.Eventually(t, func() bool {
+			got, err := s.Get(ctx, "counter")
+			return err == nil && got.Extra["n"] == want
+		}, Visibility, 5*time.Millisecond, "store %d sees all %v increments: none lost", i, want)
+	}
+}
+
+func testUpdateHonoursContext(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s1, s2 := open(), open()
+	require.NoError(t, s1.Set(ctx, "server", sample(1)))
+	holding, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s1.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+			close(holding)
+			<-release
+			return cur, nil
+		})
+		done <- err
+	}()
+	<-holding
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	called := false
+	_, err := s2.Update(short, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		called = true
+		return cur, nil
+	})
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "a lock wait ends with its context")
+	assert.False(t, called, "fn does not run without the lock")
+	close(release)
+	require.NoError(t, <-done)
+}
+
+func testVisibility(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s1, s2 := open(), open()
+	require.NoError(t, s1.Set(ctx, "server", sample(1)))
+	got, err := s2.Get(ctx, "server")
+	require.NoError(t, err)
+	assertSame(t, sample(1), got, "a new Store sees a record written before it read")
+
+	for i := 2; i <= 4; i++ {
+		require.NoError(t, s1.Set(ctx, "server", sample(i)))
+		assert.Eventually(t, func() bool {
+			got, err := s2.Get(ctx, "server")
+			return err == nil && got.Equal(sample(i))
+		}, Visibility, time.Millisecond, "the other Store sees write %d", i)
+	}
+	require.NoError(t, s1.Delete(ctx, "server"))
+	assert.Eventually(t, func() bool {
+		_, err := s2.Get(ctx, "server")
+		return errors.Is(err, sessionstore.ErrNotFound)
+	}, Visibility, time.Millisecond, "the other Store sees the delete")
+	names, err := s2.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, names)
+}
+
+func testDeleteAndList(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s := open()
+	names, err := s.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, names, "a new store is empty")
+	for i, name := range []string{"server", "app:12345", "client", "Zeta", "alpha"} {
+		require.NoError(t, s.Set(ctx, name, sample(i)))
+	}
+	names, err = s.List(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "client", "server"}, names, "sorted")
+	require.NoError(t, s.Delete(ctx, "client"))
+	require.NoError(t, s.Delete(ctx, "client"), "twice")
+	_, err = s.Get(ctx, "client")
+	assert.ErrorIs(t, err, sessionstore.ErrNotFound)
+	names, err = s.List(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "server"}, names)
+	require.NoError(t, s.Set(ctx, "client", sample(9)), "a deleted name can be set again")
+	got, err := s.Get(ctx, "client")
+	require.NoError(t, err)
+	assertSame(t, sample(9), got)
+}
+
+func testClose(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	s1, s2 := open(), open()
+	require.NoError(t, s1.Set(ctx, "server", sample(1)))
+	_, err := s1.Get(ctx, "server") // cached, where the backend caches
+	require.NoError(t, err)
+	require.NoError(t, s1.Close())
+	assert.NotPanics(t, func() { s1.Close() }, "a second Close")
+
+	_, err = s1.Get(ctx, "server")
+	assert.ErrorIs(t, err, sessionstore.ErrClosed, "Get")
+	assert.ErrorIs(t, s1.Set(ctx, "server", sample(2)), sessionstore.ErrClosed, "Set")
+	_, err = s1.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		t.Error("fn runs on a closed Store")
+		return cur, nil
+	})
+	assert.ErrorIs(t, err, sessionstore.ErrClosed, "Update")
+	assert.ErrorIs(t, s1.Delete(ctx, "server"), sessionstore.ErrClosed, "Delete")
+	_, err = s1.List(ctx)
+	assert.ErrorIs(t, err, sessionstore.ErrClosed, "List")
+
+	got, err := s2.Get(ctx, "server")
+	require.NoError(t, err, "another Store over the same data stays open")
+	assertSame(t, sample(1), got, "and the data is intact")
+}
