@@ -3,6 +3,8 @@ package crypto_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -277,4 +279,31 @@ func TestExtraRecipientsCanDecrypt(t *testing.T) {
 	var env map[string]any
 	require.NoError(t, json.NewDecoder(r).Decode(&env))
 	assert.Equal(t, "server", env["auth_type"])
+}
+
+// No fmt verb, slog handler or JSON encoding of a Keyring, alone or
+// nested, shows a secret key.
+func TestKeyringNeverPrintsSecrets(t *testing.T) {
+	k, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	old, err := crypto.GenerateIdentity(false)
+	require.NoError(t, err)
+	k, err = crypto.NewKeyring(k.Primary(), old)
+	require.NoError(t, err)
+	type holder struct{ Ring *crypto.Keyring }
+	var out bytes.Buffer
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+		fmt.Fprintf(&out, verb+"\n", k)
+		fmt.Fprintf(&out, verb+"\n", holder{k})
+		fmt.Fprintf(&out, verb+"\n", []*crypto.Keyring{k})
+	}
+	for _, h := range []slog.Handler{slog.NewJSONHandler(&out, nil), slog.NewTextHandler(&out, nil)} {
+		slog.New(h).Info("keys", "ring", k, "nested", holder{k}, "list", []*crypto.Keyring{k})
+	}
+	data, err := json.Marshal(holder{k})
+	require.NoError(t, err)
+	out.Write(data)
+	assert.NotContains(t, strings.ToUpper(out.String()), "AGE-SECRET-KEY", out.String())
+	assert.Contains(t, out.String(), k.PublicKey(0), "public keys still show")
+	assert.Contains(t, out.String(), k.PublicKey(1))
 }

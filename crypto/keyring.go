@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 
 	"filippo.io/age"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
@@ -115,23 +115,31 @@ func LoadKeyring(path string) (*Keyring, error) {
 // and path+".recipients" (nil if it does not exist). It is LoadKeyring
 // without the parsing, for callers that detect changes by content.
 func ReadKeyFiles(path string) (keyData, recipData []byte, err error) {
-	keyData, err = readPrivate(path)
+	keyData, err = readChecked(path, "key file", fsutil.CheckPrivateFile)
 	if err != nil {
 		return nil, nil, err
 	}
-	recipData, err = os.ReadFile(path + RecipientsSuffix)
+	// The recipients file decides who can read every new record: it is
+	// trusted only as the key file is (others may read it, not change it).
+	recipData, err = readChecked(path+RecipientsSuffix, "recipients file", fsutil.CheckTrustedFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return keyData, nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("keyring: %w", err)
+		clear(keyData)
+		return nil, nil, err
 	}
 	return keyData, recipData, nil
 }
 
-func readPrivate(path string) ([]byte, error) {
+// readChecked reads path without following a symlink or blocking on a
+// FIFO, after check accepts the file it opened.
+func readChecked(path, what string, check func(string, fs.FileInfo) error) ([]byte, error) {
 	f, err := fsutil.OpenNoFollow(path)
 	if err != nil {
+		if errors.Is(err, fsutil.ErrSymlink) {
+			return nil, fmt.Errorf("keyring: %s %s is a symlink, not followed: %w", what, path, sessionstore.ErrInsecurePermissions)
+		}
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	defer f.Close()
@@ -139,15 +147,15 @@ func readPrivate(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	if err := fsutil.CheckPrivateFile(path, fi); err != nil {
-		return nil, fmt.Errorf("keyring: key file %w", err)
+	if err := check(path, fi); err != nil {
+		return nil, fmt.Errorf("keyring: %s %w", what, err)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	if len(data) > maxKeyFileSize {
-		return nil, fmt.Errorf("keyring: %s: key file is too long", path)
+		return nil, fmt.Errorf("keyring: %s %s is too long", what, path)
 	}
 	return data, nil
 }

@@ -113,6 +113,9 @@ func (k *Keyring) Open(ciphertext []byte, authType string) (*Record, int, error)
 		clear(pt)
 		return rec, i, err
 	}
+	if len(k.ids) == 1 {
+		return nil, -1, fmt.Errorf("%w (1 identity tried)", sessionstore.ErrWrongKey)
+	}
 	return nil, -1, fmt.Errorf("%w (%d identities tried)", sessionstore.ErrWrongKey, len(k.ids))
 }
 

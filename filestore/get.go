@@ -125,7 +125,7 @@ func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("filestore: %s: %w", path, err)
+		return nil, fmt.Errorf("filestore: %s: %w%s", path, err, s.wrongKeyHint(err))
 	}
 	return rec, nil
 }

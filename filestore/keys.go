@@ -2,8 +2,10 @@ package filestore
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 )
 
@@ -72,4 +74,16 @@ func (s *Store) decryptKeyFile(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("filestore: %s: %w", s.keyFile, err)
 	}
 	return plain, nil
+}
+
+// wrongKeyHint says, after an error wrapping ErrWrongKey, what most likely
+// happened: a rotation this Store did not follow.
+func (s *Store) wrongKeyHint(err error) string {
+	if !errors.Is(err, sessionstore.ErrWrongKey) {
+		return ""
+	}
+	if s.keyFile == "" {
+		return "; the key may have been rotated: this Store has fixed keys (WithKeyring), and a Store opened WithKeyFile follows rotations"
+	}
+	return fmt.Sprintf("; it is not sealed to any key in %s (a foreign record, or a key file restored from before a rotation)", s.keyFile)
 }

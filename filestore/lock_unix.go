@@ -7,5 +7,6 @@ import (
 	"syscall"
 )
 
-// lockFlag opens a lock file, creating it, never through a symlink.
-const lockFlag = os.O_CREATE | os.O_RDONLY | syscall.O_NOFOLLOW
+// lockFlag opens a lock file, creating it, never through a symlink, and
+// without blocking on a FIFO.
+const lockFlag = os.O_CREATE | os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -191,6 +192,7 @@ func badRecords(t *testing.T, dir string) map[string]struct {
 		"garbage":   {[]byte("{\"access_token\":\"plain json is not a record\"}"), sessionstore.ErrTampered},
 		"swapped":   {swapped, sessionstore.ErrTampered},
 		"wrong key": {foreignRec, sessionstore.ErrWrongKey},
+		"oversized": {bytes.Repeat([]byte("age-encryption.org/v1\n"), 3<<20/22), sessionstore.ErrTampered},
 	}
 }
 
@@ -223,11 +225,27 @@ func TestBadRecordsGetSentinelAndLoseNothing(t *testing.T) {
 				require.NoError(t, rerr)
 				assert.Equal(t, string(bad.data), string(after), "a failed read or update leaves the file as it was")
 
+				if errors.Is(bad.want, sessionstore.ErrWrongKey) {
+					// Well-formed, sealed to a key this Store lacks: Set
+					// refuses and changes nothing; Delete still removes it.
+					err := s.Set(ctx, "server", sampleAuth())
+					assert.ErrorIs(t, err, sessionstore.ErrWrongKey, "Set over a foreign-key record")
+					after, rerr := os.ReadFile(path)
+					require.NoError(t, rerr)
+					assert.Equal(t, string(bad.data), string(after), "a refused Set leaves the file as it was")
+					require.NoError(t, s.Delete(ctx, "server"))
+				}
 				// Set replaces what cannot be opened.
 				require.NoError(t, s.Set(ctx, "server", sampleAuth()))
 				got, err := s.Get(ctx, "server")
 				require.NoError(t, err)
 				assert.Equal(t, sampleAuth(), got)
+
+				// Delete removes it too.
+				require.NoError(t, os.WriteFile(path, bad.data, 0o600))
+				require.NoError(t, s.Delete(ctx, "server"))
+				_, err = os.Lstat(path)
+				assert.ErrorIs(t, err, fs.ErrNotExist, "Delete removes a record that does not open")
 			})
 		}
 	})

@@ -24,9 +24,16 @@ import (
 const lockRetry = time.Millisecond
 
 // Set stores auth under authType, replacing what was there, even a record
-// that cannot be opened (corrupt, forged, sealed to a foreign key).
+// that cannot be opened because it is corrupt, oversized, truncated or
+// forged. Over a well-formed record sealed to a key this Store does not
+// hold, it returns an error wrapping sessionstore.ErrWrongKey and changes
+// nothing: the Store's keys are probably stale (a rotation happened), and
+// the record may be fine for every other process.
 func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
-	_, err := s.write(ctx, "set", authType, func(*current) (sessionstore.AuthObject, action, error) {
+	_, err := s.write(ctx, "set", authType, func(c *current) (sessionstore.AuthObject, action, error) {
+		if c.err != nil && errors.Is(c.err, sessionstore.ErrWrongKey) {
+			return sessionstore.AuthObject{}, 0, c.err
+		}
 		return auth, store, nil
 	})
 	return err
@@ -51,8 +58,9 @@ func (s *Store) Update(ctx context.Context, authType string,
 	})
 }
 
-// Delete removes the session stored under authType. Deleting a missing
-// record is not an error. Sequence numbers keep growing across a Delete:
+// Delete removes the session stored under authType, whatever the record
+// holds (even one that does not open). Deleting a missing record is not an
+// error. Sequence numbers keep growing across a Delete:
 // a later Set is not a rollback, a replayed older record is.
 func (s *Store) Delete(ctx context.Context, authType string) error {
 	_, err := s.write(ctx, "delete", authType, func(*current) (sessionstore.AuthObject, action, error) {
@@ -170,10 +178,13 @@ func (s *Store) write(ctx context.Context, op, authType string,
 func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*current, error) {
 	s.reads.Add(1)
 	data, err := readRecord(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return &current{}, nil
-	}
-	if err != nil {
+	case errors.Is(err, sessionstore.ErrTampered):
+		// Oversized: read no further; Set and Delete replace it.
+		return &current{exists: true, err: fmt.Errorf("filestore: %w", err)}, nil
+	case err != nil:
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	d := sha256.Sum256(data)
@@ -185,7 +196,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 	s.opens.Add(1)
 	rec, _, err := ring.Open(data, authType)
 	if err != nil {
-		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w", path, err)}, nil
+		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w%s", path, err, s.wrongKeyHint(err))}, nil
 	}
 	a, err := wire.DecodeAuth(rec.Auth)
 	if err != nil {
@@ -223,9 +234,18 @@ func lockFile(ctx context.Context, path string, retry time.Duration) (unlock fun
 		}
 		return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
 	}
+	fi, err := lk.Stat()
+	if err != nil {
+		lk.Unlock()
+		return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		lk.Unlock()
+		return nil, fmt.Errorf("filestore: lock %s is not a regular file (%v): %w", path, fi.Mode().Type(), sessionstore.ErrInsecurePermissions)
+	}
 	// The umask may have narrowed the mode of a new lock file; make it
 	// exactly 0600, whatever the umask.
-	if fi, err := lk.Stat(); err == nil && fi.Mode().Perm() != 0o600 && runtime.GOOS != "windows" {
+	if fi.Mode().Perm() != 0o600 && runtime.GOOS != "windows" {
 		os.Chmod(path, 0o600)
 	}
 	return func() { lk.Unlock() }, nil

@@ -41,10 +41,13 @@ func CheckPrivateFile(path string, fi fs.FileInfo) error {
 	return nil
 }
 
+// CheckTrustedFile checks that fi is a regular file.
+func CheckTrustedFile(path string, fi fs.FileInfo) error { return CheckPrivateFile(path, fi) }
+
 // CheckPrivateDir checks that fi is a directory.
 func CheckPrivateDir(path string, fi fs.FileInfo) error {
 	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory: %w", path, sessionstore.ErrInsecurePermissions)
+		return fmt.Errorf("%s is not a directory", path)
 	}
 	return nil
 }

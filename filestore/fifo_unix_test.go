@@ -1,0 +1,101 @@
+//go:build !windows
+
+package filestore_test
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionstore/sessionstore"
+)
+
+// within fails the test if f has not returned after a generous bound: a
+// hang, not a slow call, is what it catches.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s blocked on a FIFO", what)
+	}
+}
+
+// Nothing the store opens can block: a FIFO in place of a record, lock or
+// temp file is an error at once (the temp file, only ever ours, is
+// replaced), and the data stays as it was.
+func TestFIFOsNeverBlock(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := ctxT(t)
+		dir := t.TempDir()
+		s := openStore(t, dir, newKeyFile(t, false), m.opts...)
+
+		require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "rec.age"), 0o600))
+		within(t, "Get", func() {
+			_, err := s.Get(ctx, "rec")
+			assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
+			assert.ErrorContains(t, err, filepath.Join(dir, "rec.age"))
+		})
+		within(t, "Set over a FIFO record", func() {
+			assert.ErrorIs(t, s.Set(ctx, "rec", sampleAuth()), sessionstore.ErrInsecurePermissions)
+		})
+		fi, err := os.Lstat(filepath.Join(dir, "rec.age"))
+		require.NoError(t, err)
+		assert.Equal(t, os.ModeNamedPipe, fi.Mode().Type(), "left as it was")
+
+		require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "lk.lock"), 0o600))
+		within(t, "Set with a FIFO lock", func() {
+			err := s.Set(ctx, "lk", sampleAuth())
+			assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
+			assert.ErrorContains(t, err, filepath.Join(dir, "lk.lock"))
+		})
+
+		require.NoError(t, syscall.Mkfifo(filepath.Join(dir, ".tmp.tmp-0"), 0o600))
+		within(t, "Set with a FIFO temp file", func() {
+			require.NoError(t, s.Set(ctx, "tmp", sampleAuth()), "the temp name is the lock holder's: replaced")
+		})
+		got, err := s.Get(ctx, "tmp")
+		require.NoError(t, err)
+		assert.Equal(t, sampleAuth().AccessToken, got.AccessToken)
+	})
+}
+
+// A watcher that meets a FIFO keeps serving every other record.
+func TestWatcherSurvivesFIFO(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	reader, writer := openStore(t, dir, key), openStore(t, dir, key)
+	for _, name := range []string{"a", "b"} {
+		require.NoError(t, writer.Set(ctx, name, sampleAuth()))
+		_, err := reader.Get(ctx, name)
+		require.NoError(t, err)
+	}
+	reader.StartWatcher()
+	require.Eventually(t, reader.Watching, 5*time.Second, time.Millisecond)
+	for _, name := range []string{"a", "b"} { // trusted, cached entries
+		_, err := reader.Get(ctx, name)
+		require.NoError(t, err)
+	}
+
+	// Rename a FIFO over a's cached record: the watcher looks at it.
+	require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600))
+	require.NoError(t, os.Rename(filepath.Join(dir, "fifo"), filepath.Join(dir, "a.age")))
+	next := sampleAuth()
+	next.AccessToken = "b-changed"
+	require.NoError(t, writer.Set(ctx, "b", next))
+	assert.Eventually(t, func() bool {
+		got, err := reader.Get(ctx, "b")
+		return err == nil && got.AccessToken == "b-changed"
+	}, 5*time.Second, time.Millisecond, "b's change is seen after the watcher met a's FIFO")
+	within(t, "Get of the FIFO", func() {
+		_, err := reader.Get(ctx, "a")
+		assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
+	})
+}
