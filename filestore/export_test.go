@@ -49,3 +49,7 @@ func (s *Store) WatchList() []string {
 	}
 	return s.watcher.w.WatchList()
 }
+
+// DerivedUnderLock counts key derivations (scrypt) made while s held a
+// record lock.
+func (s *Store) DerivedUnderLock() uint64 { return s.derivedUnderLock.Load() }

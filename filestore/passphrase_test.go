@@ -1,8 +1,10 @@
 package filestore_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -51,4 +53,57 @@ func TestPassphraseProtectedKeyFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, sampleAuth(), got)
 	assert.Equal(t, 1, asked, "asked once per Open")
+}
+
+// Loading a rotated passphrase-protected key file (scrypt) never happens
+// while a record lock is held: writers reload before they lock, so other
+// writers are never kept waiting on a derivation.
+func TestNoKeyDerivationUnderRecordLock(t *testing.T) {
+	old := crypto.KeyFileWorkFactor
+	crypto.KeyFileWorkFactor = 12
+	t.Cleanup(func() { crypto.KeyFileWorkFactor = old })
+	ctx := ctxT(t)
+	k, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	key := filepath.Join(t.TempDir(), "key")
+	require.NoError(t, crypto.CreateKeyFileWithPassphrase(key, k, "pw"))
+	dir := t.TempDir()
+	pass := func() (string, error) { return "pw", nil }
+	s := openStore(t, dir, key, filestore.WithPassphrase(pass))
+	require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	writes := 0
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := s.Update(wctx, "server", increment)
+			cancel()
+			if err != nil {
+				errs <- err
+				return
+			}
+			writes++
+		}
+	}()
+	for range 3 {
+		_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{Passphrase: pass})
+		require.NoError(t, err)
+	}
+	close(stop)
+	for err := range errs {
+		assert.NoError(t, err, "a writer failed during the rotations")
+	}
+	assert.Positive(t, writes)
+	assert.Zero(t, s.DerivedUnderLock(), "key derivations while holding a record lock")
+	ring, err := crypto.LoadKeyringWithPassphrase(key, pass)
+	require.NoError(t, err)
+	assert.Equal(t, ring.PublicKey(0), s.Keyring().PublicKey(0), "the writer followed the rotations")
 }

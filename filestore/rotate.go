@@ -295,14 +295,11 @@ func (s *Store) reseal(ctx context.Context, authType string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	unlock, err := s.lock(ctx, stem)
+	unlock, err := s.lockCurrentKeys(ctx, stem)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	if _, err := s.reloadKeys(); err != nil {
-		return false, err
-	}
 	ring := s.keys.Load().ring
 	path := s.recordPath(stem)
 	data, err := readRecord(path)

@@ -60,8 +60,10 @@ type Store struct {
 	watcher watchState
 
 	// Counters for tests and debugging: record files read, records
-	// decrypted.
-	reads, opens atomic.Uint64
+	// decrypted, key derivations while this Store held a record lock.
+	reads, opens     atomic.Uint64
+	derivedUnderLock atomic.Uint64
+	locksHeld        atomic.Int32 // record locks this Store holds now
 }
 
 var _ sessionstore.Store = (*Store)(nil)

@@ -99,16 +99,11 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	unlock, err := s.lock(ctx, stem)
+	unlock, err := s.lockCurrentKeys(ctx, stem)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
 	defer unlock()
-
-	// A writer never seals to a retired key: reread the key file.
-	if _, err := s.reloadKeys(); err != nil {
-		return sessionstore.AuthObject{}, err
-	}
 	ring := s.keys.Load().ring
 	path := s.recordPath(stem)
 	cur, err := s.readCurrent(ring, authType, path)
@@ -218,9 +213,49 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 	return &current{exists: true, auth: a, seq: rec.Seq, written: rec.Written}, nil
 }
 
+// lockCurrentKeys takes stem's lock with the keyring loaded from the key
+// file as it stands under that lock: a writer never seals to a retired
+// key. Loading a changed key file can be heavy (scrypt, for a
+// passphrase-protected one), so it happens with no lock held: the lock is
+// released, the keys reloaded, and the lock taken again.
+func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func(), err error) {
+	for attempt := 0; ; attempt++ {
+		unlock, err := s.lock(ctx, stem)
+		if err != nil {
+			return nil, err
+		}
+		changed, err := s.keysChanged()
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		if !changed {
+			return unlock, nil
+		}
+		if attempt >= 3 {
+			// The key file keeps changing under us: load it under the
+			// lock rather than starve.
+			if _, err := s.reloadKeys(); err != nil {
+				unlock()
+				return nil, err
+			}
+			return unlock, nil
+		}
+		unlock()
+		if _, err := s.reloadKeys(); err != nil {
+			return nil, err
+		}
+	}
+}
+
 // lock takes stem's lock file exclusively, honouring ctx.
 func (s *Store) lock(ctx context.Context, stem string) (unlock func(), err error) {
-	return lockFile(ctx, filepath.Join(s.dir, stem+lockSuffix), lockRetry)
+	release, err := lockFile(ctx, filepath.Join(s.dir, stem+lockSuffix), lockRetry)
+	if err != nil {
+		return nil, err
+	}
+	s.locksHeld.Add(1)
+	return func() { s.locksHeld.Add(-1); release() }, nil
 }
 
 // lockFile takes the flock on path (creating it 0600, never through a
