@@ -2,7 +2,9 @@ package crypto
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,6 +22,9 @@ import (
 // Identities after the primary are marked decrypt-only.
 func (k *Keyring) MarshalKeyFile(created time.Time) []byte {
 	var b bytes.Buffer
+	if k.rotating {
+		b.WriteString(rotationMarker + "\n")
+	}
 	for i, secret := range k.secrets {
 		if i == 0 {
 			fmt.Fprintf(&b, "# created: %s\n", created.Format(time.RFC3339))
@@ -80,17 +85,41 @@ func ReplaceKeyFile(path string, k *Keyring) error {
 // ReplaceKeyFileWithPassphrase is ReplaceKeyFile, protecting the file with
 // passphrase (as "age -p -a") unless it is empty.
 func ReplaceKeyFileWithPassphrase(path string, k *Keyring, passphrase string) error {
-	dir, name := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
+	dir, name, tmp := tempKeyFile(path)
 	data, err := keyFileBytes(k, passphrase)
 	if err != nil {
 		return err
 	}
 	defer clear(data)
-	if err := fsutil.WriteFile(dir, name, "."+name+".tmp-0", data, nil); err != nil {
+	if err := fsutil.WriteFile(dir, name, tmp, data, nil); err != nil {
 		return fmt.Errorf("keyring: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// tempKeyFile is the temp file ReplaceKeyFile writes next to path.
+func tempKeyFile(path string) (dir, name, tmp string) {
+	dir, name = filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	return dir, name, "." + name + ".tmp-0"
+}
+
+// TempKeyFile returns the path of the temp file that ReplaceKeyFile writes
+// next to path.
+func TempKeyFile(path string) string {
+	dir, _, tmp := tempKeyFile(path)
+	return filepath.Join(dir, tmp)
+}
+
+// RemoveTempKeyFile removes the temp file that a ReplaceKeyFile killed
+// mid-write left next to path: it holds secret keys. The caller must keep
+// other writers of path out (rekey holds path+".lock").
+func RemoveTempKeyFile(path string) error {
+	dir, _, tmp := tempKeyFile(path)
+	if err := os.Remove(filepath.Join(dir, tmp)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("keyring: removing a leftover temp key file: %w", err)
 	}
 	return nil
 }

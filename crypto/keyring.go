@@ -34,7 +34,15 @@ type Keyring struct {
 	recips  []age.Recipient // recips[i] is ids[i]'s recipient
 	macKeys [][]byte        // macKeys[i] is derived from ids[i]'s secret
 	extra   []age.Recipient // sealed to as well as the primary
+
+	// rotating marks a key file written by step 1 of a rotation that has
+	// not finished: a rerun reuses its primary instead of adding another.
+	rotating bool
 }
+
+// rotationMarker is the comment line that marks a rotation in progress at
+// the top of a key file.
+const rotationMarker = "# rotation in progress: the first key is new; run rekey again to finish"
 
 // NewKeyring returns a Keyring of the given identities, the first being the
 // primary. Each must be an *age.X25519Identity or an *age.HybridIdentity.
@@ -92,11 +100,37 @@ func GenerateIdentity(pq bool) (age.Identity, error) {
 // ParseKeyring parses an age identity file. Error messages never include
 // key material.
 func ParseKeyring(r io.Reader) (*Keyring, error) {
-	ids, err := age.ParseIdentities(r)
+	data, err := io.ReadAll(io.LimitReader(r, maxKeyFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %v", err)
 	}
-	return NewKeyring(ids...)
+	defer clear(data)
+	ids, err := age.ParseIdentities(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %v", err)
+	}
+	k, err := NewKeyring(ids...)
+	if err != nil {
+		return nil, err
+	}
+	for line := range strings.Lines(string(data)) {
+		if strings.TrimSpace(line) == rotationMarker {
+			k.rotating = true
+		}
+	}
+	return k, nil
+}
+
+// Rotating reports whether k comes from a key file that a rotation left
+// unfinished (its first identity is the new primary).
+func (k *Keyring) Rotating() bool { return k.rotating }
+
+// WithRotating returns k marked (or not) as a rotation in progress; its key
+// file says so in a comment.
+func (k *Keyring) WithRotating(rotating bool) *Keyring {
+	c := *k
+	c.rotating = rotating
+	return &c
 }
 
 // LoadKeyring reads the age identity file at path, and the extra recipients
@@ -289,5 +323,6 @@ func (k *Keyring) Rotate(newPrimary age.Identity) (*Keyring, error) {
 func (k *Keyring) PrimaryOnly() *Keyring {
 	c := *k
 	c.ids, c.secrets, c.recips, c.macKeys = k.ids[:1:1], k.secrets[:1:1], k.recips[:1:1], k.macKeys[:1:1]
+	c.rotating = false
 	return &c
 }

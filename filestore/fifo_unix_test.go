@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/filestore"
 )
 
 // within fails the test if f has not returned after a generous bound: a
@@ -98,4 +99,37 @@ func TestWatcherSurvivesFIFO(t *testing.T) {
 		_, err := reader.Get(ctx, "a")
 		assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
 	})
+}
+
+// Check and Rotate report a FIFO or symlink in place of a record instead
+// of skipping it, and never block on it.
+func TestCheckReportsNonRegularRecords(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	seedStore(t, dir, key, 2)
+	require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "fifo.age"), 0o600))
+	require.NoError(t, os.Symlink(filepath.Join(dir, "rec-0.age"), filepath.Join(dir, "link.age")))
+	keyBefore, err := os.ReadFile(key)
+	require.NoError(t, err)
+	within(t, "Check", func() {
+		statuses, err := filestore.Check(ctx, key, []string{dir}, filestore.CheckOptions{})
+		require.NoError(t, err)
+		bad := map[string]error{}
+		for _, st := range statuses {
+			if st.Err != nil {
+				bad[st.AuthType] = st.Err
+			}
+		}
+		assert.ErrorIs(t, bad["fifo"], sessionstore.ErrInsecurePermissions)
+		assert.ErrorIs(t, bad["link"], sessionstore.ErrInsecurePermissions)
+		assert.Len(t, bad, 2, "the regular records are fine")
+	})
+	within(t, "Rotate", func() {
+		_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+		assert.ErrorIs(t, err, filestore.ErrRotationIncomplete)
+		assert.ErrorContains(t, err, filepath.Join(dir, "fifo.age"))
+	})
+	keyAfter, err := os.ReadFile(key)
+	require.NoError(t, err)
+	assert.Equal(t, keyBefore, keyAfter)
 }

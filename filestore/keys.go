@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 
+	"github.com/gofrs/flock"
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 )
@@ -113,4 +115,26 @@ func (s *Store) wrongKeyHint(err error) string {
 		return "; the key may have been rotated: this Store has fixed keys (WithKeyring), and a Store opened WithKeyFile follows rotations"
 	}
 	return fmt.Sprintf("; it is not sealed to any key in %s (a foreign record, or a key file restored from before a rotation)", s.keyFile)
+}
+
+// removeTempKeyFile removes the temp key file that a rotation killed
+// mid-write left next to the key file (it holds secret keys), if no
+// rotation is running now: it takes the key file's lock without waiting,
+// and leaves the file to the next rekey if it cannot.
+func (s *Store) removeTempKeyFile() {
+	tmp := crypto.TempKeyFile(s.keyFile)
+	if _, err := os.Lstat(tmp); err != nil {
+		return
+	}
+	lk := flock.New(s.keyFile+lockSuffix, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
+	if ok, err := lk.TryLock(); err != nil || !ok {
+		s.log.Warn("sessionstore: a temp key file is left from a killed rotation; the next rekey removes it", "file", tmp)
+		return
+	}
+	defer lk.Unlock()
+	if err := crypto.RemoveTempKeyFile(s.keyFile); err != nil {
+		s.log.Warn("sessionstore: cannot remove a temp key file left from a killed rotation", "file", tmp, "err", err)
+		return
+	}
+	s.log.Info("sessionstore: removed a temp key file left from a killed rotation", "file", tmp)
 }

@@ -60,6 +60,7 @@ type RotateReport struct {
 	NewPublicKey string         // the new primary's recipient
 	Records      []RecordStatus // every record, after the rotation
 	Retired      int            // old identities removed from the key file
+	Resumed      bool           // finished a rotation that a crash interrupted, with its new key
 }
 
 // ErrRotationIncomplete is returned (wrapped) by Rotate when some record
@@ -76,11 +77,19 @@ var ErrRotationIncomplete = errors.New("rotation incomplete")
 //  3. check that every record opens with the new primary alone;
 //  4. unless KeepOld, rewrite the key file without the old identities.
 //
+// Before it changes anything, Rotate checks that every record opens with
+// the keys on hand: if one does not (a foreign file, a forged or corrupt
+// record, the wrong key file), it returns ErrRotationIncomplete naming the
+// records, and the key file is left byte for byte as it was.
+//
 // A crash at any step leaves every record readable with the key file on
-// disk; running Rotate again starts a new rotation that finishes the job.
-// A record that no key opens, or that is forged, is reported, never
-// resealed, and the old keys are then kept (ErrRotationIncomplete).
-// Rotate holds keyFile+".lock" so that two rotations never interleave.
+// disk. Step 1 marks the key file as a rotation in progress; running
+// Rotate again reuses the new primary it put first (Resumed) and finishes
+// the job, rather than adding yet another identity. A record that stops
+// opening during the rotation is reported and the old keys are kept
+// (ErrRotationIncomplete). Rotate holds keyFile+".lock" so that two
+// rotations never interleave, and removes a temp key file that a killed
+// rotation left behind (it holds secret keys).
 func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptions) (*RotateReport, error) {
 	progress := opts.Progress
 	if progress == nil {
@@ -100,30 +109,45 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 		return nil, err
 	}
 	defer unlock()
+	if err := crypto.RemoveTempKeyFile(keyFile); err != nil {
+		return nil, fmt.Errorf("rotate: %w", err)
+	}
 	old, pass, err := loadKeyring(keyFile, opts.Passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
-	id, err := crypto.GenerateIdentity(opts.PostQuantum)
-	if err != nil {
-		return nil, fmt.Errorf("rotate: %w", err)
-	}
-	next, err := old.Rotate(id)
-	if err != nil {
-		// Extra recipients of the other kind: say so, change nothing.
-		return nil, fmt.Errorf("rotate: %s%s: %w", keyFile, crypto.RecipientsSuffix, err)
-	}
-	report := &RotateReport{NewPublicKey: next.PublicKey(0)}
-
-	if opts.DryRun {
-		statuses, err := check(ctx, old, dirs, opts.Workers)
+	report := &RotateReport{}
+	var next *crypto.Keyring
+	if old.Rotating() && old.PostQuantum() == opts.PostQuantum {
+		next, report.Resumed = old, true // a crashed run's new primary
+	} else {
+		id, err := crypto.GenerateIdentity(opts.PostQuantum)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("rotate: %w", err)
 		}
+		if next, err = old.Rotate(id); err != nil {
+			// Extra recipients of the other kind: say so, change nothing.
+			return nil, fmt.Errorf("rotate: %s%s: %w", keyFile, crypto.RecipientsSuffix, err)
+		}
+	}
+	next = next.WithRotating(true)
+	report.NewPublicKey = next.PublicKey(0)
+
+	// Every record must open with the keys on hand before anything
+	// changes: a rotation that retired the old keys would leave any other
+	// record unreadable for good.
+	statuses, err := check(ctx, old, dirs, opts.Workers)
+	if err != nil {
+		return nil, err
+	}
+	if bad := failed(statuses); len(bad) > 0 {
 		report.Records = statuses
-		if bad := failed(statuses); len(bad) > 0 {
-			return report, fmt.Errorf("rotate: %w: %d record(s) would not reseal: %s", ErrRotationIncomplete, len(bad), names(bad))
-		}
+		return report, fmt.Errorf("rotate: %w: nothing changed: %d record(s) do not open with the keys in %s: %s; "+
+			"move files that are not this store's records out of the store directory, or pass the key file they were sealed with",
+			ErrRotationIncomplete, len(bad), keyFile, names(bad))
+	}
+	if opts.DryRun {
+		report.Records = statuses
 		return report, nil
 	}
 
@@ -186,14 +210,19 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	}
 	progress(RotateEvent{Step: "verified", Done: len(records), Total: len(records)})
 
-	// Step 4: retire the old identities.
-	if !opts.KeepOld && next.Len() > 1 {
-		if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, primary, pass); err != nil {
-			return report, fmt.Errorf("rotate: every record is resealed, but retiring the old keys failed: %w", err)
+	// Step 4: retire the old identities (or, with KeepOld, only mark the
+	// rotation finished).
+	if opts.KeepOld {
+		if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, next.WithRotating(false), pass); err != nil {
+			return report, fmt.Errorf("rotate: every record is resealed, but rewriting the key file failed: %w", err)
 		}
-		report.Retired = next.Len() - 1
-		progress(RotateEvent{Step: "retired", Done: len(records), Total: len(records)})
+		return report, nil
 	}
+	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, primary, pass); err != nil {
+		return report, fmt.Errorf("rotate: every record is resealed, but retiring the old keys failed: %w", err)
+	}
+	report.Retired = next.Len() - 1
+	progress(RotateEvent{Step: "retired", Done: len(records), Total: len(records)})
 	return report, nil
 }
 

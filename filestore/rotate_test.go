@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -169,7 +170,11 @@ func TestRotateRecipientsOfOtherKindChangesNothing(t *testing.T) {
 	assert.ErrorIs(t, err, sessionstore.ErrTampered, "the break-glass key decrypts it (its MAC is the writer's, by design)")
 }
 
-func TestRotateUnopenableRecordsKeepOldKeys(t *testing.T) {
+// Before it changes anything, a rotation checks that every record opens:
+// with a foreign or forged record in the directory it fails, names them,
+// says what to do, and leaves the key file byte for byte as it was, however
+// often it is retried.
+func TestRotateRefusesWhenARecordDoesNotOpen(t *testing.T) {
 	ctx := ctxT(t)
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	seedStore(t, dir, key, 4)
@@ -187,13 +192,20 @@ func TestRotateUnopenableRecordsKeepOldKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "forged.age"), forged, 0o600))
 
-	rep, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
-	require.ErrorIs(t, err, filestore.ErrRotationIncomplete)
-	assert.Contains(t, err.Error(), filepath.Join(dir, "lost.age"))
-	assert.Contains(t, err.Error(), filepath.Join(dir, "forged.age"))
-	after, err := crypto.LoadKeyring(key)
+	keyBefore, err := os.ReadFile(key)
 	require.NoError(t, err)
-	assert.Equal(t, 2, after.Len(), "the old key is not retired")
+	var rep *filestore.RotateReport
+	for range 3 {
+		rep, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+		require.ErrorIs(t, err, filestore.ErrRotationIncomplete)
+		assert.Contains(t, err.Error(), filepath.Join(dir, "lost.age"))
+		assert.Contains(t, err.Error(), filepath.Join(dir, "forged.age"))
+		assert.Contains(t, err.Error(), "nothing changed")
+		assert.Contains(t, err.Error(), "move files")
+		keyAfter, err := os.ReadFile(key)
+		require.NoError(t, err)
+		assert.Equal(t, keyBefore, keyAfter, "the key file is byte for byte unchanged")
+	}
 	forgedAfter, err := os.ReadFile(filepath.Join(dir, "forged.age"))
 	require.NoError(t, err)
 	assert.Equal(t, forged, forgedAfter, "a forged record is reported, never resealed")
@@ -337,4 +349,49 @@ func TestRotateWaitsForWriterThatStartedBefore(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = ring.Open(data, "late")
 	assert.NoError(t, err, "the late writer's record opens with the new key")
+}
+
+// A rotation killed after step 1 leaves its new primary first, marked as
+// a rotation in progress, and maybe a temp key file holding secret keys.
+// The rerun reuses that primary (no third identity) and removes the temp
+// file; so does the next Open.
+func TestRotateRerunAfterCrashReusesItsKey(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	seedStore(t, dir, key, 3)
+	old, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	id, err := crypto.GenerateIdentity(false)
+	require.NoError(t, err)
+	crashed, err := old.Rotate(id)
+	require.NoError(t, err)
+	require.NoError(t, crypto.ReplaceKeyFile(key, crashed.WithRotating(true)))
+	tmp := crypto.TempKeyFile(key)
+	require.NoError(t, os.WriteFile(tmp, crashed.MarshalKeyFile(time.Now()), 0o600))
+
+	rep, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+	require.NoError(t, err)
+	assert.True(t, rep.Resumed)
+	after, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	assert.Equal(t, 1, after.Len())
+	assert.Equal(t, crashed.PublicKey(0), after.PublicKey(0), "the crashed run's new key is the primary")
+	assert.False(t, after.Rotating(), "the finished rotation is no longer marked")
+	assert.NoFileExists(t, tmp, "the leftover temp key file is removed")
+	statuses, err := filestore.Check(ctx, key, []string{dir}, filestore.CheckOptions{})
+	require.NoError(t, err)
+	for _, st := range statuses {
+		assert.Equal(t, 0, st.Key, st.AuthType)
+	}
+
+	// A normal rotation afterwards makes a new key again.
+	rep, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+	require.NoError(t, err)
+	assert.False(t, rep.Resumed)
+	assert.NotEqual(t, crashed.PublicKey(0), rep.NewPublicKey)
+
+	// The next Open removes a leftover temp key file too.
+	require.NoError(t, os.WriteFile(tmp, crashed.MarshalKeyFile(time.Now()), 0o600))
+	openStore(t, dir, key)
+	assert.NoFileExists(t, tmp, "Open removes the leftover temp key file")
 }

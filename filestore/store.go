@@ -117,6 +117,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if abs, err := filepath.Abs(o.keyFile); err == nil {
 		s.keyFile = abs
 	}
+	s.removeTempKeyFile()
 	if _, err := s.reloadKeys(); err != nil {
 		return nil, err
 	}
@@ -189,7 +190,10 @@ func listDir(ctx context.Context, dir string, locks bool) ([]string, error) {
 		if !ok && locks {
 			stem, ok = strings.CutSuffix(de.Name(), lockSuffix)
 		}
-		if !ok || !de.Type().IsRegular() {
+		// Anything but a directory is listed, so that a FIFO or symlink
+		// planted in place of a record is reported by Get and Check
+		// rather than silently skipped.
+		if !ok || de.IsDir() {
 			continue
 		}
 		if name, ok := nameOf(stem); ok {
