@@ -42,12 +42,7 @@ func (s *Store) Overflow() { s.handleWatchError(fsnotify.ErrEventOverflow) }
 
 // WatchList returns the paths s's watcher watches.
 func (s *Store) WatchList() []string {
-	s.watcher.mu.Lock()
-	defer s.watcher.mu.Unlock()
-	if s.watcher.w == nil {
-		return nil
-	}
-	return s.watcher.w.WatchList()
+	return s.watcher.hub.watching()
 }
 
 // DerivedUnderLock counts key derivations (scrypt) made while s held a

@@ -3,6 +3,8 @@ package filestore_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -107,4 +109,9 @@ func sealFor(ring *crypto.Keyring, name string) ([]byte, error) {
 		return nil, err
 	}
 	return ring.Seal(&crypto.Record{AuthType: name, Seq: 1, Written: time.Now(), Auth: data})
+}
+
+// newTextLogger logs everything, as text, to w.
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

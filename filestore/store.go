@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
@@ -98,12 +97,21 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		fault:   o.fault,
 		askPass: o.askPass,
 	}
-	s.watcher.newWatcher = o.watcher
-	if s.watcher.newWatcher == nil {
-		s.watcher.newWatcher = fsnotify.NewWatcher
+	s.watcher.hub = processHub
+	if o.watcher != nil {
+		s.watcher.hub = &hub{newWatcher: o.watcher} // a test's own
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.watch {
+		// inotify does not see what other hosts or mounts write: there,
+		// validate every Get against the file instead.
+		if fsType, remote := fsutil.NetworkFS(dir); remote {
+			s.watch = false
+			s.log.Info("sessionstore: network file system, watcher off: every Get validates against the file",
+				"dir", dir, "fs", fsType)
+		}
 	}
 	if o.keyring != nil {
 		ring, err := o.keyring.WithRecipients(o.extra...)
@@ -219,6 +227,6 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.cache.reset()
-	s.watcher.stop()
+	s.watcher.stop(s)
 	return nil
 }

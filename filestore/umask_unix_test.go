@@ -72,3 +72,30 @@ func TestOwnedByAnotherUserIsRefused(t *testing.T) {
 	require.NoError(t, err, "owned by root (this user) is fine")
 	s.Close()
 }
+
+// Directory permissions are checked on every write, not only at Open:
+// after a chmod that lets others write, an open Store refuses to write and
+// the record stays as it was.
+func TestDirectoryPermissionsRecheckedOnWrite(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	s := openStore(t, dir, newKeyFile(t, false))
+	require.NoError(t, s.Set(ctx, "server", sampleAuth()))
+	before, err := os.ReadFile(filepath.Join(dir, "server.age"))
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o777))
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+
+	next := sampleAuth()
+	next.AccessToken = "changed"
+	err = s.Set(ctx, "server", next)
+	assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
+	assert.ErrorContains(t, err, dir)
+	assert.ErrorIs(t, s.Delete(ctx, "server"), sessionstore.ErrInsecurePermissions)
+	after, err := os.ReadFile(filepath.Join(dir, "server.age"))
+	require.NoError(t, err)
+	assert.Equal(t, before, after)
+
+	require.NoError(t, os.Chmod(dir, 0o700))
+	assert.NoError(t, s.Set(ctx, "server", next), "writes resume once the directory is private again")
+}

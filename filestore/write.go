@@ -99,6 +99,11 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
+	// The directory's permissions may have changed since Open: never
+	// write into one that others can write to.
+	if err := checkStoreDir(s.dir); err != nil {
+		return sessionstore.AuthObject{}, err
+	}
 	unlock, err := s.lockCurrentKeys(ctx, stem)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
