@@ -51,14 +51,19 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// keygen FILE: create a key file with a new identity, as rekey -init does.
+// keygen FILE [PASSPHRASE]: create a key file with a new identity, as
+// rekey -init does, protected with PASSPHRASE if given.
 func cmdKeygen(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 {
-		ts.Fatalf("usage: keygen FILE")
+	if len(args) != 1 && len(args) != 2 {
+		ts.Fatalf("usage: keygen FILE [PASSPHRASE]")
 	}
 	k, err := crypto.GenerateKeyring(false)
 	ts.Check(err)
-	ts.Check(crypto.CreateKeyFile(ts.MkAbs(args[0]), k))
+	pass := ""
+	if len(args) == 2 {
+		pass = args[1]
+	}
+	ts.Check(crypto.CreateKeyFileWithPassphrase(ts.MkAbs(args[0]), k, pass))
 }
 
 // joinkeys OUT KEY...: create a key file holding the identities of the
@@ -81,7 +86,8 @@ func cmdJoinKeys(ts *testscript.TestScript, neg bool, args []string) {
 // session KEY DIR NAME [expires=DURATION] [refresh] [scope=S] [ref=TYPE:ID] [extra=K]:
 // store a session whose tokens are secret-access-NAME, secret-refresh-NAME
 // (with refresh) and, under extra key K, secret-extra-NAME. The expiry is
-// relative to $SESSIONSTORE_TEST_NOW (else now).
+// relative to $SESSIONSTORE_TEST_NOW (else now). A passphrase-protected
+// KEY is opened with $TEST_PASSPHRASE.
 func cmdSession(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 3 {
 		ts.Fatalf("usage: session KEY DIR NAME [expires=DURATION] [refresh] [scope=S] [ref=TYPE:ID] [extra=K]")
@@ -116,7 +122,11 @@ func cmdSession(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("session: unknown option %q", opt)
 		}
 	}
-	s, err := filestore.Open(ts.MkAbs(args[1]), filestore.WithKeyFile(ts.MkAbs(args[0])), filestore.WithoutWatcher())
+	opts := []filestore.Option{filestore.WithKeyFile(ts.MkAbs(args[0])), filestore.WithoutWatcher()}
+	if p := ts.Getenv("TEST_PASSPHRASE"); p != "" {
+		opts = append(opts, filestore.WithPassphrase(func() (string, error) { return p, nil }))
+	}
+	s, err := filestore.Open(ts.MkAbs(args[1]), opts...)
 	ts.Check(err)
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
