@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,5 +238,73 @@ func TestClean(t *testing.T) {
 		if got := clean(in); got != want {
 			t.Errorf("clean(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	for err, want := range map[error]string{
+		nil: "ok",
+		fmt.Errorf("f: %w", sessionstore.ErrWrongKey):            "wrong key",
+		fmt.Errorf("f: %w", sessionstore.ErrTampered):            "tampered",
+		fmt.Errorf("f: %w", sessionstore.ErrRollback):            "rolled back",
+		fmt.Errorf("f: %w", sessionstore.ErrInsecurePermissions): "unreadable",
+	} {
+		if got := statusOf(err); got != want {
+			t.Errorf("statusOf(%v) = %q, want %q", err, got, want)
+		}
+	}
+}
+
+// TestImportProgress imports many files with stderr taken for a terminal:
+// the progress line is drawn, and erased before the summary.
+func TestImportProgress(t *testing.T) {
+	dir := t.TempDir()
+	k, err := crypto.GenerateKeyring(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "store.key")
+	if err := crypto.CreateKeyFile(keyFile, k); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for i := range progressMin {
+		f := filepath.Join(dir, fmt.Sprintf("s%d.json", i))
+		if err := os.WriteFile(f, []byte(`{"accessToken":"secret-progress","expiresIn":60}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	b, err := openDir(filepath.Join(dir, "s"), keyFile, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var stdout, stderr bytes.Buffer
+	o := &options{cmd: "import", args: files, stdout: &stdout, stderr: &stderr, progressOK: true}
+	if code := runImport(context.Background(), b, o); code != 0 {
+		t.Fatalf("import: exit %d\n%s", code, &stderr)
+	}
+	if !strings.Contains(stderr.String(), fmt.Sprintf("\rsessionstore: import 1/%d", progressMin)) ||
+		!strings.HasSuffix(stderr.String(), "\r") {
+		t.Errorf("stderr %q: want a progress line, erased at the end", stderr.String())
+	}
+	if !strings.HasSuffix(stdout.String(), fmt.Sprintf("%d of %d files imported, 0 skipped, 0 failed\n", progressMin, progressMin)) {
+		t.Errorf("stdout %q: want the summary", stdout.String())
+	}
+	if strings.Contains(stdout.String()+stderr.String(), "secret-") {
+		t.Error("a token was printed")
+	}
+
+	// Fewer files, or not a terminal: no progress line.
+	stdout.Reset()
+	stderr.Reset()
+	o = &options{cmd: "import", args: files[:progressMin-1], stdout: &stdout, stderr: &stderr, progressOK: true, force: true}
+	if code := runImport(context.Background(), b, o); code != 0 || stderr.Len() != 0 {
+		t.Errorf("import of %d files: exit %d, stderr %q", progressMin-1, code, &stderr)
+	}
+	o = &options{cmd: "import", args: files, stdout: &stdout, stderr: &stderr, force: true}
+	if code := runImport(context.Background(), b, o); code != 0 || stderr.Len() != 0 {
+		t.Errorf("import to a non-terminal: exit %d, stderr %q", code, &stderr)
 	}
 }
