@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/filestore"
+)
+
+// A backend is where the sessions are kept: a store directory (-dir), and
+// later an etcd prefix (-etcd). The commands see only this interface.
+type backend interface {
+	// List reports every record, in name order, including those that do
+	// not open (their record has Err set): it never stops at a bad one.
+	List(ctx context.Context) ([]record, error)
+	// Get reports one record; errNoSession if there is none. A record
+	// that does not open is returned with Err set, not as an error.
+	Get(ctx context.Context, name string) (record, error)
+	// Delete removes a record, whether it opens or not; errNoSession if
+	// there is none.
+	Delete(ctx context.Context, name string) error
+	// Put stores a session under name. Unless replace, an existing record
+	// (even one that does not open) is left alone: errExists, or the
+	// error that says why it does not open.
+	Put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error
+	Close() error
+}
+
+// A record is what a backend knows of one stored session. Auth holds the
+// tokens: only show -reveal prints them.
+type record struct {
+	Name      string
+	Key       int    // index of the identity that opens it: 0 primary, -1 none
+	PublicKey string // that identity's recipient
+	Seq       uint64
+	Written   time.Time
+	Auth      sessionstore.AuthObject // zero when Err is set
+	Err       error                   // the record does not open
+}
+
+var (
+	errNoSession = errors.New("no session")
+	errExists    = errors.New("a session is already stored under this name")
+)
+
+// dirBackend is a store directory, read and written through filestore.
+type dirBackend struct {
+	dir, keyFile string
+	passphrase   func() (string, error)
+	store        *filestore.Store // opened on first use
+}
+
+// openDir returns the backend of dir. Unless create, dir must exist:
+// reading or deleting from a mistyped directory is an error, not an
+// empty store.
+func openDir(dir, keyFile string, passphrase func() (string, error), create bool) (*dirBackend, error) {
+	if !create {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return nil, fmt.Errorf("store directory: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("store directory %s is not a directory", dir)
+		}
+	}
+	b := &dirBackend{dir: dir, keyFile: keyFile, passphrase: passphrase}
+	if create {
+		if _, err := b.open(); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (b *dirBackend) open() (*filestore.Store, error) {
+	if b.store != nil {
+		return b.store, nil
+	}
+	opts := []filestore.Option{filestore.WithKeyFile(b.keyFile), filestore.WithoutWatcher()}
+	if b.passphrase != nil {
+		opts = append(opts, filestore.WithPassphrase(b.passphrase))
+	}
+	s, err := filestore.Open(b.dir, opts...)
+	if err != nil {
+		return nil, err
+	}
+	b.store = s
+	return s, nil
+}
+
+func (b *dirBackend) Close() error {
+	if b.store == nil {
+		return nil
+	}
+	return b.store.Close()
+}
+
+func (b *dirBackend) List(ctx context.Context) ([]record, error) {
+	return b.list(ctx, nil)
+}
+
+// list reports the records whose names match (all if match is nil).
+func (b *dirBackend) list(ctx context.Context, match func(string) bool) ([]record, error) {
+	// Check says which identity opens each record and when it was
+	// written; Get then reads the session itself.
+	statuses, err := filestore.Check(ctx, b.keyFile, []string{b.dir}, filestore.CheckOptions{Passphrase: b.passphrase})
+	if err != nil {
+		return nil, err
+	}
+	var recs []record
+	for _, st := range statuses {
+		if match != nil && !match(st.AuthType) {
+			continue
+		}
+		r := record{Name: st.AuthType, Key: st.Key, PublicKey: st.PublicKey, Seq: st.Seq, Written: st.Written, Err: st.Err}
+		if r.Err == nil {
+			s, err := b.open()
+			if err != nil {
+				return nil, err
+			}
+			if r.Auth, err = s.Get(ctx, st.AuthType); err != nil {
+				r.Err, r.Key, r.PublicKey = err, -1, ""
+			}
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+func (b *dirBackend) Get(ctx context.Context, name string) (record, error) {
+	if err := sessionstore.ValidateAuthType(name); err != nil {
+		return record{}, err
+	}
+	recs, err := b.list(ctx, func(n string) bool { return n == name })
+	if err != nil {
+		return record{}, err
+	}
+	if len(recs) == 0 {
+		return record{}, b.notFound(name)
+	}
+	return recs[0], nil
+}
+
+func (b *dirBackend) notFound(name string) error {
+	dir, err := filepath.Abs(b.dir)
+	if err != nil {
+		dir = b.dir
+	}
+	return fmt.Errorf("%w %s in %s", errNoSession, strconv.Quote(name), dir)
+}
+
+func (b *dirBackend) Delete(ctx context.Context, name string) error {
+	if err := sessionstore.ValidateAuthType(name); err != nil {
+		return err
+	}
+	s, err := b.open()
+	if err != nil {
+		return err
+	}
+	names, err := s.List(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, name) {
+		return b.notFound(name)
+	}
+	return s.Delete(ctx, name)
+}
+
+func (b *dirBackend) Put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error {
+	if err := sessionstore.ValidateAuthType(name); err != nil {
+		return err
+	}
+	s, err := b.open()
+	if err != nil {
+		return err
+	}
+	if replace {
+		return s.Set(ctx, name, a)
+	}
+	_, err = s.Update(ctx, name, func(_ sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
+		if exists {
+			return sessionstore.AuthObject{}, errExists
+		}
+		return a, nil
+	})
+	return err
+}

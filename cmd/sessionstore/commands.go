@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/sessionstore/sessionstore"
+)
+
+// timeFormat is how times are printed: UTC, to the second.
+const timeFormat = "2006-01-02T15:04:05Z"
+
+func runList(ctx context.Context, b backend, o *options) int {
+	recs, err := b.List(ctx)
+	if err != nil {
+		return fail(o.stderr, err)
+	}
+	t := now()
+	if o.jsonOut {
+		enc := json.NewEncoder(o.stdout)
+		for _, r := range recs {
+			if err := enc.Encode(jsonOf(r, t, false, false)); err != nil {
+				return fail(o.stderr, err)
+			}
+		}
+	} else {
+		tw := tabwriter.NewWriter(o.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tEXPIRES\tREFRESH\tSCOPE\tREF\tWRITTEN\tKEY\tSTATUS")
+		for _, r := range recs {
+			expires, refresh, scope, ref, written := "-", "-", "-", "-", "-"
+			if r.Err == nil {
+				expires = expiryText(r.Auth.Expiry, t)
+				refresh = yesNo(r.Auth.RefreshToken != "")
+				scope = orDash(clean(r.Auth.Scope))
+				ref = orDash(clean(r.Auth.Ref.String()))
+				written = r.Written.UTC().Format(timeFormat)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.Name), expires, refresh, scope, ref, written, keyLabel(r), statusOf(r.Err))
+		}
+		if err := tw.Flush(); err != nil {
+			return fail(o.stderr, err)
+		}
+	}
+	bad := 0
+	for _, r := range recs {
+		if r.Err != nil {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fail(o.stderr, fmt.Errorf("%d of %d sessions do not open; \"sessionstore show NAME\" says why", bad, len(recs)))
+	}
+	return 0
+}
+
+func runShow(ctx context.Context, b backend, o *options) int {
+	r, err := b.Get(ctx, o.args[0])
+	if err != nil {
+		return fail(o.stderr, err)
+	}
+	reveal := o.reveal && r.Err == nil
+	if reveal {
+		fmt.Fprintf(o.stderr, "sessionstore: warning: printing the tokens of session %s: whoever sees them can act as this session\n", strconv.Quote(r.Name))
+	}
+	t := now()
+	if o.jsonOut {
+		if err := json.NewEncoder(o.stdout).Encode(jsonOf(r, t, true, reveal)); err != nil {
+			return fail(o.stderr, err)
+		}
+	} else {
+		printShow(o.stdout, r, t, reveal)
+	}
+	if r.Err != nil {
+		return fail(o.stderr, fmt.Errorf("session %s does not open: %w", strconv.Quote(r.Name), r.Err))
+	}
+	return 0
+}
+
+func printShow(w io.Writer, r record, t time.Time, reveal bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	defer tw.Flush()
+	line := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	line("name", clean(r.Name))
+	line("status", statusOf(r.Err))
+	if r.Err != nil {
+		line("key", keyLabel(r))
+		line("error", r.Err.Error())
+		return
+	}
+	line("key", fmt.Sprintf("%s (%s)", keyLabel(r), r.PublicKey))
+	line("written", fmt.Sprintf("%s (%s, seq %d)", r.Written.UTC().Format(timeFormat), ago(t.Sub(r.Written)), r.Seq))
+	a := r.Auth
+	line("expires", expiryText(a.Expiry, t))
+	line("token type", orDash(clean(a.TokenType)))
+	tok := func(s string) string {
+		switch {
+		case s == "":
+			return "none"
+		case reveal:
+			return s
+		default:
+			return "[redacted]"
+		}
+	}
+	line("access token", tok(a.AccessToken))
+	line("refresh token", tok(a.RefreshToken))
+	line("transfer token", tok(a.TransferToken))
+	line("scope", orDash(clean(a.Scope)))
+	line("ref", orDash(clean(a.Ref.String())))
+	switch {
+	case len(a.Extra) == 0:
+	case reveal:
+		data, err := json.Marshal(a.Extra)
+		if err != nil {
+			data = []byte("(does not encode)")
+		}
+		line("extra", string(data))
+	default:
+		line("extra", strings.Join(slices.Sorted(maps.Keys(a.Extra)), ", ")+" (values redacted)")
+	}
+}
+
+func runRemove(ctx context.Context, b backend, o *options) int {
+	if err := b.Delete(ctx, o.args[0]); err != nil {
+		return fail(o.stderr, err)
+	}
+	fmt.Fprintf(o.stdout, "deleted session %s\n", strconv.Quote(o.args[0]))
+	return 0
+}
+
+// jsonRecord is one line of -json output. Its token fields are filled
+// only by show, and hold a token only with -reveal.
+type jsonRecord struct {
+	Name            string            `json:"name"`
+	Status          string            `json:"status"`
+	Error           string            `json:"error,omitempty"`
+	Key             string            `json:"key"`
+	KeyIndex        int               `json:"key_index"`
+	PublicKey       string            `json:"public_key,omitempty"`
+	Seq             uint64            `json:"seq,omitempty"`
+	Written         time.Time         `json:"written,omitzero"`
+	Expiry          time.Time         `json:"expiry,omitzero"`
+	Expired         *bool             `json:"expired,omitempty"`
+	HasRefreshToken *bool             `json:"has_refresh_token,omitempty"`
+	Scope           string            `json:"scope,omitempty"`
+	Ref             *sessionstore.Ref `json:"ref,omitempty"`
+
+	TokenType     string         `json:"token_type,omitempty"`
+	AccessToken   string         `json:"access_token,omitempty"`
+	RefreshToken  string         `json:"refresh_token,omitempty"`
+	TransferToken string         `json:"transfer_token,omitempty"`
+	ExtraKeys     []string       `json:"extra_keys,omitempty"`
+	Extra         map[string]any `json:"extra,omitempty"`
+}
+
+func jsonOf(r record, t time.Time, show, reveal bool) jsonRecord {
+	j := jsonRecord{Name: r.Name, Status: statusOf(r.Err), Key: keyLabel(r), KeyIndex: r.Key, PublicKey: r.PublicKey}
+	if r.Err != nil {
+		j.Error = r.Err.Error()
+		return j
+	}
+	a := r.Auth
+	j.Seq, j.Written = r.Seq, r.Written.UTC()
+	if !a.Expiry.IsZero() {
+		j.Expiry = a.Expiry.UTC()
+		expired := !a.Expiry.After(t)
+		j.Expired = &expired
+	}
+	hasRefresh := a.RefreshToken != ""
+	j.HasRefreshToken = &hasRefresh
+	j.Scope = a.Scope
+	if a.Ref != (sessionstore.Ref{}) {
+		j.Ref = &a.Ref
+	}
+	if !show {
+		return j
+	}
+	j.TokenType = a.TokenType
+	redact := func(s string) string {
+		if s == "" || reveal {
+			return s
+		}
+		return "[redacted]"
+	}
+	j.AccessToken, j.RefreshToken, j.TransferToken = redact(a.AccessToken), redact(a.RefreshToken), redact(a.TransferToken)
+	if reveal {
+		j.Extra = a.Extra
+	} else if len(a.Extra) > 0 {
+		j.ExtraKeys = slices.Sorted(maps.Keys(a.Extra))
+	}
+	return j
+}
+
+// statusOf names what is wrong with a record, if anything.
+func statusOf(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, sessionstore.ErrWrongKey):
+		return "wrong key"
+	case errors.Is(err, sessionstore.ErrRollback):
+		return "rolled back"
+	case errors.Is(err, sessionstore.ErrTampered):
+		return "tampered"
+	default:
+		return "unreadable"
+	}
+}
+
+// keyLabel says which identity of the key file opens a record.
+func keyLabel(r record) string {
+	switch {
+	case r.Err != nil || r.Key < 0:
+		return "none"
+	case r.Key == 0:
+		return "primary"
+	default:
+		return "old"
+	}
+}
+
+// expiryText is an expiry, absolute and relative to t.
+func expiryText(exp, t time.Time) string {
+	if exp.IsZero() {
+		return "never"
+	}
+	abs := exp.UTC().Format(timeFormat)
+	if d := exp.Sub(t); d > 0 {
+		return abs + " (in " + span(d) + ")"
+	}
+	return abs + " (expired " + ago(t.Sub(exp)) + ")"
+}
+
+// ago is "3d ago", "just now" for under a second, "in 5m" for a time to
+// come (a clock set wrong somewhere).
+func ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "in " + span(-d)
+	case d < time.Second:
+		return "just now"
+	}
+	return span(d) + " ago"
+}
+
+// span is a duration rounded down to what matters: "45s", "12m", "7h12m",
+// "3d4h", "12d".
+func span(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", d/time.Second)
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d < day:
+		if m := d % time.Hour / time.Minute; m > 0 {
+			return fmt.Sprintf("%dh%dm", d/time.Hour, m)
+		}
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d < 7*day:
+		if h := d % day / time.Hour; h > 0 {
+			return fmt.Sprintf("%dd%dh", d/day, h)
+		}
+		fallthrough
+	default:
+		return fmt.Sprintf("%dd", d/day)
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// clean quotes s if it holds anything that could garble a line of output
+// or a terminal (control characters, tabs, invalid UTF-8).
+func clean(s string) string {
+	for _, r := range s {
+		if r == unicode.ReplacementChar || !unicode.IsPrint(r) && r != ' ' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}

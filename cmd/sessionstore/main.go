@@ -1,0 +1,288 @@
+// Command sessionstore lists, shows, deletes and imports the sessions of a
+// sessionstore store directory, without ever printing a token unless asked
+// to with show -reveal.
+//
+//	sessionstore ls     -dir DIR [-key FILE] [-json]
+//	sessionstore show   -dir DIR [-key FILE] NAME [-json] [-reveal]
+//	sessionstore rm     -dir DIR [-key FILE] NAME
+//	sessionstore import -dir DIR [-key FILE] [-podiojs] [-name NAME] [-force] FILE...
+//
+// Run "sessionstore -h" for the full usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/sessionstore/sessionstore/filestore"
+)
+
+const usage = `Usage:
+    sessionstore ls     -dir DIR [-key FILE] [-json]
+    sessionstore show   -dir DIR [-key FILE] NAME [-json] [-reveal]
+    sessionstore rm     -dir DIR [-key FILE] NAME
+    sessionstore import -dir DIR [-key FILE] [-podiojs] [-name NAME] [-force] [-json] FILE...
+    sessionstore -version
+
+Commands:
+    ls          List every session: name, expiry (and how long from now),
+                whether it has a refresh token, scope, ref, when it was
+                last written, which key it is sealed to (primary, old:
+                decrypt-only, none: no key of yours opens it) and its
+                status (ok, wrong key, tampered, rolled back, unreadable).
+                A record that does not open is listed, never skipped; ls
+                then exits 1.
+    show        Show one session, its tokens redacted.
+    rm          Delete one session: the program that uses it logs in
+                afresh. A name that is not stored is an error (exit 1).
+    import      Import podio-js session files (tmp/<authType>.json). The
+                session's name is the file's name without ".json". An
+                empty or cleared ("{}") file is skipped and reported. An
+                unreadable file is reported and the others are imported;
+                the exit status is then 1.
+
+Options:
+    -dir DIR    The store directory. ls, show and rm never create it;
+                import does (mode 0700).
+    -key FILE   The age identity file. Defaults to $SESSIONSTORE_KEY_FILE,
+                else $CREDENTIALS_DIRECTORY/sessionstore.key.
+    -passphrase-file P
+                The key file is passphrase-protected; read the passphrase
+                from the first line of P.
+    -json       Print one JSON object per session (or imported file), one
+                per line. Tokens are redacted unless -reveal.
+    -reveal     With show: print the tokens. The only way to see one; a
+                warning goes to stderr.
+    -podiojs    With import: the files are podio-js sessions (the default,
+                and so far the only format).
+    -name NAME  With import of one file: store it under NAME.
+    -force      With import: replace a session already stored under the
+                name (by default it is left alone, and reported).
+    -etcd URLS, -prefix P
+                Not supported yet: only -dir.
+    -version    Print the version.
+
+Exit status: 0 on success, 1 on an error (or a record that does not open,
+or a file that was not imported), 2 for a usage error.
+
+Examples:
+    $ sessionstore ls -dir /var/lib/myapp/sessions -key /etc/myapp/sessionstore.key
+    $ sessionstore show -dir /var/lib/myapp/sessions server
+    $ sessionstore show -dir /var/lib/myapp/sessions server -json -reveal | jq -r .access_token
+    $ sessionstore rm -dir /var/lib/myapp/sessions server
+    $ sessionstore import -podiojs -dir /var/lib/myapp/sessions tmp/*.json
+    $ sessionstore import -dir /var/lib/myapp/sessions -name app:12345 -force tmp/app.json
+`
+
+// now is the clock: a variable so that tests can fix it.
+var now = time.Now
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// options are the parsed command line.
+type options struct {
+	cmd                    string
+	dir, keyFile, passFile string
+	etcd, prefix           string
+	name                   string
+	jsonOut, reveal, force bool
+	podiojs                bool
+	args                   []string
+	stdout, stderr         io.Writer
+	passphrase             func() (string, error)
+	progressOK             bool // stderr is a terminal
+}
+
+// run is sessionstore with its arguments and outputs; it returns the exit
+// code.
+func run(args []string, stdout, stderr io.Writer) int {
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "sessionstore: error: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "sessionstore: run \"sessionstore -h\" for usage\n")
+		return 2
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "-version", "--version":
+		fmt.Fprintln(stdout, buildVersion())
+		return 0
+	case "ls", "show", "rm", "import":
+	default:
+		if strings.HasPrefix(args[0], "-") {
+			return usageErr("give a command first: ls, show, rm or import")
+		}
+		return usageErr("unknown command %q: want ls, show, rm or import", args[0])
+	}
+	o := options{cmd: args[0], stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("sessionstore "+o.cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.dir, "dir", "", "")
+	fs.StringVar(&o.keyFile, "key", "", "")
+	fs.StringVar(&o.passFile, "passphrase-file", "", "")
+	fs.StringVar(&o.etcd, "etcd", "", "")
+	fs.StringVar(&o.prefix, "prefix", "", "")
+	fs.BoolVar(&o.jsonOut, "json", false, "")
+	fs.BoolVar(&o.reveal, "reveal", false, "")
+	fs.BoolVar(&o.podiojs, "podiojs", false, "")
+	fs.StringVar(&o.name, "name", "", "")
+	fs.BoolVar(&o.force, "force", false, "")
+	var err error
+	if o.args, err = parseInterspersed(fs, args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		return usageErr("%v", err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	only := func(flagName string, cmds ...string) bool {
+		for _, c := range cmds {
+			if c == o.cmd {
+				return true
+			}
+		}
+		return !set[flagName]
+	}
+	switch {
+	case set["etcd"] || set["prefix"]:
+		return usageErr("-etcd and -prefix are not supported yet: this sessionstore reads store directories only (-dir DIR)")
+	case o.dir == "":
+		return usageErr("no store: give -dir DIR")
+	case !only("json", "ls", "show", "import"):
+		return usageErr("-json goes with ls, show or import")
+	case !only("reveal", "show"):
+		return usageErr("-reveal goes with show")
+	case !only("podiojs", "import"), !only("name", "import"), !only("force", "import"):
+		return usageErr("-podiojs, -name and -force go with import")
+	case o.cmd == "ls" && len(o.args) > 0:
+		return usageErr("unexpected argument %q: ls takes no name", o.args[0])
+	case (o.cmd == "show" || o.cmd == "rm") && len(o.args) != 1:
+		if len(o.args) == 0 {
+			return usageErr("%s needs the session's NAME", o.cmd)
+		}
+		return usageErr("unexpected argument %q: %s takes one NAME", o.args[1], o.cmd)
+	case o.cmd == "import" && len(o.args) == 0:
+		return usageErr("import needs at least one FILE")
+	case set["name"] && len(o.args) != 1:
+		return usageErr("-name goes with a single FILE")
+	}
+	if o.keyFile == "" {
+		var err error
+		if o.keyFile, err = filestore.DefaultKeyFile(); err != nil {
+			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", filestore.KeyFileEnv)
+		}
+	}
+	if o.passFile != "" {
+		o.passphrase = passphraseFrom(o.passFile)
+	}
+	o.progressOK = isTerminal(stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	b, err := openDir(o.dir, o.keyFile, o.passphrase, o.cmd == "import")
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer b.Close()
+	switch o.cmd {
+	case "ls":
+		return runList(ctx, b, &o)
+	case "show":
+		return runShow(ctx, b, &o)
+	case "rm":
+		return runRemove(ctx, b, &o)
+	default:
+		return runImport(ctx, b, &o)
+	}
+}
+
+// parseInterspersed parses flags anywhere among the arguments ("show NAME
+// -json" as well as "show -json NAME") and returns the others, in order.
+// After "--" everything is an argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			return rest, nil
+		}
+		if n := len(args) - len(left); n > 0 && args[n-1] == "--" {
+			return append(rest, left...), nil
+		}
+		rest = append(rest, left[0])
+		args = left[1:]
+	}
+}
+
+// fail reports err and returns exit code 1. A library error's own
+// "sessionstore: " prefix is dropped: the line has one already.
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "sessionstore: error: %s\n", strings.TrimPrefix(err.Error(), "sessionstore: "))
+	return 1
+}
+
+// passphraseFrom returns a function that reads the first line of path,
+// once.
+func passphraseFrom(path string) func() (string, error) {
+	var (
+		pass string
+		err  error
+		done bool
+	)
+	return func() (string, error) {
+		if !done {
+			pass, err = readPassphrase(path)
+			done = true
+		}
+		return pass, err
+	}
+}
+
+// readPassphrase reads the first line of path.
+func readPassphrase(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("%s: empty passphrase", path)
+	}
+	return line, nil
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(unknown)"
+}
