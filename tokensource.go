@@ -53,7 +53,12 @@ var timeNow = time.Now
 //     released, so a rotating refresh token is used exactly once.
 //
 // A failed refresh leaves the stored session untouched and returns the
-// refresher's error (an *oauth2.RetrieveError for ConfigRefresher). A
+// refresher's error (an *oauth2.RetrieveError for ConfigRefresher), with
+// the session's tokens redacted from its message and from the provider's
+// description, even where the provider echoed them. The source then backs
+// off: for 1 s, doubling after each further failure up to 1 min, calls
+// that need a refresh get the same error without a request to the
+// provider (a token another process stored meanwhile is still used). A
 // response without a refresh token keeps the old one. A token counts as
 // expired WithExpirySkew (default 10 s) before its expiry, or half its
 // lifetime before, if that is shorter; its lifetime counts from when this
@@ -79,9 +84,18 @@ type tokenSource struct {
 	refresh Refresher
 	skew    time.Duration
 
-	mu   sync.Mutex // serialises this source's refreshes; guards last
-	last *seen      // the session this source last handed out
+	mu       sync.Mutex // serialises this source's refreshes; guards the fields below
+	last     *seen      // the session this source last handed out
+	failErr  error      // the last refresh's error, returned until retryAt
+	retryAt  time.Time  // no request to the provider before this
+	failures int        // refreshes failed in a row
 }
+
+// Backoff after a failed refresh: 1 s, doubling up to a minute.
+const (
+	minBackoff = time.Second
+	maxBackoff = time.Minute
+)
 
 // seen is a session a token source handed out, with its token built once.
 // It is immutable once published.
@@ -108,8 +122,12 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 			return l.tok, nil
 		}
 	}
+	if ts.failErr != nil && timeNow().Before(ts.retryAt) {
+		return nil, ts.failErr // backing off: no request to the provider
+	}
 	stale, getErr := a, err // what this source found unusable
 	var found *seen
+	var refreshErr error
 	_, err = ts.s.Update(ts.ctx, ts.name, func(cur AuthObject, exists bool) (AuthObject, error) {
 		if !exists {
 			if getErr != nil { // it names the file or key
@@ -136,7 +154,9 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 		}
 		tok, err := ts.refresh(ts.ctx, cur.Token())
 		if err != nil {
-			return AuthObject{}, fmt.Errorf("sessionstore: refreshing %q: %w", ts.name, err)
+			refreshErr = redactErr(fmt.Errorf("sessionstore: refreshing %q: %w", ts.name, err),
+				cur.AccessToken, cur.RefreshToken, cur.TransferToken)
+			return AuthObject{}, refreshErr
 		}
 		if tok == nil || tok.AccessToken == "" {
 			return AuthObject{}, fmt.Errorf("sessionstore: refreshing %q: the refresher returned no access token", ts.name)
@@ -146,9 +166,14 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 		return next, nil
 	})
 	if err != nil {
+		if refreshErr != nil && errors.Is(err, refreshErr) {
+			ts.failures++
+			ts.failErr = err
+			ts.retryAt = timeNow().Add(min(minBackoff<<min(ts.failures-1, 6), maxBackoff))
+		}
 		return nil, err
 	}
-	ts.last = found
+	ts.last, ts.failErr, ts.failures = found, nil, 0
 	return found.tok, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -122,6 +123,18 @@ func RemoveTempKeyFile(path string) error {
 		return fmt.Errorf("keyring: removing a leftover temp key file: %w", err)
 	}
 	return nil
+}
+
+// WriteKeyFile writes k in the key file format to w (as age-keygen writes
+// to standard output), protected with passphrase unless it is empty.
+func WriteKeyFile(w io.Writer, k *Keyring, passphrase string) error {
+	data, err := keyFileBytes(k, passphrase)
+	if err != nil {
+		return err
+	}
+	defer clear(data)
+	_, err = w.Write(data)
+	return err
 }
 
 // keyFileBytes is k's key file, protected with passphrase unless it is

@@ -132,7 +132,8 @@ func TestTokenSourceFailedRefreshKeepsSession(t *testing.T) {
 	assert.Equal(t, old.RefreshToken, got.RefreshToken)
 
 	srv.SetFailing(false)
-	tok, err := ts.Token()
+	// ts backs off for a second after its failure; a new source does not.
+	tok, err := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv))).Token()
 	require.NoError(t, err, "after recovery it refreshes with the kept refresh token")
 	assert.NotEqual(t, old.AccessToken, tok.AccessToken)
 }

@@ -51,6 +51,7 @@ type Provider struct {
 	lifetime       time.Duration
 	omitRefresh    bool
 	fail           bool
+	echo           bool
 	refreshDelay   time.Duration
 	n              int
 	access         map[string]time.Time // access token → expiry
@@ -101,6 +102,11 @@ func (s *Provider) Stats() Stats {
 // SetFailing makes the token endpoint answer 503 (true) or work (false).
 func (s *Provider) SetFailing(fail bool) { s.mu.Lock(); s.fail = fail; s.mu.Unlock() }
 
+// SetEchoTokens makes error responses repeat the refresh token they were
+// sent in their error_description, as careless providers do: a test that
+// the token never reaches an error message or a log.
+func (s *Provider) SetEchoTokens(echo bool) { s.mu.Lock(); s.echo = echo; s.mu.Unlock() }
+
 // SetOmitRefreshToken makes refresh responses carry no refresh_token; the
 // old one then stays valid, as with providers that do not rotate.
 func (s *Provider) SetOmitRefreshToken(omit bool) { s.mu.Lock(); s.omitRefresh = omit; s.mu.Unlock() }
@@ -131,13 +137,19 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	fail, delay := s.fail, s.refreshDelay
+	fail, delay, echo := s.fail, s.refreshDelay, s.echo
 	if fail {
 		s.stats.Failures++
 	}
 	s.mu.Unlock()
+	describe := func(e string) string {
+		if echo {
+			return e + ": refresh token " + r.PostForm.Get("refresh_token") + " was rejected"
+		}
+		return ""
+	}
 	if fail {
-		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable")
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", describe("unavailable"))
 		return
 	}
 	switch r.PostForm.Get("grant_type") {
@@ -148,7 +160,7 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		rt := r.PostForm.Get("refresh_token")
 		if !s.refresh[rt] {
 			s.stats.InvalidGrants++
-			oauthError(w, http.StatusBadRequest, "invalid_grant")
+			oauthError(w, http.StatusBadRequest, "invalid_grant", describe("invalid_grant"))
 			return
 		}
 		subject := s.refreshSubject[rt]
@@ -208,10 +220,14 @@ func (s *Provider) issue(w http.ResponseWriter, subject string, withRT bool) {
 	json.NewEncoder(w).Encode(resp)
 }
 
-func oauthError(w http.ResponseWriter, code int, e string) {
+func oauthError(w http.ResponseWriter, code int, e string, description ...string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"error": e})
+	body := map[string]string{"error": e}
+	if len(description) > 0 && description[0] != "" {
+		body["error_description"] = description[0]
+	}
+	json.NewEncoder(w).Encode(body)
 }
 
 func (s *Provider) api(w http.ResponseWriter, r *http.Request) {

@@ -18,11 +18,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
 
 const usage = `Usage:
@@ -32,7 +33,8 @@ const usage = `Usage:
 
 Options:
     -init       Create FILE with a new identity (age-keygen's format, mode
-                0600). Refuses to overwrite an existing file.
+                0600). Refuses to overwrite an existing file. With -key -,
+                write the key to standard output instead.
     -key FILE   The age identity file. The first identity is the primary.
                 Defaults to $SESSIONSTORE_KEY_FILE, else
                 $CREDENTIALS_DIRECTORY/sessionstore.key.
@@ -101,13 +103,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stderr, usage)
-			return 2
+			fmt.Fprint(stdout, usage)
+			return 0
 		}
 		return usageErr("%v", err)
 	}
 	if version {
-		fmt.Fprintln(stdout, buildVersion())
+		fmt.Fprintln(stdout, cliutil.Version())
 		return 0
 	}
 	switch {
@@ -133,7 +135,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if keyFile == "" {
 		var err error
 		if keyFile, err = filestore.DefaultKeyFile(); err != nil {
-			return usageErr("no -key given, and %v", strings.TrimPrefix(err.Error(), "filestore: "))
+			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", filestore.KeyFileEnv)
 		}
 	}
 
@@ -145,11 +147,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var passphrase func() (string, error)
 	if passFile != "" {
-		passphrase = func() (string, error) { return readPassphrase(passFile) }
+		passphrase = func() (string, error) { return cliutil.ReadPassphrase(passFile) }
 	}
 	switch {
 	case initFlag:
-		return runInit(keyFile, pq, passphrase, stderr, fail)
+		return runInit(keyFile, pq, passphrase, stdout, stderr, fail)
 	case check:
 		statuses, err := filestore.Check(ctx, keyFile, dirs, filestore.CheckOptions{Workers: workers, Passphrase: passphrase})
 		if err != nil {
@@ -164,21 +166,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// readPassphrase reads the first line of path.
-func readPassphrase(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	line = strings.TrimSuffix(line, "\r")
-	if line == "" {
-		return "", fmt.Errorf("%s: empty passphrase", path)
-	}
-	return line, nil
-}
-
-func runInit(keyFile string, pq bool, passphrase func() (string, error), stderr io.Writer, fail func(error) int) int {
+func runInit(keyFile string, pq bool, passphrase func() (string, error), stdout, stderr io.Writer, fail func(error) int) int {
 	k, err := crypto.GenerateKeyring(pq)
 	if err != nil {
 		return fail(err)
@@ -189,7 +177,11 @@ func runInit(keyFile string, pq bool, passphrase func() (string, error), stderr 
 			return fail(err)
 		}
 	}
-	if err := crypto.CreateKeyFileWithPassphrase(keyFile, k, pass); err != nil {
+	if keyFile == "-" { // as age-keygen: the key to standard output
+		if err := crypto.WriteKeyFile(stdout, k, pass); err != nil {
+			return fail(err)
+		}
+	} else if err := crypto.CreateKeyFileWithPassphrase(keyFile, k, pass); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(stderr, "Public key: %s\n", k.PublicKey(0))
@@ -226,10 +218,18 @@ func describe(st filestore.RecordStatus) string {
 	case st.Err != nil:
 		return fmt.Sprintf("FAIL     %s: %v", st.File, st.Err)
 	case st.Key == 0:
-		return fmt.Sprintf("primary  %s (seq %d, written %s)", st.File, st.Seq, st.Written.Format("2006-01-02T15:04:05Z07:00"))
+		return fmt.Sprintf("primary  %s (written %s%s)", st.File, st.Written.UTC().Format(time.RFC3339), expires(st.Expiry))
 	default:
 		return fmt.Sprintf("OLD KEY  %s: sealed to decrypt-only key %d (%s)", st.File, st.Key, st.PublicKey)
 	}
+}
+
+// expires describes a token's expiry for -check's text output.
+func expires(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return ", token expires " + t.UTC().Format(time.RFC3339)
 }
 
 func runRotate(ctx context.Context, keyFile string, dirs []string, opts filestore.RotateOptions, stdout io.Writer, fail func(error) int) int {
@@ -275,10 +275,7 @@ func kind(pq bool) string {
 // and there are many records.
 func progressLine(stderr io.Writer) func(filestore.RotateEvent) {
 	f, ok := stderr.(*os.File)
-	if !ok {
-		return nil
-	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if !ok || !cliutil.IsTerminal(f) {
 		return nil
 	}
 	return func(ev filestore.RotateEvent) {
@@ -292,11 +289,4 @@ func progressLine(stderr io.Writer) func(filestore.RotateEvent) {
 			fmt.Fprintf(f, "\rrekey: verified %d records    \n", ev.Total)
 		}
 	}
-}
-
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(unknown)"
 }

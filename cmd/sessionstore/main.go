@@ -18,11 +18,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
 
 const usage = `Usage:
@@ -118,7 +118,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "-version", "--version":
-		fmt.Fprintln(stdout, buildVersion())
+		fmt.Fprintln(stdout, cliutil.Version())
 		return 0
 	case "ls", "show", "rm", "import":
 	default:
@@ -190,7 +190,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.passFile != "" {
 		o.passphrase = passphraseFrom(o.passFile)
 	}
-	o.progressOK = isTerminal(stderr)
+	o.progressOK = cliutil.IsTerminal(stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -249,40 +249,9 @@ func passphraseFrom(path string) func() (string, error) {
 	)
 	return func() (string, error) {
 		if !done {
-			pass, err = readPassphrase(path)
+			pass, err = cliutil.ReadPassphrase(path)
 			done = true
 		}
 		return pass, err
 	}
-}
-
-// readPassphrase reads the first line of path.
-func readPassphrase(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	line = strings.TrimSuffix(line, "\r")
-	if line == "" {
-		return "", fmt.Errorf("%s: empty passphrase", path)
-	}
-	return line, nil
-}
-
-// isTerminal reports whether w is a terminal (a character device).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(unknown)"
 }

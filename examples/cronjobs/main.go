@@ -181,7 +181,10 @@ func run(out io.Writer) error {
 			resealed++
 		}
 	}
-	say("rekey", "new primary %s…, resealed %d of %d record(s), retired %d old key(s)", rep.NewPublicKey[:20], resealed, len(rep.Records), rep.Retired)
+	// A record that a worker rewrote between steps 1 and 2 is already
+	// under the new key: rekey has nothing to reseal there.
+	say("rekey", "new primary %s…; %d of %d record(s) resealed by rekey, %d already rewritten under the new key by a worker; retired %d old key(s)",
+		rep.NewPublicKey[:20], resealed, len(rep.Records), len(rep.Records)-resealed, rep.Retired)
 
 	var wg sync.WaitGroup
 	results := make([]string, len(kids))
