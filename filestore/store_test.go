@@ -603,3 +603,14 @@ func TestUpdateEqualWritesNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, before, after, "a changed value is written")
 }
+
+// Open on a regular file says it is not a directory: not a permissions
+// problem.
+func TestOpenOnAFileIsNotAPermissionError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	_, err := filestore.Open(file, filestore.WithKeyFile(newKeyFile(t, false)))
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "is not a directory")
+	assert.NotErrorIs(t, err, sessionstore.ErrInsecurePermissions)
+}
