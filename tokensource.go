@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -84,8 +85,9 @@ type tokenSource struct {
 	refresh Refresher
 	skew    time.Duration
 
+	last atomic.Pointer[seen] // the session this source last handed out
+
 	mu       sync.Mutex // serialises this source's refreshes; guards the fields below
-	last     *seen      // the session this source last handed out
 	failErr  error      // the last refresh's error, returned until retryAt
 	retryAt  time.Time  // no request to the provider before this
 	failures int        // refreshes failed in a row
@@ -110,13 +112,18 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
+	// The hot path takes no lock and allocates nothing: the stored session
+	// is the one this source last handed out, and still valid.
+	if l := ts.last.Load(); err == nil && l != nil && l.auth.Equal(a) && ts.valid(l) {
+		return l.tok, nil
+	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if err == nil {
-		l := ts.last
+		l := ts.last.Load()
 		if l == nil || !l.auth.Equal(a) {
 			l = &seen{auth: a, tok: a.Token(), since: timeNow()}
-			ts.last = l
+			ts.last.Store(l)
 		}
 		if ts.valid(l) {
 			return l.tok, nil
@@ -135,9 +142,9 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 			}
 			return AuthObject{}, fmt.Errorf("sessionstore: token for %q: %w", ts.name, ErrNotFound)
 		}
-		if ts.last != nil && ts.last.auth.Equal(cur) {
-			if ts.valid(ts.last) {
-				found = ts.last
+		if l := ts.last.Load(); l != nil && l.auth.Equal(cur) {
+			if ts.valid(l) {
+				found = l
 				return cur, nil
 			}
 		} else if cur.AccessToken != stale.AccessToken || !cur.Expiry.Equal(stale.Expiry) {
@@ -173,7 +180,8 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 		}
 		return nil, err
 	}
-	ts.last, ts.failErr, ts.failures = found, nil, 0
+	ts.last.Store(found)
+	ts.failErr, ts.failures = nil, 0
 	return found.tok, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
 // An entry is what a Store knows of one record. Entries are immutable once
@@ -19,6 +20,13 @@ type entry struct {
 	written time.Time // when the record was written
 	maxSeq  uint64    // the highest sequence number seen, for sessionstore.ErrRollback
 	trusted bool      // the watcher vouches for it: Get returns it without I/O
+
+	// id is the record file's identity when its bytes were last read; if
+	// idSafe (read long enough after the file changed: see
+	// fsutil.FileID), an equal identity stands for equal bytes, and one
+	// fstatat validates the entry.
+	id     fsutil.FileID
+	idSafe bool
 }
 
 // forgotten is e without its value: what remains after an invalidation.

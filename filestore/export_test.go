@@ -48,3 +48,6 @@ func (s *Store) WatchList() []string {
 // DerivedUnderLock counts key derivations (scrypt) made while s held a
 // record lock.
 func (s *Store) DerivedUnderLock() uint64 { return s.derivedUnderLock.Load() }
+
+// KeyFilesSafe reports whether s checks its key files by identity.
+func (s *Store) KeyFilesSafe() bool { return s.keys.Load().files.safe }

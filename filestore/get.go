@@ -1,12 +1,10 @@
 package filestore
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"time"
 
@@ -57,8 +55,19 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 	path := s.recordPath(stem)
 	watching := s.watcher.active()
 	before := s.events.Load()
+
+	// The cheapest validation: the file is the one whose bytes were read,
+	// long enough after it was written for its identity to tell.
+	if e := s.cache.get(name); e != nil && e.ok && e.idSafe && !s.remote {
+		if id, err := fsutil.StatID(path); err == nil && id == e.id {
+			s.trustIfQuiet(name, e, watching, before)
+			s.watcher.start(s)
+			return e.auth, e.written, nil
+		}
+	}
+
 	s.reads.Add(1)
-	data, err := readRecord(path)
+	data, id, err := readRecordID(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			s.forget(name)
@@ -68,19 +77,18 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 	}
 	d := sha256.Sum256(data)
 
+	idSafe := !s.remote && id.SafeAt(time.Now())
 	if e := s.cache.get(name); e != nil && e.ok && e.digest == d {
 		// The file holds what we cached: validated without decrypting.
-		// From here on the watcher vouches for it, if it was watching
-		// before the read and saw no change since (checked under the
-		// cache's lock, which orders it with the watcher's invalidations).
-		if watching && !e.trusted {
+		if e.id != id || e.idSafe != idSafe {
 			s.cache.updateExisting(name, func(cur entry) entry {
 				if cur.ok && cur.digest == d {
-					cur.trusted = s.events.Load() == before
+					cur.id, cur.idSafe = id, idSafe
 				}
 				return cur
 			})
 		}
+		s.trustIfQuiet(name, e, watching, before)
 		s.watcher.start(s)
 		return e.auth, e.written, nil
 	}
@@ -100,12 +108,29 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 			return e
 		}
 		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, written: rec.Written, maxSeq: rec.Seq,
-			trusted: watching && s.events.Load() == before}
+			trusted: watching && s.events.Load() == before, id: id, idSafe: idSafe}
 	})
 	if rollback != 0 {
 		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, rollback, rec.Seq, sessionstore.ErrRollback)
 	}
 	return a, rec.Written, nil
+}
+
+// trustIfQuiet marks e, just validated, as vouched for by the watcher if
+// the watcher was up before the validation and saw no change since
+// (checked under the cache's lock, which orders it with the watcher's
+// invalidations).
+func (s *Store) trustIfQuiet(name string, e *entry, watching bool, before uint64) {
+	if !watching || e.trusted {
+		return
+	}
+	d := e.digest
+	s.cache.updateExisting(name, func(cur entry) entry {
+		if cur.ok && cur.digest == d {
+			cur.trusted = s.events.Load() == before
+		}
+		return cur
+	})
 }
 
 // forget drops name's cached value, keeping its highest sequence number.
@@ -132,30 +157,23 @@ func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
 
 // readRecord reads a record file without following a symlink.
 func readRecord(path string) ([]byte, error) {
-	f, err := fsutil.OpenNoFollow(path)
-	if err != nil {
-		if errors.Is(err, fsutil.ErrSymlink) {
-			return nil, fmt.Errorf("%s is a symlink, not followed: %w", path, sessionstore.ErrInsecurePermissions)
-		}
-		return nil, err
+	data, _, err := readRecordID(path)
+	return data, err
+}
+
+// readRecordID reads a record file without following a symlink or
+// blocking, and returns the identity of the file it read.
+func readRecordID(path string) ([]byte, fsutil.FileID, error) {
+	data, id, err := fsutil.ReadRegular(path, maxRecordSize)
+	switch {
+	case err == nil:
+		return data, id, nil
+	case errors.Is(err, fsutil.ErrSymlink):
+		return nil, id, fmt.Errorf("%s is a symlink, not followed: %w", path, sessionstore.ErrInsecurePermissions)
+	case errors.Is(err, fsutil.ErrNotRegular):
+		return nil, id, fmt.Errorf("%s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
+	case errors.Is(err, fsutil.ErrTooLarge):
+		return nil, id, fmt.Errorf("%s is larger than any record: %w", path, sessionstore.ErrTampered)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
-	}
-	if fi.Size() > maxRecordSize {
-		return nil, fmt.Errorf("%s is %d bytes, larger than any record: %w", path, fi.Size(), sessionstore.ErrTampered)
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+1))
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxRecordSize+1)); err != nil {
-		return nil, err
-	}
-	if buf.Len() > maxRecordSize {
-		return nil, fmt.Errorf("%s is larger than any record: %w", path, sessionstore.ErrTampered)
-	}
-	return buf.Bytes(), nil
+	return nil, id, err
 }

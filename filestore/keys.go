@@ -4,17 +4,43 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"time"
 
 	"github.com/gofrs/flock"
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
 // keyState is a loaded keyring and a digest of the files it came from.
 type keyState struct {
 	ring   *crypto.Keyring
 	digest [sha256.Size]byte
+	files  keyFilesID // the identity of the files read, if stable
+}
+
+// keyFilesID identifies the key file and recipients file as read; safe
+// when both were read long enough after they last changed that one
+// fstatat each tells whether they changed since (see fsutil.FileID).
+type keyFilesID struct {
+	key, recipients fsutil.FileID
+	safe            bool
+}
+
+// statKeyFiles returns the identity of the key files now (a missing
+// recipients file has the zero identity).
+func (s *Store) statKeyFiles() (keyFilesID, error) {
+	k, err := fsutil.StatID(s.keyFile)
+	if err != nil {
+		return keyFilesID{}, err
+	}
+	r, err := fsutil.StatID(s.keyFile + crypto.RecipientsSuffix)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return keyFilesID{}, err
+	}
+	return keyFilesID{key: k, recipients: r}, nil
 }
 
 // reloadKeys rereads the key files and swaps the keyring in if they
@@ -25,12 +51,17 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 	}
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
+	before, statErr := s.statKeyFiles()
 	keyData, recipData, d, err := s.readKeyFiles()
 	if err != nil {
 		return false, err
 	}
 	defer clear(keyData)
+	files := s.stableID(before, statErr)
 	if cur := s.keys.Load(); cur != nil && cur.digest == d {
+		if files != cur.files {
+			s.keys.Store(&keyState{ring: cur.ring, digest: d, files: files})
+		}
 		return false, nil
 	}
 	parseData := keyData
@@ -47,7 +78,7 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 	if ring, err = ring.WithRecipients(s.extra...); err != nil {
 		return false, fmt.Errorf("filestore: %w", err)
 	}
-	s.keys.Store(&keyState{ring: ring, digest: d})
+	s.keys.Store(&keyState{ring: ring, digest: d, files: files})
 	s.log.Info("sessionstore: keys loaded", "key_file", s.keyFile, "identities", ring.Len(), "primary", ring.PublicKey(0))
 	return true, nil
 }
@@ -67,19 +98,59 @@ func (s *Store) readKeyFiles() (keyData, recipData []byte, digest [sha256.Size]b
 	return keyData, recipData, digest, nil
 }
 
+// stableID returns the key files' identity taken before a read, marked
+// safe if it is unchanged after the read and old enough to stand for the
+// bytes read.
+func (s *Store) stableID(before keyFilesID, statErr error) keyFilesID {
+	if statErr != nil {
+		return keyFilesID{}
+	}
+	after, err := s.statKeyFiles()
+	if err != nil || after != before {
+		return keyFilesID{}
+	}
+	now := time.Now()
+	before.safe = before.key.SafeAt(now) &&
+		(before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now))
+	return before
+}
+
 // keysChanged reports whether the key files differ from the loaded
 // keyring. It parses nothing and derives nothing: cheap enough under a
-// record lock.
+// record lock. Where the loaded files' identity is safe, it costs two
+// fstatat calls; otherwise it reads and hashes the files.
 func (s *Store) keysChanged() (bool, error) {
 	if s.keyFile == "" {
 		return false, nil
 	}
+	cur := s.keys.Load()
+	if cur.files.safe {
+		if now, err := s.statKeyFiles(); err == nil {
+			now.safe = true
+			if now == cur.files {
+				return false, nil
+			}
+		}
+	}
+	before, statErr := s.statKeyFiles()
 	keyData, _, d, err := s.readKeyFiles()
 	if err != nil {
 		return false, err
 	}
 	clear(keyData)
-	return s.keys.Load().digest != d, nil
+	if cur.digest != d {
+		return true, nil
+	}
+	// Unchanged: remember the files' identity, so that the next check
+	// is two fstatat calls once it is safe. Never wait for keyMu here (a
+	// reload may be deriving a key).
+	if files := s.stableID(before, statErr); files != cur.files && s.keyMu.TryLock() {
+		if s.keys.Load() == cur {
+			s.keys.Store(&keyState{ring: cur.ring, digest: d, files: files})
+		}
+		s.keyMu.Unlock()
+	}
+	return false, nil
 }
 
 // decryptKeyFile opens a passphrase-protected key file, asking for the

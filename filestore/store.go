@@ -40,6 +40,7 @@ type Store struct {
 	keyFile string          // "" when opened WithKeyring
 	extra   []age.Recipient // WithRecipients
 	watch   bool
+	remote  bool // on a network file system: never trust a file's identity for its bytes
 	log     *slog.Logger
 	now     func() time.Time
 	fault   fsutil.FaultFunc // test seam for the write path
@@ -104,10 +105,12 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.watch {
-		// inotify does not see what other hosts or mounts write: there,
-		// validate every Get against the file instead.
-		if fsType, remote := fsutil.NetworkFS(dir); remote {
+	// inotify does not see what other hosts or mounts write, and their
+	// file attributes may be cached: there, validate every Get against the
+	// file's bytes instead.
+	if fsType, remote := fsutil.NetworkFS(dir); remote {
+		s.remote = true
+		if s.watch {
 			s.watch = false
 			s.log.Info("sessionstore: network file system, watcher off: every Get validates against the file",
 				"dir", dir, "fs", fsType)

@@ -1,0 +1,66 @@
+//go:build linux || darwin
+
+package fsutil
+
+import (
+	"fmt"
+	"io/fs"
+	"syscall"
+)
+
+// ReadRegular reads the file at path with raw system calls (open, fstat,
+// read, close: no poller registration): never through a symlink
+// (ErrSymlink), never blocking on a FIFO, only a regular file
+// (ErrNotRegular), at most limit bytes (ErrTooLarge). It returns the
+// identity of the file it read.
+func ReadRegular(path string, limit int64) ([]byte, FileID, error) {
+	fd, err := openRetry(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC)
+	if err != nil {
+		if err == syscall.ELOOP {
+			err = ErrSymlink
+		}
+		return nil, FileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, FileID{}, &fs.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, FileID{}, fmt.Errorf("%s: %w", path, ErrNotRegular)
+	}
+	if st.Size > limit {
+		return nil, FileID{}, fmt.Errorf("%s is %d bytes: %w", path, st.Size, ErrTooLarge)
+	}
+	buf := make([]byte, st.Size+1) // +1: see a file that grew
+	n := 0
+	for {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, FileID{}, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+		if n == len(buf) {
+			if int64(n) > limit {
+				return nil, FileID{}, fmt.Errorf("%s: %w", path, ErrTooLarge)
+			}
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+	}
+	return buf[:n], idOfStat(&st), nil
+}
+
+func openRetry(path string, flags int) (int, error) {
+	for {
+		fd, err := syscall.Open(path, flags, 0)
+		if err != syscall.EINTR {
+			return fd, err
+		}
+	}
+}
