@@ -438,5 +438,5 @@ func names(records []RecordStatus) string {
 
 // lockKeyFile takes keyFile+".lock" exclusively.
 func lockKeyFile(ctx context.Context, keyFile string) (func(), error) {
-	return lockFile(ctx, keyFile+lockSuffix, 10*time.Millisecond)
+	return lockFile(ctx, keyFile+lockSuffix)
 }

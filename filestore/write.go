@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -18,10 +19,6 @@ import (
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
-
-// lockRetry is how often a writer retries a record lock that another
-// writer holds.
-const lockRetry = time.Millisecond
 
 // Set stores auth under authType, replacing what was there, even a record
 // that cannot be opened because it is corrupt, oversized, truncated or
@@ -255,7 +252,7 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func()
 
 // lock takes stem's lock file exclusively, honouring ctx.
 func (s *Store) lock(ctx context.Context, stem string) (unlock func(), err error) {
-	release, err := lockFile(ctx, filepath.Join(s.dir, stem+lockSuffix), lockRetry)
+	release, err := lockFile(ctx, filepath.Join(s.dir, stem+lockSuffix))
 	if err != nil {
 		return nil, err
 	}
@@ -263,30 +260,75 @@ func (s *Store) lock(ctx context.Context, stem string) (unlock func(), err error
 	return func() { s.locksHeld.Add(-1); release() }, nil
 }
 
+// processLocks holds one in-process lock per lock file path: goroutines of
+// this process (of any Store) queue on it and hand the lock over directly,
+// so only one of them at a time waits on the file lock.
+var processLocks sync.Map // path → chan struct{} (capacity 1)
+
 // lockFile takes the flock on path (creating it 0600, never through a
-// symlink), retrying every retry until ctx is done.
-func lockFile(ctx context.Context, path string, retry time.Duration) (unlock func(), err error) {
+// symlink, never blocking on a FIFO), waiting until ctx is done. Waiters
+// are woken when the lock is released, without polling: goroutines of
+// this process through an in-process lock, other processes by the kernel
+// (a blocking flock). A waiter whose ctx ends returns at once; its pending
+// flock is released as soon as it is granted.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	v, _ := processLocks.LoadOrStore(path, make(chan struct{}, 1))
+	inProc := v.(chan struct{})
+	select {
+	case inProc <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
+	}
+	releaseInProc := func() { <-inProc }
+
 	lk := flock.New(path, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
-	ok, err := lk.TryLockContext(ctx, retry)
-	if err != nil || !ok {
-		if err == nil {
-			err = errors.New("not acquired")
-		}
+	ok, err := lk.TryLock()
+	if err != nil {
+		releaseInProc()
 		return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+	}
+	if !ok { // another process holds it: wait in the kernel
+		granted := make(chan error, 1)
+		go func() { granted <- lk.Lock() }()
+		select {
+		case err = <-granted:
+		case <-ctx.Done():
+			go func() {
+				if <-granted == nil {
+					lk.Unlock()
+				}
+				lk.Close()
+			}()
+			releaseInProc()
+			return nil, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
+		}
+		if err != nil {
+			lk.Close()
+			releaseInProc()
+			return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+		}
+	}
+	fail := func(err error) (func(), error) {
+		lk.Unlock()
+		lk.Close()
+		releaseInProc()
+		return nil, err
 	}
 	fi, err := lk.Stat()
 	if err != nil {
-		lk.Unlock()
-		return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+		return fail(fmt.Errorf("filestore: lock %s: %w", path, err))
 	}
 	if !fi.Mode().IsRegular() {
-		lk.Unlock()
-		return nil, fmt.Errorf("filestore: lock %s is not a regular file (%v): %w", path, fi.Mode().Type(), sessionstore.ErrInsecurePermissions)
+		return fail(fmt.Errorf("filestore: lock %s is not a regular file (%v): %w", path, fi.Mode().Type(), sessionstore.ErrInsecurePermissions))
 	}
 	// The umask may have narrowed the mode of a new lock file; make it
 	// exactly 0600, whatever the umask.
 	if fi.Mode().Perm() != 0o600 && runtime.GOOS != "windows" {
 		os.Chmod(path, 0o600)
 	}
-	return func() { lk.Unlock() }, nil
+	return func() {
+		lk.Unlock()
+		lk.Close()
+		releaseInProc()
+	}, nil
 }
