@@ -136,7 +136,10 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	// Every record must open with the keys on hand before anything
 	// changes: a rotation that retired the old keys would leave any other
 	// record unreadable for good.
-	statuses, err := check(ctx, old, dirs, opts.Workers)
+	// What this check decrypts is kept for step 2, which then only reads
+	// and compares each file instead of decrypting it again.
+	known := newKnownSet()
+	statuses, err := checkInto(ctx, old, dirs, opts.Workers, known)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +181,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	var mu sync.Mutex // guards done and calls to progress
 	done := 0
 	err = forEach(ctx, records, opts.Workers, func(r *RecordStatus) {
-		r.Resealed, r.Err = stores[r.Dir].reseal(ctx, r.AuthType)
+		r.Resealed, r.Err = stores[r.Dir].reseal(ctx, r.AuthType, known)
 		mu.Lock()
 		done++
 		progress(RotateEvent{Step: "resealed", Done: done, Total: len(records)})
@@ -188,11 +191,16 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 		return nil, err
 	}
 
-	// Step 3: every record opens with the new primary alone.
+	// Step 3: every record opens with the new primary alone. A file that
+	// still holds the bytes step 2 wrote or found under the new primary
+	// needs no decryption to say so.
 	primary := next.PrimaryOnly()
+	known.dropPlaintexts()
 	err = forEach(ctx, records, opts.Workers, func(r *RecordStatus) {
 		resealed, resealErr := r.Resealed, r.Err
-		statusOf(primary, r)
+		if !known.verify(primary, r) {
+			statusOf(primary, r)
+		}
 		r.Resealed = resealed
 		if resealErr != nil {
 			r.setErr(resealErr) // the cause, rather than its consequence
@@ -259,6 +267,11 @@ func loadKeyring(keyFile string, askPass func() (string, error)) (*crypto.Keyrin
 }
 
 func check(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int) ([]RecordStatus, error) {
+	return checkInto(ctx, ring, dirs, workers, nil)
+}
+
+// checkInto is check, keeping what it decrypts in known (if not nil).
+func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int, known *knownSet) ([]RecordStatus, error) {
 	dirs, err := absDirs(dirs)
 	if err != nil {
 		return nil, err
@@ -272,7 +285,14 @@ func check(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int
 	if err != nil {
 		return nil, err
 	}
-	if err := forEach(ctx, records, workers, func(r *RecordStatus) { statusOf(ring, r) }); err != nil {
+	if err := forEach(ctx, records, workers, func(r *RecordStatus) {
+		data, rec := statusOfRec(ring, r)
+		if known != nil && rec != nil {
+			known.addPlain(r.File, data, rec, ring.PublicKey(r.Key))
+		} else if rec != nil {
+			clear(rec.Auth)
+		}
+	}); err != nil {
 		return nil, err
 	}
 	return records, nil
@@ -291,24 +311,38 @@ func checkStoreDir(dir string) error {
 
 // statusOf fills r from the record file, opened with ring.
 func statusOf(ring *crypto.Keyring, r *RecordStatus) {
+	if _, rec := statusOfRec(ring, r); rec != nil {
+		clear(rec.Auth)
+	}
+}
+
+// statusOfRec is statusOf, also returning the file's bytes and the record
+// it opened (nil if it did not).
+func statusOfRec(ring *crypto.Keyring, r *RecordStatus) ([]byte, *crypto.Record) {
 	*r = RecordStatus{Dir: r.Dir, AuthType: r.AuthType, File: r.File, Key: -1}
 	data, err := readRecord(r.File)
 	if err != nil {
 		r.setErr(fmt.Errorf("filestore: %w", err))
-		return
+		return nil, nil
 	}
 	rec, idx, err := ring.Open(data, r.AuthType)
 	if err != nil {
 		r.setErr(fmt.Errorf("filestore: %s: %w", r.File, err))
-		return
+		return nil, nil
 	}
 	r.Key, r.PublicKey, r.Seq, r.Written = idx, ring.PublicKey(idx), rec.Seq, rec.Written
+	r.Expiry = expiryOf(rec.Auth)
+	return data, rec
+}
+
+func expiryOf(auth []byte) time.Time {
 	var a struct {
 		Expiry time.Time `json:"expiry"`
 	}
-	if json.Unmarshal(rec.Auth, &a) == nil {
-		r.Expiry = a.Expiry
+	if json.Unmarshal(auth, &a) == nil {
+		return a.Expiry
 	}
+	return time.Time{}
 }
 
 func (r *RecordStatus) setErr(err error) {
@@ -319,7 +353,7 @@ func (r *RecordStatus) setErr(err error) {
 // primary and extra recipients, keeping its auth object byte for byte. A
 // record already under the primary is left alone, and so is one that does
 // not open (it is reported, never resealed).
-func (s *Store) reseal(ctx context.Context, authType string) (bool, error) {
+func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (bool, error) {
 	stem, err := stemOf(authType)
 	if err != nil {
 		return false, err
@@ -338,24 +372,34 @@ func (s *Store) reseal(ctx context.Context, authType string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("filestore: %w", err)
 	}
-	rec, idx, err := ring.Open(data, authType)
-	if err != nil {
-		return false, fmt.Errorf("filestore: %s: %w", path, err)
+	rec, pub, ok := known.plain(path, data)
+	if !ok {
+		var idx int
+		if rec, idx, err = ring.Open(data, authType); err != nil {
+			return false, fmt.Errorf("filestore: %s: %w", path, err)
+		}
+		pub = ring.PublicKey(idx)
 	}
-	if idx == 0 {
-		return false, nil // a live writer already sealed it to the new key
+	if pub == ring.PublicKey(0) {
+		// A live writer already sealed it to the new key.
+		known.verified(path, data, rec)
+		clear(rec.Auth)
+		return false, nil
 	}
 	now := s.now()
 	rec.Seq = max(rec.Seq+1, uint64(max(now.UnixNano(), 0)))
 	rec.Written = now
 	ct, err := ring.Seal(rec)
-	clear(rec.Auth)
 	if err != nil {
+		clear(rec.Auth)
 		return false, fmt.Errorf("filestore: %s: %w", path, err)
 	}
 	if err := fsutil.WriteFile(s.dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault); err != nil {
+		clear(rec.Auth)
 		return false, fmt.Errorf("filestore: writing %s: %w", path, err)
 	}
+	known.verified(path, ct, rec)
+	clear(rec.Auth)
 	s.forget(authType)
 	return true, nil
 }
