@@ -112,20 +112,18 @@ func WriteFile(dir, name, tmpName string, data []byte, fault FaultFunc) (err err
 	return SyncDir(dir)
 }
 
-func createExcl(path string, step func(Step) error) (*os.File, error) {
+func createExcl(path string, step func(Step) error) (tempFile, error) {
 	if err := step(StepCreate); err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	// The umask may have taken bits away; it can never have added any, but
-	// set the mode exactly so that the result does not depend on it.
-	if err := chmodPrivate(f); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, err
-	}
-	return f, nil
+	return createPrivate(path)
+}
+
+// A tempFile is the file WriteFile writes: raw file descriptors where the
+// platform allows (no poller registration for a file that lives for a
+// millisecond), an *os.File elsewhere.
+type tempFile interface {
+	Write([]byte) (int, error)
+	Sync() error
+	Close() error
 }

@@ -11,8 +11,6 @@ import (
 	"github.com/sessionstore/sessionstore"
 )
 
-const oNoFollow = syscall.O_NOFOLLOW
-
 // OpenNoFollow opens path for reading; if path is a symlink it fails
 // instead of following it. It never blocks: a FIFO opens at once (the
 // caller checks the type before reading).
@@ -26,21 +24,6 @@ func OpenNoFollow(path string) (*os.File, error) {
 	}
 	return f, nil
 }
-
-// SyncDir fsyncs a directory, so that a rename in it is durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func chmodPrivate(f *os.File) error { return f.Chmod(0o600) }
 
 // CheckPrivateFile returns an error wrapping sessionstore.ErrInsecurePermissions if fi is not a
 // regular file, is accessible by group or others, or is owned by another

@@ -10,8 +10,6 @@ import (
 	"github.com/sessionstore/sessionstore"
 )
 
-const oNoFollow = 0
-
 // OpenNoFollow opens path for reading; if path is a symlink it fails
 // instead of following it. On Windows the check is an Lstat before the
 // open, which is best effort.
@@ -29,7 +27,10 @@ func OpenNoFollow(path string) (*os.File, error) {
 // SyncDir is a no-op on Windows, where directories cannot be fsynced.
 func SyncDir(dir string) error { return nil }
 
-func chmodPrivate(f *os.File) error { return nil }
+// createPrivate creates path with O_EXCL.
+func createPrivate(path string) (tempFile, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+}
 
 // CheckPrivateFile checks that fi is a regular file. Windows has no POSIX
 // modes: access is governed by ACLs, which the user's profile directory

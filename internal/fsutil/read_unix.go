@@ -45,7 +45,11 @@ func ReadRegular(path string, limit int64) ([]byte, FileID, error) {
 		if m == 0 {
 			break
 		}
+		short := m < len(buf)-n
 		n += m
+		if short && int64(n) == st.Size {
+			break // a short read of a regular file at its size: the end
+		}
 		if n == len(buf) {
 			if int64(n) > limit {
 				return nil, FileID{}, fmt.Errorf("%s: %w", path, ErrTooLarge)
@@ -54,13 +58,4 @@ func ReadRegular(path string, limit int64) ([]byte, FileID, error) {
 		}
 	}
 	return buf[:n], idOfStat(&st), nil
-}
-
-func openRetry(path string, flags int) (int, error) {
-	for {
-		fd, err := syscall.Open(path, flags, 0)
-		if err != syscall.EINTR {
-			return fd, err
-		}
-	}
 }
