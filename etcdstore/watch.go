@@ -17,8 +17,8 @@ import (
 // watchState is the health of the Store's watch on <prefix>/records/.
 //
 // Each (re)start of the watch is a generation: it begins with a fresh read
-// of the prefix's revision, drops every cached value, and watches from the
-// next revision. A cached entry carries the generation that was current
+// of the prefix's revision, drops every cached value, and watches from that
+// revision. A cached entry carries the generation that was current
 // when it was read or written, and is served only while that generation is
 // current and its deadline has not passed. The deadline moves only when
 // etcd answers a progress request: a progress notification says that
@@ -98,7 +98,11 @@ func (s *Store) watchOnce() (healthy bool, err error) {
 	if s.hooks.beforeWatch != nil {
 		s.hooks.beforeWatch()
 	}
-	wch := s.client.Watch(ctx, pfx, clientv3.WithPrefix(), clientv3.WithRev(rev+1),
+	// From rev itself, not rev+1: etcd answers no progress request for a
+	// watch that starts past its current revision. Changes at rev are
+	// already in any later read, and apply ignores what is not newer than
+	// a cached entry.
+	wch := s.client.Watch(ctx, pfx, clientv3.WithPrefix(), clientv3.WithRev(rev),
 		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 
 	s.watch.pending.Store(0)
@@ -144,22 +148,27 @@ func (s *Store) newGeneration() uint64 {
 }
 
 // requestProgress asks etcd for a progress notification three times per
-// maxStaleness, one at a time. If an answer is overdue by maxStaleness,
-// it ends the watch (cancel), to be restarted from a fresh read.
+// maxStaleness. If no answer came for maxStaleness, it ends the watch
+// (cancel), to be restarted from a fresh read.
 func (s *Store) requestProgress(ctx context.Context, cancel context.CancelFunc) {
 	every := max(s.maxStaleness/3, time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if sent := s.watch.pending.Load(); sent == 0 {
-			s.watch.pending.Store(s.mono())
-			if err := s.client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("sessionstore: etcd progress request failed", "prefix", s.prefix, "err", err)
-			}
-		} else if s.mono()-sent > int64(s.maxStaleness) {
+		sent := s.watch.pending.Load()
+		if sent != 0 && s.mono()-sent > int64(s.maxStaleness) {
 			s.log.Warn("sessionstore: etcd watch stopped answering; restarting it", "prefix", s.prefix)
 			cancel()
 			return
+		}
+		if sent == 0 {
+			s.watch.pending.Store(s.mono())
+		}
+		// Also again while unanswered: etcd drops a request that comes
+		// while the watch catches up. An answer is then dated from the
+		// first request, which errs on the safe side.
+		if err := s.client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sessionstore: etcd progress request failed", "prefix", s.prefix, "err", err)
 		}
 		select {
 		case <-ctx.Done():
