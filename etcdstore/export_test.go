@@ -1,10 +1,10 @@
 package etcdstore
 
 // WithHooks sets the watch goroutine's test seams: before each fresh read,
-// between the fresh read and the Watch call, after each watch response.
-func WithHooks(beforeFreshRead, beforeWatch, afterResponse func()) Option {
+// between the fresh read and the Watch call, before it handles each watch response.
+func WithHooks(beforeFreshRead, beforeWatch, onResponse func()) Option {
 	return func(o *options) {
-		o.hooks = testHooks{beforeFreshRead: beforeFreshRead, beforeWatch: beforeWatch, afterResponse: afterResponse}
+		o.hooks = testHooks{beforeFreshRead: beforeFreshRead, beforeWatch: beforeWatch, onResponse: onResponse}
 	}
 }
 

@@ -113,6 +113,9 @@ func (s *Store) watchOnce() (healthy bool, err error) {
 		if wr.Canceled {
 			return healthy, errors.New("watch canceled")
 		}
+		if s.hooks.onResponse != nil {
+			s.hooks.onResponse()
+		}
 		if wr.Created {
 			// Progress answers go to the watches the stream has.
 			go s.requestProgress(ctx, cancel)
@@ -125,9 +128,6 @@ func (s *Store) watchOnce() (healthy bool, err error) {
 				s.watch.deadline.Store(sent + int64(s.maxStaleness))
 				healthy = true
 			}
-		}
-		if s.hooks.afterResponse != nil {
-			s.hooks.afterResponse()
 		}
 	}
 	if err := ctx.Err(); err != nil {
