@@ -35,7 +35,7 @@ type options struct {
 type testHooks struct {
 	beforeFreshRead func()
 	beforeWatch     func()
-	onResponse   func()
+	onResponse      func()
 }
 
 // WithKeyFile reads the keys from an age identity file (and its
