@@ -26,3 +26,13 @@ func (s *Store) CancelWatch() {
 
 // StemOf is stemOf.
 var StemOf = stemOf
+
+// LeaseID is the ID of the Store's current lease, or 0.
+func (s *Store) LeaseID() int64 {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	if s.sess == nil {
+		return 0
+	}
+	return int64(s.sess.Lease())
+}
