@@ -41,11 +41,40 @@ func TestSealOpenRoundTrip(t *testing.T) {
 		rec, idx, err := k.Open(ct, "server")
 		require.NoError(t, err)
 		assert.Equal(t, 0, idx)
-		assert.Equal(t, crypto.FormatVersion, rec.Version)
+		assert.Equal(t, 1, rec.Version, "a record without a namespace stays version 1")
 		assert.Equal(t, uint64(42), rec.Seq)
 		assert.True(t, rec.Written.Equal(testRecord().Written))
 		assert.JSONEq(t, string(testRecord().Auth), string(rec.Auth))
 	}
+}
+
+// A record sealed in a namespace (an etcd prefix) is version 2 and opens
+// only in that namespace, under its auth type; a file record (no
+// namespace) does not open in one.
+func TestNamespaceBinding(t *testing.T) {
+	k, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	rec := testRecord()
+	rec.Namespace = "/sessionstore/prod"
+	ct, err := k.Seal(rec)
+	require.NoError(t, err)
+	got, _, err := k.OpenIn(ct, "/sessionstore/prod", "server")
+	require.NoError(t, err)
+	assert.Equal(t, crypto.FormatVersion, got.Version)
+	assert.Equal(t, "/sessionstore/prod", got.Namespace)
+	for _, c := range []struct{ ns, name string }{
+		{"/sessionstore/staging", "server"},
+		{"/sessionstore/prod/x", "server"},
+		{"", "server"},
+		{"/sessionstore/prod", "client"},
+	} {
+		_, _, err := k.OpenIn(ct, c.ns, c.name)
+		assert.ErrorIs(t, err, sessionstore.ErrTampered, "namespace %q, name %q", c.ns, c.name)
+	}
+	file, err := k.Seal(testRecord())
+	require.NoError(t, err)
+	_, _, err = k.OpenIn(file, "/sessionstore/prod", "server")
+	assert.ErrorIs(t, err, sessionstore.ErrTampered, "a file record copied into a prefix")
 }
 
 func TestSealCompactsAuthJSON(t *testing.T) {

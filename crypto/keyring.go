@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -293,6 +294,25 @@ func (k *Keyring) PostQuantum() bool {
 
 // PublicKey returns the recipient string of identity i (0 is the primary).
 func (k *Keyring) PublicKey(i int) string { return fmt.Sprint(k.recips[i]) }
+
+// Fingerprint returns a short, public name of identity i (0 is the
+// primary): "sha256:" and the first 16 bytes, in hex, of the SHA-256 of
+// its recipient string. Hosts publish the fingerprints of their keys so
+// that a rotation can check who holds which key without seeing one.
+func (k *Keyring) Fingerprint(i int) string {
+	sum := sha256.Sum256([]byte(k.PublicKey(i)))
+	return "sha256:" + hex.EncodeToString(sum[:16])
+}
+
+// Fingerprints returns the fingerprints of every identity, the primary
+// first.
+func (k *Keyring) Fingerprints() []string {
+	fps := make([]string, len(k.ids))
+	for i := range k.ids {
+		fps[i] = k.Fingerprint(i)
+	}
+	return fps
+}
 
 // Len returns the number of identities.
 func (k *Keyring) Len() int { return len(k.ids) }

@@ -15,9 +15,15 @@ import (
 	"github.com/sessionstore/sessionstore"
 )
 
-// FormatVersion is the record format that Seal writes. Open reads every
-// version ever written.
-const FormatVersion = 1
+// FormatVersion is the newest record format, the one Seal writes for a
+// record with a namespace. Open reads every version ever written.
+//
+//   - Version 1 binds the auth type. Seal still writes it for a record
+//     without a namespace (a file record), so that an older reader on the
+//     same host opens what a newer writer sealed.
+//   - Version 2 also binds the namespace: the etcd prefix a record is
+//     stored under. A record copied to another prefix does not open there.
+const FormatVersion = 2
 
 // maxPlaintext bounds a decrypted record, so that a hostile file cannot
 // make a reader allocate without limit.
@@ -25,26 +31,29 @@ const maxPlaintext = 1 << 20
 
 // A Record is the plaintext of one sealed record.
 type Record struct {
-	Version  int             // format version; Seal sets FormatVersion
-	AuthType string          // the name the record is stored under
-	Seq      uint64          // grows on every write of this name
-	Written  time.Time       // when it was written
-	Auth     json.RawMessage // the auth object, as JSON
+	Version   int             // format version; Seal sets it
+	Namespace string          // the etcd prefix the record is stored under; "" for a file
+	AuthType  string          // the name the record is stored under
+	Seq       uint64          // grows on every write of this name
+	Written   time.Time       // when it was written
+	Auth      json.RawMessage // the auth object, as JSON
 }
 
 // envelope is the JSON form of a Record inside the age file.
 type envelope struct {
-	Version  int             `json:"v"`
-	AuthType string          `json:"auth_type"`
-	Seq      uint64          `json:"seq"`
-	Written  time.Time       `json:"written"`
-	Auth     json.RawMessage `json:"auth"`
-	MAC      []byte          `json:"mac"`
+	Version   int             `json:"v"`
+	Namespace string          `json:"ns,omitempty"` // version 2
+	AuthType  string          `json:"auth_type"`
+	Seq       uint64          `json:"seq"`
+	Written   time.Time       `json:"written"`
+	Auth      json.RawMessage `json:"auth"`
+	MAC       []byte          `json:"mac"`
 }
 
 // Seal encrypts rec to k's primary recipient and extra recipients, with a
-// MAC under the primary's key. rec.Version is ignored: Seal writes
-// FormatVersion.
+// MAC under the primary's key. rec.Version is ignored: Seal writes version
+// 1 for a record without a namespace and FormatVersion for one with a
+// namespace.
 func (k *Keyring) Seal(rec *Record) ([]byte, error) {
 	// The MAC covers the auth object's bytes as they will stand in the
 	// file, so compact them first: the encoder below would.
@@ -54,11 +63,15 @@ func (k *Keyring) Seal(rec *Record) ([]byte, error) {
 	}
 	defer clear(auth.Bytes())
 	env := envelope{
-		Version:  FormatVersion,
-		AuthType: rec.AuthType,
-		Seq:      rec.Seq,
-		Written:  rec.Written.UTC(),
-		Auth:     auth.Bytes(),
+		Version:   1,
+		Namespace: rec.Namespace,
+		AuthType:  rec.AuthType,
+		Seq:       rec.Seq,
+		Written:   rec.Written.UTC(),
+		Auth:      auth.Bytes(),
+	}
+	if rec.Namespace != "" {
+		env.Version = FormatVersion
 	}
 	env.MAC = recordMAC(k.macKeys[0], &env)
 	var ptBuf bytes.Buffer
@@ -85,11 +98,19 @@ func (k *Keyring) Seal(rec *Record) ([]byte, error) {
 }
 
 // Open decrypts and verifies a sealed record that must belong to
-// authType. It returns the record and the index in k of the identity that
-// opened it (0 is the primary). Errors wrap sessionstore.ErrWrongKey (no identity opens
-// it) or sessionstore.ErrTampered (forged, corrupt, or bound to another auth type), and
-// never include plaintext.
+// authType, without a namespace (a file record). It returns the record and
+// the index in k of the identity that opened it (0 is the primary). Errors
+// wrap sessionstore.ErrWrongKey (no identity opens it) or
+// sessionstore.ErrTampered (forged, corrupt, or bound to another auth type
+// or namespace), and never include plaintext.
 func (k *Keyring) Open(ciphertext []byte, authType string) (*Record, int, error) {
+	return k.OpenIn(ciphertext, "", authType)
+}
+
+// OpenIn is Open for a record stored in namespace (an etcd prefix). A
+// record of another namespace, or of none (version 1, a file record), is
+// sessionstore.ErrTampered.
+func (k *Keyring) OpenIn(ciphertext []byte, namespace, authType string) (*Record, int, error) {
 	if len(ciphertext) == 0 {
 		return nil, -1, fmt.Errorf("%w: empty file", sessionstore.ErrTampered)
 	}
@@ -109,7 +130,7 @@ func (k *Keyring) Open(ciphertext []byte, authType string) (*Record, int, error)
 		if len(pt) > maxPlaintext {
 			return nil, i, fmt.Errorf("%w: record is too large", sessionstore.ErrTampered)
 		}
-		rec, err := k.verify(pt, i, authType)
+		rec, err := k.verify(pt, i, namespace, authType)
 		clear(pt)
 		return rec, i, err
 	}
@@ -119,7 +140,7 @@ func (k *Keyring) Open(ciphertext []byte, authType string) (*Record, int, error)
 	return nil, -1, fmt.Errorf("%w (%d identities tried)", sessionstore.ErrWrongKey, len(k.ids))
 }
 
-func (k *Keyring) verify(pt []byte, i int, authType string) (*Record, error) {
+func (k *Keyring) verify(pt []byte, i int, namespace, authType string) (*Record, error) {
 	var env envelope
 	if err := json.Unmarshal(pt, &env); err != nil {
 		// Never wrap the JSON error: it could quote plaintext.
@@ -127,21 +148,35 @@ func (k *Keyring) verify(pt []byte, i int, authType string) (*Record, error) {
 	}
 	switch env.Version {
 	case 1:
+		if env.Namespace != "" {
+			return nil, fmt.Errorf("%w: version 1 record with a namespace", sessionstore.ErrTampered)
+		}
+	case 2:
+		if env.Namespace == "" {
+			return nil, fmt.Errorf("%w: version 2 record without a namespace", sessionstore.ErrTampered)
+		}
 	default:
 		return nil, fmt.Errorf("%w: unsupported record format version %d", sessionstore.ErrTampered, env.Version)
 	}
 	if !hmac.Equal(env.MAC, recordMAC(k.macKeys[i], &env)) {
 		return nil, fmt.Errorf("%w: record MAC does not verify (not written by a key holder)", sessionstore.ErrTampered)
 	}
+	if env.Namespace != namespace {
+		if env.Namespace == "" {
+			return nil, fmt.Errorf("%w: record has no namespace (a file record), want %q", sessionstore.ErrTampered, namespace)
+		}
+		return nil, fmt.Errorf("%w: record belongs to namespace %q", sessionstore.ErrTampered, env.Namespace)
+	}
 	if env.AuthType != authType {
 		return nil, fmt.Errorf("%w: record belongs to auth type %q", sessionstore.ErrTampered, env.AuthType)
 	}
 	return &Record{
-		Version:  env.Version,
-		AuthType: env.AuthType,
-		Seq:      env.Seq,
-		Written:  env.Written,
-		Auth:     env.Auth,
+		Version:   env.Version,
+		Namespace: env.Namespace,
+		AuthType:  env.AuthType,
+		Seq:       env.Seq,
+		Written:   env.Written,
+		Auth:      env.Auth,
 	}, nil
 }
 
@@ -158,6 +193,9 @@ func recordMAC(key []byte, env *envelope) []byte {
 	put([]byte("sessionstore record"))
 	binary.BigEndian.PutUint64(b[:], uint64(env.Version))
 	m.Write(b[:])
+	if env.Version >= 2 {
+		put([]byte(env.Namespace))
+	}
 	put([]byte(env.AuthType))
 	binary.BigEndian.PutUint64(b[:], env.Seq)
 	m.Write(b[:])

@@ -31,8 +31,11 @@ type vector struct {
 	AuthType string `json:"auth_type"`
 	Version  int    `json:"version"`
 	Value    string `json:"value"` // the expected sessionstore.AuthObject, as JSON
-	Error    string `json:"error"` // or the expected error: "tampered", "wrong key"
-	Why      string `json:"why"`
+	// Namespace is the etcd prefix of a record sealed by etcdstore;
+	// etcdstore's golden test opens those, this one the others.
+	Namespace string `json:"namespace"`
+	Error     string `json:"error"` // or the expected error: "tampered", "wrong key"
+	Why       string `json:"why"`
 }
 
 // TestGoldenRecordsStillOpen opens every golden vector, forever: every
@@ -50,6 +53,9 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 	}
 	versions := map[int]bool{}
 	for _, v := range vectors {
+		if v.Namespace != "" {
+			continue
+		}
 		t.Run(v.File+"/"+v.Key+"/"+v.AuthType, func(t *testing.T) {
 			record, err := os.ReadFile(filepath.Join(golden, v.File))
 			require.NoError(t, err)
@@ -83,9 +89,9 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 			}
 		})
 	}
-	for v := 1; v <= crypto.FormatVersion; v++ {
-		assert.True(t, versions[v], "format version %d has a golden record", v)
-	}
+	// Files are sealed in format version 1 (version 2 adds the etcd
+	// prefix; etcdstore's golden test checks those).
+	assert.True(t, versions[1], "format version 1 has a golden record")
 }
 
 // writeGoldens writes the golden files that are missing, for the current

@@ -1,0 +1,181 @@
+package etcdstore_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+
+	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/etcdstore"
+	"github.com/sessionstore/sessionstore/internal/etcdtest"
+	"github.com/sessionstore/sessionstore/sessionstoretest"
+)
+
+// childSpec is what a child process ("another host") needs to know. Each
+// child dials etcd with a client of its own.
+type childSpec struct {
+	role      string
+	endpoints []string
+	prefix    string
+	key       string
+	name      string
+	n         int
+	url       string        // the sessionstoretest.Provider, for token children
+	ttl       time.Duration // WithLockTTL; 0: the default
+}
+
+func (c childSpec) env() []string {
+	return []string{childEnv + "=" + c.role, "SS_ETCD=" + strings.Join(c.endpoints, ","), "SS_PREFIX=" + c.prefix,
+		"SS_KEY=" + c.key, "SS_NAME=" + c.name, "SS_N=" + strconv.Itoa(c.n), "SS_URL=" + c.url,
+		"SS_TTL=" + c.ttl.String()}
+}
+
+// A child is a running child process, with its stdin and its stdout by
+// lines.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+}
+
+// startChild starts a child process. Its stderr goes to the test log. It
+// is killed when the test ends.
+func startChild(t *testing.T, ctx context.Context, c childSpec) *child {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), c.env()...)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = testWriter{t}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return &child{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("child: %s", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// expect reads the child's next line and checks its first word.
+func (k *child) expect(t *testing.T, word string) []string {
+	t.Helper()
+	require.True(t, k.out.Scan(), "child ended before %q: %v", word, k.out.Err())
+	f := strings.Fields(k.out.Text())
+	require.NotEmpty(t, f)
+	require.Equal(t, word, f[0], "child said %q", k.out.Text())
+	return f
+}
+
+func runChild(role string) int {
+	c := childSpec{role: role, endpoints: strings.Split(os.Getenv("SS_ETCD"), ","), prefix: os.Getenv("SS_PREFIX"),
+		key: os.Getenv("SS_KEY"), name: os.Getenv("SS_NAME"), url: os.Getenv("SS_URL")}
+	c.n, _ = strconv.Atoi(os.Getenv("SS_N"))
+	c.ttl, _ = time.ParseDuration(os.Getenv("SS_TTL"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client, err := etcdtest.Dial(c.endpoints...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer client.Close()
+	opts := []etcdstore.Option{etcdstore.WithKeyFile(c.key)}
+	if c.ttl > 0 {
+		opts = append(opts, etcdstore.WithLockTTL(c.ttl))
+	}
+	s, err := etcdstore.Open(ctx, client, c.prefix, opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer s.Close()
+	if err := children[role](ctx, s, c); err != nil {
+		fmt.Fprintln(os.Stderr, role+":", err)
+		return 1
+	}
+	return 0
+}
+
+var children = map[string]func(context.Context, *etcdstore.Store, childSpec) error{
+	// increment: wait for stdin to close (the start signal), then n
+	// Updates of the counter.
+	"increment": func(ctx context.Context, s *etcdstore.Store, c childSpec) error {
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		for range c.n {
+			if _, err := s.Update(ctx, c.name, increment); err != nil {
+				return err
+			}
+		}
+		fmt.Println("done")
+		return nil
+	},
+	// hold: an Update that says "holding" with the lock held, waits for a
+	// line on stdin, and then returns "held" as the new value; it prints
+	// how that ended: "stored", or "lost" (sessionstore.ErrLockLost).
+	"hold": func(ctx context.Context, s *etcdstore.Store, c childSpec) error {
+		in := bufio.NewScanner(os.Stdin)
+		_, err := s.Update(ctx, c.name, func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+			fmt.Println("holding", cur.AccessToken)
+			in.Scan()
+			cur.AccessToken = "held"
+			return cur, nil
+		})
+		switch {
+		case errors.Is(err, sessionstore.ErrLockLost):
+			fmt.Println("lost")
+		case err != nil:
+			return err
+		default:
+			fmt.Println("stored")
+		}
+		return nil
+	},
+	// token: wait for stdin to close (the start signal), get a token
+	// through sessionstore.TokenSource, call the API once, print the
+	// access token (or the provider's refusal).
+	"token": func(ctx context.Context, s *etcdstore.Store, c childSpec) error {
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		cfg := &oauth2.Config{ClientID: sessionstoretest.ClientID, ClientSecret: sessionstoretest.ClientSecret,
+			Endpoint: oauth2.Endpoint{TokenURL: c.url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+		ts := sessionstore.TokenSource(ctx, s, c.name, sessionstore.ConfigRefresher(cfg))
+		tok, err := ts.Token()
+		if err != nil {
+			var re *oauth2.RetrieveError
+			if errors.As(err, &re) {
+				fmt.Println("refresh-error", re.ErrorCode, re.Response.StatusCode)
+				return nil
+			}
+			return err
+		}
+		if err := sessionstoretest.CallAPI(ctx, oauth2.NewClient(ctx, ts), c.url+"/api/me"); err != nil {
+			return err
+		}
+		fmt.Println("token", tok.AccessToken)
+		return nil
+	},
+}
+
+// increment adds one to the counter kept in AccessToken.
+func increment(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+	n, _ := strconv.Atoi(cur.AccessToken)
+	cur.AccessToken = strconv.Itoa(n + 1)
+	return cur, nil
+}

@@ -1,0 +1,75 @@
+package etcdstore
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/sessionstore/sessionstore/crypto"
+)
+
+// keyState is a loaded keyring and a digest of the files it came from.
+type keyState struct {
+	ring   *crypto.Keyring
+	digest [sha256.Size]byte
+}
+
+// reloadKeys rereads the key files and swaps the keyring in if they
+// changed. It reports whether they did. With WithKeyring it does nothing.
+func (s *Store) reloadKeys() (changed bool, err error) {
+	if s.keyFile == "" {
+		return false, nil
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	keyData, recipData, err := crypto.ReadKeyFiles(s.keyFile)
+	if err != nil {
+		return false, fmt.Errorf("etcdstore: %w", err)
+	}
+	defer clear(keyData)
+	h := sha256.New()
+	h.Write(keyData)
+	h.Write([]byte{0})
+	h.Write(recipData)
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	if cur := s.keys.Load(); cur != nil && cur.digest == d {
+		return false, nil
+	}
+	parseData := keyData
+	if crypto.IsEncryptedKeyFile(keyData) {
+		if parseData, err = s.decryptKeyFile(keyData); err != nil {
+			return false, err
+		}
+		defer clear(parseData)
+	}
+	ring, err := crypto.ParseKeyFiles(s.keyFile, parseData, recipData)
+	if err != nil {
+		return false, fmt.Errorf("etcdstore: %w", err)
+	}
+	if ring, err = ring.WithRecipients(s.extra...); err != nil {
+		return false, fmt.Errorf("etcdstore: %w", err)
+	}
+	s.keys.Store(&keyState{ring: ring, digest: d})
+	s.log.Info("sessionstore: keys loaded", "key_file", s.keyFile, "identities", ring.Len(), "primary", ring.PublicKey(0))
+	return true, nil
+}
+
+// decryptKeyFile opens a passphrase-protected key file, asking for the
+// passphrase the first time only. s.keyMu is held.
+func (s *Store) decryptKeyFile(data []byte) ([]byte, error) {
+	if !s.havePass {
+		if s.askPass == nil {
+			return nil, fmt.Errorf("etcdstore: %s: %w (use WithPassphrase)", s.keyFile, crypto.ErrPassphraseRequired)
+		}
+		p, err := s.askPass()
+		if err != nil {
+			return nil, fmt.Errorf("etcdstore: %s: passphrase: %w", s.keyFile, err)
+		}
+		s.passphrase, s.havePass = p, true
+	}
+	plain, err := crypto.DecryptKeyFile(data, s.passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: %s: %w", s.keyFile, err)
+	}
+	return plain, nil
+}

@@ -1,0 +1,79 @@
+package etcdstore
+
+import (
+	"context"
+	"log/slog"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// ClientLogger returns a logger for an etcd client (clientv3.Config.Logger)
+// or embedded server that writes through l, so that etcd's messages reach
+// the program's own log instead of JSON on stderr. With a nil l it
+// discards everything. etcd's debug and info messages go to l at
+// slog.LevelDebug, its warnings and errors at slog.LevelWarn and
+// slog.LevelError.
+func ClientLogger(l *slog.Logger) *zap.Logger {
+	if l == nil {
+		return zap.NewNop()
+	}
+	return zap.New(&slogCore{l: l})
+}
+
+// slogCore is a zapcore.Core that writes to a slog.Logger.
+type slogCore struct {
+	l     *slog.Logger
+	attrs []slog.Attr // from With
+}
+
+func level(z zapcore.Level) slog.Level {
+	switch {
+	case z < zapcore.WarnLevel:
+		return slog.LevelDebug
+	case z == zapcore.WarnLevel:
+		return slog.LevelWarn
+	default:
+		return slog.LevelError
+	}
+}
+
+func (c *slogCore) Enabled(z zapcore.Level) bool {
+	return c.l.Enabled(context.Background(), level(z))
+}
+
+func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
+	return &slogCore{l: c.l, attrs: append(append([]slog.Attr(nil), c.attrs...), attrs(fields)...)}
+}
+
+func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	all := append(append([]slog.Attr{slog.String("logger", "etcd")}, c.attrs...), attrs(fields)...)
+	c.l.LogAttrs(context.Background(), level(e.Level), e.Message, all...)
+	return nil
+}
+
+func (c *slogCore) Sync() error { return nil }
+
+// attrs converts zap fields to slog attributes, through zap's own map
+// encoder.
+func attrs(fields []zapcore.Field) []slog.Attr {
+	if len(fields) == 0 {
+		return nil
+	}
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range fields {
+		f.AddTo(enc)
+	}
+	out := make([]slog.Attr, 0, len(enc.Fields))
+	for k, v := range enc.Fields {
+		out = append(out, slog.Any(k, v))
+	}
+	return out
+}

@@ -1,0 +1,218 @@
+package etcdstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"filippo.io/age"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/crypto"
+)
+
+// KeyFileEnv names the environment variable that Open reads the key file's
+// path from when no key option is given (the same as filestore's).
+const KeyFileEnv = "SESSIONSTORE_KEY_FILE"
+
+// credentialsKeyName is the key file's name in $CREDENTIALS_DIRECTORY
+// (systemd credentials), the second default.
+const credentialsKeyName = "sessionstore.key"
+
+// A Store keeps sealed sessions under one etcd prefix, one key per auth
+// type. It implements sessionstore.Store. It is safe for concurrent use by
+// goroutines and, through etcd locks and fenced writes, by processes on
+// any number of hosts.
+type Store struct {
+	client       *clientv3.Client
+	prefix       string // no trailing "/"; the namespace bound into records
+	keyFile      string // "" when opened WithKeyring
+	extra        []age.Recipient
+	log          *slog.Logger
+	now          func() time.Time
+	ttl          int // lease TTL, seconds
+	maxStaleness time.Duration
+	epoch        time.Time // the origin of monotonic deadlines (see watchState)
+	hooks        testHooks
+
+	keyMu      sync.Mutex // serialises key reloads; guards the passphrase fields
+	keys       atomic.Pointer[keyState]
+	askPass    func() (string, error)
+	passphrase string
+	havePass   bool
+
+	bg     context.Context // ends at Close: the background goroutines and the lease
+	stop   context.CancelFunc
+	wg     sync.WaitGroup // the background goroutines
+	closed atomic.Bool
+
+	names nameLocks // the in-process lock of each record
+
+	sessMu sync.Mutex // guards sess
+	sess   *session
+
+	cache cache // by auth type
+	watch watchState
+
+	// Counters for tests and debugging: records read from etcd, records
+	// decrypted, lease sessions started.
+	reads, opens, sessions atomic.Uint64
+}
+
+var _ sessionstore.Store = (*Store)(nil)
+
+// Open opens the store under prefix (for example "/sessionstore/prod") on
+// client, which the caller owns and closes after the Store. Open starts
+// the Store's lease (its locks and heartbeat) and its watch on
+// <prefix>/records/; it reads no record. Without WithKeyFile or
+// WithKeyring it uses the key file named by $SESSIONSTORE_KEY_FILE, else
+// $CREDENTIALS_DIRECTORY/sessionstore.key.
+func Open(ctx context.Context, client *clientv3.Client, prefix string, opts ...Option) (*Store, error) {
+	o := options{now: time.Now, lockTTL: DefaultLockTTL, maxStaleness: DefaultMaxStaleness}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if client == nil {
+		return nil, fmt.Errorf("etcdstore: open %q: no etcd client", prefix)
+	}
+	prefix = strings.TrimRight(prefix, "/")
+	if prefix == "" {
+		return nil, fmt.Errorf("etcdstore: open: the prefix is empty: give the service its own, such as /sessionstore/prod")
+	}
+	if o.lockTTL <= 0 || o.maxStaleness <= 0 {
+		return nil, fmt.Errorf("etcdstore: open %s: lock TTL and maximum staleness must be positive", prefix)
+	}
+	if o.keyring == nil && o.keyFile == "" {
+		var err error
+		if o.keyFile, err = DefaultKeyFile(); err != nil {
+			return nil, err
+		}
+	}
+	s := &Store{
+		client:       client,
+		prefix:       prefix,
+		extra:        o.extra,
+		log:          o.logger,
+		now:          o.now,
+		ttl:          int((o.lockTTL + time.Second - 1) / time.Second),
+		maxStaleness: o.maxStaleness,
+		epoch:        time.Now(),
+		askPass:      o.askPass,
+		hooks:        o.hooks,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if o.keyring != nil {
+		ring, err := o.keyring.WithRecipients(o.extra...)
+		if err != nil {
+			return nil, fmt.Errorf("etcdstore: %w", err)
+		}
+		s.keys.Store(&keyState{ring: ring})
+	} else {
+		s.keyFile = o.keyFile
+		if abs, err := filepath.Abs(o.keyFile); err == nil {
+			s.keyFile = abs
+		}
+		if _, err := s.reloadKeys(); err != nil {
+			return nil, err
+		}
+	}
+	s.bg, s.stop = context.WithCancel(context.Background())
+	if _, err := s.session(ctx); err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.wg.Add(2)
+	go s.watchLoop()
+	go s.heartbeatLoop()
+	return s, nil
+}
+
+// DefaultKeyFile returns the key file Open uses without a key option:
+// $SESSIONSTORE_KEY_FILE, else $CREDENTIALS_DIRECTORY/sessionstore.key.
+func DefaultKeyFile() (string, error) {
+	if p := os.Getenv(KeyFileEnv); p != "" {
+		return p, nil
+	}
+	if d := os.Getenv("CREDENTIALS_DIRECTORY"); d != "" {
+		return filepath.Join(d, credentialsKeyName), nil
+	}
+	return "", fmt.Errorf("etcdstore: no key file: set $%s or pass WithKeyFile; make one with: rekey -init -key FILE", KeyFileEnv)
+}
+
+// Prefix returns the store's prefix, without a trailing "/".
+func (s *Store) Prefix() string { return s.prefix }
+
+// Keyring returns the keyring the Store currently uses.
+func (s *Store) Keyring() *crypto.Keyring { return s.keys.Load().ring }
+
+// The key layout under the prefix.
+func recordsPrefix(prefix string) string { return prefix + "/records/" }
+func locksPrefix(prefix string) string   { return prefix + "/locks/" }
+func hostsPrefix(prefix string) string   { return prefix + "/hosts/" }
+
+func (s *Store) recordKey(stem string) string { return recordsPrefix(s.prefix) + stem }
+func (s *Store) lockKey(stem string) string   { return locksPrefix(s.prefix) + stem }
+
+// List returns the auth types stored under the prefix, sorted. Keys that
+// are not records of this store are skipped.
+func (s *Store) List(ctx context.Context) ([]string, error) {
+	if err := s.checkOpen("list"); err != nil {
+		return nil, err
+	}
+	return listNames(ctx, s.client, s.prefix)
+}
+
+// listNames returns the auth types of prefix's records, sorted.
+func listNames(ctx context.Context, client *clientv3.Client, prefix string) ([]string, error) {
+	pfx := recordsPrefix(prefix)
+	resp, err := client.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: list %s: %w", pfx, err)
+	}
+	names := make([]string, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if name, ok := nameOf(strings.TrimPrefix(string(kv.Key), pfx)); ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func (s *Store) checkOpen(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("etcdstore: %s %s: %w", op, s.prefix, sessionstore.ErrClosed)
+	}
+	return nil
+}
+
+// Close releases the Store: it stops its watch and heartbeat and revokes
+// its lease (removing its heartbeat and any lock it holds), waiting at most
+// a few seconds for etcd. It does not close the client. Calls after Close
+// return sessionstore.ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.stop()
+	s.wg.Wait()
+	s.cache.reset()
+	s.sessMu.Lock()
+	sess := s.sess
+	s.sess = nil
+	s.sessMu.Unlock()
+	if sess != nil {
+		sess.end(s.client)
+	}
+	return nil
+}

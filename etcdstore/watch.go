@@ -1,0 +1,219 @@
+package etcdstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/sessionstore/sessionstore/internal/wire"
+)
+
+// watchState is the health of the Store's watch on <prefix>/records/.
+//
+// Each (re)start of the watch is a generation: it begins with a fresh read
+// of the prefix's revision, drops every cached value, and watches from that
+// revision. A cached entry carries the generation that was current
+// when it was read or written, and is served only while that generation is
+// current and its deadline has not passed. The deadline moves only when
+// etcd answers a progress request: a progress notification says that
+// every change up to the request has been delivered, so the cache is
+// current as of the request's time, and stays servable for maxStaleness
+// after it.
+type watchState struct {
+	gen      atomic.Uint64 // the current generation; changed under cache.mu
+	deadline atomic.Int64  // serve cached values until then (ns since Store.epoch); 0: don't
+	pending  atomic.Int64  // when the outstanding progress request was sent (ns since epoch); 0: none
+	cancel   atomic.Pointer[context.CancelFunc]
+
+	restarts atomic.Uint64 // generations started, for tests and logs
+}
+
+// vouches reports whether a cached entry of generation gen may be served.
+func (w *watchState) vouches(s *Store, gen uint64) bool {
+	return gen == w.gen.Load() && s.mono() < w.deadline.Load()
+}
+
+// mono is a monotonic clock: nanoseconds since the Store was opened.
+func (s *Store) mono() int64 { return int64(time.Since(s.epoch)) }
+
+// Watching reports whether the Store currently serves values from its
+// cache: its watch is up and etcd answered within WithMaxStaleness.
+func (s *Store) Watching() bool {
+	return s.mono() < s.watch.deadline.Load()
+}
+
+// watchLoop keeps the watch running until Close, restarting it (after a
+// growing pause) whenever it ends: compaction, cancellation, a member
+// without a leader, a stream that stopped answering.
+func (s *Store) watchLoop() {
+	defer s.wg.Done()
+	pause := 10 * time.Millisecond
+	for s.bg.Err() == nil {
+		healthy, err := s.watchOnce()
+		s.watch.deadline.Store(0) // nothing cached is served until the next generation vouches for it
+		if s.bg.Err() != nil {
+			return
+		}
+		if healthy {
+			pause = 10 * time.Millisecond
+		}
+		s.log.Warn("sessionstore: etcd watch ended; dropping the cache and starting again", "prefix", recordsPrefix(s.prefix), "err", err)
+		select {
+		case <-s.bg.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// watchOnce runs one generation of the watch. It reports whether etcd
+// answered a progress request in it, and why it ended.
+func (s *Store) watchOnce() (healthy bool, err error) {
+	// A stream of the Store's own (gRPC metadata makes it distinct), so
+	// that its progress requests and their answers are its own; and it
+	// requires a leader, so that a member cut off from the cluster ends the
+	// watch instead of serving it stale.
+	ctx := metadata.AppendToOutgoingContext(s.bg, "sessionstore-watch", fmt.Sprintf("%p", s))
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	s.watch.cancel.Store(&cancel)
+	if s.hooks.beforeFreshRead != nil {
+		s.hooks.beforeFreshRead()
+	}
+
+	pfx := recordsPrefix(s.prefix)
+	resp, err := s.client.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("fresh read of %s: %w", pfx, err)
+	}
+	rev := resp.Header.Revision
+	gen := s.newGeneration()
+	if s.hooks.beforeWatch != nil {
+		s.hooks.beforeWatch()
+	}
+	// From rev itself, not rev+1: etcd answers no progress request for a
+	// watch that starts past its current revision. Changes at rev are
+	// already in any later read, and apply ignores what is not newer than
+	// a cached entry.
+	wch := s.client.Watch(ctx, pfx, clientv3.WithPrefix(), clientv3.WithRev(rev),
+		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
+
+	s.watch.pending.Store(0)
+	for wr := range wch {
+		if err := wr.Err(); err != nil {
+			return healthy, err
+		}
+		if wr.Canceled {
+			return healthy, errors.New("watch canceled")
+		}
+		if s.hooks.onResponse != nil {
+			s.hooks.onResponse()
+		}
+		if wr.Created {
+			// Progress answers go to the watches the stream has.
+			go s.requestProgress(ctx, cancel)
+		}
+		for _, ev := range wr.Events {
+			s.apply(gen, pfx, ev)
+		}
+		if wr.IsProgressNotify() {
+			if sent := s.watch.pending.Swap(0); sent != 0 {
+				s.watch.deadline.Store(sent + int64(s.maxStaleness))
+				healthy = true
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return healthy, err
+	}
+	return healthy, errors.New("watch channel closed")
+}
+
+// newGeneration drops every cached value (keeping sequence numbers, for
+// sessionstore.ErrRollback) and starts a new watch generation.
+func (s *Store) newGeneration() uint64 {
+	s.cache.mu.Lock()
+	defer s.cache.mu.Unlock()
+	gen := s.watch.gen.Add(1)
+	s.watch.restarts.Add(1)
+	s.cache.updateAllLocked(func(e entry) entry { return entry{maxSeq: e.maxSeq} })
+	return gen
+}
+
+// requestProgress asks etcd for a progress notification three times per
+// maxStaleness. If no answer came for maxStaleness, it ends the watch
+// (cancel), to be restarted from a fresh read.
+func (s *Store) requestProgress(ctx context.Context, cancel context.CancelFunc) {
+	every := max(s.maxStaleness/3, time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		sent := s.watch.pending.Load()
+		if sent != 0 && s.mono()-sent > int64(s.maxStaleness) {
+			s.log.Warn("sessionstore: etcd watch stopped answering; restarting it", "prefix", s.prefix)
+			cancel()
+			return
+		}
+		if sent == 0 {
+			s.watch.pending.Store(s.mono())
+		}
+		// Also again while unanswered: etcd drops a request that comes
+		// while the watch catches up. An answer is then dated from the
+		// first request, which errs on the safe side.
+		if err := s.client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sessionstore: etcd progress request failed", "prefix", s.prefix, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// apply records one change of the records under the prefix. The cached
+// value of a changed record is replaced by the new one (decrypted here, so
+// that a Get needs no round trip) if the Store cached it, else dropped; a
+// change of a record the Store never read only notes its revision, so that
+// a read that raced with it is not cached.
+func (s *Store) apply(gen uint64, pfx string, ev *clientv3.Event) {
+	name, ok := nameOf(strings.TrimPrefix(string(ev.Kv.Key), pfx))
+	if !ok {
+		return
+	}
+	rev := ev.Kv.ModRevision
+	e := s.cache.get(name)
+	if e != nil && e.modRev >= rev {
+		return // our own write, or already read
+	}
+	var next *entry
+	if ev.Type == clientv3.EventTypePut && e != nil && e.ok {
+		if rec, _, err := s.keys.Load().ring.OpenIn(ev.Kv.Value, s.prefix, name); err == nil {
+			s.opens.Add(1)
+			if a, err := wire.DecodeAuth(rec.Auth); err == nil && rec.Seq >= e.maxSeq {
+				next = &entry{ok: true, auth: a, modRev: rev, seq: rec.Seq, written: rec.Written, maxSeq: rec.Seq, gen: gen}
+			}
+		}
+	}
+	s.cache.mu.Lock()
+	defer s.cache.mu.Unlock()
+	if s.watch.gen.Load() != gen {
+		return
+	}
+	s.cache.updateLocked(name, func(e entry) entry {
+		if e.modRev >= rev {
+			return e
+		}
+		if next != nil && next.maxSeq >= e.maxSeq {
+			return *next
+		}
+		return entry{maxSeq: e.maxSeq, modRev: rev}
+	})
+}

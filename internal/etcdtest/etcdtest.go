@@ -1,0 +1,185 @@
+// Package etcdtest starts real etcd servers for sessionstore's tests:
+// embedded members (go.etcd.io/etcd/server/v3/embed) on loopback, with
+// fast election settings, no fsync and a silent logger. Nothing needs to be
+// installed.
+package etcdtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// A Member is one running embedded etcd member.
+type Member struct {
+	Etcd     *embed.Etcd
+	Endpoint string // its client URL
+}
+
+// MemberConfig describes one member of a cluster.
+type MemberConfig struct {
+	Name, Dir        string
+	PeerURL, Client  string // http://127.0.0.1:PORT
+	InitialCluster   string // name=peerURL,…; "" for a single member
+	TickMs, Election uint   // 0: 10 and 100 ms
+}
+
+// StartMember starts a member and waits until it is ready (for a cluster:
+// until a quorum formed) or timeout passes.
+func StartMember(c MemberConfig, timeout time.Duration) (*Member, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = c.Name
+	cfg.Dir = c.Dir
+	cfg.TickMs, cfg.ElectionMs = 10, 100
+	if c.TickMs != 0 {
+		cfg.TickMs, cfg.ElectionMs = c.TickMs, c.Election
+	}
+	cfg.UnsafeNoFsync = true // test data in a temp directory
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	peer, err := url.Parse(c.PeerURL)
+	if err != nil {
+		return nil, err
+	}
+	client, err := url.Parse(c.Client)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	cfg.InitialCluster = c.InitialCluster
+	if cfg.InitialCluster == "" {
+		cfg.InitialCluster = c.Name + "=" + c.PeerURL
+	}
+	cfg.InitialClusterToken = "sessionstore-test"
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcdtest: start member %s: %w", c.Name, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("etcdtest: member %s: %w", c.Name, err)
+	case <-time.After(timeout):
+		e.Server.Stop()
+		e.Close()
+		return nil, fmt.Errorf("etcdtest: member %s not ready after %v", c.Name, timeout)
+	}
+	return &Member{Etcd: e, Endpoint: c.Client}, nil
+}
+
+// Close stops the member.
+func (m *Member) Close() { m.Etcd.Close() }
+
+// FreeURL returns http://127.0.0.1:PORT with a port that was free a moment
+// ago.
+func FreeURL() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return "http://" + l.Addr().String(), nil
+}
+
+// shared is the one single-member server of a test package.
+var shared struct {
+	once sync.Once
+	m    *Member
+	dir  string
+	err  error
+}
+
+// Endpoint returns the client URL of the test package's shared etcd
+// server, starting it on first use; Stop stops it (call it from TestMain).
+func Endpoint(t testing.TB) string {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "sessionstore-etcd-")
+		if shared.err != nil {
+			return
+		}
+		var peer, client string
+		if peer, shared.err = FreeURL(); shared.err != nil {
+			return
+		}
+		if client, shared.err = FreeURL(); shared.err != nil {
+			return
+		}
+		shared.m, shared.err = StartMember(MemberConfig{Name: "shared", Dir: shared.dir, PeerURL: peer, Client: client}, 30*time.Second)
+	})
+	if shared.err != nil {
+		t.Fatalf("etcdtest: %v", shared.err)
+	}
+	return shared.m.Endpoint
+}
+
+// Stop stops the shared server, if it started, and removes its data.
+func Stop() {
+	if shared.m != nil {
+		shared.m.Close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+}
+
+// NewClient returns a client of endpoints that logs nothing; the test
+// closes it at its end.
+func NewClient(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	c, err := Dial(endpoints...)
+	if err != nil {
+		t.Fatalf("etcdtest: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Dial returns a client of endpoints that logs nothing.
+func Dial(endpoints ...string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 10 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+}
+
+var prefixes atomic.Uint64
+
+var unsafe = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// Prefix returns a prefix no other test of the process uses, named after
+// the test.
+func Prefix(t testing.TB) string {
+	name := unsafe.ReplaceAllString(t.Name(), "_")
+	return fmt.Sprintf("/sessionstore-test/%d-%s", prefixes.Add(1), strings.Trim(name, "_"))
+}
+
+// WaitLeader waits until endpoint's member knows a leader.
+func WaitLeader(ctx context.Context, c *clientv3.Client, endpoint string) error {
+	for {
+		st, err := c.Status(ctx, strings.TrimPrefix(endpoint, "http://"))
+		if err == nil && st.Leader != 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
