@@ -3,10 +3,80 @@
 package filestore
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/sessionstore/sessionstore"
 )
 
 // lockFlag opens a lock file, creating it, never through a symlink, and
 // without blocking on a FIFO.
 const lockFlag = os.O_CREATE | os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+
+// fileLock takes the flock on path with raw system calls (no poller
+// registration, and no LOCK_UN: closing the descriptor releases it),
+// creating the file 0600, never through a symlink, never blocking on a
+// FIFO. If another process holds it, it waits in the kernel until the lock
+// is granted or ctx is done; an abandoned wait closes its descriptor as
+// soon as the lock is granted.
+func fileLock(ctx context.Context, path string) (release func(), err error) {
+	var fd int
+	for {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err == syscall.ELOOP {
+		return nil, fmt.Errorf("filestore: lock %s is a symlink, not followed: %w", path, sessionstore.ErrInsecurePermissions)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("filestore: lock %s: open: %w", path, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("filestore: lock %s: fstat: %w", path, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("filestore: lock %s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
+	}
+	// The umask may have narrowed the mode of a new lock file; make it
+	// exactly 0600, whatever the umask.
+	if st.Mode&0o777 != 0o600 {
+		syscall.Fchmod(fd, 0o600)
+	}
+	closeFD := func() { syscall.Close(fd) }
+	err = flockRetry(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return closeFD, nil
+	}
+	if err != syscall.EWOULDBLOCK {
+		closeFD()
+		return nil, fmt.Errorf("filestore: lock %s: flock: %w", path, err)
+	}
+	granted := make(chan error, 1)
+	go func() { granted <- flockRetry(fd, syscall.LOCK_EX) }()
+	select {
+	case err = <-granted:
+	case <-ctx.Done():
+		go func() { <-granted; closeFD() }()
+		return nil, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
+	}
+	if err != nil {
+		closeFD()
+		return nil, fmt.Errorf("filestore: lock %s: flock: %w", path, err)
+	}
+	return closeFD, nil
+}
+
+func flockRetry(fd, how int) error {
+	for {
+		if err := syscall.Flock(fd, how); err != syscall.EINTR {
+			return err
+		}
+	}
+}

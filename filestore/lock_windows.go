@@ -2,7 +2,50 @@
 
 package filestore
 
-import "os"
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/gofrs/flock"
+
+	"github.com/sessionstore/sessionstore"
+)
 
 // lockFlag opens a lock file, creating it.
 const lockFlag = os.O_CREATE | os.O_RDONLY
+
+// fileLock takes the lock on path, creating it, waiting until ctx is done.
+func fileLock(ctx context.Context, path string) (release func(), err error) {
+	lk := flock.New(path, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
+	ok, err := lk.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+	}
+	if !ok {
+		granted := make(chan error, 1)
+		go func() { granted <- lk.Lock() }()
+		select {
+		case err = <-granted:
+		case <-ctx.Done():
+			go func() {
+				if <-granted == nil {
+					lk.Unlock()
+				}
+			}()
+			return nil, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+		}
+	}
+	fi, err := lk.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		lk.Unlock()
+		if err == nil {
+			err = fmt.Errorf("%s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
+		}
+		return nil, fmt.Errorf("filestore: lock %w", err)
+	}
+	return func() { lk.Unlock() }, nil
+}

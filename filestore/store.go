@@ -41,6 +41,7 @@ type Store struct {
 	extra   []age.Recipient // WithRecipients
 	watch   bool
 	remote  bool // on a network file system: never trust a file's identity for its bytes
+	euid    int  // the user that opened the Store, who must own its directory
 	log     *slog.Logger
 	now     func() time.Time
 	fault   fsutil.FaultFunc // test seam for the write path
@@ -97,6 +98,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		now:     o.now,
 		fault:   o.fault,
 		askPass: o.askPass,
+		euid:    os.Geteuid(),
 	}
 	s.watcher.hub = processHub
 	if o.watcher != nil {
@@ -162,6 +164,19 @@ func ensureDir(dir string) error {
 		return fmt.Errorf("filestore: %w", err)
 	}
 	if err := fsutil.CheckPrivateDir(dir, fi); err != nil {
+		return fmt.Errorf("filestore: store directory %w", err)
+	}
+	return nil
+}
+
+// checkDir checks, before a write, that the directory is still private
+// to the user that opened the Store.
+func (s *Store) checkDir() error {
+	fi, err := os.Stat(s.dir)
+	if err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	if err := fsutil.CheckPrivateDirFor(s.dir, fi, s.euid); err != nil {
 		return fmt.Errorf("filestore: store directory %w", err)
 	}
 	return nil

@@ -8,11 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
-
-	"github.com/gofrs/flock"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
@@ -98,7 +95,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	}
 	// The directory's permissions may have changed since Open: never
 	// write into one that others can write to.
-	if err := checkStoreDir(s.dir); err != nil {
+	if err := s.checkDir(); err != nil {
 		return sessionstore.AuthObject{}, err
 	}
 	unlock, err := s.lockCurrentKeys(ctx, stem)
@@ -281,54 +278,13 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 	}
 	releaseInProc := func() { <-inProc }
 
-	lk := flock.New(path, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
-	ok, err := lk.TryLock()
+	release, err := fileLock(ctx, path)
 	if err != nil {
-		releaseInProc()
-		return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
-	}
-	if !ok { // another process holds it: wait in the kernel
-		granted := make(chan error, 1)
-		go func() { granted <- lk.Lock() }()
-		select {
-		case err = <-granted:
-		case <-ctx.Done():
-			go func() {
-				if <-granted == nil {
-					lk.Unlock()
-				}
-				lk.Close()
-			}()
-			releaseInProc()
-			return nil, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
-		}
-		if err != nil {
-			lk.Close()
-			releaseInProc()
-			return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
-		}
-	}
-	fail := func(err error) (func(), error) {
-		lk.Unlock()
-		lk.Close()
 		releaseInProc()
 		return nil, err
 	}
-	fi, err := lk.Stat()
-	if err != nil {
-		return fail(fmt.Errorf("filestore: lock %s: %w", path, err))
-	}
-	if !fi.Mode().IsRegular() {
-		return fail(fmt.Errorf("filestore: lock %s is not a regular file (%v): %w", path, fi.Mode().Type(), sessionstore.ErrInsecurePermissions))
-	}
-	// The umask may have narrowed the mode of a new lock file; make it
-	// exactly 0600, whatever the umask.
-	if fi.Mode().Perm() != 0o600 && runtime.GOOS != "windows" {
-		os.Chmod(path, 0o600)
-	}
 	return func() {
-		lk.Unlock()
-		lk.Close()
+		release()
 		releaseInProc()
 	}, nil
 }

@@ -102,7 +102,7 @@ func WriteFile(dir, name, tmpName string, data []byte, fault FaultFunc) (err err
 	if err := step(StepRename); err != nil {
 		return &os.LinkError{Op: "rename", Old: tmpPath, New: target, Err: err}
 	}
-	if err := os.Rename(tmpPath, target); err != nil {
+	if err := rename(tmpPath, target); err != nil {
 		return err
 	}
 	renamed = true

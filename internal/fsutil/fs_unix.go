@@ -56,21 +56,28 @@ func CheckTrustedFile(path string, fi fs.FileInfo) error {
 // directory, is writable by group or others, or is owned by another user
 // than the current one or root.
 func CheckPrivateDir(path string, fi fs.FileInfo) error {
+	return CheckPrivateDirFor(path, fi, os.Geteuid())
+}
+
+// CheckPrivateDirFor is CheckPrivateDir for the user uid (a Store checks
+// against the user that opened it, without a geteuid call per write).
+func CheckPrivateDirFor(path string, fi fs.FileInfo, uid int) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
 		return fmt.Errorf("%s is writable by group or others (mode %04o, want 0700): %w", path, perm, sessionstore.ErrInsecurePermissions)
 	}
-	return checkOwner(path, fi)
+	return checkOwnerIs(path, fi, uid)
 }
 
-func checkOwner(path string, fi fs.FileInfo) error {
+func checkOwner(path string, fi fs.FileInfo) error { return checkOwnerIs(path, fi, os.Geteuid()) }
+
+func checkOwnerIs(path string, fi fs.FileInfo, uid int) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return nil
 	}
-	uid := os.Geteuid()
 	if int(st.Uid) != uid && st.Uid != 0 {
 		return fmt.Errorf("%s is owned by uid %d, not by this user (uid %d) or root: %w", path, st.Uid, uid, sessionstore.ErrInsecurePermissions)
 	}

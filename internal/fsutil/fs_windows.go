@@ -45,6 +45,9 @@ func CheckPrivateFile(path string, fi fs.FileInfo) error {
 // CheckTrustedFile checks that fi is a regular file.
 func CheckTrustedFile(path string, fi fs.FileInfo) error { return CheckPrivateFile(path, fi) }
 
+// CheckPrivateDirFor is CheckPrivateDir; Windows has no uid.
+func CheckPrivateDirFor(path string, fi fs.FileInfo, uid int) error { return CheckPrivateDir(path, fi) }
+
 // CheckPrivateDir checks that fi is a directory.
 func CheckPrivateDir(path string, fi fs.FileInfo) error {
 	if !fi.IsDir() {
@@ -52,3 +55,5 @@ func CheckPrivateDir(path string, fi fs.FileInfo) error {
 	}
 	return nil
 }
+
+func rename(from, to string) error { return os.Rename(from, to) }

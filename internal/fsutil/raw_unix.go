@@ -85,3 +85,12 @@ func openRetry(path string, flags int) (int, error) {
 		}
 	}
 }
+
+// rename is rename(2): os.Rename first stats the target, which a record
+// never needs.
+func rename(from, to string) error {
+	if err := syscall.Rename(from, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}
