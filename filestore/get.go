@@ -19,13 +19,20 @@ import (
 // stored. A cached value costs no I/O and, unless it has Extra, no
 // allocation.
 func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
+	// The hot path: one lock-free map lookup and a copy.
+	if e := s.cache.get(authType); e != nil && e.trusted && !s.closed.Load() {
+		if e.auth.Extra == nil {
+			return e.auth, nil
+		}
+		return e.auth.Clone(), nil
+	}
 	a, _, err := s.lookup(ctx, authType)
 	return a, err
 }
 
 // lookup is Get, also returning when the record was written.
 func (s *Store) lookup(ctx context.Context, authType string) (sessionstore.AuthObject, time.Time, error) {
-	if e := s.cache.get(authType); e != nil && e.ok && e.trusted && !s.closed.Load() {
+	if e := s.cache.get(authType); e != nil && e.trusted && !s.closed.Load() {
 		a := e.auth
 		if a.Extra != nil {
 			a = a.Clone()
