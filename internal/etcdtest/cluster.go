@@ -56,7 +56,7 @@ type ClusterConfig struct {
 	// TickMs and ElectionMs set raft's timing; 0: 20 and 200 ms, fast
 	// elections that a loaded machine does not trigger by mistake.
 	TickMs, ElectionMs uint
-	Timeout time.Duration // for the cluster to form; 0: 60 s
+	Timeout            time.Duration // for the cluster to form; 0: 60 s
 }
 
 // A Cluster is a running cluster of member processes.
