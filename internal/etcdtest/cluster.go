@@ -222,32 +222,10 @@ func (m *ProcMember) Ended() bool {
 	return m.ended
 }
 
-// stop asks the member to stop (closing its stdin), and kills it if it
-// has not within a few seconds.
-func (m *ProcMember) stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.ended {
-		return
-	}
-	m.ended = true
-	m.stdin.Close()
-	done := make(chan struct{})
-	go func() { m.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		m.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// Close stops every member still running. It does not remove the data
-// directories.
+// Close kills every member still running, and waits for them: their data
+// is a test's, to be removed. It does not remove the data directories.
 func (c *Cluster) Close() {
-	var wg sync.WaitGroup
 	for _, m := range c.Members {
-		wg.Go(m.stop)
+		m.Kill()
 	}
-	wg.Wait()
 }
