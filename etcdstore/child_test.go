@@ -147,6 +147,7 @@ var children = map[string]func(context.Context, *etcdstore.Store, childSpec) err
 		}
 		return nil
 	},
+	"fleet": fleetChild,
 	// token: wait for stdin to close (the start signal), get a token
 	// through sessionstore.TokenSource, call the API once, print the
 	// access token (or the provider's refusal).
@@ -171,6 +172,59 @@ var children = map[string]func(context.Context, *etcdstore.Store, childSpec) err
 		fmt.Println("token", tok.AccessToken)
 		return nil
 	},
+}
+
+// fleetChild is the "fleet" role: after a line on stdin, until stdin
+// closes, it gets a token through sessionstore.TokenSource, calls the API
+// with it, and increments the counter c.name+"-counter" with Update. A
+// write refused before it was applied is tried again; one whose outcome
+// is unknown is counted apart. It prints each error ("error MSG") and
+// at the end "done OK FAILED INCREMENTS UNKNOWN".
+func fleetChild(ctx context.Context, s *etcdstore.Store, c childSpec) error {
+	cfg := &oauth2.Config{ClientID: sessionstoretest.ClientID, ClientSecret: sessionstoretest.ClientSecret,
+		Endpoint: oauth2.Endpoint{TokenURL: c.url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+	ts := sessionstore.TokenSource(ctx, s, c.name, sessionstore.ConfigRefresher(cfg))
+	api := oauth2.NewClient(ctx, ts)
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	if !in.Scan() {
+		return nil
+	}
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+	var ok, failed, incs, unknown int
+	report := func(err error) { fmt.Println("error", strings.ReplaceAll(err.Error(), "\n", " ")) }
+	for {
+		select {
+		case <-stop:
+			fmt.Println("done", ok, failed, incs, unknown)
+			return nil
+		default:
+		}
+		_, err := ts.Token()
+		if err == nil {
+			err = sessionstoretest.CallAPI(ctx, api, c.url+"/api/me")
+		}
+		if err != nil {
+			failed++
+			report(err)
+		} else {
+			ok++
+		}
+		for attempt := 1; ; attempt++ {
+			_, err := s.Update(ctx, c.name+"-counter", increment)
+			if err == nil {
+				incs++
+				break
+			}
+			report(err)
+			if strings.Contains(err.Error(), "is unknown") || attempt == 10 {
+				unknown++
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // increment adds one to the counter kept in AccessToken.

@@ -21,6 +21,7 @@ import (
 const childEnv = "SESSIONSTORE_ETCD_CHILD"
 
 func TestMain(m *testing.M) {
+	etcdtest.MaybeRunMember() // a member of a cluster of processes (failover_test.go)
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role))
 	}

@@ -1,11 +1,11 @@
 // Command sessionstore lists, shows, deletes and imports the sessions of a
-// sessionstore store directory, without ever printing a token unless asked
-// to with show -reveal.
+// sessionstore store directory or etcd prefix, without ever printing a
+// token unless asked to with show -reveal.
 //
-//	sessionstore ls     -dir DIR [-key FILE] [-json]
-//	sessionstore show   -dir DIR [-key FILE] NAME [-json] [-reveal]
-//	sessionstore rm     -dir DIR [-key FILE] NAME
-//	sessionstore import -dir DIR [-key FILE] [-podiojs] [-name NAME] [-force] FILE...
+//	sessionstore ls     (-dir DIR | -etcd URLS -prefix P) [-key FILE] [-json]
+//	sessionstore show   (-dir DIR | -etcd URLS -prefix P) [-key FILE] NAME [-json] [-reveal]
+//	sessionstore rm     (-dir DIR | -etcd URLS -prefix P) [-key FILE] NAME
+//	sessionstore import (-dir DIR | -etcd URLS -prefix P) [-key FILE] [-podiojs] [-name NAME] [-force] FILE...
 //
 // Run "sessionstore -h" for the full usage.
 package main
@@ -26,11 +26,13 @@ import (
 )
 
 const usage = `Usage:
-    sessionstore ls     -dir DIR [-key FILE] [-json]
-    sessionstore show   -dir DIR [-key FILE] NAME [-json] [-reveal]
-    sessionstore rm     -dir DIR [-key FILE] NAME
-    sessionstore import -dir DIR [-key FILE] [-podiojs] [-name NAME] [-force] [-json] FILE...
+    sessionstore ls     STORE [-key FILE] [-json]
+    sessionstore show   STORE [-key FILE] NAME [-json] [-reveal]
+    sessionstore rm     STORE [-key FILE] NAME
+    sessionstore import STORE [-key FILE] [-podiojs] [-name NAME] [-force] [-json] FILE...
     sessionstore -version
+
+    STORE is -dir DIR (one host) or -etcd URLS -prefix P (a fleet).
 
 Commands:
     ls          List every session: name, expiry (and how long from now),
@@ -52,6 +54,15 @@ Commands:
 Options:
     -dir DIR    The store directory. ls, show and rm never create it;
                 import does (mode 0700).
+    -etcd URLS  The etcd cluster: client URLs, comma-separated, such as
+                https://etcd1:2379,https://etcd2:2379.
+    -prefix P   The store's etcd prefix, such as /sessionstore/prod.
+    -etcd-cacert FILE, -etcd-cert FILE, -etcd-key FILE
+                TLS: the CA that signs etcd's certificates; a client
+                certificate and its key.
+    -etcd-user USER
+                Authenticate to etcd as USER, with the password in
+                $ETCD_PASSWORD.
     -key FILE   The age identity file. Defaults to $SESSIONSTORE_KEY_FILE,
                 else $CREDENTIALS_DIRECTORY/sessionstore.key.
     -passphrase-file P
@@ -66,8 +77,6 @@ Options:
     -name NAME  With import of one file: store it under NAME.
     -force      With import: replace a session already stored under the
                 name (by default it is left alone, and reported).
-    -etcd URLS, -prefix P
-                Not supported yet: only -dir.
     -version    Print the version.
 
 Exit status: 0 on success, 1 on an error (or a record that does not open,
@@ -80,7 +89,12 @@ Examples:
     $ sessionstore rm -dir /var/lib/myapp/sessions server
     $ sessionstore import -podiojs -dir /var/lib/myapp/sessions tmp/*.json
     $ sessionstore import -dir /var/lib/myapp/sessions -name app:12345 -force tmp/app.json
+    $ ETCD_PASSWORD=... sessionstore ls -etcd https://etcd1:2379,https://etcd2:2379 \
+          -prefix /sessionstore/prod -etcd-cacert ca.pem -etcd-user myapp -key /etc/myapp/sessionstore.key
 `
+
+// etcdOpenTimeout bounds connecting to etcd.
+const etcdOpenTimeout = 10 * time.Second
 
 // now is the clock: a variable so that tests can fix it.
 var now = time.Now
@@ -91,7 +105,8 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 type options struct {
 	cmd                    string
 	dir, keyFile, passFile string
-	etcd, prefix           string
+	etcd                   etcdFlags
+	prefix                 string
 	name                   string
 	jsonOut, reveal, force bool
 	podiojs                bool
@@ -133,7 +148,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.dir, "dir", "", "")
 	fs.StringVar(&o.keyFile, "key", "", "")
 	fs.StringVar(&o.passFile, "passphrase-file", "", "")
-	fs.StringVar(&o.etcd, "etcd", "", "")
+	fs.StringVar(&o.etcd.urls, "etcd", "", "")
+	fs.StringVar(&o.etcd.cacert, "etcd-cacert", "", "")
+	fs.StringVar(&o.etcd.cert, "etcd-cert", "", "")
+	fs.StringVar(&o.etcd.key, "etcd-key", "", "")
+	fs.StringVar(&o.etcd.user, "etcd-user", "", "")
 	fs.StringVar(&o.prefix, "prefix", "", "")
 	fs.BoolVar(&o.jsonOut, "json", false, "")
 	fs.BoolVar(&o.reveal, "reveal", false, "")
@@ -159,10 +178,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return !set[flagName]
 	}
 	switch {
-	case set["etcd"] || set["prefix"]:
-		return usageErr("-etcd and -prefix are not supported yet: this sessionstore reads store directories only (-dir DIR)")
-	case o.dir == "":
-		return usageErr("no store: give -dir DIR")
+	case o.dir != "" && (set["etcd"] || set["prefix"]):
+		return usageErr("give -dir DIR or -etcd URLS -prefix P, not both")
+	case o.dir == "" && !set["etcd"] && !set["prefix"]:
+		return usageErr("no store: give -dir DIR or -etcd URLS -prefix P")
+	case o.dir == "" && (o.etcd.urls == "" || o.prefix == ""):
+		return usageErr("-etcd URLS and -prefix P go together")
+	case o.dir != "" && (set["etcd-cacert"] || set["etcd-cert"] || set["etcd-key"] || set["etcd-user"]):
+		return usageErr("-etcd-cacert, -etcd-cert, -etcd-key and -etcd-user go with -etcd")
+	case (o.etcd.cert == "") != (o.etcd.key == ""):
+		return usageErr("-etcd-cert and -etcd-key go together")
+	case o.etcd.user != "" && os.Getenv(etcdPasswordEnv) == "":
+		return usageErr("-etcd-user needs the password in $%s", etcdPasswordEnv)
 	case !only("json", "ls", "show", "import"):
 		return usageErr("-json goes with ls, show or import")
 	case !only("reveal", "show"):
@@ -194,7 +221,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	b, err := openDir(o.dir, o.keyFile, o.passphrase, o.cmd == "import")
+	var b backend
+	if o.dir != "" {
+		b, err = openDir(o.dir, o.keyFile, o.passphrase, o.cmd == "import")
+	} else {
+		octx, cancel := context.WithTimeout(ctx, etcdOpenTimeout)
+		b, err = openEtcd(octx, o.etcd, o.prefix, o.keyFile, o.passphrase, stderr)
+		cancel()
+	}
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -37,12 +37,16 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the command-line tests in testdata/*.txt.
 func TestScripts(t *testing.T) {
+	t.Cleanup(stopEtcd)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"keygen":   cmdKeygen,
 			"session":  cmdSession,
 			"joinkeys": cmdJoinKeys,
+			"etcd":     cmdEtcd,
+			"etcdcp":   cmdEtcdCopy,
+			"etcdput":  cmdEtcdPut,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("SESSIONSTORE_KEY_FILE", "")
@@ -85,7 +89,7 @@ func cmdJoinKeys(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(crypto.CreateKeyFile(ts.MkAbs(args[0]), k))
 }
 
-// session KEY DIR NAME [expires=DURATION] [refresh] [scope=S] [ref=TYPE:ID] [extra=K]:
+// session KEY DIR NAME (DIR "etcd:" is $ETCD, $PREFIX) [expires=DURATION] [refresh] [scope=S] [ref=TYPE:ID] [extra=K]:
 // store a session whose tokens are secret-access-NAME, secret-refresh-NAME
 // (with refresh) and, under extra key K, secret-extra-NAME. The expiry is
 // relative to $SESSIONSTORE_TEST_NOW (else now). A passphrase-protected
@@ -124,6 +128,15 @@ func cmdSession(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("session: unknown option %q", opt)
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if args[1] == "etcd:" {
+		s, c := openEtcdStore(ctx, ts, args[0])
+		defer c.Close()
+		defer s.Close()
+		ts.Check(s.Set(ctx, name, a))
+		return
+	}
 	opts := []filestore.Option{filestore.WithKeyFile(ts.MkAbs(args[0])), filestore.WithoutWatcher()}
 	if p := ts.Getenv("TEST_PASSPHRASE"); p != "" {
 		opts = append(opts, filestore.WithPassphrase(func() (string, error) { return p, nil }))
@@ -131,8 +144,6 @@ func cmdSession(ts *testscript.TestScript, neg bool, args []string) {
 	s, err := filestore.Open(ts.MkAbs(args[1]), opts...)
 	ts.Check(err)
 	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	ts.Check(s.Set(ctx, name, a))
 }
 
@@ -153,8 +164,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"frob"}, 2, `unknown command "frob"`},
 		{[]string{"-dir", dir, "ls"}, 2, "give a command first"},
 		{[]string{"ls", "-bogus"}, 2, "flag provided but not defined: -bogus"},
-		{[]string{"ls"}, 2, "no store: give -dir DIR"},
-		{[]string{"ls", "-etcd", "http://127.0.0.1:2379", "-prefix", "/p"}, 2, "-etcd and -prefix are not supported yet"},
+		{[]string{"ls"}, 2, "no store: give -dir DIR or -etcd URLS -prefix P"},
+		{[]string{"ls", "-etcd", "http://127.0.0.1:2379"}, 2, "-etcd URLS and -prefix P go together"},
+		{[]string{"ls", "-prefix", "/p"}, 2, "-etcd URLS and -prefix P go together"},
+		{[]string{"ls", "-dir", dir, "-etcd", "http://127.0.0.1:2379", "-prefix", "/p"}, 2, "not both"},
+		{[]string{"ls", "-dir", dir, "-etcd-user", "u"}, 2, "go with -etcd"},
+		{[]string{"ls", "-etcd", "http://127.0.0.1:2379", "-prefix", "/p", "-etcd-cert", "c.pem"}, 2, "-etcd-cert and -etcd-key go together"},
+		{[]string{"ls", "-etcd", "http://127.0.0.1:2379", "-prefix", "/p", "-etcd-user", "u"}, 2, "needs the password in $ETCD_PASSWORD"},
 		{[]string{"ls", "-dir", dir, "-reveal"}, 2, "-reveal goes with show"},
 		{[]string{"rm", "-dir", dir, "-json", "x"}, 2, "-json goes with ls, show or import"},
 		{[]string{"ls", "-dir", dir, "-force"}, 2, "go with import"},
