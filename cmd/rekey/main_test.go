@@ -20,11 +20,15 @@ import (
 
 func TestMain(m *testing.M) {
 	crypto.KeyFileWorkFactor = 10 // fast passphrase tests; the default is age's 18
-	code := testscript.RunMain(m, map[string]func() int{
-		"rekey": func() int { return run(os.Args[1:], os.Stdout, os.Stderr) },
-	})
-	etcdtest.Stop()
-	os.Exit(code)
+	testscript.Main(stopsEtcd{m}, map[string]func(){"rekey": main})
+}
+
+// stopsEtcd runs the tests, then stops the scripts' embedded etcd.
+type stopsEtcd struct{ *testing.M }
+
+func (m stopsEtcd) Run() int {
+	defer etcdtest.Stop()
+	return m.M.Run()
 }
 
 // TestScripts runs the command-line tests in testdata/*.txt.
