@@ -336,3 +336,36 @@ func TestKeyringNeverPrintsSecrets(t *testing.T) {
 	assert.Contains(t, out.String(), k.PublicKey(0), "public keys still show")
 	assert.Contains(t, out.String(), k.PublicKey(1))
 }
+
+// A staged identity is added last, decrypt-only, survives the key file
+// round trip as staged, and Promote makes it the primary with the old
+// primary kept decrypt-only.
+func TestStageAndPromote(t *testing.T) {
+	old, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	ct, err := old.Seal(testRecord())
+	require.NoError(t, err)
+	id, err := crypto.GenerateIdentity(false)
+	require.NoError(t, err)
+	staged, err := old.Stage(id)
+	require.NoError(t, err)
+	require.Equal(t, 2, staged.Len())
+	assert.True(t, staged.Staged())
+	assert.Equal(t, old.PublicKey(0), staged.PublicKey(0), "the primary stays")
+
+	parsed, err := crypto.ParseKeyring(bytes.NewReader(staged.MarshalKeyFile(time.Now())))
+	require.NoError(t, err)
+	assert.True(t, parsed.Staged(), "the key file says the last key is staged")
+	assert.Equal(t, staged.Fingerprints(), parsed.Fingerprints())
+	_, err = parsed.Stage(id)
+	require.Error(t, err, "the same identity twice")
+
+	promoted, err := parsed.Promote()
+	require.NoError(t, err)
+	assert.False(t, promoted.Staged())
+	assert.Equal(t, []string{staged.Fingerprint(1), staged.Fingerprint(0)}, promoted.Fingerprints())
+	_, idx, err := promoted.Open(ct, "server")
+	require.NoError(t, err)
+	assert.Equal(t, 1, idx, "the old primary opens its records, decrypt-only")
+	assert.False(t, promoted.PrimaryOnly().Staged())
+}

@@ -26,10 +26,16 @@ func (k *Keyring) MarshalKeyFile(created time.Time) []byte {
 	if k.rotating {
 		b.WriteString(rotationMarker + "\n")
 	}
+	if k.staged {
+		b.WriteString(stagedMarker + "\n")
+	}
 	for i, secret := range k.secrets {
-		if i == 0 {
+		switch {
+		case i == 0:
 			fmt.Fprintf(&b, "# created: %s\n", created.Format(time.RFC3339))
-		} else {
+		case k.staged && i == len(k.secrets)-1:
+			fmt.Fprintf(&b, "\n# staged: the next primary (created: %s), decrypt-only until promoted\n", created.Format(time.RFC3339))
+		default:
 			fmt.Fprintf(&b, "\n# decrypt-only: an older key, kept until every record is resealed\n")
 		}
 		fmt.Fprintf(&b, "# public key: %s\n", k.PublicKey(i))

@@ -39,11 +39,19 @@ type Keyring struct {
 	// rotating marks a key file written by step 1 of a rotation that has
 	// not finished: a rerun reuses its primary instead of adding another.
 	rotating bool
+
+	// staged marks a key file whose last identity is staged: new, held
+	// decrypt-only by every host until a fleet rotation promotes it.
+	staged bool
 }
 
 // rotationMarker is the comment line that marks a rotation in progress at
 // the top of a key file.
 const rotationMarker = "# rotation in progress: the first key is new; run rekey again to finish"
+
+// stagedMarker is the comment line that marks the last identity of a key
+// file as staged (fleet rotation, step 1).
+const stagedMarker = "# staged rotation: the last key is new and decrypt-only until rekey -etcd promotes it"
 
 // NewKeyring returns a Keyring of the given identities, the first being the
 // primary. Each must be an *age.X25519Identity or an *age.HybridIdentity.
@@ -115,8 +123,11 @@ func ParseKeyring(r io.Reader) (*Keyring, error) {
 		return nil, err
 	}
 	for line := range strings.Lines(string(data)) {
-		if strings.TrimSpace(line) == rotationMarker {
+		switch strings.TrimSpace(line) {
+		case rotationMarker:
 			k.rotating = true
+		case stagedMarker:
+			k.staged = k.Len() > 1
 		}
 	}
 	return k, nil
@@ -132,6 +143,50 @@ func (k *Keyring) WithRotating(rotating bool) *Keyring {
 	c := *k
 	c.rotating = rotating
 	return &c
+}
+
+// Staged reports whether k's last identity is a staged one: added by
+// Stage, decrypt-only until Promote makes it the primary.
+func (k *Keyring) Staged() bool { return k.staged }
+
+// Stage returns k with id added after every identity, decrypt-only, and
+// marked as staged (its key file says so in a comment): step 1 of a
+// rotation across hosts, which every host must hold before it becomes the
+// primary. It refuses an identity already in k, and one whose kind the
+// extra recipients cannot follow once it is promoted.
+func (k *Keyring) Stage(id age.Identity) (*Keyring, error) {
+	n, err := NewKeyring(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range k.secrets {
+		if s == n.secrets[0] {
+			return nil, errors.New("keyring: that identity is already in the keyring")
+		}
+	}
+	staged, err := NewKeyring(append(k.Identities(), id)...)
+	if err != nil {
+		return nil, err
+	}
+	if staged, err = staged.WithRecipients(k.extra...); err != nil {
+		return nil, err
+	}
+	if _, err := staged.Promote(); err != nil {
+		return nil, err
+	}
+	staged.staged = true
+	return staged, nil
+}
+
+// Promote returns the keyring a staged k becomes when its staged identity
+// (the last) is made the primary: that identity first, the others after it,
+// decrypt-only. It keeps k's extra recipients, which must be of the staged
+// identity's kind.
+func (k *Keyring) Promote() (*Keyring, error) {
+	if len(k.ids) < 2 {
+		return nil, errors.New("keyring: no staged identity to promote")
+	}
+	return k.Rotate(k.ids[len(k.ids)-1])
 }
 
 // LoadKeyring reads the age identity file at path, and the extra recipients
@@ -343,6 +398,6 @@ func (k *Keyring) Rotate(newPrimary age.Identity) (*Keyring, error) {
 func (k *Keyring) PrimaryOnly() *Keyring {
 	c := *k
 	c.ids, c.secrets, c.recips, c.macKeys = k.ids[:1:1], k.secrets[:1:1], k.recips[:1:1], k.macKeys[:1:1]
-	c.rotating = false
+	c.rotating, c.staged = false, false
 	return &c
 }

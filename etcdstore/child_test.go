@@ -113,6 +113,32 @@ func runChild(role string) int {
 }
 
 var children = map[string]func(context.Context, *etcdstore.Store, childSpec) error{
+	// idle: a host that only keeps its Store open (and its heartbeat
+	// going) until stdin closes.
+	"idle": func(ctx context.Context, s *etcdstore.Store, c childSpec) error {
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		fmt.Println("done")
+		return nil
+	},
+	// work: Update increments of the counter until stdin closes; then
+	// print how many it made.
+	"work": func(ctx context.Context, s *etcdstore.Store, c childSpec) error {
+		stop := make(chan struct{})
+		go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+		fmt.Println("ready")
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				fmt.Println("done", n)
+				return nil
+			default:
+			}
+			if _, err := s.Update(ctx, c.name, increment); err != nil {
+				return fmt.Errorf("after %d increments: %w", n, err)
+			}
+		}
+	},
 	// increment: wait for stdin to close (the start signal), then n
 	// Updates of the counter.
 	"increment": func(ctx context.Context, s *etcdstore.Store, c childSpec) error {

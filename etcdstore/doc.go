@@ -47,8 +47,9 @@
 // Every host uses the same key file, deployed by the operator's usual
 // means. Each open Store publishes a heartbeat with the fingerprints of its
 // keys (primary first) and rereads its key file before each write and every
-// two seconds. [Hosts] lists the heartbeats; a staged rotation checks them
-// before each step.
+// two seconds. [Hosts] lists the heartbeats; a staged rotation ([Stage],
+// [Rotate], [Retire], what rekey -stage, -etcd and -retire run) checks them
+// before each step, and [Check] reports which key opens each record.
 //
 // # The etcd client
 //

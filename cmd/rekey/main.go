@@ -4,9 +4,15 @@
 //	rekey -init -key FILE [-pq]
 //	rekey -key FILE -dir DIR [-dir DIR…] [-pq] [-keep-old] [-dry-run] [-j N]
 //	rekey -check -key FILE -dir DIR [-dir DIR…] [-json] [-j N]
+//	rekey -stage -key FILE [-pq]
+//	rekey -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
+//	rekey -retire -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
+//	rekey -check -key FILE -etcd URLS -prefix P [-json] [-j N]
 //
 // Rotation is safe while other processes use the store: see
-// filestore.Rotate for the protocol. Run "rekey -h" for the full usage.
+// filestore.Rotate for the protocol on one host, and etcdstore.Stage,
+// Rotate and Retire for the staged rotation across hosts. Run "rekey -h"
+// for the full usage.
 package main
 
 import (
@@ -22,6 +28,7 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/etcdstore"
 	"github.com/sessionstore/sessionstore/filestore"
 	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
@@ -30,6 +37,12 @@ const usage = `Usage:
     rekey -init -key FILE [-pq] [-passphrase-file P]
     rekey -key FILE -dir DIR [-dir DIR...] [-pq] [-keep-old] [-dry-run] [-j N]
     rekey -check -key FILE -dir DIR [-dir DIR...] [-json] [-j N]
+
+  Many hosts on etcd, in three steps (distribute FILE to every host after each):
+    rekey -stage -key FILE [-pq]
+    rekey -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
+    rekey -retire -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
+    rekey -check -key FILE -etcd URLS -prefix P [-json] [-j N]
 
 Options:
     -init       Create FILE with a new identity (age-keygen's format, mode
@@ -40,8 +53,25 @@ Options:
                 $CREDENTIALS_DIRECTORY/sessionstore.key.
     -dir DIR    A store directory. Repeat for several.
     -check      Report each record; exit 0 if and only if all of them open
-                with the primary.
-    -json       With -check, print one JSON object per record (never a token).
+                with the primary (with -etcd: and every live host uses it).
+    -json       With -check, print one JSON object per record (never a
+                token); with -etcd, then one per live host ("host_id").
+    -stage      Add a new identity to FILE after the others, decrypt-only
+                (step 1). Run again, it changes nothing and names the key
+                already staged.
+    -etcd URLS  The etcd endpoints, comma-separated: promote FILE's staged
+                identity to the primary and reseal every record under -prefix
+                (step 2). Refused, with FILE unchanged, while a live host
+                lacks the staged key.
+    -retire     With -etcd: reseal the records still under an old key and
+                drop the old keys from FILE (step 3). Refused, with FILE
+                unchanged, while a live host's primary is not FILE's primary.
+    -prefix P   The store's etcd prefix, as given to etcdstore.Open.
+    -etcd-cacert F, -etcd-cert F, -etcd-key F
+                TLS: the CA of etcd's certificates; a client certificate
+                and its key, if etcd wants one.
+    -etcd-user U
+                etcd user; the password is read from $ETCD_PASSWORD.
     -pq         Make the new identity post-quantum (ML-KEM-768+X25519).
     -keep-old   Keep the old identities, decrypt-only, after rotating.
     -dry-run    Say what would change and change nothing; exit 1 where the
@@ -58,12 +88,26 @@ it, reseals every record under its lock, checks that every record opens with
 the new primary alone, then removes the old keys (unless -keep-old). Running
 processes keep working throughout. If rekey is interrupted, run it again.
 
+Across hosts (etcd), every host must have each step's key file before the
+next step: rekey checks the live hosts' heartbeats (each open Store lists the
+fingerprints of its keys, primary first, and rereads its key file every 2 s)
+and refuses, naming the hosts, when one is not ready.
+
 Examples:
     $ rekey -init -key /etc/myapp/sessionstore.key
     Public key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
 
     $ rekey -key /etc/myapp/sessionstore.key -dir /var/lib/myapp/sessions
     $ rekey -check -json -key /etc/myapp/sessionstore.key -dir /var/lib/myapp/sessions
+
+    $ rekey -stage -key sessionstore.key          # then distribute it
+    $ export ETCD_PASSWORD=...                    # for -etcd-user
+    $ rekey -key sessionstore.key -etcd https://etcd-1:2379,https://etcd-2:2379 \
+          -etcd-cacert ca.pem -etcd-user sessionstore-prod -prefix /sessionstore/prod
+    $ rekey -check -key sessionstore.key -etcd https://etcd-1:2379 -etcd-cacert ca.pem \
+          -etcd-user sessionstore-prod -prefix /sessionstore/prod   # hosts' primaries
+    $ rekey -retire -key sessionstore.key -etcd https://etcd-1:2379 -etcd-cacert ca.pem \
+          -etcd-user sessionstore-prod -prefix /sessionstore/prod
 `
 
 // dirList is a repeatable -dir flag.
@@ -80,9 +124,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	var (
 		initFlag, check, jsonOut, pq, keepOld, dryRun, version bool
+		stage, retire                                          bool
 		keyFile, passFile                                      string
 		dirs                                                   dirList
 		workers                                                int
+		ef                                                     etcdFlags
 	)
 	fs.BoolVar(&initFlag, "init", false, "")
 	fs.StringVar(&keyFile, "key", "", "")
@@ -95,6 +141,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&workers, "j", 1, "")
 	fs.BoolVar(&version, "version", false, "")
 	fs.StringVar(&passFile, "passphrase-file", "", "")
+	fs.BoolVar(&stage, "stage", false, "")
+	fs.BoolVar(&retire, "retire", false, "")
+	fs.StringVar(&ef.urls, "etcd", "", "")
+	fs.StringVar(&ef.prefix, "prefix", "", "")
+	fs.StringVar(&ef.cacert, "etcd-cacert", "", "")
+	fs.StringVar(&ef.cert, "etcd-cert", "", "")
+	fs.StringVar(&ef.key, "etcd-key", "", "")
+	fs.StringVar(&ef.user, "etcd-user", "", "")
 
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "rekey: error: "+format+"\n", a...)
@@ -112,19 +166,50 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, cliutil.Version())
 		return 0
 	}
+	etcd := ef.urls != ""
+	keyOnly := "-init" // the modes that only write the key file
+	if stage {
+		keyOnly = "-stage"
+	}
+	modes := 0
+	for _, m := range []bool{initFlag, check, stage, retire} {
+		if m {
+			modes++
+		}
+	}
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	case initFlag && check:
 		return usageErr("-init and -check do not go together")
-	case initFlag && len(dirs) > 0:
-		return usageErr("-init takes no -dir")
-	case !initFlag && len(dirs) == 0:
+	case modes > 1:
+		return usageErr("-init, -stage, -retire and -check do not go together")
+	case (initFlag || stage) && len(dirs) > 0:
+		return usageErr("%s takes no -dir", keyOnly)
+	case (initFlag || stage) && etcd:
+		return usageErr("%s takes no -etcd: it only writes the key file", keyOnly)
+	case etcd && len(dirs) > 0:
+		return usageErr("-dir and -etcd do not go together")
+	case !etcd && (ef.prefix != "" || ef.cacert != "" || ef.cert != "" || ef.key != "" || ef.user != ""):
+		return usageErr("-prefix and the -etcd-… flags go with -etcd")
+	case etcd && ef.prefix == "":
+		return usageErr("-etcd needs -prefix, the store's etcd prefix")
+	case (ef.cert == "") != (ef.key == ""):
+		return usageErr("-etcd-cert and -etcd-key go together")
+	case retire && !etcd:
+		return usageErr("-retire needs -etcd URLS -prefix P")
+	case !initFlag && !stage && !etcd && len(dirs) == 0:
 		if len(args) == 0 {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-		return usageErr("no store directory: give at least one -dir")
+		return usageErr("no store directory: give at least one -dir, or -etcd URLS -prefix P")
+	case etcd && keepOld:
+		return usageErr("-keep-old goes with -dir; with -etcd, the old keys stay until -retire")
+	case etcd && pq:
+		return usageErr("-pq goes with -init, -stage or -dir; with -etcd, stage a post-quantum key with -stage -pq")
+	case stage && (keepOld || dryRun || jsonOut):
+		return usageErr("-stage takes no -keep-old, -dry-run or -json")
 	case jsonOut && !check:
 		return usageErr("-json goes with -check")
 	case check && (pq || keepOld || dryRun):
@@ -149,9 +234,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if passFile != "" {
 		passphrase = func() (string, error) { return cliutil.ReadPassphrase(passFile) }
 	}
+	if etcd {
+		c, err := ef.dial(ctx, stderr)
+		if err != nil {
+			return fail(err)
+		}
+		defer c.Close()
+		if check {
+			return runEtcdCheck(ctx, c, ef, keyFile, etcdstore.CheckOptions{Workers: workers, Passphrase: passphrase}, jsonOut, stdout, fail)
+		}
+		return runEtcdRotate(ctx, c, ef, keyFile, retire, etcdstore.RotateOptions{DryRun: dryRun, Workers: workers, Passphrase: passphrase}, stdout, fail)
+	}
 	switch {
 	case initFlag:
 		return runInit(keyFile, pq, passphrase, stdout, stderr, fail)
+	case stage:
+		return runStage(ctx, keyFile, etcdstore.StageOptions{PostQuantum: pq, Passphrase: passphrase}, stdout, fail)
 	case check:
 		statuses, err := filestore.Check(ctx, keyFile, dirs, filestore.CheckOptions{Workers: workers, Passphrase: passphrase})
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,26 +13,41 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/etcdstore"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/etcdtest"
 )
 
 func TestMain(m *testing.M) {
 	crypto.KeyFileWorkFactor = 10 // fast passphrase tests; the default is age's 18
-	testscript.Main(m, map[string]func(){"rekey": main})
+	testscript.Main(stopsEtcd{m}, map[string]func(){"rekey": main})
+}
+
+// stopsEtcd runs the tests, then stops the scripts' embedded etcd.
+type stopsEtcd struct{ *testing.M }
+
+func (m stopsEtcd) Run() int {
+	defer etcdtest.Stop()
+	return m.M.Run()
 }
 
 // TestScripts runs the command-line tests in testdata/*.txt.
 func TestScripts(t *testing.T) {
+	endpoint := etcdtest.Endpoint(t) // one embedded etcd for every script
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"seed":    cmdSeed,
 			"get":     cmdGet,
 			"foreign": cmdForeign,
+			"eseed":   cmdEtcdSeed,
+			"host":    cmdHost,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("SESSIONSTORE_KEY_FILE", "")
 			env.Setenv("CREDENTIALS_DIRECTORY", "")
+			env.Setenv("ETCD", endpoint)
+			env.Setenv("PREFIX", etcdtest.Prefix(t)+"/"+filepath.Base(env.WorkDir))
 			return nil
 		},
 	})
@@ -91,3 +107,56 @@ func cmdForeign(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(os.WriteFile(filepath.Join(ts.MkAbs(args[0]), args[1]+".age"), ct, 0o600))
 }
+
+// eseed KEY N: store N sessions rec-0 … rec-(N-1) under $PREFIX in $ETCD.
+func cmdEtcdSeed(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: eseed KEY N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	c, err := etcdtest.Dial(ts.Getenv("ETCD"))
+	ts.Check(err)
+	defer c.Close()
+	ctx, cancel := ctx5s()
+	defer cancel()
+	s, err := etcdstore.Open(ctx, c, ts.Getenv("PREFIX"), etcdstore.WithKeyFile(ts.MkAbs(args[0])))
+	ts.Check(err)
+	defer s.Close()
+	for i := range n {
+		ts.Check(s.Set(ctx, "rec-"+strconv.Itoa(i), sessionstore.AuthObject{AccessToken: "token-" + strconv.Itoa(i)}))
+	}
+}
+
+// host KEY: open a Store under $PREFIX with KEY's keys, fixed, on an
+// etcd client of its own (another host), until "host -stop" or the
+// script's end. Its heartbeat lists those keys.
+func cmdHost(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: host KEY | host -stop")
+	}
+	if args[0] == "-stop" {
+		if stop, ok := hosts.LoadAndDelete(ts); ok {
+			stop.(func())()
+		}
+		return
+	}
+	ring, err := crypto.LoadKeyring(ts.MkAbs(args[0]))
+	ts.Check(err)
+	c, err := etcdtest.Dial(ts.Getenv("ETCD"))
+	ts.Check(err)
+	ctx, cancel := ctx5s()
+	defer cancel()
+	s, err := etcdstore.Open(ctx, c, ts.Getenv("PREFIX"), etcdstore.WithKeyring(ring))
+	if err != nil {
+		c.Close()
+		ts.Fatalf("host: %v", err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { s.Close(); c.Close() }) }
+	ts.Defer(stop)
+	hosts.Store(ts, stop)
+}
+
+// hosts holds each script's open host's stop function.
+var hosts sync.Map
