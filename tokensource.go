@@ -53,7 +53,10 @@ var timeNow = time.Now
 //   - else refresh is called and the new token stored before the lock is
 //     released, so a rotating refresh token is used exactly once.
 //
-// A failed refresh leaves the stored session untouched and returns the
+// A refresh refused with invalid_grant (its refresh token already used)
+// reads the session again first: if another process or host stored a new
+// one meanwhile, that one is used. Otherwise a failed refresh leaves the
+// stored session untouched and returns the
 // refresher's error (an *oauth2.RetrieveError for ConfigRefresher), with
 // the session's tokens redacted from its message and from the provider's
 // description, even where the provider echoed them. The source then backs
@@ -135,6 +138,7 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 	stale, getErr := a, err // what this source found unusable
 	var found *seen
 	var refreshErr error
+	var usedRT string // the refresh token the failed refresh sent
 	_, err = ts.s.Update(ts.ctx, ts.name, func(cur AuthObject, exists bool) (AuthObject, error) {
 		if !exists {
 			if getErr != nil { // it names the file or key
@@ -163,6 +167,7 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 		if err != nil {
 			refreshErr = redactErr(fmt.Errorf("sessionstore: refreshing %q: %w", ts.name, err),
 				cur.AccessToken, cur.RefreshToken, cur.TransferToken)
+			usedRT = cur.RefreshToken
 			return AuthObject{}, refreshErr
 		}
 		if tok == nil || tok.AccessToken == "" {
@@ -174,6 +179,11 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 	})
 	if err != nil {
 		if refreshErr != nil && errors.Is(err, refreshErr) {
+			if l := ts.afterInvalidGrant(err, usedRT); l != nil {
+				ts.last.Store(l)
+				ts.failErr, ts.failures = nil, 0
+				return l.tok, nil
+			}
 			ts.failures++
 			ts.failErr = err
 			ts.retryAt = timeNow().Add(min(minBackoff<<min(ts.failures-1, 6), maxBackoff))
@@ -183,6 +193,26 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 	ts.last.Store(found)
 	ts.failErr, ts.failures = nil, 0
 	return found.tok, nil
+}
+
+// afterInvalidGrant handles a refresh refused with invalid_grant: the
+// refresh token was already used. If another process or host stored a new
+// session meanwhile (a lock whose lease lapsed while this one refreshed),
+// it re-reads and returns that session; otherwise nil.
+func (ts *tokenSource) afterInvalidGrant(err error, usedRT string) *seen {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		return nil
+	}
+	a, gerr := ts.s.Get(ts.ctx, ts.name)
+	if gerr != nil || a.AccessToken == "" || a.RefreshToken == usedRT {
+		return nil
+	}
+	now := timeNow()
+	if !a.Expiry.IsZero() && !now.Before(a.Expiry) {
+		return nil
+	}
+	return &seen{auth: a, tok: a.Token(), since: now}
 }
 
 // valid reports whether l's access token can be used now: it expires

@@ -18,6 +18,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/memstore"
 	"github.com/sessionstore/sessionstore/sessionstoretest"
 )
 
@@ -130,4 +131,54 @@ func TestTokenSourceRefreshErrorsNeverCarryTokens(t *testing.T) {
 		assert.NotContains(t, out, stored.AccessToken, out)
 	}
 	assert.Equal(t, 1, p.Stats().InvalidGrants)
+}
+
+// lapsedStore is a Store whose Update holds no lock, as when a lock's
+// lease lapsed while its holder was paused: another host may refresh in
+// between. It stands for that case in TestTokenSourceInvalidGrantRereads.
+type lapsedStore struct{ *memstore.Store }
+
+func (s lapsedStore) Update(ctx context.Context, name string,
+	fn func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
+	cur, err := s.Get(ctx, name)
+	next, err := fn(cur, err == nil)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	return next, s.Set(ctx, name, next)
+}
+
+// On invalid_grant the source re-reads first: if another host stored a
+// new session with the refresh token this one was refused, that session
+// is used, and no backoff starts.
+func TestTokenSourceInvalidGrantRereads(t *testing.T) {
+	ctx := context.Background()
+	p := sessionstoretest.NewProvider(time.Hour)
+	defer p.Close()
+	s := lapsedStore{memstore.New()}
+	tok, err := p.Config().PasswordCredentialsToken(ctx, sessionstoretest.Username, sessionstoretest.Password)
+	require.NoError(t, err)
+	expired := sessionstore.FromToken(tok)
+	expired.Expiry = time.Now().Add(-time.Minute)
+	require.NoError(t, s.Set(ctx, "server", expired))
+
+	var other *oauth2.Token
+	refresh := func(ctx context.Context, cur *oauth2.Token) (*oauth2.Token, error) {
+		// Another host refreshes first, with the same refresh token, and
+		// stores its result.
+		var err error
+		other, err = sessionstore.ConfigRefresher(p.Config())(ctx, cur)
+		require.NoError(t, err)
+		require.NoError(t, s.Set(ctx, "server", sessionstore.FromToken(other)))
+		return sessionstore.ConfigRefresher(p.Config())(ctx, cur) // refused: invalid_grant
+	}
+	ts := sessionstore.TokenSource(ctx, s, "server", refresh)
+	got, err := ts.Token()
+	require.NoError(t, err, "the other host's session is used")
+	assert.Equal(t, other.AccessToken, got.AccessToken)
+	assert.Equal(t, 1, p.Stats().InvalidGrants)
+	again, err := ts.Token()
+	require.NoError(t, err)
+	assert.Equal(t, other.AccessToken, again.AccessToken, "no backoff, no further refresh")
+	assert.Equal(t, 2, p.Stats().Refreshes+p.Stats().InvalidGrants)
 }
