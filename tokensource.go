@@ -56,9 +56,9 @@ var timeNow = time.Now
 // A refresh refused with invalid_grant (its refresh token already used)
 // reads the session again first: if another process or host stored a new
 // one meanwhile, that one is used. Otherwise a failed refresh leaves the
-// stored session untouched and returns the
-// refresher's error (an *oauth2.RetrieveError for ConfigRefresher), with
-// the session's tokens redacted from its message and from the provider's
+// stored session untouched and returns the refresher's error (an
+// *oauth2.RetrieveError for ConfigRefresher), with the session's tokens
+// redacted from its message and from the provider's
 // description, even where the provider echoed them. The source then backs
 // off: for 1 s, doubling after each further failure up to 1 min, calls
 // that need a refresh get the same error without a request to the
