@@ -18,7 +18,7 @@ import (
 // heard from etcd within WithMaxStaleness. Otherwise Get reads the record
 // from etcd (a linearizable read).
 func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
-	if e := s.cache.get(authType); e != nil && e.ok && s.watch.vouches(s, e.gen) && !s.closed.Load() {
+	if e := s.cache.Get(authType); e != nil && e.ok && s.watch.vouches(s, e.gen) && !s.closed.Load() {
 		a := e.auth
 		if a.Extra != nil {
 			a = a.Clone()
@@ -56,7 +56,7 @@ func (s *Store) load(ctx context.Context, name, key string) (sessionstore.AuthOb
 		return sessionstore.AuthObject{}, fmt.Errorf("etcdstore: %s: %w", key, sessionstore.ErrNotFound)
 	}
 	kv := resp.Kvs[0]
-	if e := s.cache.get(name); e != nil && e.ok && e.modRev == kv.ModRevision {
+	if e := s.cache.Get(name); e != nil && e.ok && e.modRev == kv.ModRevision {
 		// Unchanged since cached: no decryption; the current watch
 		// generation vouches for it from now on.
 		s.fill(gen, name, e.modRev, e.auth, e.seq, e.written)
@@ -82,9 +82,9 @@ func (s *Store) load(ctx context.Context, name, key string) (sessionstore.AuthOb
 // after modRev) or the watch already reported a later change. It returns
 // the highest sequence number seen if seq is below it (a rollback), else 0.
 func (s *Store) fill(gen uint64, name string, modRev int64, a sessionstore.AuthObject, seq uint64, written time.Time) (rollback uint64) {
-	s.cache.mu.Lock()
-	defer s.cache.mu.Unlock()
-	s.cache.updateLocked(name, func(e entry) entry {
+	s.cache.Lock()
+	defer s.cache.Unlock()
+	s.cache.UpdateLocked(name, func(e entry) entry {
 		if seq < e.maxSeq {
 			rollback = e.maxSeq
 			return e
@@ -101,7 +101,7 @@ func (s *Store) fill(gen uint64, name string, modRev int64, a sessionstore.AuthO
 // forget drops name's cached value if it is older than revision rev (0:
 // whatever its revision), keeping its highest sequence number.
 func (s *Store) forget(name string, rev int64) {
-	s.cache.updateExisting(name, func(e entry) entry {
+	s.cache.UpdateExisting(name, func(e entry) entry {
 		if rev != 0 && e.modRev >= rev {
 			return e
 		}

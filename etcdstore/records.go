@@ -2,7 +2,6 @@ package etcdstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/batch"
+	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 // RecordStatus describes one record, as Check, Rotate and Retire see it.
@@ -57,7 +58,7 @@ func checkRecords(ctx context.Context, client *clientv3.Client, prefix string, r
 		records = append(records, RecordStatus{Prefix: prefix, AuthType: name, EtcdKey: string(kv.Key), Key: -1,
 			modRev: kv.ModRevision, data: kv.Value})
 	}
-	err = forEach(ctx, records, workers, func(r *RecordStatus) {
+	err = batch.ForEach(ctx, records, workers, func(r *RecordStatus) {
 		data := r.data
 		r.data = nil
 		if p, ok := prior[r.AuthType]; ok && (p.Err != nil || p.modRev == r.modRev) {
@@ -69,7 +70,7 @@ func checkRecords(ctx context.Context, client *clientv3.Client, prefix string, r
 			r.setErr(fmt.Errorf("etcdstore: %s: %w", r.EtcdKey, err))
 			return
 		}
-		r.Key, r.PublicKey, r.Seq, r.Written, r.Expiry = idx, ring.PublicKey(idx), rec.Seq, rec.Written, expiryOf(rec.Auth)
+		r.Key, r.PublicKey, r.Seq, r.Written, r.Expiry = idx, ring.PublicKey(idx), rec.Seq, rec.Written, wire.ExpiryOf(rec.Auth)
 		if known != nil {
 			known.add(r.AuthType, &knownRec{modRev: r.modRev, rec: rec, pub: r.PublicKey})
 		} else {
@@ -126,7 +127,7 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 		pub = ring.PublicKey(idx)
 	}
 	defer clear(rec.Auth)
-	r.Key, r.PublicKey, r.Expiry = 0, ring.PublicKey(0), expiryOf(rec.Auth)
+	r.Key, r.PublicKey, r.Expiry = 0, ring.PublicKey(0), wire.ExpiryOf(rec.Auth)
 	if pub == ring.PublicKey(0) {
 		// A host with the new key file already sealed it to the new key.
 		r.Seq, r.Written, r.modRev = rec.Seq, rec.Written, kv.ModRevision
@@ -195,61 +196,11 @@ func (k *knownSet) clear() {
 	}
 }
 
-func expiryOf(auth []byte) time.Time {
-	var a struct {
-		Expiry time.Time `json:"expiry"`
-	}
-	if json.Unmarshal(auth, &a) == nil {
-		return a.Expiry
-	}
-	return time.Time{}
-}
-
-// forEach runs f on every item with n workers, stopping early if ctx is
-// done.
-func forEach[T any](ctx context.Context, items []T, n int, f func(*T)) error {
-	n = max(n, 1)
-	next := make(chan *T)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			for it := range next {
-				f(it)
-			}
-		})
-	}
-	var err error
-	for i := range items {
-		if err = ctx.Err(); err != nil {
-			break
-		}
-		next <- &items[i]
-	}
-	close(next)
-	wg.Wait()
-	return err
-}
-
 func failed(records []RecordStatus) []RecordStatus {
-	var bad []RecordStatus
-	for _, r := range records {
-		if r.Err != nil {
-			bad = append(bad, r)
-		}
-	}
-	return bad
+	return batch.Failed(records, func(r RecordStatus) error { return r.Err })
 }
 
 // recordNames lists records for an error message.
 func recordNames(records []RecordStatus) string {
-	const most = 10
-	var s []string
-	for i, r := range records {
-		if i == most {
-			s = append(s, fmt.Sprintf("and %d more", len(records)-most))
-			break
-		}
-		s = append(s, r.EtcdKey)
-	}
-	return strings.Join(s, ", ")
+	return batch.Names(records, func(r RecordStatus) string { return r.EtcdKey })
 }

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/batch"
 )
 
 // A rotation across hosts is staged, as Kubernetes rotates its
@@ -264,7 +265,7 @@ func resealAll(ctx context.Context, client *clientv3.Client, prefix, keyFile, pa
 		return fmt.Errorf("%s: %w", step, err)
 	}
 	defer s.Close()
-	err = forEach(ctx, records, workers, func(r *RecordStatus) {
+	err = batch.ForEach(ctx, records, workers, func(r *RecordStatus) {
 		if err := s.reseal(ctx, r, known.take(r.AuthType)); err != nil {
 			r.setErr(err)
 		}

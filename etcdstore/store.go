@@ -206,7 +206,7 @@ func (s *Store) Close() error {
 	}
 	s.stop()
 	s.wg.Wait()
-	s.cache.reset()
+	s.cache.Reset()
 	s.sessMu.Lock()
 	sess := s.sess
 	s.sess = nil

@@ -139,11 +139,11 @@ func (s *Store) watchOnce() (healthy bool, err error) {
 // newGeneration drops every cached value (keeping sequence numbers, for
 // sessionstore.ErrRollback) and starts a new watch generation.
 func (s *Store) newGeneration() uint64 {
-	s.cache.mu.Lock()
-	defer s.cache.mu.Unlock()
+	s.cache.Lock()
+	defer s.cache.Unlock()
 	gen := s.watch.gen.Add(1)
 	s.watch.restarts.Add(1)
-	s.cache.updateAllLocked(func(e entry) entry { return entry{maxSeq: e.maxSeq} })
+	s.cache.UpdateAllLocked(func(e entry) entry { return entry{maxSeq: e.maxSeq} })
 	return gen
 }
 
@@ -189,7 +189,7 @@ func (s *Store) apply(gen uint64, pfx string, ev *clientv3.Event) {
 		return
 	}
 	rev := ev.Kv.ModRevision
-	e := s.cache.get(name)
+	e := s.cache.Get(name)
 	if e != nil && e.modRev >= rev {
 		return // our own write, or already read
 	}
@@ -202,12 +202,12 @@ func (s *Store) apply(gen uint64, pfx string, ev *clientv3.Event) {
 			}
 		}
 	}
-	s.cache.mu.Lock()
-	defer s.cache.mu.Unlock()
+	s.cache.Lock()
+	defer s.cache.Unlock()
 	if s.watch.gen.Load() != gen {
 		return
 	}
-	s.cache.updateLocked(name, func(e entry) entry {
+	s.cache.UpdateLocked(name, func(e entry) entry {
 		if e.modRev >= rev {
 			return e
 		}

@@ -130,7 +130,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	}
 
 	var maxSeq uint64
-	if e := s.cache.get(authType); e != nil {
+	if e := s.cache.Get(authType); e != nil {
 		maxSeq = e.maxSeq
 	}
 	now := s.now()
@@ -173,7 +173,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, err
 	}
 	if act == remove {
-		s.cache.update(authType, func(e entry) entry {
+		s.cache.Update(authType, func(e entry) entry {
 			return entry{maxSeq: max(e.maxSeq, cur.seq), modRev: max(e.modRev, rev)}
 		})
 		return sessionstore.AuthObject{}, nil
@@ -195,7 +195,7 @@ func (s *Store) readCurrent(ctx context.Context, gen uint64, ring *crypto.Keyrin
 		return &current{}, nil
 	}
 	kv := resp.Kvs[0]
-	if e := s.cache.get(authType); e != nil && e.ok && e.modRev == kv.ModRevision {
+	if e := s.cache.Get(authType); e != nil && e.ok && e.modRev == kv.ModRevision {
 		// Our own last write, or known: no decryption.
 		return &current{exists: true, auth: e.auth, modRev: kv.ModRevision, seq: e.seq, written: e.written}, nil
 	}

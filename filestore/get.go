@@ -20,7 +20,7 @@ import (
 // allocation.
 func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
 	// The hot path: one lock-free map lookup and a copy.
-	if e := s.cache.get(authType); e != nil && e.trusted && !s.closed.Load() {
+	if e := s.cache.Get(authType); e != nil && e.trusted && !s.closed.Load() {
 		if e.auth.Extra == nil {
 			return e.auth, nil
 		}
@@ -32,7 +32,7 @@ func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObje
 
 // lookup is Get, also returning when the record was written.
 func (s *Store) lookup(ctx context.Context, authType string) (sessionstore.AuthObject, time.Time, error) {
-	if e := s.cache.get(authType); e != nil && e.trusted && !s.closed.Load() {
+	if e := s.cache.Get(authType); e != nil && e.trusted && !s.closed.Load() {
 		a := e.auth
 		if a.Extra != nil {
 			a = a.Clone()
@@ -65,7 +65,7 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 
 	// The cheapest validation: the file is the one whose bytes were read,
 	// long enough after it was written for its identity to tell.
-	if e := s.cache.get(name); e != nil && e.ok && e.idSafe && !s.remote {
+	if e := s.cache.Get(name); e != nil && e.ok && e.idSafe && !s.remote {
 		if id, err := fsutil.StatID(path); err == nil && id == e.id {
 			s.trustIfQuiet(name, e, watching, before)
 			s.watcher.start(s)
@@ -85,10 +85,10 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 	d := sha256.Sum256(data)
 
 	idSafe := !s.remote && id.SafeAt(time.Now())
-	if e := s.cache.get(name); e != nil && e.ok && e.digest == d {
+	if e := s.cache.Get(name); e != nil && e.ok && e.digest == d {
 		// The file holds what we cached: validated without decrypting.
 		if e.id != id || e.idSafe != idSafe {
-			s.cache.updateExisting(name, func(cur entry) entry {
+			s.cache.UpdateExisting(name, func(cur entry) entry {
 				if cur.ok && cur.digest == d {
 					cur.id, cur.idSafe = id, idSafe
 				}
@@ -109,7 +109,7 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, err)
 	}
 	var rollback uint64
-	s.cache.update(name, func(e entry) entry {
+	s.cache.Update(name, func(e entry) entry {
 		if rec.Seq < e.maxSeq {
 			rollback = e.maxSeq
 			return e
@@ -132,7 +132,7 @@ func (s *Store) trustIfQuiet(name string, e *entry, watching bool, before uint64
 		return
 	}
 	d := e.digest
-	s.cache.updateExisting(name, func(cur entry) entry {
+	s.cache.UpdateExisting(name, func(cur entry) entry {
 		if cur.ok && cur.digest == d {
 			cur.trusted = s.events.Load() == before
 		}
@@ -142,7 +142,7 @@ func (s *Store) trustIfQuiet(name string, e *entry, watching bool, before uint64
 
 // forget drops name's cached value, keeping its highest sequence number.
 func (s *Store) forget(name string) {
-	s.cache.updateExisting(name, entry.forgotten)
+	s.cache.UpdateExisting(name, entry.forgotten)
 }
 
 // open decrypts and verifies a record. If no identity opens it, the key

@@ -2,19 +2,19 @@ package filestore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/batch"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
+	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 // RotateOptions configures Rotate.
@@ -147,7 +147,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 		report.Records = statuses
 		return report, fmt.Errorf("rotate: %w: nothing changed: %d record(s) do not open with the keys in %s: %s; "+
 			"move files that are not this store's records out of the store directory, or pass the key file they were sealed with",
-			ErrRotationIncomplete, len(bad), keyFile, names(bad))
+			ErrRotationIncomplete, len(bad), keyFile, recordNames(bad))
 	}
 	if opts.DryRun {
 		report.Records = statuses
@@ -180,7 +180,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	}
 	var mu sync.Mutex // guards done and calls to progress
 	done := 0
-	err = forEach(ctx, records, opts.Workers, func(r *RecordStatus) {
+	err = batch.ForEach(ctx, records, opts.Workers, func(r *RecordStatus) {
 		r.Resealed, r.Err = stores[r.Dir].reseal(ctx, r.AuthType, known)
 		mu.Lock()
 		done++
@@ -196,7 +196,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	// needs no decryption to say so.
 	primary := next.PrimaryOnly()
 	known.dropPlaintexts()
-	err = forEach(ctx, records, opts.Workers, func(r *RecordStatus) {
+	err = batch.ForEach(ctx, records, opts.Workers, func(r *RecordStatus) {
 		resealed, resealErr := r.Resealed, r.Err
 		if !known.verify(primary, r) {
 			statusOf(primary, r)
@@ -214,7 +214,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	})
 	report.Records = records
 	if bad := failed(records); len(bad) > 0 {
-		return report, fmt.Errorf("rotate: %w: old keys kept in %s: %d record(s) do not open with the new key: %s", ErrRotationIncomplete, keyFile, len(bad), names(bad))
+		return report, fmt.Errorf("rotate: %w: old keys kept in %s: %d record(s) do not open with the new key: %s", ErrRotationIncomplete, keyFile, len(bad), recordNames(bad))
 	}
 	progress(RotateEvent{Step: "verified", Done: len(records), Total: len(records)})
 
@@ -285,7 +285,7 @@ func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers
 	if err != nil {
 		return nil, err
 	}
-	if err := forEach(ctx, records, workers, func(r *RecordStatus) {
+	if err := batch.ForEach(ctx, records, workers, func(r *RecordStatus) {
 		data, rec := statusOfRec(ring, r)
 		if known != nil && rec != nil {
 			known.addPlain(r.File, data, rec, ring.PublicKey(r.Key))
@@ -331,18 +331,8 @@ func statusOfRec(ring *crypto.Keyring, r *RecordStatus) ([]byte, *crypto.Record)
 		return nil, nil
 	}
 	r.Key, r.PublicKey, r.Seq, r.Written = idx, ring.PublicKey(idx), rec.Seq, rec.Written
-	r.Expiry = expiryOf(rec.Auth)
+	r.Expiry = wire.ExpiryOf(rec.Auth)
 	return data, rec
-}
-
-func expiryOf(auth []byte) time.Time {
-	var a struct {
-		Expiry time.Time `json:"expiry"`
-	}
-	if json.Unmarshal(auth, &a) == nil {
-		return a.Expiry
-	}
-	return time.Time{}
 }
 
 func (r *RecordStatus) setErr(err error) {
@@ -432,55 +422,16 @@ func absDirs(dirs []string) ([]string, error) {
 	return abs, nil
 }
 
-// forEach runs f on every record with n workers, stopping early if ctx is
-// done.
-func forEach(ctx context.Context, records []RecordStatus, n int, f func(*RecordStatus)) error {
-	n = max(n, 1)
-	next := make(chan *RecordStatus)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			for r := range next {
-				f(r)
-			}
-		})
-	}
-	var err error
-	for i := range records {
-		if err = ctx.Err(); err != nil {
-			break
-		}
-		next <- &records[i]
-	}
-	close(next)
-	wg.Wait()
-	return err
-}
-
-func failed(records []RecordStatus) []RecordStatus {
-	var bad []RecordStatus
-	for _, r := range records {
-		if r.Err != nil {
-			bad = append(bad, r)
-		}
-	}
-	return bad
-}
-
-func names(records []RecordStatus) string {
-	const most = 10
-	var s []string
-	for i, r := range records {
-		if i == most {
-			s = append(s, fmt.Sprintf("and %d more", len(records)-most))
-			break
-		}
-		s = append(s, r.File)
-	}
-	return strings.Join(s, ", ")
-}
-
 // lockKeyFile takes keyFile+".lock" exclusively.
 func lockKeyFile(ctx context.Context, keyFile string) (func(), error) {
 	return lockFile(ctx, keyFile+lockSuffix)
+}
+
+func failed(records []RecordStatus) []RecordStatus {
+	return batch.Failed(records, func(r RecordStatus) error { return r.Err })
+}
+
+// recordNames lists records for an error message.
+func recordNames(records []RecordStatus) string {
+	return batch.Names(records, func(r RecordStatus) string { return r.File })
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 // A knownSet carries what a rotation learnt of each record file from one
@@ -66,7 +67,7 @@ func (k *knownSet) verified(path string, data []byte, rec *crypto.Record) {
 	if k == nil {
 		return
 	}
-	v := verifiedRecord{digest: sha256.Sum256(data), seq: rec.Seq, written: rec.Written, expiry: expiryOf(rec.Auth)}
+	v := verifiedRecord{digest: sha256.Sum256(data), seq: rec.Seq, written: rec.Written, expiry: wire.ExpiryOf(rec.Auth)}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.ok[path] = v

@@ -244,7 +244,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.cache.reset()
+	s.cache.Reset()
 	s.watcher.stop(s)
 	return nil
 }

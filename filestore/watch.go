@@ -314,10 +314,10 @@ func (s *Store) invalidate(authType, path string) {
 	// Look under the cache's lock, not lock-free: a fill that read the
 	// events counter before the Add above holds the lock until its entry
 	// is in place, so it is seen here.
-	s.cache.mu.Lock()
-	e := s.cache.getLocked(authType)
+	s.cache.Lock()
+	e := s.cache.GetLocked(authType)
 	cached := e != nil && e.ok
-	s.cache.mu.Unlock()
+	s.cache.Unlock()
 	if !cached {
 		return
 	}
@@ -325,7 +325,7 @@ func (s *Store) invalidate(authType, path string) {
 	data, err := readRecord(path)
 	present := err == nil
 	d := sha256.Sum256(data)
-	s.cache.update(authType, func(e entry) entry {
+	s.cache.Update(authType, func(e entry) entry {
 		if e.ok && (!present || e.digest != d) {
 			return e.forgotten()
 		}
@@ -334,4 +334,4 @@ func (s *Store) invalidate(authType, path string) {
 }
 
 // dropAll drops every cached value, keeping sequence numbers.
-func (s *Store) dropAll() { s.cache.updateAll(entry.forgotten) }
+func (s *Store) dropAll() { s.cache.UpdateAll(entry.forgotten) }

@@ -119,7 +119,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	}
 
 	var maxSeq uint64
-	if e := s.cache.get(authType); e != nil {
+	if e := s.cache.Get(authType); e != nil {
 		maxSeq = e.maxSeq
 	}
 	now := s.now()
@@ -134,7 +134,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 				return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 			}
 		}
-		s.cache.update(authType, func(e entry) entry { return entry{maxSeq: max(e.maxSeq, cur.seq)} })
+		s.cache.Update(authType, func(e entry) entry { return entry{maxSeq: max(e.maxSeq, cur.seq)} })
 		return sessionstore.AuthObject{}, nil
 	}
 
@@ -160,7 +160,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		s.forget(authType)
 		return sessionstore.AuthObject{}, fmt.Errorf("filestore: writing %s: %w", path, err)
 	}
-	s.cache.update(authType, func(entry) entry {
+	s.cache.Update(authType, func(entry) entry {
 		return entry{ok: true, auth: next, digest: sha256.Sum256(ct), seq: seq, written: now, maxSeq: seq, trusted: watching}
 	})
 	return next.Clone(), nil
@@ -182,7 +182,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	d := sha256.Sum256(data)
-	e := s.cache.get(authType)
+	e := s.cache.Get(authType)
 	if e != nil && e.ok && e.digest == d {
 		// Our own last write, or validated: no decryption.
 		return &current{exists: true, auth: e.auth, seq: e.seq, written: e.written}, nil
@@ -206,7 +206,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 	// Keep what was decrypted, for a writer that ends up writing nothing
 	// (a TokenSource that finds another process's refresh): the next Get
 	// validates it against the file instead of decrypting again.
-	s.cache.update(authType, func(e entry) entry {
+	s.cache.Update(authType, func(e entry) entry {
 		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, written: rec.Written, maxSeq: max(e.maxSeq, rec.Seq)}
 	})
 	return &current{exists: true, auth: a, seq: rec.Seq, written: rec.Written}, nil

@@ -38,3 +38,15 @@ func DecodeAuth(data []byte) (sessionstore.AuthObject, error) {
 	}
 	return sessionstore.AuthObject(w), nil
 }
+
+// ExpiryOf returns the expiry of the stored auth object data, or the zero
+// time if it has none or does not decode.
+func ExpiryOf(data []byte) time.Time {
+	var a struct {
+		Expiry time.Time `json:"expiry"`
+	}
+	if json.Unmarshal(data, &a) == nil {
+		return a.Expiry
+	}
+	return time.Time{}
+}
