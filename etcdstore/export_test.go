@@ -36,3 +36,6 @@ func (s *Store) LeaseID() int64 {
 	}
 	return int64(s.sess.Lease())
 }
+
+// Opens is the number of records decrypted.
+func (s *Store) Opens() uint64 { return s.opens.Load() }
