@@ -60,7 +60,12 @@ type Store struct {
 	sess   *session
 
 	cache cache // by auth type
-	watch watchState
+
+	// pending holds, per auth type, the write this Store is committing
+	// (a *pendingWrite), so that its own watch event is recognised by its
+	// bytes and not decrypted again.
+	pending sync.Map
+	watch   watchState
 
 	// Counters for tests and debugging: records read from etcd, records
 	// decrypted, lease sessions started.

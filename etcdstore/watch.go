@@ -1,6 +1,7 @@
 package etcdstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -194,7 +195,12 @@ func (s *Store) apply(gen uint64, pfx string, ev *clientv3.Event) {
 		return // our own write, or already read
 	}
 	var next *entry
-	if ev.Type == clientv3.EventTypePut && e != nil && e.ok {
+	if p, ok := s.pending.Load(name); ok && ev.Type == clientv3.EventTypePut && bytes.Equal(p.(*pendingWrite).ct, ev.Kv.Value) {
+		// This Store's own write, seen before its commit returned: what it
+		// holds is known without decrypting it.
+		pw := p.(*pendingWrite)
+		next = &entry{ok: true, auth: pw.auth, modRev: rev, seq: pw.seq, written: pw.written, maxSeq: pw.seq, gen: gen}
+	} else if ev.Type == clientv3.EventTypePut && e != nil && e.ok {
 		if rec, _, err := s.keys.Load().ring.OpenIn(ev.Kv.Value, s.prefix, name); err == nil {
 			s.opens.Add(1)
 			if a, err := wire.DecodeAuth(rec.Auth); err == nil && rec.Seq >= e.maxSeq {

@@ -160,6 +160,10 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		put = clientv3.OpDelete(key)
 	}
 
+	if ct != nil {
+		s.pending.Store(authType, &pendingWrite{ct: ct, auth: next, seq: seq, written: now})
+		defer s.pending.Delete(authType)
+	}
 	rev, err := s.commit(ctx, m, key, cur.modRev, put, ct)
 	var unknown *unknownOutcome
 	if errors.As(err, &unknown) {
@@ -212,6 +216,15 @@ func (s *Store) readCurrent(ctx context.Context, gen uint64, ring *crypto.Keyrin
 		return &current{exists: true, modRev: kv.ModRevision, seq: rec.Seq, err: rollbackError(key, prev, rec.Seq)}, nil
 	}
 	return &current{exists: true, auth: a, modRev: kv.ModRevision, seq: rec.Seq, written: rec.Written}, nil
+}
+
+// A pendingWrite is a record this Store is writing: its ciphertext and
+// what it holds.
+type pendingWrite struct {
+	ct      []byte
+	auth    sessionstore.AuthObject
+	seq     uint64
+	written time.Time
 }
 
 // An unknownOutcome is a write that etcd neither confirmed nor refused.
