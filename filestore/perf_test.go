@@ -25,7 +25,7 @@ import (
 var (
 	perf          = flag.Bool("perf", false, "run TestPerformanceTargets: each operation beside its floor, interleaved, against DESIGN.md's targets")
 	perfRounds    = flag.Int("perf.rounds", 5, "interleaved rounds per row of the -perf report (medians are reported)")
-	perfRounds10k = flag.Int("perf.rounds10k", 1, "rounds of the 10,000-record rekey rows of the -perf report (each takes about a minute)")
+	perfRounds10k = flag.Int("perf.rounds10k", 3, "rounds of the 10,000-record rekey rows of the -perf report (each takes about a minute)")
 )
 
 // --- Rekey ----------------------------------------------------------------------
