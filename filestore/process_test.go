@@ -125,9 +125,12 @@ var children = map[string]func(context.Context, *filestore.Store, childSpec) err
 			}
 		}
 		fmt.Println("ready")
-		// Poll every 50 µs, as a busy server would call Get: a reader that
-		// spins takes a whole core from its own watcher on a 2-core
-		// machine, and then measures the scheduler rather than the store.
+		// Sleep between polls, as a busy server would call Get now and
+		// then: a reader that spins takes a whole core from its own
+		// watcher on a 2-core machine. time.Sleep(50 µs) sleeps ~1 ms on
+		// Linux, so this polls about every millisecond: the -perf report
+		// measures visibility with readers that really poll at their
+		// period (perf_linux_test.go).
 		for seen := 0; seen < c.n; time.Sleep(50 * time.Microsecond) {
 			a, err := s.Get(ctx, c.name)
 			if err != nil {

@@ -1,0 +1,445 @@
+//go:build linux
+
+package filestore_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionstore/sessionstore/filestore"
+)
+
+// The Linux-only parts of the -perf report: cross-process visibility
+// timed from the rename (inotify), and the system calls of one Set
+// (strace).
+
+const tmpfsMagic = 0x01021994
+
+// tmpfsDir returns a fresh private directory on /dev/shm if that is a
+// tmpfs, removed when the test ends.
+func tmpfsDir(t testing.TB) (string, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != tmpfsMagic {
+		return "", false
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "sessionstore-perf-")
+	if err != nil {
+		return "", false
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir, os.Chmod(dir, 0o700) == nil
+}
+
+// fsType names dir's file system.
+func fsType(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "?"
+	}
+	switch st.Type {
+	case 0xef53:
+		return "ext4"
+	case tmpfsMagic:
+		return "tmpfs"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683e:
+		return "btrfs"
+	case 0x794c7630:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("fs %#x", st.Type)
+}
+
+func init() {
+	// pollreader: get the record in a busy loop (yielding with
+	// runtime.Gosched, never sleeping: time.Sleep(50µs) sleeps ~1 ms
+	// here), or on every tick of a time.Ticker if the mode says
+	// "watch/100us", and report each new value with the time it was
+	// seen; at the end, how often it really polled.
+	children["pollreader"] = func(ctx context.Context, s *filestore.Store, c childSpec) error {
+		mode, every, _ := strings.Cut(c.mode, "/")
+		var tick <-chan time.Time
+		if every != "" {
+			d, err := time.ParseDuration(every)
+			if err != nil {
+				return err
+			}
+			tk := time.NewTicker(d)
+			defer tk.Stop()
+			tick = tk.C
+		}
+		last := ""
+		for i := range 3 { // warm: cache, validate (starts the watcher), then trusted
+			a, err := s.Get(ctx, c.name)
+			if err != nil {
+				return err
+			}
+			last = versionOf(a.AccessToken)
+			for i == 1 && mode == "watch" && !s.Watching() && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		fmt.Println("ready")
+		start, polls := time.Now(), 0
+		for seen := 0; seen < c.n; polls++ {
+			a, err := s.Get(ctx, c.name)
+			if err != nil {
+				return err
+			}
+			if v := versionOf(a.AccessToken); v != last {
+				now := time.Now().UnixNano()
+				last = v
+				seen++
+				fmt.Println("seen", v, now)
+			}
+			if tick != nil {
+				<-tick
+			} else {
+				runtime.Gosched()
+			}
+		}
+		fmt.Println("polled", polls, time.Since(start).Nanoseconds())
+		return nil
+	}
+	// inotifyreader: the floor reader. A blocking read of a raw inotify
+	// watch on the directory, then read the record, age.Decrypt, decode.
+	children["inotifyreader"] = func(ctx context.Context, _ *filestore.Store, c childSpec) error {
+		kf, err := os.ReadFile(c.key)
+		if err != nil {
+			return err
+		}
+		ids, err := age.ParseIdentities(strings.NewReader(string(kf)))
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(c.dir, c.name+".age")
+		buf := make([]byte, 0, 8192)
+		a, err := floorOpen(path, buf, ids...)
+		if err != nil {
+			return err
+		}
+		last := versionOf(a.AccessToken)
+		fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
+		if err != nil {
+			return err
+		}
+		if _, err := syscall.InotifyAddWatch(fd, c.dir, syscall.IN_MOVED_TO); err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		evBuf := make([]byte, 64<<10)
+		for seen := 0; seen < c.n; {
+			names, err := readInotify(fd, evBuf)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(names, c.name+".age") {
+				continue
+			}
+			a, err := floorOpen(path, buf, ids...)
+			if err != nil {
+				return err
+			}
+			if v := versionOf(a.AccessToken); v != last {
+				now := time.Now().UnixNano()
+				last = v
+				seen++
+				fmt.Println("seen", v, now)
+			}
+		}
+		return nil
+	}
+	// sets: two Sets to warm up, then n Sets between two markers that
+	// strace shows (a stat of a path that does not exist).
+	children["sets"] = func(ctx context.Context, s *filestore.Store, c childSpec) error {
+		for range 2 {
+			if err := s.Set(ctx, c.name, tokenAuth(0)); err != nil {
+				return err
+			}
+		}
+		a := tokenAuth(1)
+		os.Lstat(straceBegin)
+		for range c.n {
+			if err := s.Set(ctx, c.name, a); err != nil {
+				return err
+			}
+		}
+		os.Lstat(straceEnd)
+		return nil
+	}
+}
+
+const (
+	straceBegin = "/sessionstore-strace-begin"
+	straceEnd   = "/sessionstore-strace-end"
+)
+
+// versionOf is the part of an access token before its first dot: the
+// visibility test writes "v<i>.<jwt>".
+func versionOf(tok string) string {
+	v, _, _ := strings.Cut(tok, ".")
+	return v
+}
+
+// readInotify blocks until inotify events arrive on fd and returns their
+// names. It returns an error once the watch is removed (IN_IGNORED).
+func readInotify(fd int, buf []byte) ([]string, error) {
+	n, err := syscall.Read(fd, buf)
+	for err == syscall.EINTR {
+		n, err = syscall.Read(fd, buf)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for off := 0; off+syscall.SizeofInotifyEvent <= n; {
+		mask := binary.NativeEndian.Uint32(buf[off+4:])
+		l := int(binary.NativeEndian.Uint32(buf[off+12:]))
+		name := strings.TrimRight(string(buf[off+syscall.SizeofInotifyEvent:off+syscall.SizeofInotifyEvent+l]), "\x00")
+		if mask&syscall.IN_IGNORED != 0 {
+			return nil, errors.New("inotify watch removed")
+		}
+		names = append(names, name)
+		off += syscall.SizeofInotifyEvent + l
+	}
+	return names, nil
+}
+
+// watchRenames reports the time at which each rename onto dir/name lands,
+// as seen by a raw inotify watch (IN_MOVED_TO) read by a goroutine of
+// this process, blocked in read(2) on its own thread.
+func watchRenames(t *testing.T, dir, name string) <-chan time.Time {
+	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
+	require.NoError(t, err)
+	wd, err := syscall.InotifyAddWatch(fd, dir, syscall.IN_MOVED_TO)
+	require.NoError(t, err)
+	ch := make(chan time.Time, 1<<16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		buf := make([]byte, 64<<10)
+		for {
+			names, err := readInotify(fd, buf)
+			now := time.Now()
+			if err != nil {
+				return
+			}
+			for _, n := range names {
+				if n == name {
+					ch <- now
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		syscall.InotifyRmWatch(fd, uint32(wd)) // wakes the reader with IN_IGNORED
+		<-done
+		syscall.Close(fd)
+	})
+	return ch
+}
+
+// visibilityRun has a child process of role read the record "server" of
+// dir while this process Sets it n times with w, and returns, for each
+// value, the time from its rename landing to the child seeing it; for a
+// polling reader, also its mean polling period.
+func visibilityRun(t *testing.T, w *filestore.Store, renames <-chan time.Time, dir, key, role, mode string, n int) (lat []time.Duration, period time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd, sc := startChild(t, ctx, childSpec{role: role, dir: dir, key: key, name: "server", mode: mode, n: n})
+	expectLine(t, sc, "ready")
+	for i := range n {
+		v := "v" + strconv.Itoa(i)
+		a := tokenAuth(uint64(i))
+		a.AccessToken = v + "." + a.AccessToken
+		require.NoError(t, w.Set(ctx, "server", a))
+		var landed time.Time
+		select {
+		case landed = <-renames:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no inotify event for the rename")
+		}
+		f := expectLine(t, sc, "seen")
+		require.Len(t, f, 3)
+		require.Equal(t, v, f[1], "every write is seen, in order")
+		seenAt, err := strconv.ParseInt(f[2], 10, 64)
+		require.NoError(t, err)
+		lat = append(lat, time.Unix(0, seenAt).Sub(landed))
+	}
+	if role == "pollreader" {
+		f := expectLine(t, sc, "polled")
+		polls, _ := strconv.ParseInt(f[1], 10, 64)
+		ns, _ := strconv.ParseInt(f[2], 10, 64)
+		period = time.Duration(ns / max(polls, 1))
+	}
+	require.NoError(t, cmd.Wait())
+	return lat, period
+}
+
+// visibilityRows measures cross-process visibility: per round, n writes
+// read by each of our readers (a Store polling in a busy loop, with its
+// watcher and WithoutWatcher; a Store polling on a 100 µs ticker) and n
+// read by the floor reader, one reader at a time (a busy reader would take
+// a core from the other).
+func visibilityRows(t *testing.T, rounds, n int) []perfRow {
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	w := openStore(t, dir, key)
+	ctx := context.Background()
+	require.NoError(t, w.Set(ctx, "server", tokenAuth(0)))
+	renames := watchRenames(t, dir, "server.age")
+	readers := []struct{ name, mode string }{
+		{"cross-process visibility", "watch"},
+		{"cross-process visibility, 100 µs ticker", "watch/100us"},
+		{"cross-process visibility, WithoutWatcher", "nowatch"},
+	}
+	lats := make([][]time.Duration, len(readers))
+	periods := make([][]time.Duration, len(readers))
+	var floor []time.Duration
+	for r := range rounds {
+		for k := range len(readers) + 1 {
+			i := (k + r) % (len(readers) + 1)
+			if i == len(readers) {
+				lat, _ := visibilityRun(t, w, renames, dir, key, "inotifyreader", "", n)
+				floor = append(floor, lat...)
+				continue
+			}
+			lat, p := visibilityRun(t, w, renames, dir, key, "pollreader", readers[i].mode, n)
+			lats[i], periods[i] = append(lats[i], lat...), append(periods[i], p)
+		}
+	}
+	f50, f99 := percentiles(floor)
+	floorCol := fmt.Sprintf("p50 %v, p99 %v", round(f50), round(f99))
+	var rows []perfRow
+	for i, rd := range readers {
+		o50, o99 := percentiles(lats[i])
+		how := "busy loop"
+		if strings.Contains(rd.mode, "/") {
+			how = "time.Ticker"
+		}
+		ratio := float64(o99) / float64(f99)
+		rows = append(rows, perfRow{
+			op:     fmt.Sprintf("%s (%d writes; reader polls every %v, %s)", rd.name, len(lats[i]), round(median(periods[i])), how),
+			ours:   fmt.Sprintf("p50 %v, p99 %v", round(o50), round(o99)),
+			floor:  floorCol,
+			ratio:  fmt.Sprintf("%.2f× (p99)", ratio),
+			target: "p99 ≤ 2× floor",
+			met:    ratio <= 2,
+		})
+	}
+	return rows
+}
+
+func round(d time.Duration) time.Duration {
+	if d < 100*time.Microsecond && d > -100*time.Microsecond {
+		return d.Round(100 * time.Nanosecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+// StraceCommand is how to count the system calls of Sets by hand:
+//
+//	go test -c -o /tmp/filestore.test ./filestore
+//	mkdir -m 700 /tmp/ss && rekey -init -key /tmp/ss.key   # or any key file
+//	for n in 0 1000; do
+//	  SESSIONSTORE_TEST_CHILD=sets SS_DIR=/tmp/ss SS_KEY=/tmp/ss.key SS_NAME=server SS_N=$n \
+//	    strace -c -f /tmp/filestore.test -test.run='^$' 2>&1 | tail -1
+//	done    # (total(1000) - total(0)) / 1000 per Set
+//
+// syscallRow does it for one Set, between the markers the child stats.
+func syscallRow(t *testing.T) perfRow {
+	row := perfRow{op: "Set: system calls (strace -f, one Set between markers)", floor: "11", target: "≤ 20"}
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		row.ours, row.ratio = "strace not installed", "—"
+		return row
+	}
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	out := filepath.Join(t.TempDir(), "strace.out")
+	cmd := exec.Command(strace, "-f", "-qq", "-o", out, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childSpec{role: "sets", dir: dir, key: key, name: "server", n: 1}.env()...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		row.ours, row.ratio = "strace failed: "+strings.TrimSpace(string(b)), "—"
+		return row
+	}
+	total, counts, err := countSyscalls(out)
+	require.NoError(t, err)
+	keys := slices.SortedFunc(func(yield func(string) bool) {
+		for k := range counts {
+			if !yield(k) {
+				return
+			}
+		}
+	}, func(a, b string) int { return counts[b] - counts[a] })
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+	}
+	background := 0 // the runtime's own threads (sysmon and so on), not the Set's
+	for _, k := range []string{"nanosleep", "futex", "epoll_pwait", "epoll_wait", "sched_yield", "rt_sigreturn", "tgkill", "getpid"} {
+		background += counts[k]
+	}
+	t.Logf("system calls logged during one Set: %d (%d of them the runtime's background calls): %s", total, background, strings.Join(parts, ", "))
+	ours := total - background
+	row.ours = fmt.Sprintf("%d (+%d runtime background)", ours, background)
+	row.ratio = fmt.Sprintf("%.2f×", float64(ours)/11)
+	row.met = ours <= 20
+	return row
+}
+
+// countSyscalls counts the system calls that strace -f logged between the
+// markers, by name, every thread's (a call split by another thread's is
+// counted once).
+func countSyscalls(path string) (int, map[string]int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer f.Close()
+	counts := map[string]int{}
+	total, in := 0, false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.Contains(line, straceBegin):
+			in = true
+			continue
+		case strings.Contains(line, straceEnd):
+			in = false
+			continue
+		}
+		if !in || strings.Contains(line, "resumed>") || strings.Contains(line, "+++") || strings.Contains(line, "---") {
+			continue
+		}
+		// "1234  name(args) = result"
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		name, _, ok := strings.Cut(fields[1], "(")
+		if !ok {
+			continue
+		}
+		counts[name]++
+		total++
+	}
+	return total, counts, sc.Err()
+}
