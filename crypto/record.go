@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"filippo.io/age"
@@ -50,37 +52,91 @@ type envelope struct {
 	MAC       []byte          `json:"mac"`
 }
 
+// appendJSON appends e's JSON form, as encoding/json would write it (the
+// field names and order of envelope), without reflection and without
+// compacting Auth again: it is copied verbatim, as the MAC covers it.
+func (e *envelope) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(e.Version), 10)
+	if e.Namespace != "" {
+		b = append(b, `,"ns":`...)
+		b = appendString(b, e.Namespace)
+	}
+	b = append(b, `,"auth_type":`...)
+	b = appendString(b, e.AuthType)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"written":`...)
+	w, err := e.Written.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, w...)
+	b = append(b, `,"auth":`...)
+	b = append(b, e.Auth...)
+	b = append(b, `,"mac":"`...)
+	b = base64.StdEncoding.AppendEncode(b, e.MAC)
+	return append(b, "\"}\n"...), nil
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+// isCompact reports whether valid JSON data has no whitespace outside its
+// strings, as json.Marshal writes it.
+func isCompact(data []byte) bool {
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
+}
+
 // Seal encrypts rec to k's primary recipient and extra recipients, with a
 // MAC under the primary's key. rec.Version is ignored: Seal writes version
 // 1 for a record without a namespace and FormatVersion for one with a
 // namespace.
 func (k *Keyring) Seal(rec *Record) ([]byte, error) {
 	// The MAC covers the auth object's bytes as they will stand in the
-	// file, so compact them first: the encoder below would.
-	var auth bytes.Buffer
-	if err := json.Compact(&auth, rec.Auth); err != nil {
+	// file: compact JSON (what json.Marshal writes), copied verbatim.
+	if !json.Valid(rec.Auth) {
 		return nil, errors.New("seal: auth object is not valid JSON")
 	}
-	defer clear(auth.Bytes())
+	auth := rec.Auth
+	if !isCompact(auth) {
+		var buf bytes.Buffer
+		json.Compact(&buf, auth) // valid: cannot fail
+		auth = buf.Bytes()
+		defer clear(auth)
+	}
 	env := envelope{
 		Version:   1,
 		Namespace: rec.Namespace,
 		AuthType:  rec.AuthType,
 		Seq:       rec.Seq,
 		Written:   rec.Written.UTC(),
-		Auth:      auth.Bytes(),
+		Auth:      auth,
 	}
 	if rec.Namespace != "" {
 		env.Version = FormatVersion
 	}
 	env.MAC = recordMAC(k.macKeys[0], &env)
-	var ptBuf bytes.Buffer
-	enc := json.NewEncoder(&ptBuf)
-	enc.SetEscapeHTML(false) // keep the auth bytes exactly as MACed
-	if err := enc.Encode(&env); err != nil {
+	pt, err := env.appendJSON(make([]byte, 0, len(auth)+256))
+	if err != nil {
 		return nil, fmt.Errorf("seal: %v", err)
 	}
-	pt := ptBuf.Bytes()
 	defer clear(pt)
 	var out bytes.Buffer
 	out.Grow(len(pt) + 256)

@@ -31,8 +31,16 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, f := range cleanups {
+		f()
+	}
+	os.Exit(code)
 }
+
+// cleanups run after every test of the process (fixtures shared by
+// benchmarks).
+var cleanups []func()
 
 // childSpec is what a child needs to know.
 type childSpec struct {
