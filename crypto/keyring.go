@@ -240,14 +240,27 @@ func readChecked(path, what string, check func(string, fs.FileInfo) error) ([]by
 	if err := check(path, fi); err != nil {
 		return nil, fmt.Errorf("keyring: %s %w", what, err)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	if len(data) > maxKeyFileSize {
+	if fi.Size() > maxKeyFileSize {
 		return nil, fmt.Errorf("keyring: %s %s is too long", what, path)
 	}
-	return data, nil
+	// Read the size fstat gave, and one byte more to see a file that grew.
+	data := make([]byte, fi.Size()+1)
+	n, err := io.ReadFull(f, data)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		clear(data)
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	if n > int(fi.Size()) {
+		rest, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize))
+		data = append(data[:n], rest...)
+		clear(rest)
+		if err != nil || len(data) > maxKeyFileSize {
+			clear(data)
+			return nil, fmt.Errorf("keyring: %s %s is too long or changing", what, path)
+		}
+		return data, nil
+	}
+	return data[:n], nil
 }
 
 // ParseKeyFiles parses the contents read by ReadKeyFiles; path is only
