@@ -23,7 +23,8 @@
 // client. Writers (Set, Update, Delete) take the record's in-process lock
 // (two Mutexes on one lease would both "acquire"), then its etcd Mutex on
 // that lease; read the record; and write it with a transaction fenced on the
-// record's ModRevision and on the Mutex key still being theirs. If the
+// record's ModRevision and on the Mutex key still being theirs, which
+// deletes that key too: the lock is released in the write's round trip. If the
 // lease ended meanwhile (the process stalled past the TTL, and another host
 // may have taken the lock and written), the write is not applied and
 // returns sessionstore.ErrLockLost. A write whose outcome etcd leaves

@@ -24,6 +24,10 @@ const releaseTimeout = 5 * time.Second
 // etcd lost it), the next write starts another.
 type session struct {
 	*concurrency.Session
+
+	// released holds the Mutexes (*concurrency.Mutex) whose key a
+	// committed write's transaction deleted: unlocking them costs nothing.
+	released sync.Map
 }
 
 // session returns the Store's live session, starting a new one (lease and
@@ -55,7 +59,7 @@ func (s *Store) session(ctx context.Context) (*session, error) {
 		revoke(s.client, lease.ID)
 		return nil, fmt.Errorf("etcdstore: %s: keeping the lock lease alive: %w", s.prefix, ctxErr(ctx, err))
 	}
-	sess := &session{cs}
+	sess := &session{Session: cs}
 	if err := s.putHeartbeat(ctx, sess); err != nil {
 		sess.end(s.client)
 		return nil, err
@@ -115,7 +119,9 @@ func (s *Store) lock(ctx context.Context, stem string) (m *concurrency.Mutex, se
 			var once sync.Once
 			return m, sess, func() {
 				once.Do(func() {
-					s.unlock(sess, m)
+					if !sess.releasedBy(m) {
+						s.unlock(sess, m)
+					}
 					unlockName()
 				})
 			}, nil
@@ -205,6 +211,14 @@ func (s *Store) abandon(sess *session, m *concurrency.Mutex) {
 
 // unlock releases m. If etcd cannot be told, the session is dropped: its
 // lease ends, and the lock with it, within the TTL.
+// releasedBy reports whether a committed write already deleted m's key
+// (the write's transaction releases the lock in the same round trip), and
+// forgets it.
+func (sess *session) releasedBy(m *concurrency.Mutex) bool {
+	_, ok := sess.released.LoadAndDelete(m)
+	return ok
+}
+
 func (s *Store) unlock(sess *session, m *concurrency.Mutex) {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()

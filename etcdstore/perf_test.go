@@ -90,7 +90,7 @@ func (f *floorWriter) set(ctx context.Context, a sessionstore.AuthObject) error 
 	}
 	resp, err := f.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(f.key), "=", f.modRev), m.IsOwner()).
-		Then(clientv3.OpPut(f.key, string(f.ct.Bytes()))).
+		Then(clientv3.OpPut(f.key, f.ct.String())).
 		Commit()
 	if err != nil {
 		return err

@@ -140,7 +140,7 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 	if err != nil {
 		return fmt.Errorf("etcdstore: %s: %w", key, err)
 	}
-	rev, err := s.commit(ctx, m, key, kv.ModRevision, clientv3.OpPut(key, string(ct)), ct)
+	rev, err := s.commit(ctx, sess, m, key, kv.ModRevision, clientv3.OpPut(key, string(ct)), ct)
 	var unknown *unknownOutcome
 	if errors.As(err, &unknown) {
 		unlock()

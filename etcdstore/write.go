@@ -164,7 +164,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		s.pending.Store(authType, &pendingWrite{ct: ct, auth: next, seq: seq, written: now})
 		defer s.pending.Delete(authType)
 	}
-	rev, err := s.commit(ctx, m, key, cur.modRev, put, ct)
+	rev, err := s.commit(ctx, sess, m, key, cur.modRev, put, ct)
 	var unknown *unknownOutcome
 	if errors.As(err, &unknown) {
 		// Release the lock first: no attempt still in flight can then
@@ -235,29 +235,36 @@ func (u *unknownOutcome) Unwrap() error { return u.err }
 
 // commit writes op (a put of ct, or a delete) to key in a transaction
 // fenced on the record's revision (modRev, 0 for an absent record) and on
-// m still being held. It returns the revision of the write. An error that
+// m still being held, which also deletes m's key: the lock is released in
+// the same round trip as the write (sess remembers it, so that unlocking
+// costs nothing more). It returns the revision of the write. An error that
 // leaves the outcome unknown is retried, fenced as before: a transaction
 // that fails its fence answers with the record and the lock key, which
 // tell whether an earlier attempt was applied. It returns an
 // *unknownOutcome when ctx ends or the attempts run out first.
-func (s *Store) commit(ctx context.Context, m *concurrency.Mutex, key string, modRev int64, op clientv3.Op, ct []byte) (int64, error) {
+func (s *Store) commit(ctx context.Context, sess *session, m *concurrency.Mutex, key string, modRev int64, op clientv3.Op, ct []byte) (int64, error) {
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		resp, err := s.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev), m.IsOwner()).
-			Then(op).
+			Then(op, clientv3.OpDelete(m.Key())).
 			Else(clientv3.OpGet(key), clientv3.OpGet(m.Key())).
 			Commit()
 		if err == nil {
 			if resp.Succeeded {
+				sess.released.Store(m, struct{}{})
 				return resp.Header.Revision, nil
 			}
 			rec := resp.Responses[0].GetResponseRange().Kvs
 			if attempt > 1 {
 				if ct != nil && len(rec) == 1 && bytes.Equal(rec[0].Value, ct) {
+					sess.released.Store(m, struct{}{})
 					return rec[0].ModRevision, nil // an earlier attempt was applied
 				}
 				if ct == nil && len(rec) == 0 {
+					if len(resp.Responses[1].GetResponseRange().Kvs) == 0 {
+						sess.released.Store(m, struct{}{}) // with the lock
+					}
 					return resp.Header.Revision, nil // deleted
 				}
 			}
