@@ -17,6 +17,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 var goldenWrite = flag.Bool("golden-write", false, "write missing golden files (never overwrites one)")
@@ -132,7 +133,7 @@ func writeGoldens(t *testing.T) {
 	write("v1-x25519-forged.age", func() []byte {
 		forger, err := loadRing("test-other.key").WithRecipients(loadRing("test-x25519.key").Recipient())
 		require.NoError(t, err)
-		auth, err := json.Marshal(want)
+		auth, err := wire.EncodeAuth(want)
 		require.NoError(t, err)
 		ct, err := forger.Seal(&crypto.Record{AuthType: "server", Seq: 1, Written: time.Now(), Auth: auth})
 		require.NoError(t, err)

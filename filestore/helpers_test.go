@@ -2,7 +2,6 @@ package filestore_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 // A mode is one of the two ways a Store keeps its cache coherent; every
@@ -104,7 +104,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // sealFor seals sampleAuth for name with ring, as a Store would.
 func sealFor(ring *crypto.Keyring, name string) ([]byte, error) {
-	data, err := json.Marshal(sampleAuth())
+	data, err := wire.EncodeAuth(sampleAuth()) // the stored form: AuthObject's own JSON redacts
 	if err != nil {
 		return nil, err
 	}
