@@ -29,9 +29,10 @@
 // may have taken the lock and written), the write is not applied and
 // returns sessionstore.ErrLockLost. A write whose outcome etcd leaves
 // unknown (a timeout during a leader change) is tried again with the same
-// fences; the transaction's answer, or a read once the lock is released,
-// tells whether an earlier attempt was applied: the record then holds
-// exactly the bytes this Store sealed, whose age header is random.
+// fences; since the write's transaction also released the lock, the
+// record's history back to the lock's revision tells whether an earlier
+// attempt was applied: some version then holds exactly the bytes this
+// Store sealed, whose age header is random.
 //
 // Readers never lock. Each Store watches <prefix>/records/ (with
 // clientv3.WithRequireLeader) and asks etcd for a progress notification

@@ -1,5 +1,7 @@
 package etcdstore
 
+import "context"
+
 // WithHooks sets the watch goroutine's test seams: before each fresh read,
 // between the fresh read and the Watch call, before it handles each watch response.
 func WithHooks(beforeFreshRead, beforeWatch, onResponse func()) Option {
@@ -39,3 +41,8 @@ func (s *Store) LeaseID() int64 {
 
 // Opens is the number of records decrypted.
 func (s *Store) Opens() uint64 { return s.opens.Load() }
+
+// AppliedSince is appliedSince (tests only).
+func (s *Store) AppliedSince(ctx context.Context, key string, ct []byte, lockRev int64) (int64, bool, error) {
+	return s.appliedSince(ctx, key, ct, lockRev)
+}

@@ -228,7 +228,10 @@ type pendingWrite struct {
 }
 
 // An unknownOutcome is a write that etcd neither confirmed nor refused.
-type unknownOutcome struct{ err error }
+type unknownOutcome struct {
+	err     error
+	lockRev int64 // the revision at which the writer's lock was acquired
+}
 
 func (u *unknownOutcome) Error() string { return u.err.Error() }
 func (u *unknownOutcome) Unwrap() error { return u.err }
@@ -261,6 +264,19 @@ func (s *Store) commit(ctx context.Context, sess *session, m *concurrency.Mutex,
 					sess.released.Store(m, struct{}{})
 					return rec[0].ModRevision, nil // an earlier attempt was applied
 				}
+				if ct != nil && len(resp.Responses[1].GetResponseRange().Kvs) == 0 {
+					// The lock is gone: an earlier attempt may have been
+					// applied, releasing it, and another host may have
+					// written since. The record's history tells.
+					rev, applied, err := s.appliedSince(ctx, key, ct, lockRev(m))
+					if err != nil {
+						return 0, &unknownOutcome{err: fmt.Errorf("etcdstore: writing %s: %w", key, err), lockRev: lockRev(m)}
+					}
+					if applied {
+						sess.released.Store(m, struct{}{})
+						return rev, nil
+					}
+				}
 				if ct == nil && len(rec) == 0 {
 					if len(resp.Responses[1].GetResponseRange().Kvs) == 0 {
 						sess.released.Store(m, struct{}{}) // with the lock
@@ -275,7 +291,7 @@ func (s *Store) commit(ctx context.Context, sess *session, m *concurrency.Mutex,
 		}
 		err = fmt.Errorf("etcdstore: writing %s: %w", key, ctxErr(ctx, err))
 		if ctx.Err() != nil || attempt == commitAttempts {
-			return 0, &unknownOutcome{err}
+			return 0, &unknownOutcome{err: err, lockRev: lockRev(m)}
 		}
 		s.log.Warn("sessionstore: etcd write outcome unknown; trying again, fenced", "key", key, "attempt", attempt, "err", err)
 		select {
@@ -303,7 +319,53 @@ func (s *Store) settle(ctx context.Context, key string, ct []byte, u *unknownOut
 	if ct == nil && len(resp.Kvs) == 0 {
 		return resp.Header.Revision, nil
 	}
+	if ct != nil && u.lockRev > 0 {
+		// Another host may have written after an applied attempt (which
+		// released the lock): look back through the record's history.
+		rev, applied, err := s.appliedSince(rctx, key, ct, u.lockRev)
+		if err != nil {
+			return 0, fmt.Errorf("%w; whether it was applied is unknown (%v)", u.err, err)
+		}
+		if applied {
+			return rev, nil
+		}
+	}
 	return 0, fmt.Errorf("%w; not applied", u.err)
+}
+
+// lockRev is the revision at which m was acquired: every write under it
+// has a later revision.
+func lockRev(m *concurrency.Mutex) int64 {
+	if h := m.Header(); h != nil {
+		return h.Revision
+	}
+	return 0
+}
+
+// appliedSince reports whether the record at key held ct at some revision
+// after lockRev (ct's age header is random: no other write has its bytes),
+// walking back through the record's history from now. It returns an error
+// if the history cannot tell (compacted, or deleted since).
+func (s *Store) appliedSince(ctx context.Context, key string, ct []byte, lockRev int64) (int64, bool, error) {
+	var opts []clientv3.OpOption
+	for range 64 {
+		resp, err := s.client.Get(ctx, key, opts...)
+		if err != nil {
+			return 0, false, fmt.Errorf("reading the history of %s: %w", key, err)
+		}
+		if len(resp.Kvs) == 0 {
+			return 0, false, fmt.Errorf("%s was deleted since the write", key)
+		}
+		kv := resp.Kvs[0]
+		switch {
+		case kv.ModRevision <= lockRev:
+			return 0, false, nil // back before the lock: never written
+		case bytes.Equal(kv.Value, ct):
+			return kv.ModRevision, true, nil
+		}
+		opts = []clientv3.OpOption{clientv3.WithRev(kv.ModRevision - 1)}
+	}
+	return 0, false, fmt.Errorf("too many writes to %s since the lock", key)
 }
 
 func rollbackError(key string, from, to uint64) error {
