@@ -51,13 +51,24 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 	}
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
-	before, statErr := s.statKeyFiles()
+	// The files' identity serves writers' checks under a record lock; the
+	// first load (Open) leaves it to the first write (keysChanged), so that
+	// a short-lived reader pays for none of it.
+	first := s.keys.Load() == nil
+	var before keyFilesID
+	var statErr error
+	if !first {
+		before, statErr = s.statKeyFiles()
+	}
 	keyData, recipData, d, err := s.readKeyFiles()
 	if err != nil {
 		return false, err
 	}
 	defer clear(keyData)
-	files := s.stableID(before, statErr)
+	var files keyFilesID
+	if !first {
+		files = s.stableID(before, statErr)
+	}
 	if cur := s.keys.Load(); cur != nil && cur.digest == d {
 		if files != cur.files {
 			s.keys.Store(&keyState{ring: cur.ring, digest: d, files: files})
