@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/decide"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
@@ -30,12 +31,7 @@ const (
 // sessionstore.ErrWrongKey and changes nothing: the record may be fine for
 // hosts with newer keys.
 func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
-	_, err := s.write(ctx, "set", authType, func(c *current) (sessionstore.AuthObject, action, error) {
-		if errors.Is(c.err, sessionstore.ErrWrongKey) {
-			return sessionstore.AuthObject{}, 0, c.err
-		}
-		return auth, store, nil
-	})
+	_, err := s.write(ctx, "set", authType, decide.Set(auth))
 	return err
 }
 
@@ -49,36 +45,16 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 // Update returns an error wrapping sessionstore.ErrLockLost.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
-	return s.write(ctx, "update", authType, func(c *current) (sessionstore.AuthObject, action, error) {
-		if c.err != nil {
-			return sessionstore.AuthObject{}, 0, c.err
-		}
-		next, err := fn(c.auth.Clone(), c.exists)
-		if err == nil && c.exists && next.Equal(c.auth) {
-			return next, keep, nil // nothing to write
-		}
-		return next, store, err
-	})
+	return s.write(ctx, "update", authType, decide.Update(fn))
 }
 
 // Delete removes the session stored under authType. Deleting a missing
 // record is not an error. Sequence numbers keep growing across a Delete:
 // a later Set is not a rollback, a replayed older record is.
 func (s *Store) Delete(ctx context.Context, authType string) error {
-	_, err := s.write(ctx, "delete", authType, func(*current) (sessionstore.AuthObject, action, error) {
-		return sessionstore.AuthObject{}, remove, nil
-	})
+	_, err := s.write(ctx, "delete", authType, decide.Delete())
 	return err
 }
-
-// An action is what a writer's function decides.
-type action int
-
-const (
-	store  action = iota + 1 // seal and write the returned value
-	remove                   // delete the record
-	keep                     // write nothing; the current value stands
-)
 
 // current is the record a writer found under the lock.
 type current struct {
@@ -94,7 +70,7 @@ type current struct {
 // the current record, let fn decide, seal, write with a transaction fenced
 // on the record's revision and on the lock, unlock.
 func (s *Store) write(ctx context.Context, op, authType string,
-	fn func(*current) (next sessionstore.AuthObject, act action, err error)) (sessionstore.AuthObject, error) {
+	decideFn decide.Func) (sessionstore.AuthObject, error) {
 	if err := s.checkOpen(op); err != nil {
 		return sessionstore.AuthObject{}, err
 	}
@@ -121,11 +97,11 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	next, act, err := fn(cur)
+	next, act, err := decideFn(decide.Current{Exists: cur.exists, Auth: cur.auth, Err: cur.err})
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	if act == keep || act == remove && !cur.exists {
+	if act == decide.Keep || act == decide.Remove && !cur.exists {
 		return cur.auth.Clone(), nil
 	}
 
@@ -138,7 +114,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 
 	var put clientv3.Op
 	var ct []byte
-	if act == store {
+	if act == decide.Store {
 		authJSON, err := wire.EncodeAuth(next)
 		if err != nil {
 			return sessionstore.AuthObject{}, fmt.Errorf("etcdstore: %s %q: auth object does not encode: %w", op, authType, err)
@@ -176,7 +152,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		s.forget(authType, 0)
 		return sessionstore.AuthObject{}, err
 	}
-	if act == remove {
+	if act == decide.Remove {
 		s.cache.Update(authType, func(e entry) entry {
 			return entry{maxSeq: max(e.maxSeq, cur.seq), modRev: max(e.modRev, rev)}
 		})

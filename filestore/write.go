@@ -13,6 +13,7 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/decide"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
@@ -24,12 +25,7 @@ import (
 // nothing: the Store's keys are probably stale (a rotation happened), and
 // the record may be fine for every other process.
 func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
-	_, err := s.write(ctx, "set", authType, func(c *current) (sessionstore.AuthObject, action, error) {
-		if c.err != nil && errors.Is(c.err, sessionstore.ErrWrongKey) {
-			return sessionstore.AuthObject{}, 0, c.err
-		}
-		return auth, store, nil
-	})
+	_, err := s.write(ctx, "set", authType, decide.Set(auth))
 	return err
 }
 
@@ -40,16 +36,7 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 // cannot be opened makes Update fail without calling fn.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
-	return s.write(ctx, "update", authType, func(c *current) (sessionstore.AuthObject, action, error) {
-		if c.err != nil {
-			return sessionstore.AuthObject{}, 0, c.err
-		}
-		next, err := fn(c.auth.Clone(), c.exists)
-		if err == nil && c.exists && next.Equal(c.auth) {
-			return next, keep, nil // nothing to write
-		}
-		return next, store, err
-	})
+	return s.write(ctx, "update", authType, decide.Update(fn))
 }
 
 // Delete removes the session stored under authType, whatever the record
@@ -57,20 +44,9 @@ func (s *Store) Update(ctx context.Context, authType string,
 // error. Sequence numbers keep growing across a Delete:
 // a later Set is not a rollback, a replayed older record is.
 func (s *Store) Delete(ctx context.Context, authType string) error {
-	_, err := s.write(ctx, "delete", authType, func(*current) (sessionstore.AuthObject, action, error) {
-		return sessionstore.AuthObject{}, remove, nil
-	})
+	_, err := s.write(ctx, "delete", authType, decide.Delete())
 	return err
 }
-
-// An action is what a writer's function decides.
-type action int
-
-const (
-	store  action = iota + 1 // seal and write the returned value
-	remove                   // delete the record
-	keep                     // write nothing; the current value stands
-)
 
 // current is the record a writer found under the lock.
 type current struct {
@@ -85,7 +61,7 @@ type current struct {
 // write runs the write protocol of one record: lock, check the keys,
 // read the current record, let fn decide, seal, write durably, unlock.
 func (s *Store) write(ctx context.Context, op, authType string,
-	fn func(*current) (next sessionstore.AuthObject, act action, err error)) (sessionstore.AuthObject, error) {
+	decideFn decide.Func) (sessionstore.AuthObject, error) {
 	if err := s.checkOpen(op); err != nil {
 		return sessionstore.AuthObject{}, err
 	}
@@ -110,11 +86,11 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, err
 	}
 	cur.path = path
-	next, act, err := fn(cur)
+	next, act, err := decideFn(decide.Current{Exists: cur.exists, Auth: cur.auth, Err: cur.err})
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	if act == keep {
+	if act == decide.Keep {
 		return cur.auth.Clone(), nil
 	}
 
@@ -125,7 +101,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	now := s.now()
 	seq := max(cur.seq+1, maxSeq+1, uint64(max(now.UnixNano(), 0)))
 
-	if act == remove {
+	if act == decide.Remove {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 		}
