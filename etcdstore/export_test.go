@@ -46,3 +46,7 @@ func (s *Store) Opens() uint64 { return s.opens.Load() }
 func (s *Store) AppliedSince(ctx context.Context, key string, ct []byte, lockRev int64) (int64, bool, error) {
 	return s.appliedSince(ctx, key, ct, lockRev)
 }
+
+// DerivedUnderLock counts key derivations (scrypt) made while s held a
+// record lock.
+func (s *Store) DerivedUnderLock() uint64 { return s.derivedUnderLock.Load() }

@@ -21,17 +21,11 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 	}
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
-	keyData, recipData, err := crypto.ReadKeyFiles(s.keyFile)
+	keyData, recipData, d, err := s.readKeyFiles()
 	if err != nil {
-		return false, fmt.Errorf("etcdstore: %w", err)
+		return false, err
 	}
 	defer clear(keyData)
-	h := sha256.New()
-	h.Write(keyData)
-	h.Write([]byte{0})
-	h.Write(recipData)
-	var d [sha256.Size]byte
-	h.Sum(d[:0])
 	if cur := s.keys.Load(); cur != nil && cur.digest == d {
 		return false, nil
 	}
@@ -57,6 +51,9 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 // decryptKeyFile opens a passphrase-protected key file, asking for the
 // passphrase the first time only. s.keyMu is held.
 func (s *Store) decryptKeyFile(data []byte) ([]byte, error) {
+	if s.locksHeld.Load() > 0 {
+		s.derivedUnderLock.Add(1) // never, by design: see lockCurrentKeys
+	}
 	if !s.havePass {
 		if s.askPass == nil {
 			return nil, fmt.Errorf("etcdstore: %s: %w (use WithPassphrase)", s.keyFile, crypto.ErrPassphraseRequired)
@@ -72,4 +69,33 @@ func (s *Store) decryptKeyFile(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("etcdstore: %s: %w", s.keyFile, err)
 	}
 	return plain, nil
+}
+
+// readKeyFiles reads the key file and its recipients file, with the digest
+// that tells whether they changed.
+func (s *Store) readKeyFiles() (keyData, recipData []byte, digest [sha256.Size]byte, err error) {
+	keyData, recipData, err = crypto.ReadKeyFiles(s.keyFile)
+	if err != nil {
+		return nil, nil, digest, fmt.Errorf("etcdstore: %w", err)
+	}
+	h := sha256.New()
+	h.Write(keyData)
+	h.Write([]byte{0})
+	h.Write(recipData)
+	h.Sum(digest[:0])
+	return keyData, recipData, digest, nil
+}
+
+// keysChanged reports whether the key files differ from the loaded
+// keyring. It parses and derives nothing: cheap enough under a lock.
+func (s *Store) keysChanged() (bool, error) {
+	if s.keyFile == "" {
+		return false, nil
+	}
+	keyData, _, d, err := s.readKeyFiles()
+	if err != nil {
+		return false, err
+	}
+	clear(keyData)
+	return s.keys.Load().digest != d, nil
 }

@@ -117,8 +117,10 @@ func (s *Store) lock(ctx context.Context, stem string) (m *concurrency.Mutex, se
 		err = s.acquire(ctx, m, pfx)
 		if err == nil {
 			var once sync.Once
+			s.locksHeld.Add(1)
 			return m, sess, func() {
 				once.Do(func() {
+					s.locksHeld.Add(-1)
 					if !sess.releasedBy(m) {
 						s.unlock(sess, m)
 					}
@@ -132,6 +134,47 @@ func (s *Store) lock(ctx context.Context, stem string) (m *concurrency.Mutex, se
 		}
 		unlockName()
 		return nil, nil, nil, fmt.Errorf("etcdstore: lock %s: %w", pfx, ctxErr(ctx, err))
+	}
+}
+
+// lockCurrentKeys takes stem's record lock with the keyring loaded from the
+// key file as it stands under that lock: a writer never seals to a retired
+// key. Loading a changed key file can be heavy (scrypt, for a
+// passphrase-protected one), so it happens with no lock held: the lock is
+// released, the keys reloaded, and the lock taken again. A reload is
+// published in the Store's heartbeat.
+func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (m *concurrency.Mutex, sess *session, unlock func(), err error) {
+	reloaded := false
+	for attempt := 0; ; attempt++ {
+		m, sess, unlock, err := s.lock(ctx, stem)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		changed, err := s.keysChanged()
+		if err != nil {
+			unlock()
+			return nil, nil, nil, err
+		}
+		if changed && attempt >= 3 {
+			// The key file keeps changing: load it under the lock rather
+			// than starve.
+			if _, err := s.reloadKeys(); err != nil {
+				unlock()
+				return nil, nil, nil, err
+			}
+			changed, reloaded = false, true
+		}
+		if !changed {
+			if reloaded {
+				s.putHeartbeat(ctx, sess)
+			}
+			return m, sess, unlock, nil
+		}
+		unlock()
+		if _, err := s.reloadKeys(); err != nil {
+			return nil, nil, nil, err
+		}
+		reloaded = true
 	}
 }
 

@@ -95,16 +95,11 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 		return err
 	}
 	key := s.recordKey(stem)
-	m, sess, unlock, err := s.lock(ctx, stem)
+	m, sess, unlock, err := s.lockCurrentKeys(ctx, stem)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if changed, err := s.reloadKeys(); err != nil {
-		return err
-	} else if changed {
-		s.putHeartbeat(ctx, sess)
-	}
 	ring := s.keys.Load().ring
 	resp, err := s.client.Get(ctx, key)
 	if err != nil {

@@ -70,6 +70,8 @@ type Store struct {
 	// Counters for tests and debugging: records read from etcd, records
 	// decrypted, lease sessions started.
 	reads, opens, sessions atomic.Uint64
+	derivedUnderLock       atomic.Uint64 // key derivations while this Store held a record lock
+	locksHeld              atomic.Int32  // record locks this Store holds now
 }
 
 var _ sessionstore.Store = (*Store)(nil)

@@ -79,18 +79,11 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, err
 	}
 	key := s.recordKey(stem)
-	m, sess, unlock, err := s.lock(ctx, stem)
+	m, sess, unlock, err := s.lockCurrentKeys(ctx, stem)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
 	defer unlock()
-
-	// A writer never seals to a retired key: reread the key file.
-	if changed, err := s.reloadKeys(); err != nil {
-		return sessionstore.AuthObject{}, err
-	} else if changed {
-		s.putHeartbeat(ctx, sess)
-	}
 	ring := s.keys.Load().ring
 	gen := s.watch.gen.Load()
 	cur, err := s.readCurrent(ctx, gen, ring, authType, key)
