@@ -180,8 +180,7 @@ var children = map[string]func(context.Context, *etcdstore.Store, childSpec) err
 	"token": func(ctx context.Context, s *etcdstore.Store, c childSpec) error {
 		fmt.Println("ready")
 		io.Copy(io.Discard, os.Stdin)
-		cfg := &oauth2.Config{ClientID: sessionstoretest.ClientID, ClientSecret: sessionstoretest.ClientSecret,
-			Endpoint: oauth2.Endpoint{TokenURL: c.url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+		cfg := sessionstoretest.ConfigFor(c.url)
 		ts := sessionstore.TokenSource(ctx, s, c.name, sessionstore.ConfigRefresher(cfg))
 		tok, err := ts.Token()
 		if err != nil {
@@ -207,8 +206,7 @@ var children = map[string]func(context.Context, *etcdstore.Store, childSpec) err
 // is unknown is counted apart. It prints each error ("error MSG") and
 // at the end "done OK FAILED INCREMENTS UNKNOWN".
 func fleetChild(ctx context.Context, s *etcdstore.Store, c childSpec) error {
-	cfg := &oauth2.Config{ClientID: sessionstoretest.ClientID, ClientSecret: sessionstoretest.ClientSecret,
-		Endpoint: oauth2.Endpoint{TokenURL: c.url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+	cfg := sessionstoretest.ConfigFor(c.url)
 	ts := sessionstore.TokenSource(ctx, s, c.name, sessionstore.ConfigRefresher(cfg))
 	api := oauth2.NewClient(ctx, ts)
 	fmt.Println("ready")

@@ -54,19 +54,9 @@ func (s *Store) decryptKeyFile(data []byte) ([]byte, error) {
 	if s.locksHeld.Load() > 0 {
 		s.derivedUnderLock.Add(1) // never, by design: see lockCurrentKeys
 	}
-	if !s.havePass {
-		if s.askPass == nil {
-			return nil, fmt.Errorf("etcdstore: %s: %w (use WithPassphrase)", s.keyFile, crypto.ErrPassphraseRequired)
-		}
-		p, err := s.askPass()
-		if err != nil {
-			return nil, fmt.Errorf("etcdstore: %s: passphrase: %w", s.keyFile, err)
-		}
-		s.passphrase, s.havePass = p, true
-	}
-	plain, err := crypto.DecryptKeyFile(data, s.passphrase)
+	plain, err := s.pass.Decrypt(s.keyFile, data)
 	if err != nil {
-		return nil, fmt.Errorf("etcdstore: %s: %w", s.keyFile, err)
+		return nil, fmt.Errorf("etcdstore: %w", err)
 	}
 	return plain, nil
 }
@@ -78,12 +68,7 @@ func (s *Store) readKeyFiles() (keyData, recipData []byte, digest [sha256.Size]b
 	if err != nil {
 		return nil, nil, digest, fmt.Errorf("etcdstore: %w", err)
 	}
-	h := sha256.New()
-	h.Write(keyData)
-	h.Write([]byte{0})
-	h.Write(recipData)
-	h.Sum(digest[:0])
-	return keyData, recipData, digest, nil
+	return keyData, recipData, crypto.KeyFilesDigest(keyData, recipData), nil
 }
 
 // keysChanged reports whether the key files differ from the loaded

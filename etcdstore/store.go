@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,14 +17,6 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 )
-
-// KeyFileEnv names the environment variable that Open reads the key file's
-// path from when no key option is given (the same as filestore's).
-const KeyFileEnv = "SESSIONSTORE_KEY_FILE"
-
-// credentialsKeyName is the key file's name in $CREDENTIALS_DIRECTORY
-// (systemd credentials), the second default.
-const credentialsKeyName = "sessionstore.key"
 
 // A Store keeps sealed sessions under one etcd prefix, one key per auth
 // type. It implements sessionstore.Store. It is safe for concurrent use by
@@ -43,11 +34,9 @@ type Store struct {
 	epoch        time.Time // the origin of monotonic deadlines (see watchState)
 	hooks        testHooks
 
-	keyMu      sync.Mutex // serialises key reloads; guards the passphrase fields
-	keys       atomic.Pointer[keyState]
-	askPass    func() (string, error)
-	passphrase string
-	havePass   bool
+	keyMu sync.Mutex // serialises key reloads; guards pass
+	keys  atomic.Pointer[keyState]
+	pass  *crypto.Passphrase // WithPassphrase: asked once, for a protected key file
 
 	bg     context.Context // ends at Close: the background goroutines and the lease
 	stop   context.CancelFunc
@@ -99,8 +88,8 @@ func Open(ctx context.Context, client *clientv3.Client, prefix string, opts ...O
 	}
 	if o.keyring == nil && o.keyFile == "" {
 		var err error
-		if o.keyFile, err = DefaultKeyFile(); err != nil {
-			return nil, err
+		if o.keyFile, err = crypto.DefaultKeyFile(); err != nil {
+			return nil, fmt.Errorf("etcdstore: %w", err)
 		}
 	}
 	s := &Store{
@@ -112,7 +101,7 @@ func Open(ctx context.Context, client *clientv3.Client, prefix string, opts ...O
 		ttl:          int((o.lockTTL + time.Second - 1) / time.Second),
 		maxStaleness: o.maxStaleness,
 		epoch:        time.Now(),
-		askPass:      o.askPass,
+		pass:         crypto.NewPassphrase(o.askPass),
 		hooks:        o.hooks,
 	}
 	if s.log == nil {
@@ -142,18 +131,6 @@ func Open(ctx context.Context, client *clientv3.Client, prefix string, opts ...O
 	go s.watchLoop()
 	go s.heartbeatLoop()
 	return s, nil
-}
-
-// DefaultKeyFile returns the key file Open uses without a key option:
-// $SESSIONSTORE_KEY_FILE, else $CREDENTIALS_DIRECTORY/sessionstore.key.
-func DefaultKeyFile() (string, error) {
-	if p := os.Getenv(KeyFileEnv); p != "" {
-		return p, nil
-	}
-	if d := os.Getenv("CREDENTIALS_DIRECTORY"); d != "" {
-		return filepath.Join(d, credentialsKeyName), nil
-	}
-	return "", fmt.Errorf("etcdstore: no key file: set $%s or pass WithKeyFile; make one with: rekey -init -key FILE", KeyFileEnv)
 }
 
 // Prefix returns the store's prefix, without a trailing "/".

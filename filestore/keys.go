@@ -101,12 +101,7 @@ func (s *Store) readKeyFiles() (keyData, recipData []byte, digest [sha256.Size]b
 	if err != nil {
 		return nil, nil, digest, fmt.Errorf("filestore: %w", err)
 	}
-	h := sha256.New()
-	h.Write(keyData)
-	h.Write([]byte{0})
-	h.Write(recipData)
-	h.Sum(digest[:0])
-	return keyData, recipData, digest, nil
+	return keyData, recipData, crypto.KeyFilesDigest(keyData, recipData), nil
 }
 
 // stableID returns the key files' identity taken before a read, marked
@@ -170,19 +165,9 @@ func (s *Store) decryptKeyFile(data []byte) ([]byte, error) {
 	if s.locksHeld.Load() > 0 {
 		s.derivedUnderLock.Add(1) // never, by design: see Store.write
 	}
-	if !s.havePass {
-		if s.askPass == nil {
-			return nil, fmt.Errorf("filestore: %s: %w (use WithPassphrase)", s.keyFile, crypto.ErrPassphraseRequired)
-		}
-		p, err := s.askPass()
-		if err != nil {
-			return nil, fmt.Errorf("filestore: %s: passphrase: %w", s.keyFile, err)
-		}
-		s.passphrase, s.havePass = p, true
-	}
-	plain, err := crypto.DecryptKeyFile(data, s.passphrase)
+	plain, err := s.pass.Decrypt(s.keyFile, data)
 	if err != nil {
-		return nil, fmt.Errorf("filestore: %s: %w", s.keyFile, err)
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	return plain, nil
 }

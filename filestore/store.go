@@ -21,14 +21,6 @@ import (
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
-// KeyFileEnv names the environment variable that Open reads the key file's
-// path from when no key option is given.
-const KeyFileEnv = "SESSIONSTORE_KEY_FILE"
-
-// credentialsKeyName is the key file's name in $CREDENTIALS_DIRECTORY
-// (systemd credentials), the second default.
-const credentialsKeyName = "sessionstore.key"
-
 // maxRecordSize bounds what a reader reads of a record file.
 const maxRecordSize = 2 << 20
 
@@ -46,11 +38,9 @@ type Store struct {
 	now     func() time.Time
 	fault   fsutil.FaultFunc // test seam for the write path
 
-	keyMu      sync.Mutex // serialises key reloads; guards passphrase
-	keys       atomic.Pointer[keyState]
-	askPass    func() (string, error) // WithPassphrase
-	passphrase string                 // asked once, for a protected key file
-	havePass   bool
+	keyMu sync.Mutex // serialises key reloads; guards pass
+	keys  atomic.Pointer[keyState]
+	pass  *crypto.Passphrase // WithPassphrase: asked once, for a protected key file
 
 	cache  cache // by auth type
 	closed atomic.Bool
@@ -80,8 +70,8 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	if o.keyring == nil && o.keyFile == "" {
 		var err error
-		if o.keyFile, err = DefaultKeyFile(); err != nil {
-			return nil, err
+		if o.keyFile, err = crypto.DefaultKeyFile(); err != nil {
+			return nil, fmt.Errorf("filestore: %w", err)
 		}
 	}
 	if abs, err := filepath.Abs(dir); err == nil {
@@ -91,14 +81,14 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		dir:     dir,
-		extra:   o.extra,
-		watch:   !o.noWatch,
-		log:     o.logger,
-		now:     o.now,
-		fault:   o.fault,
-		askPass: o.askPass,
-		euid:    os.Geteuid(),
+		dir:   dir,
+		extra: o.extra,
+		watch: !o.noWatch,
+		log:   o.logger,
+		now:   o.now,
+		fault: o.fault,
+		pass:  crypto.NewPassphrase(o.askPass),
+		euid:  os.Geteuid(),
 	}
 	s.watcher.hub = processHub
 	if o.watcher != nil {
@@ -135,18 +125,6 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// DefaultKeyFile returns the key file Open uses without a key option:
-// $SESSIONSTORE_KEY_FILE, else $CREDENTIALS_DIRECTORY/sessionstore.key.
-func DefaultKeyFile() (string, error) {
-	if p := os.Getenv(KeyFileEnv); p != "" {
-		return p, nil
-	}
-	if d := os.Getenv("CREDENTIALS_DIRECTORY"); d != "" {
-		return filepath.Join(d, credentialsKeyName), nil
-	}
-	return "", fmt.Errorf("filestore: no key file: set $%s or pass WithKeyFile; make one with: rekey -init -key FILE", KeyFileEnv)
 }
 
 func ensureDir(dir string) error {

@@ -525,19 +525,19 @@ func TestLockHonoursContext(t *testing.T) {
 }
 
 func TestOpenWithoutKey(t *testing.T) {
-	t.Setenv(filestore.KeyFileEnv, "")
+	t.Setenv(crypto.KeyFileEnv, "")
 	t.Setenv("CREDENTIALS_DIRECTORY", "")
 	_, err := filestore.Open(t.TempDir())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "rekey -init")
 
 	key := newKeyFile(t, false)
-	t.Setenv(filestore.KeyFileEnv, key)
+	t.Setenv(crypto.KeyFileEnv, key)
 	s, err := filestore.Open(t.TempDir())
 	require.NoError(t, err)
 	s.Close()
 
-	t.Setenv(filestore.KeyFileEnv, "")
+	t.Setenv(crypto.KeyFileEnv, "")
 	t.Setenv("CREDENTIALS_DIRECTORY", filepath.Dir(key))
 	require.NoError(t, os.Rename(key, filepath.Join(filepath.Dir(key), "sessionstore.key")))
 	s, err = filestore.Open(t.TempDir())

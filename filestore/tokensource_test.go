@@ -24,19 +24,11 @@ import (
 	"github.com/sessionstore/sessionstore/sessionstoretest"
 )
 
-func oauthConfig(srv *sessionstoretest.Provider) *oauth2.Config {
-	return &oauth2.Config{
-		ClientID:     sessionstoretest.ClientID,
-		ClientSecret: sessionstoretest.ClientSecret,
-		Endpoint:     oauth2.Endpoint{TokenURL: srv.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
-	}
-}
-
 // login stores a session obtained with the password grant; expired makes
 // its access token already expired (a cron job starting late).
 func login(t *testing.T, s *filestore.Store, srv *sessionstoretest.Provider, expired bool) sessionstore.AuthObject {
 	t.Helper()
-	tok, err := oauthConfig(srv).PasswordCredentialsToken(ctxT(t), sessionstoretest.Username, sessionstoretest.Password)
+	tok, err := srv.Config().PasswordCredentialsToken(ctxT(t), sessionstoretest.Username, sessionstoretest.Password)
 	require.NoError(t, err)
 	a := sessionstore.FromToken(tok)
 	if expired {
@@ -58,7 +50,7 @@ func TestTokenSourceValidTokenNeedsNoRefresh(t *testing.T) {
 	defer srv.Close()
 	s := openStore(t, t.TempDir(), newKeyFile(t, false))
 	stored := login(t, s, srv, false)
-	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)))
+	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(srv.Config()))
 	warm(t, s, "server", true)
 	reads := s.Reads()
 	for range 5 {
@@ -79,7 +71,7 @@ func TestTokenSourceRefreshesAndPersists(t *testing.T) {
 		dir, key := t.TempDir(), newKeyFile(t, false)
 		s := openStore(t, dir, key, m.opts...)
 		old := login(t, s, srv, true)
-		ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)))
+		ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(srv.Config()))
 		tok, err := ts.Token()
 		require.NoError(t, err)
 		assert.NotEqual(t, old.AccessToken, tok.AccessToken)
@@ -117,7 +109,7 @@ func TestTokenSourceFailedRefreshKeepsSession(t *testing.T) {
 	require.NoError(t, err)
 
 	srv.SetFailing(true)
-	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)))
+	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(srv.Config()))
 	_, err = ts.Token()
 	require.Error(t, err)
 	var re *oauth2.RetrieveError
@@ -133,7 +125,7 @@ func TestTokenSourceFailedRefreshKeepsSession(t *testing.T) {
 
 	srv.SetFailing(false)
 	// ts backs off for a second after its failure; a new source does not.
-	tok, err := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv))).Token()
+	tok, err := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(srv.Config())).Token()
 	require.NoError(t, err, "after recovery it refreshes with the kept refresh token")
 	assert.NotEqual(t, old.AccessToken, tok.AccessToken)
 }
@@ -148,7 +140,7 @@ func TestTokenSourceKeepsRefreshTokenWhenResponseHasNone(t *testing.T) {
 	// A refresher that returns exactly what the endpoint sent, so the
 	// store, not x/oauth2, must keep the refresh token.
 	raw := func(ctx context.Context, cur *oauth2.Token) (*oauth2.Token, error) {
-		tok, err := sessionstore.ConfigRefresher(oauthConfig(srv))(ctx, cur)
+		tok, err := sessionstore.ConfigRefresher(srv.Config())(ctx, cur)
 		if err == nil {
 			tok.RefreshToken = ""
 		}
@@ -188,7 +180,7 @@ func TestTokenSourceShortLivedTokenNotRefreshedEveryCall(t *testing.T) {
 	defer srv.Close()
 	s := openStore(t, t.TempDir(), newKeyFile(t, false))
 	login(t, s, srv, true)
-	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)), sessionstore.WithExpirySkew(time.Minute))
+	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(srv.Config()), sessionstore.WithExpirySkew(time.Minute))
 	for range 20 {
 		_, err := ts.Token()
 		require.NoError(t, err)
@@ -202,8 +194,7 @@ func init() {
 	children["token"] = func(ctx context.Context, s *filestore.Store, c childSpec) error {
 		fmt.Println("ready")
 		io.Copy(io.Discard, os.Stdin)
-		cfg := &oauth2.Config{ClientID: sessionstoretest.ClientID, ClientSecret: sessionstoretest.ClientSecret,
-			Endpoint: oauth2.Endpoint{TokenURL: c.url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+		cfg := sessionstoretest.ConfigFor(c.url)
 		ts := sessionstore.TokenSource(ctx, s, c.name, sessionstore.ConfigRefresher(cfg))
 		tok, err := ts.Token()
 		if err != nil {
@@ -222,8 +213,7 @@ func init() {
 	}
 	// api-loop: call the API through the shared token source for n ms.
 	children["api-loop"] = func(ctx context.Context, s *filestore.Store, c childSpec) error {
-		cfg := &oauth2.Config{ClientID: sessionstoretest.ClientID, ClientSecret: sessionstoretest.ClientSecret,
-			Endpoint: oauth2.Endpoint{TokenURL: c.url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+		cfg := sessionstoretest.ConfigFor(c.url)
 		ts := sessionstore.TokenSource(ctx, s, c.name, sessionstore.ConfigRefresher(cfg))
 		fmt.Println("ready")
 		io.Copy(io.Discard, os.Stdin)
@@ -371,7 +361,7 @@ func TestTokenSourceConcurrentGoroutinesRefreshOnce(t *testing.T) {
 	srv.SetRefreshDelay(20 * time.Millisecond)
 	s := openStore(t, t.TempDir(), newKeyFile(t, false))
 	login(t, s, srv, true)
-	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(oauthConfig(srv)))
+	ts := sessionstore.TokenSource(ctx, s, "server", sessionstore.ConfigRefresher(srv.Config()))
 	var wg sync.WaitGroup
 	tokens := make([]string, 16)
 	for i := range tokens {

@@ -78,11 +78,15 @@ func NewProvider(lifetime time.Duration) *Provider {
 
 // Config returns an oauth2.Config for the provider's token endpoint with
 // the test client's credentials.
-func (s *Provider) Config() *oauth2.Config {
+func (s *Provider) Config() *oauth2.Config { return ConfigFor(s.URL) }
+
+// ConfigFor is Provider.Config for the provider at url, for a process that
+// knows only the address (a child process of a test or demo).
+func ConfigFor(url string) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID:     ClientID,
 		ClientSecret: ClientSecret,
-		Endpoint:     oauth2.Endpoint{TokenURL: s.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
+		Endpoint:     oauth2.Endpoint{TokenURL: url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
 	}
 }
 

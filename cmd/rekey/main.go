@@ -219,8 +219,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if keyFile == "" {
 		var err error
-		if keyFile, err = filestore.DefaultKeyFile(); err != nil {
-			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", filestore.KeyFileEnv)
+		if keyFile, err = crypto.DefaultKeyFile(); err != nil {
+			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", crypto.KeyFileEnv)
 		}
 	}
 

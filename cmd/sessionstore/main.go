@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
 
@@ -210,8 +210,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.keyFile == "" {
 		var err error
-		if o.keyFile, err = filestore.DefaultKeyFile(); err != nil {
-			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", filestore.KeyFileEnv)
+		if o.keyFile, err = crypto.DefaultKeyFile(); err != nil {
+			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", crypto.KeyFileEnv)
 		}
 	}
 	if o.passFile != "" {

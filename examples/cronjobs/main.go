@@ -55,14 +55,6 @@ func main() {
 	}
 }
 
-func oauthConfig(url string) *oauth2.Config {
-	return &oauth2.Config{
-		ClientID:     sessionstoretest.ClientID,
-		ClientSecret: sessionstoretest.ClientSecret,
-		Endpoint:     oauth2.Endpoint{TokenURL: url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
-	}
-}
-
 // run is the demo's parent process.
 func run(out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -99,7 +91,7 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	tok, err := oauthConfig(srv.URL).PasswordCredentialsToken(ctx, sessionstoretest.Username, sessionstoretest.Password)
+	tok, err := sessionstoretest.ConfigFor(srv.URL).PasswordCredentialsToken(ctx, sessionstoretest.Username, sessionstoretest.Password)
 	if err != nil {
 		return err
 	}
@@ -244,7 +236,7 @@ func worker(id string) error {
 		return err
 	}
 	defer store.Close()
-	ts := sessionstore.TokenSource(ctx, store, authType, sessionstore.ConfigRefresher(oauthConfig(url)))
+	ts := sessionstore.TokenSource(ctx, store, authType, sessionstore.ConfigRefresher(sessionstoretest.ConfigFor(url)))
 	client := oauth2.NewClient(ctx, ts)
 
 	fmt.Println("ready")

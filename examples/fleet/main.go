@@ -66,14 +66,6 @@ func main() {
 	}
 }
 
-func oauthConfig(url string) *oauth2.Config {
-	return &oauth2.Config{
-		ClientID:     sessionstoretest.ClientID,
-		ClientSecret: sessionstoretest.ClientSecret,
-		Endpoint:     oauth2.Endpoint{TokenURL: url + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
-	}
-}
-
 // dial returns a client of every member that logs nothing: etcd's own
 // messages would go through etcdstore.ClientLogger to a slog.Logger.
 func dial(endpoints []string) (*clientv3.Client, error) {
@@ -164,7 +156,7 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	tok, err := oauthConfig(srv.URL).PasswordCredentialsToken(ctx, sessionstoretest.Username, sessionstoretest.Password)
+	tok, err := sessionstoretest.ConfigFor(srv.URL).PasswordCredentialsToken(ctx, sessionstoretest.Username, sessionstoretest.Password)
 	if err != nil {
 		return err
 	}
@@ -394,7 +386,7 @@ func worker(id string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	ts := sessionstore.TokenSource(ctx, store, authType, sessionstore.ConfigRefresher(oauthConfig(url)))
+	ts := sessionstore.TokenSource(ctx, store, authType, sessionstore.ConfigRefresher(sessionstoretest.ConfigFor(url)))
 	api := oauth2.NewClient(ctx, ts)
 
 	var mu sync.Mutex // stdout lines are whole

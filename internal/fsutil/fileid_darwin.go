@@ -5,15 +5,6 @@ import (
 	"syscall"
 )
 
-// IDOf returns fi's FileID; ok is false if the platform gives none.
-func IDOf(fi fs.FileInfo) (id FileID, ok bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return FileID{}, false
-	}
-	return idOfStat(st), true
-}
-
 // StatID returns the FileID of path, without following a symlink.
 func StatID(path string) (FileID, error) {
 	var st syscall.Stat_t
