@@ -21,28 +21,36 @@ const lockFlag = os.O_CREATE | os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONB
 // FIFO. If another process holds it, it waits in the kernel until the lock
 // is granted or ctx is done; an abandoned wait closes its descriptor as
 // soon as the lock is granted.
-func fileLock(ctx context.Context, path string) (release func(), err error) {
+func fileLock(ctx context.Context, path string) (release func(), note lockFD, err error) {
+	// Read-write, for the writers' note (note.go); read-only where the
+	// file does not let us write (a lock file that an odd umask made
+	// 0400): the lock works the same, without a note.
 	var fd int
-	for {
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)
-		if err != syscall.EINTR {
+	for _, mode := range []int{syscall.O_RDWR, syscall.O_RDONLY} {
+		for {
+			fd, err = syscall.Open(path, mode|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+		if err != syscall.EACCES {
 			break
 		}
 	}
 	if err == syscall.ELOOP {
-		return nil, fmt.Errorf("filestore: lock %s is a symlink, not followed: %w", path, sessionstore.ErrInsecurePermissions)
+		return nil, noNote, fmt.Errorf("filestore: lock %s is a symlink, not followed: %w", path, sessionstore.ErrInsecurePermissions)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("filestore: lock %s: open: %w", path, err)
+		return nil, noNote, fmt.Errorf("filestore: lock %s: open: %w", path, err)
 	}
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
 		syscall.Close(fd)
-		return nil, fmt.Errorf("filestore: lock %s: fstat: %w", path, err)
+		return nil, noNote, fmt.Errorf("filestore: lock %s: fstat: %w", path, err)
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		syscall.Close(fd)
-		return nil, fmt.Errorf("filestore: lock %s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
+		return nil, noNote, fmt.Errorf("filestore: lock %s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
 	}
 	// The umask may have narrowed the mode of a new lock file; make it
 	// exactly 0600, whatever the umask.
@@ -52,11 +60,11 @@ func fileLock(ctx context.Context, path string) (release func(), err error) {
 	closeFD := func() { syscall.Close(fd) }
 	err = flockRetry(fd, syscall.LOCK_EX|syscall.LOCK_NB)
 	if err == nil {
-		return closeFD, nil
+		return closeFD, lockFD(fd), nil
 	}
 	if err != syscall.EWOULDBLOCK {
 		closeFD()
-		return nil, fmt.Errorf("filestore: lock %s: flock: %w", path, err)
+		return nil, noNote, fmt.Errorf("filestore: lock %s: flock: %w", path, err)
 	}
 	granted := make(chan error, 1)
 	go func() { granted <- flockRetry(fd, syscall.LOCK_EX) }()
@@ -64,13 +72,51 @@ func fileLock(ctx context.Context, path string) (release func(), err error) {
 	case err = <-granted:
 	case <-ctx.Done():
 		go func() { <-granted; closeFD() }()
-		return nil, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
+		return nil, noNote, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
 	}
 	if err != nil {
 		closeFD()
-		return nil, fmt.Errorf("filestore: lock %s: flock: %w", path, err)
+		return nil, noNote, fmt.Errorf("filestore: lock %s: flock: %w", path, err)
 	}
-	return closeFD, nil
+	return closeFD, lockFD(fd), nil
+}
+
+// A lockFD is the descriptor of a held lock file, where the writers' note
+// is kept.
+type lockFD int
+
+// noNote is a lockFD without a note.
+const noNote lockFD = -1
+
+// readNote reads the note into buf; it returns the bytes read, 0 if there
+// is none.
+func (fd lockFD) readNote(buf []byte) int {
+	if fd < 0 {
+		return 0
+	}
+	for {
+		n, err := syscall.Pread(int(fd), buf, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0
+		}
+		return n
+	}
+}
+
+// writeNote replaces the note, best effort: a lock file opened read-only,
+// or a write that fails, leaves a note that matches no record.
+func (fd lockFD) writeNote(b []byte) {
+	if fd < 0 {
+		return
+	}
+	for {
+		if _, err := syscall.Pwrite(int(fd), b, 0); err != syscall.EINTR {
+			return
+		}
+	}
 }
 
 func flockRetry(fd, how int) error {

@@ -16,11 +16,11 @@ import (
 const lockFlag = os.O_CREATE | os.O_RDONLY
 
 // fileLock takes the lock on path, creating it, waiting until ctx is done.
-func fileLock(ctx context.Context, path string) (release func(), err error) {
+func fileLock(ctx context.Context, path string) (release func(), note lockFD, err error) {
 	lk := flock.New(path, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
 	ok, err := lk.TryLock()
 	if err != nil {
-		return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+		return nil, noNote, fmt.Errorf("filestore: lock %s: %w", path, err)
 	}
 	if !ok {
 		granted := make(chan error, 1)
@@ -33,10 +33,10 @@ func fileLock(ctx context.Context, path string) (release func(), err error) {
 					lk.Unlock()
 				}
 			}()
-			return nil, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
+			return nil, noNote, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
 		}
 		if err != nil {
-			return nil, fmt.Errorf("filestore: lock %s: %w", path, err)
+			return nil, noNote, fmt.Errorf("filestore: lock %s: %w", path, err)
 		}
 	}
 	fi, err := lk.Stat()
@@ -45,7 +45,16 @@ func fileLock(ctx context.Context, path string) (release func(), err error) {
 		if err == nil {
 			err = fmt.Errorf("%s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
 		}
-		return nil, fmt.Errorf("filestore: lock %w", err)
+		return nil, noNote, fmt.Errorf("filestore: lock %w", err)
 	}
-	return func() { lk.Unlock() }, nil
+	return func() { lk.Unlock() }, noNote, nil
 }
+
+// A lockFD would hold the writers' note; on Windows there is none, and
+// every writer reads the current record in full.
+type lockFD int
+
+const noNote lockFD = -1
+
+func (lockFD) readNote([]byte) int { return 0 }
+func (lockFD) writeNote([]byte)    {}

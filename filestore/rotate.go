@@ -348,7 +348,7 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 	if err != nil {
 		return false, err
 	}
-	unlock, err := s.lockCurrentKeys(ctx, stem)
+	unlock, _, err := s.lockCurrentKeys(ctx, stem)
 	if err != nil {
 		return false, err
 	}
@@ -424,7 +424,8 @@ func absDirs(dirs []string) ([]string, error) {
 
 // lockKeyFile takes keyFile+".lock" exclusively.
 func lockKeyFile(ctx context.Context, keyFile string) (func(), error) {
-	return lockFile(ctx, keyFile+lockSuffix)
+	unlock, _, err := lockFile(ctx, keyFile+lockSuffix)
+	return unlock, err
 }
 
 func failed(records []RecordStatus) []RecordStatus {

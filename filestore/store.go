@@ -45,6 +45,9 @@ type Store struct {
 	cache  cache // by auth type
 	closed atomic.Bool
 
+	dirMu sync.RWMutex // guards dir; held for reading while a write fsyncs it
+	dirFD *fsutil.Dir  // the store directory, open for fsync; nil until the first write
+
 	// events counts the watcher's invalidations; an entry read before a
 	// change of it is not trusted (see entry.trusted).
 	events  atomic.Uint64
@@ -149,14 +152,56 @@ func ensureDir(dir string) error {
 
 // checkDir checks, before a write, that the directory is still private
 // to the user that opened the Store.
-func (s *Store) checkDir() error {
+func (s *Store) checkDir() (fs.FileInfo, error) {
 	fi, err := os.Stat(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: %w", err)
+	}
+	if err := fsutil.CheckPrivateDirFor(s.dir, fi, s.euid); err != nil {
+		return nil, fmt.Errorf("filestore: store directory %w", err)
+	}
+	return fi, nil
+}
+
+// openDir returns the store directory open for fsync, the one checkDir
+// saw as fi (reopened if the path now names another directory), and the
+// function to call when done with it. Close waits for that call.
+func (s *Store) openDir(fi fs.FileInfo) (*fsutil.Dir, func(), error) {
+	for range 2 {
+		s.dirMu.RLock()
+		if d := s.dirFD; d != nil && d.Is(fi) {
+			return d, s.dirMu.RUnlock, nil
+		}
+		s.dirMu.RUnlock()
+		if err := s.reopenDir(fi); err != nil {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, fmt.Errorf("filestore: store directory %s was replaced during a write", s.dir)
+}
+
+func (s *Store) reopenDir(fi fs.FileInfo) error {
+	s.dirMu.Lock()
+	defer s.dirMu.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("filestore: write: %w", sessionstore.ErrClosed)
+	}
+	if d := s.dirFD; d != nil {
+		if d.Is(fi) {
+			return nil
+		}
+		d.Close()
+		s.dirFD = nil
+	}
+	d, err := fsutil.OpenDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
-	if err := fsutil.CheckPrivateDirFor(s.dir, fi, s.euid); err != nil {
-		return fmt.Errorf("filestore: store directory %w", err)
+	if !d.Is(fi) {
+		d.Close()
+		return fmt.Errorf("filestore: store directory %s was replaced during a write", s.dir)
 	}
+	s.dirFD = d
 	return nil
 }
 
@@ -224,5 +269,11 @@ func (s *Store) Close() error {
 	}
 	s.cache.Reset()
 	s.watcher.stop(s)
+	s.dirMu.Lock()
+	defer s.dirMu.Unlock()
+	if s.dirFD != nil {
+		s.dirFD.Close()
+		s.dirFD = nil
+	}
 	return nil
 }

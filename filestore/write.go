@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessionstore/sessionstore"
@@ -25,7 +27,7 @@ import (
 // nothing: the Store's keys are probably stale (a rotation happened), and
 // the record may be fine for every other process.
 func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
-	_, err := s.write(ctx, "set", authType, decide.Set(auth))
+	_, err := s.write(ctx, "set", authType, decide.Set(auth), &auth)
 	return err
 }
 
@@ -36,7 +38,7 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 // cannot be opened makes Update fail without calling fn.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
-	return s.write(ctx, "update", authType, decide.Update(fn))
+	return s.write(ctx, "update", authType, decide.Update(fn), nil)
 }
 
 // Delete removes the session stored under authType, whatever the record
@@ -44,7 +46,7 @@ func (s *Store) Update(ctx context.Context, authType string,
 // error. Sequence numbers keep growing across a Delete:
 // a later Set is not a rollback, a replayed older record is.
 func (s *Store) Delete(ctx context.Context, authType string) error {
-	_, err := s.write(ctx, "delete", authType, decide.Delete())
+	_, err := s.write(ctx, "delete", authType, decide.Delete(), nil)
 	return err
 }
 
@@ -60,8 +62,16 @@ type current struct {
 
 // write runs the write protocol of one record: lock, check the keys,
 // read the current record, let fn decide, seal, write durably, unlock.
+//
+// A Set knows what it stores before it sees the current record (set is
+// its value; nil for Update and Delete): it seals before taking the lock,
+// so that a writer waiting for the lock encrypts while another one writes,
+// and holds the lock for reading and writing alone. What it sealed is used
+// if it still fits under the lock: sealed to the keys loaded there, with a
+// sequence number above the current record's, and not long ago. Otherwise
+// it seals again, under the lock.
 func (s *Store) write(ctx context.Context, op, authType string,
-	decideFn decide.Func) (sessionstore.AuthObject, error) {
+	decideFn decide.Func, set *sessionstore.AuthObject) (sessionstore.AuthObject, error) {
 	if err := s.checkOpen(op); err != nil {
 		return sessionstore.AuthObject{}, err
 	}
@@ -71,17 +81,31 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	}
 	// The directory's permissions may have changed since Open: never
 	// write into one that others can write to.
-	if err := s.checkDir(); err != nil {
+	dirInfo, err := s.checkDir()
+	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	unlock, err := s.lockCurrentKeys(ctx, stem)
+	path := s.recordPath(stem)
+	var pre *sealed
+	if set != nil {
+		if pre, err = s.seal(s.keys.Load().ring, op, path, authType, *set, s.maxSeq(authType)+1); err != nil {
+			return sessionstore.AuthObject{}, err
+		}
+		defer pre.clear()
+	}
+	unlock, lockFD, err := s.lockCurrentKeys(ctx, stem)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
 	defer unlock()
 	ring := s.keys.Load().ring
-	path := s.recordPath(stem)
-	cur, err := s.readCurrent(ring, authType, path)
+	// A Set needs no value from the current record: the writers' note may
+	// vouch for it (note.go).
+	var n *note
+	if set != nil {
+		n = readNote(lockFD)
+	}
+	cur, err := s.readCurrent(ring, authType, path, n)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
@@ -94,19 +118,18 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return cur.auth.Clone(), nil
 	}
 
-	var maxSeq uint64
-	if e := s.cache.Get(authType); e != nil {
-		maxSeq = e.maxSeq
-	}
-	now := s.now()
-	seq := max(cur.seq+1, maxSeq+1, uint64(max(now.UnixNano(), 0)))
-
 	if act == decide.Remove {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 		}
 		if cur.exists {
-			if err := fsutil.SyncDir(s.dir); err != nil {
+			dir, done, err := s.openDir(dirInfo)
+			if err != nil {
+				return sessionstore.AuthObject{}, err
+			}
+			err = dir.Sync()
+			done()
+			if err != nil {
 				return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 			}
 		}
@@ -114,38 +137,88 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, nil
 	}
 
-	authJSON, err := wire.EncodeAuth(next)
-	if err != nil {
-		return sessionstore.AuthObject{}, fmt.Errorf("filestore: %s %q: auth object does not encode: %w", op, authType, err)
-	}
-	defer clear(authJSON)
-	if next.Extra != nil {
-		// Cache what a reader will decode (JSON numbers as float64 and so
-		// on), sharing nothing with the caller.
-		if next, err = wire.DecodeAuth(authJSON); err != nil {
+	minSeq := max(cur.seq, s.maxSeq(authType)) + 1
+	rec := pre
+	if rec == nil || rec.ring != ring || rec.seq < minSeq || s.now().Sub(rec.written) > maxSealAge {
+		if rec, err = s.seal(ring, op, path, authType, next, minSeq); err != nil {
 			return sessionstore.AuthObject{}, err
 		}
+		defer rec.clear()
 	}
-	ct, err := ring.Seal(&crypto.Record{AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
+	dir, done, err := s.openDir(dirInfo)
 	if err != nil {
-		return sessionstore.AuthObject{}, fmt.Errorf("filestore: %s: %w", path, err)
+		return sessionstore.AuthObject{}, err
 	}
 	watching := s.watcher.active()
-	if err := fsutil.WriteFile(s.dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault); err != nil {
+	err = fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", rec.ct, s.fault)
+	done()
+	if err != nil {
 		// The rename may have happened before a later step failed.
 		s.forget(authType)
 		return sessionstore.AuthObject{}, fmt.Errorf("filestore: writing %s: %w", path, err)
 	}
+	digest := sha256.Sum256(rec.ct)
 	s.cache.Update(authType, func(entry) entry {
-		return entry{ok: true, auth: next, digest: sha256.Sum256(ct), seq: seq, written: now, maxSeq: seq, trusted: watching}
+		return entry{ok: true, auth: rec.auth, digest: digest, seq: rec.seq, written: rec.written, maxSeq: rec.seq, trusted: watching}
 	})
-	return next.Clone(), nil
+	lockFD.writeNote((&note{digest: digest, seq: rec.seq, fp: rec.fp}).marshal())
+	return rec.auth.Clone(), nil
+}
+
+// maxSealAge bounds how long before the write a Set may have sealed its
+// record (its written time): a Set that waited longer for the lock seals
+// again.
+const maxSealAge = 250 * time.Millisecond
+
+// A sealed is a record sealed for a write.
+type sealed struct {
+	ring    *crypto.Keyring // the keys it was sealed with
+	auth    sessionstore.AuthObject
+	seq     uint64
+	written time.Time
+	ct      []byte
+	fp      string // the fingerprint of ring's primary, for the note
+}
+
+func (r *sealed) clear() { clear(r.ct) }
+
+// seal seals a for authType with ring, with a sequence number of at least
+// minSeq: the write's time in nanoseconds, unless minSeq is higher.
+func (s *Store) seal(ring *crypto.Keyring, op, path, authType string, a sessionstore.AuthObject, minSeq uint64) (*sealed, error) {
+	authJSON, err := wire.EncodeAuth(a)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: %s %q: auth object does not encode: %w", op, authType, err)
+	}
+	defer clear(authJSON)
+	if a.Extra != nil {
+		// Cache what a reader will decode (JSON numbers as float64 and so
+		// on), sharing nothing with the caller.
+		if a, err = wire.DecodeAuth(authJSON); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	seq := max(minSeq, uint64(max(now.UnixNano(), 0)))
+	ct, err := ring.Seal(&crypto.Record{AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
+	if err != nil {
+		return nil, fmt.Errorf("filestore: %s: %w", path, err)
+	}
+	return &sealed{ring: ring, auth: a, seq: seq, written: now, ct: ct, fp: ring.Fingerprint(0)}, nil
+}
+
+// maxSeq returns the highest sequence number seen for authType.
+func (s *Store) maxSeq(authType string) uint64 {
+	if e := s.cache.Get(authType); e != nil {
+		return e.maxSeq
+	}
+	return 0
 }
 
 // readCurrent reads the record a writer is about to replace. A record
 // that does not open is reported in current.err, not as an error: Set
-// replaces it, Update returns it.
-func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*current, error) {
+// replaces it, Update returns it. If n vouches for the record (a Set's
+// note), it is not decrypted: current.auth is then empty.
+func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note) (*current, error) {
 	s.reads.Add(1)
 	data, err := readRecord(path)
 	switch {
@@ -162,6 +235,9 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 	if e != nil && e.ok && e.digest == d {
 		// Our own last write, or validated: no decryption.
 		return &current{exists: true, auth: e.auth, seq: e.seq, written: e.written}, nil
+	}
+	if n.vouchesFor(d, ring, s.now()) {
+		return &current{exists: true, seq: n.seq}, nil
 	}
 	s.opens.Add(1)
 	rec, _, err := ring.Open(data, authType)
@@ -193,50 +269,57 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string) (*curre
 // key. Loading a changed key file can be heavy (scrypt, for a
 // passphrase-protected one), so it happens with no lock held: the lock is
 // released, the keys reloaded, and the lock taken again.
-func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func(), err error) {
+func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func(), note lockFD, err error) {
 	for attempt := 0; ; attempt++ {
-		unlock, err := s.lock(ctx, stem)
+		unlock, note, err := s.lock(ctx, stem)
 		if err != nil {
-			return nil, err
+			return nil, noNote, err
 		}
 		changed, err := s.keysChanged()
 		if err != nil {
 			unlock()
-			return nil, err
+			return nil, noNote, err
 		}
 		if !changed {
-			return unlock, nil
+			return unlock, note, nil
 		}
 		if attempt >= 3 {
 			// The key file keeps changing under us: load it under the
 			// lock rather than starve.
 			if _, err := s.reloadKeys(); err != nil {
 				unlock()
-				return nil, err
+				return nil, noNote, err
 			}
-			return unlock, nil
+			return unlock, note, nil
 		}
 		unlock()
 		if _, err := s.reloadKeys(); err != nil {
-			return nil, err
+			return nil, noNote, err
 		}
 	}
 }
 
-// lock takes stem's lock file exclusively, honouring ctx.
-func (s *Store) lock(ctx context.Context, stem string) (unlock func(), err error) {
-	release, err := lockFile(ctx, filepath.Join(s.dir, stem+lockSuffix))
+// lock takes stem's lock file exclusively, honouring ctx. It also returns
+// the lock file's descriptor, where the writers' note is.
+func (s *Store) lock(ctx context.Context, stem string) (unlock func(), note lockFD, err error) {
+	release, note, err := lockFile(ctx, filepath.Join(s.dir, stem+lockSuffix))
 	if err != nil {
-		return nil, err
+		return nil, noNote, err
 	}
 	s.locksHeld.Add(1)
-	return func() { s.locksHeld.Add(-1); release() }, nil
+	return func() { s.locksHeld.Add(-1); release() }, note, nil
 }
 
 // processLocks holds one in-process lock per lock file path: goroutines of
 // this process (of any Store) queue on it and hand the lock over directly,
 // so only one of them at a time waits on the file lock.
-var processLocks sync.Map // path → chan struct{} (capacity 1)
+var processLocks sync.Map // path → *procLock
+
+// A procLock is the in-process lock of one lock file.
+type procLock struct {
+	ch      chan struct{} // capacity 1: full while held
+	waiting atomic.Int32  // goroutines queued for ch
+}
 
 // lockFile takes the flock on path (creating it 0600, never through a
 // symlink, never blocking on a FIFO), waiting until ctx is done. Waiters
@@ -244,23 +327,41 @@ var processLocks sync.Map // path → chan struct{} (capacity 1)
 // this process through an in-process lock, other processes by the kernel
 // (a blocking flock). A waiter whose ctx ends returns at once; its pending
 // flock is released as soon as it is granted.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	v, _ := processLocks.LoadOrStore(path, make(chan struct{}, 1))
-	inProc := v.(chan struct{})
-	select {
-	case inProc <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
+func lockFile(ctx context.Context, path string) (unlock func(), note lockFD, err error) {
+	v, ok := processLocks.Load(path)
+	if !ok {
+		v, _ = processLocks.LoadOrStore(path, &procLock{ch: make(chan struct{}, 1)})
 	}
-	releaseInProc := func() { <-inProc }
+	pl := v.(*procLock)
+	select {
+	case pl.ch <- struct{}{}:
+	default:
+		pl.waiting.Add(1)
+		select {
+		case pl.ch <- struct{}{}:
+			pl.waiting.Add(-1)
+		case <-ctx.Done():
+			pl.waiting.Add(-1)
+			return nil, noNote, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
+		}
+	}
+	releaseInProc := func() {
+		<-pl.ch
+		if pl.waiting.Load() > 0 {
+			// The waiter now holds the lock, but it runs only when this
+			// goroutine yields the processor: yield now, or a caller that
+			// goes on to seal its next write keeps it waiting.
+			runtime.Gosched()
+		}
+	}
 
-	release, err := fileLock(ctx, path)
+	release, note, err := fileLock(ctx, path)
 	if err != nil {
 		releaseInProc()
-		return nil, err
+		return nil, noNote, err
 	}
 	return func() {
 		release()
 		releaseInProc()
-	}, nil
+	}, note, nil
 }

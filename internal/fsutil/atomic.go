@@ -52,6 +52,15 @@ type FaultFunc func(Step) error
 // at tmpName can only be a crashed writer's: WriteFile removes it and retries
 // once (so cleanup costs O(1), never a directory scan).
 func WriteFile(dir, name, tmpName string, data []byte, fault FaultFunc) (err error) {
+	return writeFile(dir, name, tmpName, data, fault, func() error { return SyncDir(dir) })
+}
+
+// WriteFileIn is WriteFile in the directory d has open, fsynced through d.
+func WriteFileIn(d *Dir, name, tmpName string, data []byte, fault FaultFunc) (err error) {
+	return writeFile(d.path, name, tmpName, data, fault, d.Sync)
+}
+
+func writeFile(dir, name, tmpName string, data []byte, fault FaultFunc, syncDir func() error) (err error) {
 	step := func(s Step) error {
 		if fault == nil {
 			return nil
@@ -109,7 +118,7 @@ func WriteFile(dir, name, tmpName string, data []byte, fault FaultFunc) (err err
 	if err := step(StepSyncDir); err != nil {
 		return &fs.PathError{Op: "sync", Path: dir, Err: err}
 	}
-	return SyncDir(dir)
+	return syncDir()
 }
 
 func createExcl(path string, step func(Step) error) (tempFile, error) {
