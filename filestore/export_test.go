@@ -51,3 +51,9 @@ func (s *Store) DerivedUnderLock() uint64 { return s.derivedUnderLock.Load() }
 
 // KeyFilesSafe reports whether s checks its key files by identity.
 func (s *Store) KeyFilesSafe() bool { return s.keys.Load().files.safe }
+
+// Prefetching reports whether a background load of authType is under way.
+func (s *Store) Prefetching(authType string) bool {
+	_, busy := s.prefetching.Load(authType)
+	return busy
+}

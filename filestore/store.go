@@ -50,8 +50,10 @@ type Store struct {
 
 	// events counts the watcher's invalidations; an entry read before a
 	// change of it is not trusted (see entry.trusted).
-	events  atomic.Uint64
-	watcher watchState
+	events      atomic.Uint64
+	watcher     watchState
+	prefetching sync.Map // auth type → struct{}: a background load is under way
+	writing     sync.Map // auth type → *[sha256.Size]byte: the digest of a write under way
 
 	// Counters for tests and debugging: record files read, records
 	// decrypted, key derivations while this Store held a record lock.

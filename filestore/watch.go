@@ -325,12 +325,40 @@ func (s *Store) invalidate(authType, path string) {
 	data, err := readRecord(path)
 	present := err == nil
 	d := sha256.Sum256(data)
+	if w, ok := s.writing.Load(authType); ok && present && *w.(*[sha256.Size]byte) == d {
+		return // this Store's own write, whose entry is on its way
+	}
+	changed := false
 	s.cache.Update(authType, func(e entry) entry {
 		if e.ok && (!present || e.digest != d) {
+			changed = true
 			return e.forgotten()
 		}
 		return e
 	})
+	if changed && present {
+		s.prefetch(authType)
+	}
+}
+
+// prefetch loads authType's new record in the background after another
+// writer changed it, so that the next Get finds it decrypted: a reader
+// sees another process's write as soon as a blocking reader of the file
+// would. One load per record at a time; a load that overlaps a further
+// change is not trusted (see load), and that change prefetches again.
+func (s *Store) prefetch(authType string) {
+	if s.closed.Load() {
+		return
+	}
+	if _, busy := s.prefetching.LoadOrStore(authType, struct{}{}); busy {
+		return
+	}
+	go func() {
+		defer s.prefetching.Delete(authType)
+		if stem, err := stemOf(authType); err == nil && !s.closed.Load() {
+			s.load(authType, stem) // an error is the next Get's to report
+		}
+	}()
 }
 
 // dropAll drops every cached value, keeping sequence numbers.

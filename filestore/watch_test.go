@@ -241,3 +241,23 @@ func TestBrokenKeyFileRewriteKeepsLoadedKeys(t *testing.T) {
 	require.NoError(t, err, "reads go on with the loaded keys")
 	assert.Equal(t, sampleAuth(), got)
 }
+
+// TestChangedRecordIsPrefetched: when another writer changes a record a
+// watching Store has cached, the Store decrypts the new record in the
+// background: the next Get is a hit, with no I/O of its own.
+func TestChangedRecordIsPrefetched(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	reader, writer := openStore(t, dir, key), openStore(t, dir, key)
+	require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v0"}))
+	warm(t, reader, "server", true)
+	opens := reader.Opens()
+	require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v1"}))
+	waitFor(t, "the prefetch", func() bool { return reader.Opens() == opens+1 && !reader.Prefetching("server") })
+	reads := reader.Reads()
+	got, err := reader.Get(ctx, "server")
+	require.NoError(t, err)
+	assert.Equal(t, "v1", got.AccessToken)
+	assert.Equal(t, reads, reader.Reads(), "the Get read no file")
+	assert.Equal(t, opens+1, reader.Opens(), "the Get decrypted nothing itself")
+}

@@ -150,6 +150,13 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, err
 	}
 	watching := s.watcher.active()
+	digest := sha256.Sum256(rec.ct)
+	if watching {
+		// The watcher sees the rename before the entry below is in place:
+		// tell it the new bytes are this Store's own.
+		s.writing.Store(authType, &digest)
+		defer s.writing.Delete(authType)
+	}
 	err = fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", rec.ct, s.fault)
 	done()
 	if err != nil {
@@ -157,7 +164,6 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		s.forget(authType)
 		return sessionstore.AuthObject{}, fmt.Errorf("filestore: writing %s: %w", path, err)
 	}
-	digest := sha256.Sum256(rec.ct)
 	s.cache.Update(authType, func(entry) entry {
 		return entry{ok: true, auth: rec.auth, digest: digest, seq: rec.seq, written: rec.written, maxSeq: rec.seq, trusted: watching}
 	})
