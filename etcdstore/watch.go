@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,18 +27,69 @@ import (
 // every change up to the request has been delivered, so the cache is
 // current as of the request's time, and stays servable for maxStaleness
 // after it.
+//
+// A Get does not read the clock: fresh says whether the deadline is still
+// ahead, and a timer clears it a little before the deadline (staleMargin),
+// so that a timer that fires late by less than that still keeps the bound.
 type watchState struct {
 	gen      atomic.Uint64 // the current generation; changed under cache.mu
 	deadline atomic.Int64  // serve cached values until then (ns since Store.epoch); 0: don't
+	fresh    atomic.Bool   // the deadline is ahead, less staleMargin; changed under mu
 	pending  atomic.Int64  // when the outstanding progress request was sent (ns since epoch); 0: none
 	cancel   atomic.Pointer[context.CancelFunc]
+
+	mu    sync.Mutex  // guards timer; orders changes of deadline and fresh
+	timer *time.Timer // clears fresh at the deadline, less staleMargin
 
 	restarts atomic.Uint64 // generations started, for tests and logs
 }
 
+// staleMargin is how long before its deadline the cache stops being
+// served: a tenth of the bound, at most 50 ms.
+func staleMargin(maxStaleness time.Duration) int64 {
+	return int64(min(maxStaleness/10, 50*time.Millisecond))
+}
+
 // vouches reports whether a cached entry of generation gen may be served.
-func (w *watchState) vouches(s *Store, gen uint64) bool {
-	return gen == w.gen.Load() && s.mono() < w.deadline.Load()
+func (w *watchState) vouches(_ *Store, gen uint64) bool {
+	return gen == w.gen.Load() && w.fresh.Load()
+}
+
+// setDeadline makes cached values servable until deadline (ns since the
+// Store's epoch; 0: not at all).
+func (s *Store) setDeadline(deadline int64) {
+	w := &s.watch
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.deadline.Store(deadline)
+	until := deadline - staleMargin(s.maxStaleness) - s.mono()
+	if deadline == 0 || until <= 0 {
+		w.fresh.Store(false)
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+		return
+	}
+	w.fresh.Store(true)
+	if w.timer == nil {
+		w.timer = time.AfterFunc(time.Duration(until), s.checkDeadline)
+	} else {
+		w.timer.Reset(time.Duration(until))
+	}
+}
+
+// checkDeadline is the timer's: it clears fresh once the deadline, less
+// staleMargin, has come, and otherwise waits again.
+func (s *Store) checkDeadline() {
+	w := &s.watch
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	until := w.deadline.Load() - staleMargin(s.maxStaleness) - s.mono()
+	if until <= 0 {
+		w.fresh.Store(false)
+		return
+	}
+	w.timer.Reset(time.Duration(until))
 }
 
 // mono is a monotonic clock: nanoseconds since the Store was opened.
@@ -57,7 +109,7 @@ func (s *Store) watchLoop() {
 	pause := 10 * time.Millisecond
 	for s.bg.Err() == nil {
 		healthy, err := s.watchOnce()
-		s.watch.deadline.Store(0) // nothing cached is served until the next generation vouches for it
+		s.setDeadline(0) // nothing cached is served until the next generation vouches for it
 		if s.bg.Err() != nil {
 			return
 		}
@@ -126,7 +178,7 @@ func (s *Store) watchOnce() (healthy bool, err error) {
 		}
 		if wr.IsProgressNotify() {
 			if sent := s.watch.pending.Swap(0); sent != 0 {
-				s.watch.deadline.Store(sent + int64(s.maxStaleness))
+				s.setDeadline(sent + int64(s.maxStaleness))
 				healthy = true
 			}
 		}

@@ -49,6 +49,18 @@ func (s *Store) lookup(ctx context.Context, authType string) (sessionstore.AuthO
 	if err != nil {
 		return sessionstore.AuthObject{}, time.Time{}, err
 	}
+	if done, ok := s.prefetching.Load(authType); ok {
+		// The watcher is loading the new record already: wait for it
+		// rather than decrypt it a second time.
+		select {
+		case <-done.(chan struct{}):
+		case <-ctx.Done():
+			return sessionstore.AuthObject{}, time.Time{}, ctx.Err()
+		}
+		if e := s.cache.Get(authType); e != nil && e.trusted && !s.closed.Load() {
+			return e.auth.Clone(), e.written, nil
+		}
+	}
 	a, written, err := s.load(authType, stem)
 	if err != nil {
 		return sessionstore.AuthObject{}, time.Time{}, err

@@ -52,7 +52,7 @@ type Store struct {
 	// change of it is not trusted (see entry.trusted).
 	events      atomic.Uint64
 	watcher     watchState
-	prefetching sync.Map // auth type → struct{}: a background load is under way
+	prefetching sync.Map // auth type → chan struct{}, closed when the background load under way ends
 	writing     sync.Map // auth type → *[sha256.Size]byte: the digest of a write under way
 
 	// Counters for tests and debugging: record files read, records

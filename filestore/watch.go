@@ -350,10 +350,12 @@ func (s *Store) prefetch(authType string) {
 	if s.closed.Load() {
 		return
 	}
-	if _, busy := s.prefetching.LoadOrStore(authType, struct{}{}); busy {
+	done := make(chan struct{})
+	if _, busy := s.prefetching.LoadOrStore(authType, done); busy {
 		return
 	}
 	go func() {
+		defer close(done)
 		defer s.prefetching.Delete(authType)
 		if stem, err := stemOf(authType); err == nil && !s.closed.Load() {
 			s.load(authType, stem) // an error is the next Get's to report
