@@ -18,7 +18,8 @@ import (
 // heard from etcd within WithMaxStaleness. Otherwise Get reads the record
 // from etcd (a linearizable read).
 func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
-	if e := s.cache.Get(authType); e != nil && e.ok && s.watch.vouches(s, e.gen) && !s.closed.Load() {
+	// serving is 0 once the Store is closed: no closed check here.
+	if e := s.cache.Get(authType); e != nil && e.ok && s.watch.vouches(e.gen) {
 		a := e.auth
 		if a.Extra != nil {
 			a = a.Clone()

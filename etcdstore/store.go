@@ -188,6 +188,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.setDeadline(0) // no cached value is served from now on
 	s.stop()
 	s.wg.Wait()
 	s.cache.Reset()

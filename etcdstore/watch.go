@@ -28,18 +28,20 @@ import (
 // current as of the request's time, and stays servable for maxStaleness
 // after it.
 //
-// A Get does not read the clock: fresh says whether the deadline is still
-// ahead, and a timer clears it a little before the deadline (staleMargin),
-// so that a timer that fires late by less than that still keeps the bound.
+// A Get reads no clock and one atomic word: serving is the generation
+// whose entries may be served now, 0 when none may (the deadline has
+// passed, the watch is restarting, the Store is closed). A timer clears it
+// a little before the deadline (staleMargin), so that a timer that fires
+// late by less than that still keeps the bound.
 type watchState struct {
 	gen      atomic.Uint64 // the current generation; changed under cache.mu
 	deadline atomic.Int64  // serve cached values until then (ns since Store.epoch); 0: don't
-	fresh    atomic.Bool   // the deadline is ahead, less staleMargin; changed under mu
+	serving  atomic.Uint64 // gen while the deadline, less staleMargin, is ahead; else 0; changed under mu
 	pending  atomic.Int64  // when the outstanding progress request was sent (ns since epoch); 0: none
 	cancel   atomic.Pointer[context.CancelFunc]
 
-	mu    sync.Mutex  // guards timer; orders changes of deadline and fresh
-	timer *time.Timer // clears fresh at the deadline, less staleMargin
+	mu    sync.Mutex  // guards timer; orders changes of deadline and serving
+	timer *time.Timer // clears serving at the deadline, less staleMargin
 
 	restarts atomic.Uint64 // generations started, for tests and logs
 }
@@ -51,8 +53,8 @@ func staleMargin(maxStaleness time.Duration) int64 {
 }
 
 // vouches reports whether a cached entry of generation gen may be served.
-func (w *watchState) vouches(_ *Store, gen uint64) bool {
-	return gen == w.gen.Load() && w.fresh.Load()
+func (w *watchState) vouches(gen uint64) bool {
+	return gen != 0 && gen == w.serving.Load()
 }
 
 // setDeadline makes cached values servable until deadline (ns since the
@@ -63,14 +65,14 @@ func (s *Store) setDeadline(deadline int64) {
 	defer w.mu.Unlock()
 	w.deadline.Store(deadline)
 	until := deadline - staleMargin(s.maxStaleness) - s.mono()
-	if deadline == 0 || until <= 0 {
-		w.fresh.Store(false)
+	if deadline == 0 || until <= 0 || s.closed.Load() {
+		w.serving.Store(0)
 		if w.timer != nil {
 			w.timer.Stop()
 		}
 		return
 	}
-	w.fresh.Store(true)
+	w.serving.Store(w.gen.Load())
 	if w.timer == nil {
 		w.timer = time.AfterFunc(time.Duration(until), s.checkDeadline)
 	} else {
@@ -78,7 +80,7 @@ func (s *Store) setDeadline(deadline int64) {
 	}
 }
 
-// checkDeadline is the timer's: it clears fresh once the deadline, less
+// checkDeadline is the timer's: it clears serving once the deadline, less
 // staleMargin, has come, and otherwise waits again.
 func (s *Store) checkDeadline() {
 	w := &s.watch
@@ -86,7 +88,7 @@ func (s *Store) checkDeadline() {
 	defer w.mu.Unlock()
 	until := w.deadline.Load() - staleMargin(s.maxStaleness) - s.mono()
 	if until <= 0 {
-		w.fresh.Store(false)
+		w.serving.Store(0)
 		return
 	}
 	w.timer.Reset(time.Duration(until))
@@ -194,7 +196,10 @@ func (s *Store) watchOnce() (healthy bool, err error) {
 func (s *Store) newGeneration() uint64 {
 	s.cache.Lock()
 	defer s.cache.Unlock()
+	s.watch.mu.Lock()
 	gen := s.watch.gen.Add(1)
+	s.watch.serving.Store(0) // until a progress answer of this generation
+	s.watch.mu.Unlock()
 	s.watch.restarts.Add(1)
 	s.cache.UpdateAllLocked(func(e entry) entry { return entry{maxSeq: e.maxSeq} })
 	return gen
