@@ -8,7 +8,7 @@
 //
 //	<dir>/                 0700
 //	  server.age           one sealed record (an age file), 0600
-//	  server.lock          empty flock target, 0600, never deleted
+//	  server.lock          flock target with the last writer's note, 0600, never deleted
 //	  .server.tmp-0        a write in progress (removed on success or failure)
 //
 // An auth type is any non-empty UTF-8 string of at most 200 bytes without
@@ -21,7 +21,11 @@
 //
 // Writers (Set, Update, Delete) take the record's lock file, read the
 // current record, write a temp file, fsync it, rename it over the record and
-// fsync the directory. Update runs its function under that lock. The temp
+// fsync the directory. Update runs its function under that lock. A Set
+// encrypts before it takes the lock (again under it, if the keys or the
+// record moved on meanwhile), and does not decrypt the record it replaces
+// when the lock file's note, left by the last writer, vouches for its bytes
+// (the digest, sequence number and key fingerprint a Set needs). The temp
 // file's name is fixed per record: only the lock holder writes it, so a
 // leftover from a crashed writer is removed by the next writer in O(1).
 //
