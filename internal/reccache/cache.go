@@ -31,6 +31,11 @@ func (c *Cache[E]) Get(name string) *E {
 			return sl.e.Load()
 		}
 	}
+	return c.getDirty(name)
+}
+
+// getDirty is Get for a name not in read: apart, so that Get inlines.
+func (c *Cache[E]) getDirty(name string) *E {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sl := c.dirtySlotLocked(name, false)
