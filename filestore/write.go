@@ -87,13 +87,26 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	}
 	path := s.recordPath(stem)
 	var pre *sealed
+	var sealDone func()
 	if set != nil {
+		// At most GOMAXPROCS Sets of this process seal ahead for one
+		// record at once: more would take the CPU from the lock holder,
+		// and the more Sets seal at once, the more of them take the lock
+		// in another order than they sealed in, and must seal again
+		// (their sequence number is then too low).
+		if sealDone, err = procLockFor(s.lockPath(stem)).sealTurn(ctx); err != nil {
+			return sessionstore.AuthObject{}, err
+		}
 		if pre, err = s.seal(s.keys.Load().ring, op, path, authType, *set, s.maxSeq(authType)+1); err != nil {
+			sealDone()
 			return sessionstore.AuthObject{}, err
 		}
 		defer pre.clear()
 	}
 	unlock, lockFD, err := s.lockCurrentKeys(ctx, stem)
+	if sealDone != nil {
+		sealDone()
+	}
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
@@ -308,7 +321,7 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func()
 // lock takes stem's lock file exclusively, honouring ctx. It also returns
 // the lock file's descriptor, where the writers' note is.
 func (s *Store) lock(ctx context.Context, stem string) (unlock func(), note lockFD, err error) {
-	release, note, err := lockFile(ctx, filepath.Join(s.dir, stem+lockSuffix))
+	release, note, err := lockFile(ctx, s.lockPath(stem))
 	if err != nil {
 		return nil, noNote, err
 	}
@@ -321,10 +334,32 @@ func (s *Store) lock(ctx context.Context, stem string) (unlock func(), note lock
 // so only one of them at a time waits on the file lock.
 var processLocks sync.Map // path → *procLock
 
+func (s *Store) lockPath(stem string) string { return filepath.Join(s.dir, stem+lockSuffix) }
+
 // A procLock is the in-process lock of one lock file.
 type procLock struct {
 	ch      chan struct{} // capacity 1: full while held
 	waiting atomic.Int32  // goroutines queued for ch
+	sealing chan struct{} // capacity GOMAXPROCS: a slot per Set sealing ahead (see write)
+}
+
+// procLockFor returns path's in-process lock.
+func procLockFor(path string) *procLock {
+	v, ok := processLocks.Load(path)
+	if !ok {
+		v, _ = processLocks.LoadOrStore(path, &procLock{ch: make(chan struct{}, 1), sealing: make(chan struct{}, runtime.GOMAXPROCS(0))})
+	}
+	return v.(*procLock)
+}
+
+// sealTurn waits for the turn to seal ahead, honouring ctx.
+func (pl *procLock) sealTurn(ctx context.Context) (done func(), err error) {
+	select {
+	case pl.sealing <- struct{}{}:
+		return func() { <-pl.sealing }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // lockFile takes the flock on path (creating it 0600, never through a
@@ -334,11 +369,7 @@ type procLock struct {
 // (a blocking flock). A waiter whose ctx ends returns at once; its pending
 // flock is released as soon as it is granted.
 func lockFile(ctx context.Context, path string) (unlock func(), note lockFD, err error) {
-	v, ok := processLocks.Load(path)
-	if !ok {
-		v, _ = processLocks.LoadOrStore(path, &procLock{ch: make(chan struct{}, 1)})
-	}
-	pl := v.(*procLock)
+	pl := procLockFor(path)
 	select {
 	case pl.ch <- struct{}{}:
 	default:
