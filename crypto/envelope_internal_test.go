@@ -50,3 +50,69 @@ func TestIsCompact(t *testing.T) {
 		assert.Equal(t, want, isCompact([]byte(in)), in)
 	}
 }
+
+// canonicalCases are envelopes as Seal writes them, with what could trip
+// a parser that is not encoding/json: escapes, an auth object holding a
+// "mac" field, the largest sequence number.
+func canonicalCases() []envelope {
+	w := time.Date(2026, 11, 28, 1, 2, 3, 456789, time.UTC)
+	return []envelope{
+		{Version: 1, AuthType: "server", Seq: 1, Written: w, Auth: json.RawMessage(`{"access_token":"a"}`), MAC: bytes.Repeat([]byte{1}, 32)},
+		{Version: 1, AuthType: "server", Seq: 1<<64 - 1, Written: w, Auth: json.RawMessage(`{"extra":{"mac":"x\",\"mac\":\"AAAA"},"a":"}"}`), MAC: bytes.Repeat([]byte{2}, 32)},
+		{Version: 2, Namespace: "/sessionstore/prod", AuthType: "user@example.com", Seq: 7, Written: w.Local(), Auth: json.RawMessage(`{}`), MAC: bytes.Repeat([]byte{3}, 32)},
+		{Version: 2, Namespace: "/sessionstore/<prod>", AuthType: "a\"b\\c\n日本", Seq: 7, Written: w, Auth: json.RawMessage(`{"a":1}`), MAC: bytes.Repeat([]byte{4}, 32)},
+	}
+}
+
+// TestCanonicalParseMatchesEncodingJSON: what the parser without
+// reflection accepts, encoding/json decodes to the same envelope; and it
+// accepts what Seal writes (strings with escapes are left to encoding/json).
+func TestCanonicalParseMatchesEncodingJSON(t *testing.T) {
+	for _, e := range canonicalCases() {
+		data, err := e.appendJSON(nil)
+		require.NoError(t, err)
+		got, ok := parseCanonical(data)
+		var want envelope
+		require.NoError(t, json.Unmarshal(data, &want))
+		if bytes.ContainsRune([]byte(e.Namespace+e.AuthType), '"') || bytes.ContainsAny([]byte(e.Namespace+e.AuthType), "\\\n<") {
+			assert.False(t, ok, "a string with escapes goes to encoding/json: %s", data)
+			continue
+		}
+		require.True(t, ok, "Seal's form parses: %s", data)
+		assertSameEnvelope(t, want, got)
+	}
+}
+
+func assertSameEnvelope(t testing.TB, want, got envelope) {
+	t.Helper()
+	assert.Equal(t, want.Version, got.Version)
+	assert.Equal(t, want.Namespace, got.Namespace)
+	assert.Equal(t, want.AuthType, got.AuthType)
+	assert.Equal(t, want.Seq, got.Seq)
+	assert.True(t, want.Written.Equal(got.Written), "written %v vs %v", want.Written, got.Written)
+	assert.Equal(t, string(want.Auth), string(got.Auth))
+	assert.Equal(t, want.MAC, got.MAC)
+}
+
+// FuzzCanonicalParse: for any plaintext, what the parser without
+// reflection accepts with an auth object that is valid JSON (verify takes
+// it only with a MAC that verifies, which Seal writes only over valid
+// JSON), encoding/json accepts too, as the same envelope.
+func FuzzCanonicalParse(f *testing.F) {
+	for _, e := range canonicalCases() {
+		data, err := e.appendJSON(nil)
+		require.NoError(f, err)
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := parseCanonical(data)
+		if !ok || !json.Valid(got.Auth) {
+			return
+		}
+		var want envelope
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("accepted what encoding/json rejects (%v): %q", err, data)
+		}
+		assertSameEnvelope(t, want, got)
+	})
+}

@@ -1,10 +1,12 @@
 package filestore
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"time"
 
@@ -90,7 +92,9 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 		return false, fmt.Errorf("filestore: %w", err)
 	}
 	s.keys.Store(&keyState{ring: ring, digest: d, files: files})
-	s.log.Info("sessionstore: keys loaded", "key_file", s.keyFile, "identities", ring.Len(), "primary", ring.PublicKey(0))
+	if s.log.Enabled(context.Background(), slog.LevelInfo) { // spare a short-lived reader the encoding
+		s.log.Info("sessionstore: keys loaded", "key_file", s.keyFile, "identities", ring.Len(), "primary", ring.PublicKey(0))
+	}
 	return true, nil
 }
 
