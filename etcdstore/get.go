@@ -91,11 +91,16 @@ func (s *Store) fill(gen uint64, name string, modRev int64, a sessionstore.AuthO
 	s.cache.Lock()
 	defer s.cache.Unlock()
 	s.cache.UpdateLocked(name, func(e entry) entry {
+		if e.modRev > modRev {
+			// A read older than what this Store knows (another Get's, or
+			// the watch's, was faster): late, not a rollback.
+			return e
+		}
 		if seq < e.maxSeq {
 			rollback = e.maxSeq
 			return e
 		}
-		if s.watch.gen.Load() != gen || e.modRev > modRev {
+		if s.watch.gen.Load() != gen {
 			e.maxSeq = seq
 			return e
 		}

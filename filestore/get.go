@@ -70,7 +70,35 @@ func (s *Store) lookup(ctx context.Context, authType string) (sessionstore.AuthO
 
 // load reads the record file of name and returns its value, from the cache
 // if the file still holds the cached bytes, and caches it.
+//
+// A record whose sequence number is below the highest one seen is a
+// rollback only if the file still holds it: a load that read the file just
+// before another goroutine's load (a Get's, the watcher's prefetch) read a
+// newer record and cached it is merely late, and reads again.
 func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, error) {
+	for attempt := 0; ; attempt++ {
+		a, written, stale, err := s.loadOnce(name, stem)
+		if !stale || attempt == 3 {
+			return a, written, err
+		}
+	}
+}
+
+// loadOnce is one attempt of load; stale reports a rollback error whose
+// record the file no longer holds.
+func (s *Store) loadOnce(name, stem string) (_ sessionstore.AuthObject, _ time.Time, stale bool, _ error) {
+	a, written, read, err := s.loadFile(name, stem)
+	if err != nil && errors.Is(err, sessionstore.ErrRollback) {
+		now, rerr := readRecord(s.recordPath(stem))
+		if rerr != nil || sha256.Sum256(now) != read {
+			return a, written, true, err
+		}
+	}
+	return a, written, false, err
+}
+
+// loadFile is load's work; read is the digest of the bytes it read.
+func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, _ time.Time, read [sha256.Size]byte, _ error) {
 	path := s.recordPath(stem)
 	watching := s.watcher.active()
 	before := s.events.Load()
@@ -81,7 +109,7 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 		if id, err := fsutil.StatID(path); err == nil && id == e.id {
 			s.trustIfQuiet(name, e, watching, before)
 			s.watcher.start(s)
-			return e.auth, e.written, nil
+			return e.auth, e.written, e.digest, nil
 		}
 	}
 
@@ -90,11 +118,12 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			s.forget(name)
-			return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, sessionstore.ErrNotFound)
+			return sessionstore.AuthObject{}, time.Time{}, read, fmt.Errorf("filestore: %s: %w", path, sessionstore.ErrNotFound)
 		}
-		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %w", err)
+		return sessionstore.AuthObject{}, time.Time{}, read, fmt.Errorf("filestore: %w", err)
 	}
 	d := sha256.Sum256(data)
+	read = d
 
 	idSafe := !s.remote && id.SafeAt(time.Now())
 	if e := s.cache.Get(name); e != nil && e.ok && e.digest == d {
@@ -109,16 +138,16 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 		}
 		s.trustIfQuiet(name, e, watching, before)
 		s.watcher.start(s)
-		return e.auth, e.written, nil
+		return e.auth, e.written, e.digest, nil
 	}
 
 	rec, err := s.open(data, name, path)
 	if err != nil {
-		return sessionstore.AuthObject{}, time.Time{}, err
+		return sessionstore.AuthObject{}, time.Time{}, read, err
 	}
 	a, err := wire.DecodeAuth(rec.Auth)
 	if err != nil {
-		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: %w", path, err)
+		return sessionstore.AuthObject{}, time.Time{}, read, fmt.Errorf("filestore: %s: %w", path, err)
 	}
 	var rollback uint64
 	s.cache.Update(name, func(e entry) entry {
@@ -130,9 +159,9 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 			trusted: watching && s.events.Load() == before, id: id, idSafe: idSafe}
 	})
 	if rollback != 0 {
-		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, rollback, rec.Seq, sessionstore.ErrRollback)
+		return sessionstore.AuthObject{}, time.Time{}, read, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, rollback, rec.Seq, sessionstore.ErrRollback)
 	}
-	return a, rec.Written, nil
+	return a, rec.Written, read, nil
 }
 
 // trustIfQuiet marks e, just validated, as vouched for by the watcher if

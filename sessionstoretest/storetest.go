@@ -37,7 +37,8 @@ const Visibility = 5 * time.Second
 // checks every rule of sessionstore.Store: valid and invalid auth types,
 // values owned by the caller, Update's exclusivity between two Stores over
 // the same data and its no-write rules, visibility of one Store's writes to
-// the other, Delete, List and Close. It calls mk once per subtest.
+// the other, reads that never fail while other Stores write, Delete, List
+// and Close. It calls mk once per subtest.
 func TestStore(t *testing.T, mk MakeStores) {
 	tests := []struct {
 		name string
@@ -54,6 +55,7 @@ func TestStore(t *testing.T, mk MakeStores) {
 		{"UpdateExclusiveAcrossStores", testUpdateExclusive},
 		{"UpdateHonoursContext", testUpdateHonoursContext},
 		{"WritesVisibleToOtherStore", testVisibility},
+		{"ReadsDuringConcurrentSetsNeverGoBack", testReadsDuringSets},
 		{"DeleteAndList", testDeleteAndList},
 		{"Close", testClose},
 	}
@@ -329,6 +331,57 @@ func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 			return err == nil && got.Extra["n"] == want
 		}, Visibility, 5*time.Millisecond, "store %d sees all %v increments: none lost", i, want)
 	}
+}
+
+// testReadsDuringSets: Stores Set one name concurrently while goroutines
+// of another Store read it: no read fails (a reader that is late to see a
+// write must not take a newer record it already saw for a rollback), and
+// the last value read is one that was written.
+func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
+	ctx := ctxOf(t)
+	reader := open()
+	require.NoError(t, reader.Set(ctx, "server", sample(0)))
+	const writers, sets, readers = 3, 25, 2
+	done := make(chan struct{})
+	var rwg, wwg sync.WaitGroup
+	errs := make(chan error, writers+readers)
+	for range readers {
+		rwg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, err := reader.Get(ctx, "server"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for w := range writers {
+		s := open()
+		wwg.Go(func() {
+			for i := range sets {
+				if err := s.Set(ctx, "server", sample(100*(w+1)+i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wwg.Wait()
+	close(done)
+	rwg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+	got, err := open().Get(ctx, "server")
+	require.NoError(t, err)
+	n := int(got.Extra["n"].(float64))
+	assert.True(t, n >= 100 && n%100 == sets-1, "the last value stored is some writer's last Set, got %d", n)
 }
 
 func testUpdateHonoursContext(t *testing.T, open func() sessionstore.Store) {
