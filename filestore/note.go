@@ -60,11 +60,16 @@ func (n *note) marshal() []byte {
 // readNote returns the note in fd, or nil if there is none that parses.
 func readNote(fd lockFD) *note {
 	var buf [noteLen + 1]byte
-	if fd.readNote(buf[:]) != noteLen || !bytes.HasPrefix(buf[:], []byte(noteMagic)) {
+	return parseNote(buf[:fd.readNote(buf[:])])
+}
+
+// parseNote parses a lock file's contents: nil unless they are a note.
+func parseNote(b []byte) *note {
+	if len(b) != noteLen || !bytes.HasPrefix(b, []byte(noteMagic)) {
 		return nil
 	}
-	n := &note{seq: binary.BigEndian.Uint64(buf[noteSeq:]), fp: string(buf[noteFP:noteLen])}
-	copy(n.digest[:], buf[noteDigest:])
+	n := &note{seq: binary.BigEndian.Uint64(b[noteSeq:]), fp: string(b[noteFP:noteLen])}
+	copy(n.digest[:], b[noteDigest:])
 	return n
 }
 
