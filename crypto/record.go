@@ -179,7 +179,7 @@ func (k *Keyring) OpenIn(ciphertext []byte, namespace, authType string) (*Record
 			}
 			return nil, -1, fmt.Errorf("%w: not a valid age file (%v)", sessionstore.ErrTampered, err)
 		}
-		pt, err := io.ReadAll(io.LimitReader(r, maxPlaintext+1))
+		pt, err := readPlaintext(r, len(ciphertext))
 		if err != nil {
 			return nil, i, fmt.Errorf("%w: age payload does not decrypt (%v)", sessionstore.ErrTampered, err)
 		}
@@ -246,6 +246,32 @@ func (k *Keyring) bound(env *envelope, namespace, authType string) (*Record, err
 		Written:   env.Written,
 		Auth:      env.Auth,
 	}, nil
+}
+
+// readPlaintext reads r to its end, or to one byte past maxPlaintext, into
+// one buffer sized for a plaintext shorter than its ciphertext of size n
+// (as an age payload is): no copy of a secret is left behind in a buffer
+// that had to grow, and a reader allocates once.
+func readPlaintext(r io.Reader, n int) ([]byte, error) {
+	pt := make([]byte, 0, min(n, maxPlaintext)+1)
+	for len(pt) <= maxPlaintext {
+		if len(pt) == cap(pt) {
+			grown := make([]byte, len(pt), min(2*cap(pt), maxPlaintext+1))
+			copy(grown, pt)
+			clear(pt)
+			pt = grown
+		}
+		m, err := r.Read(pt[len(pt):cap(pt)])
+		pt = pt[:len(pt)+m]
+		if err == io.EOF {
+			return pt, nil
+		}
+		if err != nil {
+			clear(pt)
+			return nil, err
+		}
+	}
+	return pt, nil
 }
 
 // recordMAC is HMAC-SHA-256 over an unambiguous encoding of every field
