@@ -95,7 +95,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		// in another order than they sealed in, and must seal again
 		// (their sequence number is then too low).
 		if sealDone, err = procLockFor(s.lockPath(stem)).sealTurn(ctx); err != nil {
-			return sessionstore.AuthObject{}, err
+			return sessionstore.AuthObject{}, fmt.Errorf("filestore: %s %q: %w", op, authType, err)
 		}
 		if pre, err = s.seal(s.keys.Load().ring, op, path, authType, *set, s.maxSeq(authType)+1); err != nil {
 			sealDone()
