@@ -342,13 +342,16 @@ func (r *RecordStatus) setErr(err error) {
 // reseal rewrites authType's record, under its lock, sealed to the current
 // primary and extra recipients, keeping its auth object byte for byte. A
 // record already under the primary is left alone, and so is one that does
-// not open (it is reported, never resealed).
+// not open (it is reported, never resealed). Only Rotate calls it, holding
+// the key file's lock.
 func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (bool, error) {
 	stem, err := stemOf(authType)
 	if err != nil {
 		return false, err
 	}
-	unlock, _, err := s.lockCurrentKeys(ctx, stem)
+	// Rotate holds the key file's lock, and wrote the key file itself:
+	// its Stores' keys are current without checking the file per record.
+	unlock, _, err := s.lock(ctx, stem)
 	if err != nil {
 		return false, err
 	}
