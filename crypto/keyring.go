@@ -225,42 +225,22 @@ func ReadKeyFiles(path string) (keyData, recipData []byte, err error) {
 // readChecked reads path without following a symlink or blocking on a
 // FIFO, after check accepts the file it opened.
 func readChecked(path, what string, check func(string, fs.FileInfo) error) ([]byte, error) {
-	f, err := fsutil.OpenNoFollow(path)
-	if err != nil {
-		if errors.Is(err, fsutil.ErrSymlink) {
-			return nil, fmt.Errorf("keyring: %s %s is a symlink, not followed: %w", what, path, sessionstore.ErrInsecurePermissions)
-		}
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	if err := check(path, fi); err != nil {
-		return nil, fmt.Errorf("keyring: %s %w", what, err)
-	}
-	if fi.Size() > maxKeyFileSize {
+	var checkErr error
+	data, _, err := fsutil.ReadRegularChecked(path, maxKeyFileSize, func(fi fs.FileInfo) error {
+		checkErr = check(path, fi)
+		return checkErr
+	})
+	switch {
+	case checkErr != nil:
+		return nil, fmt.Errorf("keyring: %s %w", what, checkErr)
+	case errors.Is(err, fsutil.ErrSymlink):
+		return nil, fmt.Errorf("keyring: %s %s is a symlink, not followed: %w", what, path, sessionstore.ErrInsecurePermissions)
+	case errors.Is(err, fsutil.ErrTooLarge):
 		return nil, fmt.Errorf("keyring: %s %s is too long", what, path)
-	}
-	// Read the size fstat gave, and one byte more to see a file that grew.
-	data := make([]byte, fi.Size()+1)
-	n, err := io.ReadFull(f, data)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		clear(data)
+	case err != nil:
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	if n > int(fi.Size()) {
-		rest, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize))
-		data = append(data[:n], rest...)
-		clear(rest)
-		if err != nil || len(data) > maxKeyFileSize {
-			clear(data)
-			return nil, fmt.Errorf("keyring: %s %s is too long or changing", what, path)
-		}
-		return data, nil
-	}
-	return data[:n], nil
+	return data, nil
 }
 
 // ParseKeyFiles parses the contents read by ReadKeyFiles; path is only
