@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"sync"
 
 	"filippo.io/age"
 
@@ -43,6 +44,16 @@ type Keyring struct {
 	// staged marks a key file whose last identity is staged: new, held
 	// decrypt-only by every host until a fleet rotation promotes it.
 	staged bool
+
+	// fps holds the fingerprints of recips, computed once, on first use.
+	// Copies share it: their identities are a prefix of these.
+	fps *fingerprintCache
+}
+
+type fingerprintCache struct {
+	once   sync.Once
+	recips []age.Recipient // of the keyring that made the cache
+	v      []string
 }
 
 // rotationMarker is the comment line that marks a rotation in progress at
@@ -76,6 +87,7 @@ func NewKeyring(ids ...age.Identity) (*Keyring, error) {
 		k.recips = append(k.recips, r)
 		k.macKeys = append(k.macKeys, deriveMACKey(secret))
 	}
+	k.fps = &fingerprintCache{recips: k.recips}
 	return k, nil
 }
 
@@ -347,19 +359,23 @@ func (k *Keyring) PublicKey(i int) string { return fmt.Sprint(k.recips[i]) }
 // primary): "sha256:" and the first 16 bytes, in hex, of the SHA-256 of
 // its recipient string. Hosts publish the fingerprints of their keys so
 // that a rotation can check who holds which key without seeing one.
-func (k *Keyring) Fingerprint(i int) string {
-	sum := sha256.Sum256([]byte(k.PublicKey(i)))
-	return "sha256:" + hex.EncodeToString(sum[:16])
-}
+func (k *Keyring) Fingerprint(i int) string { return k.fingerprints()[i] }
 
 // Fingerprints returns the fingerprints of every identity, the primary
 // first.
-func (k *Keyring) Fingerprints() []string {
-	fps := make([]string, len(k.ids))
-	for i := range k.ids {
-		fps[i] = k.Fingerprint(i)
-	}
-	return fps
+func (k *Keyring) Fingerprints() []string { return append([]string(nil), k.fingerprints()...) }
+
+// fingerprints computes the fingerprints once per keyring and its copies.
+func (k *Keyring) fingerprints() []string {
+	c := k.fps
+	c.once.Do(func() {
+		c.v = make([]string, len(c.recips))
+		for i, r := range c.recips {
+			sum := sha256.Sum256([]byte(fmt.Sprint(r)))
+			c.v[i] = "sha256:" + hex.EncodeToString(sum[:16])
+		}
+	})
+	return c.v[:len(k.ids)]
 }
 
 // Len returns the number of identities.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"filippo.io/age"
 )
 
 // KeyFileEnv names the environment variable that stores read the key
@@ -71,4 +73,28 @@ func (pp *Passphrase) Decrypt(path string, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return plain, nil
+}
+
+// ParseKeyData parses a key file and its recipients file as ReadKeyFiles
+// read them, as every backend loads its keys: a passphrase-protected key
+// file is first decrypted with pass (derive, if not nil, is called just
+// before: backends count derivations made under a record lock), and extra
+// recipients are added to the keyring.
+func ParseKeyData(path string, keyData, recipData []byte, pass *Passphrase, derive func(), extra ...age.Recipient) (*Keyring, error) {
+	if IsEncryptedKeyFile(keyData) {
+		if derive != nil {
+			derive()
+		}
+		plain, err := pass.Decrypt(path, keyData)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(plain)
+		keyData = plain
+	}
+	ring, err := ParseKeyFiles(path, keyData, recipData)
+	if err != nil {
+		return nil, err
+	}
+	return ring.WithRecipients(extra...)
 }

@@ -1,8 +1,10 @@
 package etcdstore
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 
 	"github.com/sessionstore/sessionstore/crypto"
 )
@@ -29,36 +31,24 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 	if cur := s.keys.Load(); cur != nil && cur.digest == d {
 		return false, nil
 	}
-	parseData := keyData
-	if crypto.IsEncryptedKeyFile(keyData) {
-		if parseData, err = s.decryptKeyFile(keyData); err != nil {
-			return false, err
-		}
-		defer clear(parseData)
-	}
-	ring, err := crypto.ParseKeyFiles(s.keyFile, parseData, recipData)
+	ring, err := crypto.ParseKeyData(s.keyFile, keyData, recipData, s.pass, s.countDerivation, s.extra...)
 	if err != nil {
-		return false, fmt.Errorf("etcdstore: %w", err)
-	}
-	if ring, err = ring.WithRecipients(s.extra...); err != nil {
 		return false, fmt.Errorf("etcdstore: %w", err)
 	}
 	s.keys.Store(&keyState{ring: ring, digest: d})
-	s.log.Info("sessionstore: keys loaded", "key_file", s.keyFile, "identities", ring.Len(), "primary", ring.PublicKey(0))
+	if s.log.Enabled(context.Background(), slog.LevelInfo) { // spare a short-lived reader the encoding
+		s.log.Info("sessionstore: keys loaded", "key_file", s.keyFile, "identities", ring.Len(), "primary", ring.PublicKey(0))
+	}
 	return true, nil
 }
 
-// decryptKeyFile opens a passphrase-protected key file, asking for the
-// passphrase the first time only. s.keyMu is held.
-func (s *Store) decryptKeyFile(data []byte) ([]byte, error) {
+// countDerivation counts a key derivation (scrypt, for a
+// passphrase-protected key file) made while this Store holds a record
+// lock: never, by design (see lockCurrentKeys).
+func (s *Store) countDerivation() {
 	if s.locksHeld.Load() > 0 {
-		s.derivedUnderLock.Add(1) // never, by design: see lockCurrentKeys
+		s.derivedUnderLock.Add(1)
 	}
-	plain, err := s.pass.Decrypt(s.keyFile, data)
-	if err != nil {
-		return nil, fmt.Errorf("etcdstore: %w", err)
-	}
-	return plain, nil
 }
 
 // readKeyFiles reads the key file and its recipients file, with the digest

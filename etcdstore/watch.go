@@ -100,7 +100,7 @@ func (s *Store) mono() int64 { return int64(time.Since(s.epoch)) }
 // Watching reports whether the Store currently serves values from its
 // cache: its watch is up and etcd answered within WithMaxStaleness.
 func (s *Store) Watching() bool {
-	return s.mono() < s.watch.deadline.Load()
+	return s.watch.serving.Load() != 0
 }
 
 // watchLoop keeps the watch running until Close, restarting it (after a

@@ -77,18 +77,8 @@ func (s *Store) reloadKeys() (changed bool, err error) {
 		}
 		return false, nil
 	}
-	parseData := keyData
-	if crypto.IsEncryptedKeyFile(keyData) {
-		if parseData, err = s.decryptKeyFile(keyData); err != nil {
-			return false, err
-		}
-		defer clear(parseData)
-	}
-	ring, err := crypto.ParseKeyFiles(s.keyFile, parseData, recipData)
+	ring, err := crypto.ParseKeyData(s.keyFile, keyData, recipData, s.pass, s.countDerivation, s.extra...)
 	if err != nil {
-		return false, fmt.Errorf("filestore: %w", err)
-	}
-	if ring, err = ring.WithRecipients(s.extra...); err != nil {
 		return false, fmt.Errorf("filestore: %w", err)
 	}
 	s.keys.Store(&keyState{ring: ring, digest: d, files: files})
@@ -163,17 +153,13 @@ func (s *Store) keysChanged() (bool, error) {
 	return false, nil
 }
 
-// decryptKeyFile opens a passphrase-protected key file, asking for the
-// passphrase the first time only. s.keyMu is held.
-func (s *Store) decryptKeyFile(data []byte) ([]byte, error) {
+// countDerivation counts a key derivation (scrypt, for a
+// passphrase-protected key file) made while this Store holds a record
+// lock: never, by design (see Store.write).
+func (s *Store) countDerivation() {
 	if s.locksHeld.Load() > 0 {
-		s.derivedUnderLock.Add(1) // never, by design: see Store.write
+		s.derivedUnderLock.Add(1)
 	}
-	plain, err := s.pass.Decrypt(s.keyFile, data)
-	if err != nil {
-		return nil, fmt.Errorf("filestore: %w", err)
-	}
-	return plain, nil
 }
 
 // wrongKeyHint says, after an error wrapping ErrWrongKey, what most likely

@@ -21,11 +21,12 @@ const lockFlag = os.O_CREATE | os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONB
 // FIFO. If another process holds it, it waits in the kernel until the lock
 // is granted or ctx is done; an abandoned wait closes its descriptor as
 // soon as the lock is granted.
-func fileLock(ctx context.Context, path string) (release func(), note lockFD, err error) {
+func fileLock(ctx context.Context, path string) (func(), lockFD, error) {
 	// Read-write, for the writers' note (note.go); read-only where the
 	// file does not let us write (a lock file that an odd umask made
 	// 0400): the lock works the same, without a note.
 	var fd int
+	var err error
 	for _, mode := range []int{syscall.O_RDWR, syscall.O_RDONLY} {
 		for {
 			fd, err = syscall.Open(path, mode|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)

@@ -16,7 +16,7 @@ import (
 const lockFlag = os.O_CREATE | os.O_RDONLY
 
 // fileLock takes the lock on path, creating it, waiting until ctx is done.
-func fileLock(ctx context.Context, path string) (release func(), note lockFD, err error) {
+func fileLock(ctx context.Context, path string) (func(), lockFD, error) {
 	lk := flock.New(path, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
 	ok, err := lk.TryLock()
 	if err != nil {

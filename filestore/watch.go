@@ -271,7 +271,7 @@ func (s *Store) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 	case filepath.Dir(name) == s.dir && strings.HasSuffix(name, recordSuffix):
 		stem := strings.TrimSuffix(filepath.Base(name), recordSuffix)
 		if authType, ok := nameOf(stem); ok {
-			s.invalidate(authType, name)
+			s.invalidate(authType, stem, name)
 		}
 	}
 }
@@ -309,7 +309,7 @@ func (s *Store) handleWatchError(err error) {
 
 // invalidate drops authType's cached value unless the file still holds
 // exactly the cached bytes (the Store's own write keeps its entry).
-func (s *Store) invalidate(authType, path string) {
+func (s *Store) invalidate(authType, stem, path string) {
 	s.events.Add(1) // before looking: a concurrent fill will not be trusted
 	// Look under the cache's lock, not lock-free: a fill that read the
 	// events counter before the Add above holds the lock until its entry
@@ -337,7 +337,7 @@ func (s *Store) invalidate(authType, path string) {
 		return e
 	})
 	if changed && present {
-		s.prefetch(authType)
+		s.prefetch(authType, stem)
 	}
 }
 
@@ -346,7 +346,7 @@ func (s *Store) invalidate(authType, path string) {
 // sees another process's write as soon as a blocking reader of the file
 // would. One load per record at a time; a load that overlaps a further
 // change is not trusted (see load), and that change prefetches again.
-func (s *Store) prefetch(authType string) {
+func (s *Store) prefetch(authType, stem string) {
 	if s.closed.Load() {
 		return
 	}
@@ -357,7 +357,7 @@ func (s *Store) prefetch(authType string) {
 	go func() {
 		defer close(done)
 		defer s.prefetching.Delete(authType)
-		if stem, err := stemOf(authType); err == nil && !s.closed.Load() {
+		if !s.closed.Load() {
 			s.load(authType, stem) // an error is the next Get's to report
 		}
 	}()

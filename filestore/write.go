@@ -288,9 +288,9 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note
 // key. Loading a changed key file can be heavy (scrypt, for a
 // passphrase-protected one), so it happens with no lock held: the lock is
 // released, the keys reloaded, and the lock taken again.
-func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func(), note lockFD, err error) {
+func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func(), fd lockFD, err error) {
 	for attempt := 0; ; attempt++ {
-		unlock, note, err := s.lock(ctx, stem)
+		unlock, fd, err := s.lock(ctx, stem)
 		if err != nil {
 			return nil, noNote, err
 		}
@@ -300,7 +300,7 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func()
 			return nil, noNote, err
 		}
 		if !changed {
-			return unlock, note, nil
+			return unlock, fd, nil
 		}
 		if attempt >= 3 {
 			// The key file keeps changing under us: load it under the
@@ -309,7 +309,7 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func()
 				unlock()
 				return nil, noNote, err
 			}
-			return unlock, note, nil
+			return unlock, fd, nil
 		}
 		unlock()
 		if _, err := s.reloadKeys(); err != nil {
@@ -320,13 +320,13 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func()
 
 // lock takes stem's lock file exclusively, honouring ctx. It also returns
 // the lock file's descriptor, where the writers' note is.
-func (s *Store) lock(ctx context.Context, stem string) (unlock func(), note lockFD, err error) {
-	release, note, err := lockFile(ctx, s.lockPath(stem))
+func (s *Store) lock(ctx context.Context, stem string) (unlock func(), fd lockFD, err error) {
+	release, fd, err := lockFile(ctx, s.lockPath(stem))
 	if err != nil {
 		return nil, noNote, err
 	}
 	s.locksHeld.Add(1)
-	return func() { s.locksHeld.Add(-1); release() }, note, nil
+	return func() { s.locksHeld.Add(-1); release() }, fd, nil
 }
 
 // processLocks holds one in-process lock per lock file path: goroutines of
@@ -368,7 +368,7 @@ func (pl *procLock) sealTurn(ctx context.Context) (done func(), err error) {
 // this process through an in-process lock, other processes by the kernel
 // (a blocking flock). A waiter whose ctx ends returns at once; its pending
 // flock is released as soon as it is granted.
-func lockFile(ctx context.Context, path string) (unlock func(), note lockFD, err error) {
+func lockFile(ctx context.Context, path string) (unlock func(), fd lockFD, err error) {
 	pl := procLockFor(path)
 	select {
 	case pl.ch <- struct{}{}:
@@ -392,7 +392,7 @@ func lockFile(ctx context.Context, path string) (unlock func(), note lockFD, err
 		}
 	}
 
-	release, note, err := fileLock(ctx, path)
+	release, fd, err := fileLock(ctx, path)
 	if err != nil {
 		releaseInProc()
 		return nil, noNote, err
@@ -400,5 +400,5 @@ func lockFile(ctx context.Context, path string) (unlock func(), note lockFD, err
 	return func() {
 		release()
 		releaseInProc()
-	}, note, nil
+	}, fd, nil
 }
