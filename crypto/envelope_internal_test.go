@@ -3,6 +3,7 @@ package crypto
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,17 +39,76 @@ func TestEnvelopeJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-func TestIsCompact(t *testing.T) {
-	for in, want := range map[string]bool{
-		`{"a":"b c"}`:        true,
-		`{"a": "b"}`:         false,
-		"{\"a\":\"b\\\" \"}": true,
-		"[1,\n2]":            false,
-		`{"a":"\\","b":1}`:   true,
-		`{"a":"\\" ,"b":1}`:  false,
+func TestScanJSON(t *testing.T) {
+	for in, want := range map[string][2]bool{ // valid, compact
+		`{"a":"b c"}`:                          {true, true},
+		`{"a": "b"}`:                           {true, false},
+		"{\"a\":\"b\\\" \"}":                   {true, true},
+		"[1,\n2]":                              {true, false},
+		`{"a":"\\","b":1}`:                     {true, true},
+		`{"a":"\\" ,"b":1}`:                    {true, false},
+		` {}`:                                  {true, false},
+		`{}`:                                   {true, true},
+		`{ }`:                                  {true, false},
+		`[]`:                                   {true, true},
+		`[[],{},"",0,-0.5e+7,true,false,null]`: {true, true},
+		`{"a":"\u00e9\ud83d"}`:                 {true, true},
+		``:                                     {false, true},
+		` `:                                    {false, false},
+		`{`:                                    {false, true},
+		`{"a"}`:                                {false, true},
+		`{"a":1,}`:                             {false, true},
+		`[1,]`:                                 {false, true},
+		`[1 2]`:                                {false, false},
+		`01`:                                   {false, true},
+		`1.`:                                   {false, true},
+		`1e`:                                   {false, true},
+		`-`:                                    {false, true},
+		`"\x"`:                                 {false, true},
+		`"\u12"`:                               {false, true},
+		"\"\x01\"":                             {false, true},
+		`"abc`:                                 {false, true},
+		`tru`:                                  {false, true},
+		`nul`:                                  {false, true},
+		`{"a":1}}`:                             {false, true},
+		`[}`:                                   {false, true},
+		`{]`:                                   {false, true},
 	} {
-		assert.Equal(t, want, isCompact([]byte(in)), in)
+		valid, compact := scanJSON([]byte(in))
+		assert.Equal(t, json.Valid([]byte(in)), valid, "json.Valid disagrees with the case: %q", in)
+		assert.Equal(t, want[0], valid, "valid: %q", in)
+		if valid {
+			assert.Equal(t, want[1], compact, "compact: %q", in)
+		}
 	}
+	deep := func(n int) []byte { return []byte(strings.Repeat("[", n) + strings.Repeat("]", n)) }
+	for _, n := range []int{maxNestingDepth, maxNestingDepth + 1} {
+		valid, _ := scanJSON(deep(n))
+		assert.Equal(t, json.Valid(deep(n)), valid, "nesting depth %d", n)
+	}
+}
+
+// FuzzScanJSON: the one-pass scanner says what json.Valid says, and a
+// valid value is compact exactly when json.Compact leaves it as it is.
+func FuzzScanJSON(f *testing.F) {
+	for _, s := range []string{`{"access_token":"a","expiry":"2026-11-28T00:00:00Z","ref":{"type":"user","id":1}}`,
+		`{"a": [1, 2.5e-3, true, null, "\u00e9\n"]}`, `[{}, [], ""]`, `-0`, ` "x" `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		valid, compact := scanJSON(data)
+		if want := json.Valid(data); valid != want {
+			t.Fatalf("scanJSON says valid=%v, json.Valid %v: %q", valid, want, data)
+		}
+		if !valid {
+			return
+		}
+		var buf bytes.Buffer
+		require.NoError(t, json.Compact(&buf, data))
+		if want := bytes.Equal(buf.Bytes(), data); compact != want {
+			t.Fatalf("scanJSON says compact=%v, json.Compact %v: %q", compact, want, data)
+		}
+	})
 }
 
 // canonicalCases are envelopes as Seal writes them, with what could trip

@@ -85,25 +85,6 @@ func appendString(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-// isCompact reports whether valid JSON data has no whitespace outside its
-// strings, as json.Marshal writes it.
-func isCompact(data []byte) bool {
-	inString, escaped := false, false
-	for _, c := range data {
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
-			return false
-		}
-	}
-	return true
-}
-
 // Seal encrypts rec to k's primary recipient and extra recipients, with a
 // MAC under the primary's key. rec.Version is ignored: Seal writes version
 // 1 for a record without a namespace and FormatVersion for one with a
@@ -111,11 +92,12 @@ func isCompact(data []byte) bool {
 func (k *Keyring) Seal(rec *Record) ([]byte, error) {
 	// The MAC covers the auth object's bytes as they will stand in the
 	// file: compact JSON (what json.Marshal writes), copied verbatim.
-	if !json.Valid(rec.Auth) {
+	valid, compact := scanJSON(rec.Auth)
+	if !valid {
 		return nil, errors.New("seal: auth object is not valid JSON")
 	}
 	auth := rec.Auth
-	if !isCompact(auth) {
+	if !compact {
 		var buf bytes.Buffer
 		json.Compact(&buf, auth) // valid: cannot fail
 		auth = buf.Bytes()

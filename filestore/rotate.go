@@ -288,7 +288,7 @@ func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers
 	if err := batch.ForEach(ctx, records, workers, func(r *RecordStatus) {
 		data, rec := statusOfRec(ring, r)
 		if known != nil && rec != nil {
-			known.addPlain(r.File, data, rec, ring.PublicKey(r.Key))
+			known.addPlain(r.File, data, rec, ring.PublicKey(r.Key), r.Expiry)
 		} else if rec != nil {
 			clear(rec.Auth)
 		}
@@ -351,6 +351,10 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 	}
 	// Rotate holds the key file's lock, and wrote the key file itself:
 	// its Stores' keys are current without checking the file per record.
+	dirInfo, err := s.checkDir()
+	if err != nil {
+		return false, err
+	}
 	unlock, _, err := s.lock(ctx, stem)
 	if err != nil {
 		return false, err
@@ -365,18 +369,19 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 	if err != nil {
 		return false, fmt.Errorf("filestore: %w", err)
 	}
-	rec, pub, ok := known.plain(path, data)
+	p, ok := known.plain(path, data)
 	if !ok {
-		var idx int
-		if rec, idx, err = ring.Open(data, authType); err != nil {
+		rec, idx, err := ring.Open(data, authType)
+		if err != nil {
 			return false, fmt.Errorf("filestore: %s: %w", path, err)
 		}
-		pub = ring.PublicKey(idx)
+		p = plainRecord{rec: rec, pub: ring.PublicKey(idx), expiry: wire.ExpiryOf(rec.Auth)}
 	}
-	if pub == ring.PublicKey(0) {
+	rec := p.rec
+	defer func() { clear(rec.Auth) }()
+	if p.pub == ring.PublicKey(0) {
 		// A live writer already sealed it to the new key.
-		known.verified(path, data, rec)
-		clear(rec.Auth)
+		known.verified(path, data, rec, p.expiry)
 		return false, nil
 	}
 	now := s.now()
@@ -384,15 +389,18 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 	rec.Written = now
 	ct, err := ring.Seal(rec)
 	if err != nil {
-		clear(rec.Auth)
 		return false, fmt.Errorf("filestore: %s: %w", path, err)
 	}
-	if err := fsutil.WriteFile(s.dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault); err != nil {
-		clear(rec.Auth)
+	dir, done, err := s.openDir(dirInfo)
+	if err != nil {
+		return false, err
+	}
+	err = fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault)
+	done()
+	if err != nil {
 		return false, fmt.Errorf("filestore: writing %s: %w", path, err)
 	}
-	known.verified(path, ct, rec)
-	clear(rec.Auth)
+	known.verified(path, ct, rec, p.expiry)
 	s.forget(authType)
 	return true, nil
 }

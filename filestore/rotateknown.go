@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
-	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 // A knownSet carries what a rotation learnt of each record file from one
@@ -24,7 +23,8 @@ type knownSet struct {
 type plainRecord struct {
 	digest [sha256.Size]byte
 	rec    *crypto.Record
-	pub    string // the public key of the identity that opened it
+	pub    string    // the public key of the identity that opened it
+	expiry time.Time // of rec's auth object
 }
 
 type verifiedRecord struct {
@@ -38,36 +38,39 @@ func newKnownSet() *knownSet {
 	return &knownSet{pre: make(map[string]plainRecord), ok: make(map[string]verifiedRecord)}
 }
 
-func (k *knownSet) addPlain(path string, data []byte, rec *crypto.Record, pub string) {
+func (k *knownSet) addPlain(path string, data []byte, rec *crypto.Record, pub string, expiry time.Time) {
+	p := plainRecord{digest: sha256.Sum256(data), rec: rec, pub: pub, expiry: expiry}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.pre[path] = plainRecord{digest: sha256.Sum256(data), rec: rec, pub: pub}
+	k.pre[path] = p
 }
 
 // plain returns the record opened from exactly data at path, once.
-func (k *knownSet) plain(path string, data []byte) (*crypto.Record, string, bool) {
+func (k *knownSet) plain(path string, data []byte) (plainRecord, bool) {
 	if k == nil {
-		return nil, "", false
+		return plainRecord{}, false
 	}
+	d := sha256.Sum256(data)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p, ok := k.pre[path]
 	delete(k.pre, path)
-	if !ok || p.digest != sha256.Sum256(data) {
+	if !ok || p.digest != d {
 		if ok {
 			clear(p.rec.Auth)
 		}
-		return nil, "", false
+		return plainRecord{}, false
 	}
-	return p.rec, p.pub, true
+	return p, true
 }
 
-// verified notes that data at path is rec sealed to the new primary.
-func (k *knownSet) verified(path string, data []byte, rec *crypto.Record) {
+// verified notes that data at path is rec, whose auth object expires at
+// expiry, sealed to the new primary.
+func (k *knownSet) verified(path string, data []byte, rec *crypto.Record, expiry time.Time) {
 	if k == nil {
 		return
 	}
-	v := verifiedRecord{digest: sha256.Sum256(data), seq: rec.Seq, written: rec.Written, expiry: wire.ExpiryOf(rec.Auth)}
+	v := verifiedRecord{digest: sha256.Sum256(data), seq: rec.Seq, written: rec.Written, expiry: expiry}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.ok[path] = v

@@ -26,11 +26,18 @@ type auth struct {
 
 // EncodeAuth returns the stored form of a. The caller clears it when done.
 func EncodeAuth(a sessionstore.AuthObject) ([]byte, error) {
-	return json.Marshal(auth(a))
+	w := auth(a)
+	if b, ok := appendCanonical(make([]byte, 0, canonicalLen(&w)), &w); ok {
+		return b, nil
+	}
+	return json.Marshal(w)
 }
 
 // DecodeAuth reads what EncodeAuth wrote. Its error never quotes data.
 func DecodeAuth(data []byte) (sessionstore.AuthObject, error) {
+	if w, ok := parseCanonical(data); ok {
+		return sessionstore.AuthObject(w), nil
+	}
 	var w auth
 	if err := json.Unmarshal(data, &w); err != nil {
 		// The JSON error could quote a token: say only what failed.
@@ -42,6 +49,9 @@ func DecodeAuth(data []byte) (sessionstore.AuthObject, error) {
 // ExpiryOf returns the expiry of the stored auth object data, or the zero
 // time if it has none or does not decode.
 func ExpiryOf(data []byte) time.Time {
+	if e, ok := expiryOf(data); ok {
+		return e
+	}
 	var a struct {
 		Expiry time.Time `json:"expiry"`
 	}
