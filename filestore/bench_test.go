@@ -77,8 +77,9 @@ func TestTokenIsTwoKiB(t *testing.T) {
 }
 
 // fillRecordsWith writes n records rec-0 … rec-(n-1) holding auth (each
-// with its own access token), sealed with key's keyring, quickly (plain
-// file writes, in parallel: this is set-up).
+// with its own access token, and its lock file, as a store's records
+// have), sealed with key's keyring, quickly (plain file writes, in
+// parallel: this is set-up).
 func fillRecordsWith(t testing.TB, dir, key string, n int, auth sessionstore.AuthObject) {
 	t.Helper()
 	ring, err := crypto.LoadKeyring(key)
@@ -98,6 +99,9 @@ func fillRecordsWith(t testing.TB, dir, key string, n int, auth sessionstore.Aut
 				}
 				if err == nil {
 					err = os.WriteFile(filepath.Join(dir, name+".age"), ct, 0o600)
+				}
+				if err == nil {
+					err = os.WriteFile(filepath.Join(dir, name+".lock"), nil, 0o600)
 				}
 				if err != nil {
 					errs <- err

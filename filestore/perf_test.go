@@ -226,7 +226,7 @@ func TestPerformanceTargets(t *testing.T) {
 	// Writers on one name, each with its own Store, against the floor's
 	// writers contending on its flock. A round alternates batches of n
 	// Sets, ours and the floor's, so that both see the same disk.
-	const batches = 4
+	const batches = 8
 	for _, where := range []string{"disk", "tmpfs"} {
 		d, ok := setDirs(t)[where]
 		if !ok {
