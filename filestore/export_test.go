@@ -37,6 +37,13 @@ func WithWatcherFactory(f func() (*fsnotify.Watcher, error)) Option {
 	return func(o *options) { o.watcher = f }
 }
 
+// WithMutedRecordEvents gives the Store a watcher of its own whose
+// fsnotify record events are dropped: only the doorbell reports records
+// replaced (tests only).
+func WithMutedRecordEvents() Option {
+	return func(o *options) { o.watcher, o.muteRecords = fsnotify.NewWatcher, true }
+}
+
 // Overflow feeds s the error fsnotify reports when events were lost.
 func (s *Store) Overflow() { s.handleWatchError(fsnotify.ErrEventOverflow) }
 
@@ -51,6 +58,13 @@ func (s *Store) DerivedUnderLock() uint64 { return s.derivedUnderLock.Load() }
 
 // KeyFilesSafe reports whether s checks its key files by identity.
 func (s *Store) KeyFilesSafe() bool { return s.keys.Load().files.safe }
+
+// Trusted reports whether authType's cached entry is vouched for by the
+// watcher (a Get returns it without I/O).
+func (s *Store) Trusted(authType string) bool {
+	e := s.cache.Get(authType)
+	return e != nil && e.trusted
+}
 
 // Prefetching reports whether a background load of authType is under way.
 func (s *Store) Prefetching(authType string) bool {

@@ -263,7 +263,7 @@ func TestPerformanceTargets(t *testing.T) {
 		}
 	}
 
-	for _, r := range visibilityRows(t, rounds, 100) {
+	for _, r := range visibilityRows(t, rounds, 200) {
 		add(r)
 	}
 

@@ -104,10 +104,12 @@ func (ws *watchState) stop(s *Store) {
 // hands each event to the Stores of the event's directory and of the
 // event's path.
 type hub struct {
-	newWatcher func() (*fsnotify.Watcher, error)
+	newWatcher  func() (*fsnotify.Watcher, error)
+	muteRecords bool // tests: fsnotify's record events are dropped, leaving the doorbell's
 
-	mu   sync.Mutex // guards w and subs
+	mu   sync.Mutex // guards w, bell and subs
 	w    *fsnotify.Watcher
+	bell *doorbell                      // Linux: record events without the network poller (doorbell_linux.go)
 	subs map[string]map[*Store]struct{} // watched directory → Stores
 }
 
@@ -123,6 +125,7 @@ func (h *hub) subscribe(s *Store, dirs []string) error {
 			return err
 		}
 		h.w, h.subs = w, make(map[string]map[*Store]struct{})
+		h.bell = newDoorbell(h.ring)
 		go h.run(w)
 	}
 	var added []string
@@ -136,6 +139,7 @@ func (h *hub) subscribe(s *Store, dirs []string) error {
 				return err
 			}
 			h.subs[d] = make(map[*Store]struct{})
+			h.bell.add(d)
 		}
 		if _, ok := h.subs[d][s]; !ok {
 			h.subs[d][s] = struct{}{}
@@ -165,6 +169,7 @@ func (h *hub) leaveLocked(s *Store, dir string) {
 		if h.w != nil {
 			h.w.Remove(dir) // already gone if the directory was removed
 		}
+		h.bell.remove(dir)
 	}
 }
 
@@ -173,7 +178,8 @@ func (h *hub) leaveLocked(s *Store, dir string) {
 func (h *hub) closeIfIdleLocked() {
 	if h.w != nil && len(h.subs) == 0 {
 		go h.w.Close()
-		h.w, h.subs = nil, nil
+		h.bell.close()
+		h.w, h.bell, h.subs = nil, nil, nil
 	}
 }
 
@@ -214,7 +220,18 @@ func (h *hub) rewatch(w *fsnotify.Watcher, dir string) bool {
 		return false
 	}
 	w.Remove(dir)
-	return w.Add(dir) == nil
+	if w.Add(dir) != nil {
+		return false
+	}
+	h.bell.add(dir)
+	return true
+}
+
+// ring is the doorbell's: the record at name was replaced or removed.
+func (h *hub) ring(name string) {
+	for _, s := range h.storesFor(name) {
+		s.recordEvent(name)
+	}
 }
 
 func (h *hub) run(w *fsnotify.Watcher) {
@@ -223,6 +240,9 @@ func (h *hub) run(w *fsnotify.Watcher) {
 		case ev, ok := <-w.Events:
 			if !ok {
 				return
+			}
+			if h.muteRecords && strings.HasSuffix(ev.Name, recordSuffix) {
+				continue
 			}
 			for _, s := range h.storesFor(ev.Name) {
 				s.handleEvent(w, ev)
@@ -268,11 +288,19 @@ func (s *Store) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 				s.log.Warn("sessionstore: key file changed but does not load; keeping the loaded keys", "err", err)
 			}
 		}()
-	case filepath.Dir(name) == s.dir && strings.HasSuffix(name, recordSuffix):
-		stem := strings.TrimSuffix(filepath.Base(name), recordSuffix)
-		if authType, ok := nameOf(stem); ok {
-			s.invalidate(authType, stem, name)
-		}
+	default:
+		s.recordEvent(name)
+	}
+}
+
+// recordEvent applies an event at name, if name is one of s's records.
+func (s *Store) recordEvent(name string) {
+	if filepath.Dir(name) != s.dir || !strings.HasSuffix(name, recordSuffix) {
+		return
+	}
+	stem := strings.TrimSuffix(filepath.Base(name), recordSuffix)
+	if authType, ok := nameOf(stem); ok {
+		s.invalidate(authType, stem, name)
 	}
 }
 
@@ -308,9 +336,12 @@ func (s *Store) handleWatchError(err error) {
 }
 
 // invalidate drops authType's cached value unless the file still holds
-// exactly the cached bytes (the Store's own write keeps its entry).
+// exactly the cached bytes (the Store's own write keeps its entry). An
+// entry that does hold them is as good as validated by this read: trusted,
+// if no other event came since. (Two events for one change, the doorbell's
+// and fsnotify's, then cost one read, not a read per Get.)
 func (s *Store) invalidate(authType, stem, path string) {
-	s.events.Add(1) // before looking: a concurrent fill will not be trusted
+	after := s.events.Add(1) // before looking: a concurrent fill will not be trusted
 	// Look under the cache's lock, not lock-free: a fill that read the
 	// events counter before the Add above holds the lock until its entry
 	// is in place, so it is seen here.
@@ -333,6 +364,9 @@ func (s *Store) invalidate(authType, stem, path string) {
 		if e.ok && (!present || e.digest != d) {
 			changed = true
 			return e.forgotten()
+		}
+		if e.ok && !e.trusted && s.watcher.active() && s.events.Load() == after {
+			e.trusted = true
 		}
 		return e
 	})
@@ -357,8 +391,16 @@ func (s *Store) prefetch(authType, stem string) {
 	go func() {
 		defer close(done)
 		defer s.prefetching.Delete(authType)
-		if !s.closed.Load() {
-			s.load(authType, stem) // an error is the next Get's to report
+		if s.closed.Load() {
+			return
+		}
+		s.load(authType, stem) // an error is the next Get's to report
+		// An event during the load leaves the entry untrusted; on Linux
+		// one change is reported twice (the doorbell, then fsnotify), so
+		// that is common: validate it here once more (a read, no
+		// decryption) rather than in the next Get.
+		if e := s.cache.Get(authType); e != nil && e.ok && !e.trusted && s.watcher.active() && !s.closed.Load() {
+			s.load(authType, stem)
 		}
 	}()
 }

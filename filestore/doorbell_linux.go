@@ -1,0 +1,156 @@
+//go:build linux
+
+package filestore
+
+import (
+	"encoding/binary"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// A doorbell is a second inotify instance beside fsnotify's, on the same
+// directories, for one kind of event: a record renamed into place or
+// removed. fsnotify reads its events through the runtime's network
+// poller, which a process whose every P stays busy (a goroutine spinning
+// on Get with runtime.Gosched, say) consults only about every 10 ms; the
+// doorbell waits in a blocking poll(2) on a thread of its own, and a
+// goroutine back from a blocking system call is queued at once. It only
+// hastens: it invalidates the record the event names, as fsnotify's event
+// does when it arrives (which then finds the file's digest cached, and
+// does nothing more). Where it cannot be set up, fsnotify alone serves.
+type doorbell struct {
+	fd   int               // the inotify instance (non-blocking)
+	stop int               // the write end of the pipe that ends run
+	ring func(name string) // called with each record's path
+
+	mu   sync.Mutex // guards wds and dirs
+	wds  map[int32]string
+	dirs map[string]int32
+}
+
+const bellMask = unix.IN_MOVED_TO | unix.IN_DELETE | unix.IN_ONLYDIR
+
+// newDoorbell starts a doorbell that calls ring, or returns nil.
+func newDoorbell(ring func(name string)) *doorbell {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		unix.Close(fd)
+		return nil
+	}
+	d := &doorbell{fd: fd, stop: p[1], ring: ring, wds: make(map[int32]string), dirs: make(map[string]int32)}
+	go d.run(p[0])
+	return d
+}
+
+// add watches dir, best effort.
+func (d *doorbell) add(dir string) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.dirs[dir]; ok { // a replaced directory: follow the new one
+		unix.InotifyRmWatch(d.fd, uint32(old))
+		delete(d.wds, old)
+	}
+	wd, err := unix.InotifyAddWatch(d.fd, dir, bellMask)
+	if err != nil {
+		delete(d.dirs, dir)
+		return
+	}
+	d.wds[int32(wd)], d.dirs[dir] = dir, int32(wd)
+}
+
+// remove stops watching dir.
+func (d *doorbell) remove(dir string) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if wd, ok := d.dirs[dir]; ok {
+		unix.InotifyRmWatch(d.fd, uint32(wd))
+		delete(d.wds, wd)
+		delete(d.dirs, dir)
+	}
+}
+
+// close ends the doorbell's goroutine, which closes its descriptors.
+func (d *doorbell) close() {
+	if d != nil {
+		unix.Write(d.stop, []byte{0})
+	}
+}
+
+func (d *doorbell) run(stop int) {
+	defer func() {
+		unix.Close(d.fd)
+		unix.Close(stop)
+		unix.Close(d.stop)
+	}()
+	fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}, {Fd: int32(stop), Events: unix.POLLIN}}
+	buf := make([]byte, 4096)
+	for {
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return
+		}
+		if fds[1].Revents != 0 {
+			return
+		}
+		for {
+			n, err := unix.Read(d.fd, buf)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n <= 0 {
+				break // drained (EAGAIN)
+			}
+			if d.dispatch(buf[:n]) {
+				// A ring started a prefetch: it waits in this P's run
+				// queue, which the poll below would leave stranded
+				// (until the runtime's monitor takes the P back from
+				// the system call, up to 10 ms later). Let it run first.
+				runtime.Gosched()
+			}
+		}
+	}
+}
+
+// dispatch rings for each record event in b, a buffer of inotify events,
+// and reports whether it rang.
+func (d *doorbell) dispatch(b []byte) (rang bool) {
+	for off := 0; off+unix.SizeofInotifyEvent <= len(b); {
+		wd := int32(binary.NativeEndian.Uint32(b[off:]))
+		mask := binary.NativeEndian.Uint32(b[off+4:])
+		n := int(binary.NativeEndian.Uint32(b[off+12:]))
+		start := off + unix.SizeofInotifyEvent
+		off = start + n
+		if off > len(b) || mask&(unix.IN_MOVED_TO|unix.IN_DELETE) == 0 {
+			continue
+		}
+		name := strings.TrimRight(string(b[start:off]), "\x00")
+		if !strings.HasSuffix(name, recordSuffix) {
+			continue
+		}
+		d.mu.Lock()
+		dir, ok := d.wds[wd]
+		d.mu.Unlock()
+		if ok {
+			d.ring(filepath.Join(dir, name))
+			rang = true
+		}
+	}
+	return rang
+}
