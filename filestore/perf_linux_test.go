@@ -311,41 +311,61 @@ func visibilityRows(t *testing.T, rounds, n int) []perfRow {
 		{"cross-process visibility, 100 µs ticker", "watch/100us"},
 		{"cross-process visibility, WithoutWatcher", "nowatch"},
 	}
-	lats := make([][]time.Duration, len(readers))
+	lats := make([][][]time.Duration, len(readers)) // reader, round → latencies
 	periods := make([][]time.Duration, len(readers))
-	var floor []time.Duration
+	var floor [][]time.Duration // round → latencies
 	for r := range rounds {
+		floor = append(floor, nil)
 		for k := range len(readers) + 1 {
 			i := (k + r) % (len(readers) + 1)
 			if i == len(readers) {
-				lat, _ := visibilityRun(t, w, renames, dir, key, "inotifyreader", "", n)
-				floor = append(floor, lat...)
+				floor[r], _ = visibilityRun(t, w, renames, dir, key, "inotifyreader", "", n)
 				continue
 			}
 			lat, p := visibilityRun(t, w, renames, dir, key, "pollreader", readers[i].mode, n)
-			lats[i], periods[i] = append(lats[i], lat...), append(periods[i], p)
+			lats[i], periods[i] = append(lats[i], lat), append(periods[i], p)
 		}
 	}
-	f50, f99 := percentiles(floor)
-	floorCol := fmt.Sprintf("p50 %v, p99 %v", round(f50), round(f99))
 	var rows []perfRow
 	for i, rd := range readers {
-		o50, o99 := percentiles(lats[i])
-		how := "busy loop"
-		if strings.Contains(rd.mode, "/") {
-			how = "time.Ticker"
-		}
-		ratio := float64(o99) / float64(f99)
-		rows = append(rows, perfRow{
-			op:     fmt.Sprintf("%s (%d writes; reader polls every %v, %s)", rd.name, len(lats[i]), round(median(periods[i])), how),
-			ours:   fmt.Sprintf("p50 %v, p99 %v", round(o50), round(o99)),
-			floor:  floorCol,
-			ratio:  fmt.Sprintf("%.2f× (p99)", ratio),
-			target: "p99 ≤ 2× floor",
-			met:    ratio <= 2,
-		})
+		rows = append(rows, visibilityRow(lats[i], floor, fmt.Sprintf("%s (%d rounds × %d writes; reader polls every %v, %s)",
+			rd.name, rounds, n, round(median(periods[i])), pollHow(rd.mode))))
 	}
 	return rows
+}
+
+func pollHow(mode string) string {
+	if strings.Contains(mode, "/") {
+		return "time.Ticker"
+	}
+	return "busy loop"
+}
+
+// visibilityRow judges ours against the floor as every row of the report
+// is judged: the ratio of the p99s of each round, the median of the
+// rounds' (and the p50s and p99s of that round). The p99 of every round's
+// writes together, whose ratio swings with one slow round, is shown beside
+// it.
+func visibilityRow(ours, floor [][]time.Duration, op string) perfRow {
+	var ratios []float64
+	for r := range ours {
+		_, o99 := percentiles(ours[r])
+		_, f99 := percentiles(floor[r])
+		ratios = append(ratios, float64(o99)/float64(f99))
+	}
+	m := medianIndex(ratios)
+	o50, o99 := percentiles(ours[m])
+	f50, f99 := percentiles(floor[m])
+	_, po99 := percentiles(slices.Concat(ours...))
+	_, pf99 := percentiles(slices.Concat(floor...))
+	return perfRow{
+		op:     op,
+		ours:   fmt.Sprintf("p50 %v, p99 %v", round(o50), round(o99)),
+		floor:  fmt.Sprintf("p50 %v, p99 %v", round(f50), round(f99)),
+		ratio:  fmt.Sprintf("%.2f× (p99; all rounds' writes: %.2f×)", ratios[m], float64(po99)/float64(pf99)),
+		target: "p99 ≤ 2× floor",
+		met:    ratios[m] <= 2,
+	}
 }
 
 func round(d time.Duration) time.Duration {
