@@ -8,8 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // A doorbell is a second inotify instance beside fsnotify's, on the same
@@ -17,7 +16,7 @@ import (
 // removed. fsnotify reads its events through the runtime's network
 // poller, which a process whose every P stays busy (a goroutine spinning
 // on Get with runtime.Gosched, say) consults only about every 10 ms; the
-// doorbell waits in a blocking poll(2) on a thread of its own, and a
+// doorbell waits in a blocking epoll_wait(2) on a thread of its own, and a
 // goroutine back from a blocking system call is queued at once. It only
 // hastens: it invalidates the record the event names, as fsnotify's event
 // does when it arrives (which then finds the file's digest cached, and
@@ -32,21 +31,36 @@ type doorbell struct {
 	dirs map[string]int32
 }
 
-const bellMask = unix.IN_MOVED_TO | unix.IN_DELETE | unix.IN_ONLYDIR
+const bellMask = syscall.IN_MOVED_TO | syscall.IN_DELETE | syscall.IN_ONLYDIR
 
 // newDoorbell starts a doorbell that calls ring, or returns nil.
 func newDoorbell(ring func(name string)) *doorbell {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC | syscall.IN_NONBLOCK)
 	if err != nil {
 		return nil
 	}
 	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
-		unix.Close(fd)
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		syscall.Close(fd)
+		return nil
+	}
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err == nil {
+		err = syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)})
+	}
+	if err == nil {
+		err = syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, p[0], &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p[0])})
+	}
+	if err != nil {
+		for _, c := range []int{fd, p[0], p[1], ep} {
+			if c >= 0 {
+				syscall.Close(c)
+			}
+		}
 		return nil
 	}
 	d := &doorbell{fd: fd, stop: p[1], ring: ring, wds: make(map[int32]string), dirs: make(map[string]int32)}
-	go d.run(p[0])
+	go d.run(ep, p[0])
 	return d
 }
 
@@ -58,10 +72,10 @@ func (d *doorbell) add(dir string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old, ok := d.dirs[dir]; ok { // a replaced directory: follow the new one
-		unix.InotifyRmWatch(d.fd, uint32(old))
+		syscall.InotifyRmWatch(d.fd, uint32(old))
 		delete(d.wds, old)
 	}
-	wd, err := unix.InotifyAddWatch(d.fd, dir, bellMask)
+	wd, err := syscall.InotifyAddWatch(d.fd, dir, bellMask)
 	if err != nil {
 		delete(d.dirs, dir)
 		return
@@ -77,7 +91,7 @@ func (d *doorbell) remove(dir string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if wd, ok := d.dirs[dir]; ok {
-		unix.InotifyRmWatch(d.fd, uint32(wd))
+		syscall.InotifyRmWatch(d.fd, uint32(wd))
 		delete(d.wds, wd)
 		delete(d.dirs, dir)
 	}
@@ -86,32 +100,35 @@ func (d *doorbell) remove(dir string) {
 // close ends the doorbell's goroutine, which closes its descriptors.
 func (d *doorbell) close() {
 	if d != nil {
-		unix.Write(d.stop, []byte{0})
+		syscall.Write(d.stop, []byte{0})
 	}
 }
 
-func (d *doorbell) run(stop int) {
+func (d *doorbell) run(ep, stop int) {
 	defer func() {
-		unix.Close(d.fd)
-		unix.Close(stop)
-		unix.Close(d.stop)
+		syscall.Close(ep)
+		syscall.Close(d.fd)
+		syscall.Close(stop)
+		syscall.Close(d.stop)
 	}()
-	fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}, {Fd: int32(stop), Events: unix.POLLIN}}
+	events := make([]syscall.EpollEvent, 2)
 	buf := make([]byte, 4096)
 	for {
-		fds[0].Revents, fds[1].Revents = 0, 0
-		if _, err := unix.Poll(fds, -1); err != nil {
-			if err == unix.EINTR {
-				continue
-			}
+		n, err := syscall.EpollWait(ep, events, -1)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
 			return
 		}
-		if fds[1].Revents != 0 {
-			return
+		for _, ev := range events[:n] {
+			if int(ev.Fd) == stop {
+				return
+			}
 		}
 		for {
-			n, err := unix.Read(d.fd, buf)
-			if err == unix.EINTR {
+			n, err := syscall.Read(d.fd, buf)
+			if err == syscall.EINTR {
 				continue
 			}
 			if err != nil || n <= 0 {
@@ -119,7 +136,7 @@ func (d *doorbell) run(stop int) {
 			}
 			if d.dispatch(buf[:n]) {
 				// A ring started a prefetch: it waits in this P's run
-				// queue, which the poll below would leave stranded
+				// queue, which the wait below would leave stranded
 				// (until the runtime's monitor takes the P back from
 				// the system call, up to 10 ms later). Let it run first.
 				runtime.Gosched()
@@ -131,13 +148,13 @@ func (d *doorbell) run(stop int) {
 // dispatch rings for each record event in b, a buffer of inotify events,
 // and reports whether it rang.
 func (d *doorbell) dispatch(b []byte) (rang bool) {
-	for off := 0; off+unix.SizeofInotifyEvent <= len(b); {
+	for off := 0; off+syscall.SizeofInotifyEvent <= len(b); {
 		wd := int32(binary.NativeEndian.Uint32(b[off:]))
 		mask := binary.NativeEndian.Uint32(b[off+4:])
 		n := int(binary.NativeEndian.Uint32(b[off+12:]))
-		start := off + unix.SizeofInotifyEvent
+		start := off + syscall.SizeofInotifyEvent
 		off = start + n
-		if off > len(b) || mask&(unix.IN_MOVED_TO|unix.IN_DELETE) == 0 {
+		if off > len(b) || mask&(syscall.IN_MOVED_TO|syscall.IN_DELETE) == 0 {
 			continue
 		}
 		name := strings.TrimRight(string(b[start:off]), "\x00")
