@@ -36,7 +36,9 @@
 //
 // Readers never lock. Each Store watches <prefix>/records/ (with
 // clientv3.WithRequireLeader) and asks etcd for a progress notification
-// three times per WithMaxStaleness (default 2 s). A Get serves its value
+// three times per WithMaxStaleness (default 2 s), and every 10 ms until
+// the first answer of a new watch (etcd drops requests while it catches
+// up: about 100 ms after a Store starts). A Get serves its value
 // from memory only while that watch is healthy and etcd answered within
 // the bound; on compaction, cancellation, loss of leader or silence it
 // drops the whole cache, and the watch starts again from a fresh read.

@@ -77,7 +77,8 @@ func WithLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL =
 
 // WithMaxStaleness bounds how long a cached value is served without
 // hearing from etcd (default 2 s). The Store asks etcd for a progress
-// notification three times per period; when none arrives in time, Get
+// notification three times per period (every 10 ms until a new watch's
+// first answer); when none arrives in time, Get
 // reads from etcd instead of the cache. A timer, not a clock read per Get,
 // ends the serving of cached values, a tenth of the period (at most 50 ms)
 // before the bound: a process starved so badly that the timer fires later

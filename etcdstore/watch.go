@@ -210,7 +210,12 @@ func (s *Store) newGeneration() uint64 {
 // (cancel), to be restarted from a fresh read.
 func (s *Store) requestProgress(ctx context.Context, cancel context.CancelFunc) {
 	every := max(s.maxStaleness/3, time.Millisecond)
-	t := time.NewTicker(every)
+	// Until the first answer the cache serves nothing, and etcd drops a
+	// request that comes while a new watch catches up (it syncs such
+	// watches every 100 ms): ask every 10 ms until answered, rather than
+	// every third of maxStaleness.
+	const retry = 10 * time.Millisecond
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		sent := s.watch.pending.Load()
@@ -228,6 +233,11 @@ func (s *Store) requestProgress(ctx context.Context, cancel context.CancelFunc) 
 		if err := s.client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("sessionstore: etcd progress request failed", "prefix", s.prefix, "err", err)
 		}
+		wait := every
+		if !s.Watching() {
+			wait = min(retry, every)
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return

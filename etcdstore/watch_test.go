@@ -144,3 +144,23 @@ func TestStalenessBound(t *testing.T) {
 	assert.Equal(t, "v2", got.AccessToken, "nothing staler than WithMaxStaleness")
 	assert.False(t, reader.Watching())
 }
+
+// A new Store serves from its cache as soon as etcd answers a progress
+// request, not a third of WithMaxStaleness later: etcd drops the first
+// request, sent while the new watch catches up, and the Store asks again
+// until answered.
+func TestNewStoreServesWithoutWaitingForTheNextProgressRequest(t *testing.T) {
+	ctx := ctxT(t)
+	e := newEnv(t)
+	require.NoError(t, e.open(t).Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v0"}))
+	// The next regular request would come 20 minutes after the first.
+	s := e.open(t, etcdstore.WithMaxStaleness(time.Hour))
+	waitFor(t, "the Store to serve from its cache", s.Watching)
+	_, err := s.Get(ctx, "server") // fills the cache
+	require.NoError(t, err)
+	reads := s.Reads()
+	got, err := s.Get(ctx, "server")
+	require.NoError(t, err)
+	assert.Equal(t, "v0", got.AccessToken)
+	assert.Equal(t, reads, s.Reads(), "served from the cache")
+}
