@@ -3,8 +3,8 @@ package crypto
 import (
 	"bytes"
 	"encoding/base64"
-	"strconv"
-	"unicode/utf8"
+
+	"github.com/sessionstore/sessionstore/internal/canonjson"
 )
 
 // parseCanonical parses a record's plaintext if it is exactly what
@@ -16,100 +16,46 @@ import (
 // only with a MAC that verifies, that is as Seal wrote it, and Seal takes
 // only valid JSON.
 func parseCanonical(pt []byte) (env envelope, ok bool) {
-	p := pt
-	eat := func(lit string) bool {
-		if !bytes.HasPrefix(p, []byte(lit)) {
-			return false
-		}
-		p = p[len(lit):]
-		return true
-	}
-	digits := func() (string, bool) {
-		n := 0
-		for n < len(p) && p[n] >= '0' && p[n] <= '9' {
-			n++
-		}
-		if n == 0 || n > 20 || (n > 1 && p[0] == '0') {
-			return "", false
-		}
-		s := string(p[:n])
-		p = p[n:]
-		return s, true
-	}
-	// str reads a JSON string without escapes (one with any is left to
-	// encoding/json).
-	str := func() (string, bool) {
-		if len(p) == 0 || p[0] != '"' {
-			return "", false
-		}
-		end := bytes.IndexByte(p[1:], '"')
-		if end < 0 {
-			return "", false
-		}
-		s := p[1 : 1+end]
-		if bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s) {
-			return "", false
-		}
-		for _, c := range s {
-			if c < 0x20 {
-				return "", false
-			}
-		}
-		p = p[end+2:]
-		return string(s), true
-	}
-
-	if !eat(`{"v":`) {
+	sc := canonjson.NewScanner(pt)
+	if !sc.Lit(`{"v":`) {
 		return envelope{}, false
 	}
-	v, ok := digits()
-	if !ok {
+	v, ok := sc.Int()
+	if !ok || int64(int(v)) != v {
 		return envelope{}, false
 	}
-	version, err := strconv.Atoi(v)
-	if err != nil {
-		return envelope{}, false
-	}
-	env.Version = version
-	if eat(`,"ns":`) {
-		if env.Namespace, ok = str(); !ok || env.Namespace == "" {
+	env.Version = int(v)
+	if sc.Lit(`,"ns":`) {
+		if env.Namespace, ok = sc.String(); !ok || env.Namespace == "" {
 			return envelope{}, false
 		}
 	}
-	if !eat(`,"auth_type":`) {
+	if !sc.Lit(`,"auth_type":`) {
 		return envelope{}, false
 	}
-	if env.AuthType, ok = str(); !ok {
+	if env.AuthType, ok = sc.String(); !ok {
 		return envelope{}, false
 	}
-	if !eat(`,"seq":`) {
+	if !sc.Lit(`,"seq":`) {
 		return envelope{}, false
 	}
-	seq, ok := digits()
-	if !ok {
+	if env.Seq, ok = sc.Uint(); !ok {
 		return envelope{}, false
 	}
-	if env.Seq, err = strconv.ParseUint(seq, 10, 64); err != nil {
-		return envelope{}, false
-	}
-	if !eat(`,"written":`) {
-		return envelope{}, false
-	}
-	start := p
-	if _, ok := str(); !ok {
+	if !sc.Lit(`,"written":`) {
 		return envelope{}, false
 	}
 	// As encoding/json decodes it (strict RFC 3339).
-	if err := env.Written.UnmarshalJSON(start[:len(start)-len(p)]); err != nil {
+	if w, ok := sc.Str(); !ok || env.Written.UnmarshalJSON(w) != nil {
 		return envelope{}, false
 	}
-	if !eat(`,"auth":`) {
+	if !sc.Lit(`,"auth":`) {
 		return envelope{}, false
 	}
 	// The rest is <auth>,"mac":"<base64>"} and a newline. Base64 holds no
 	// quote, so the last `,"mac":"` is the field's, whatever the auth
 	// object holds.
-	rest := bytes.TrimSuffix(p, []byte("\n"))
+	rest := bytes.TrimSuffix(sc.Rest(), []byte("\n"))
 	if !bytes.HasSuffix(rest, []byte(`"}`)) {
 		return envelope{}, false
 	}
@@ -119,6 +65,7 @@ func parseCanonical(pt []byte) (env envelope, ok bool) {
 		return envelope{}, false
 	}
 	env.Auth = bytes.Clone(rest[:i]) // pt is cleared after use
+	var err error
 	if env.MAC, err = base64.StdEncoding.DecodeString(string(rest[i+len(`,"mac":"`):])); err != nil {
 		return envelope{}, false
 	}

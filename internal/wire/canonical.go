@@ -5,13 +5,15 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/canonjson"
 )
 
 // The canonical form: what json.Marshal writes for an auth object without
 // Extra whose strings are all plain (printable ASCII that encoding/json
-// writes as it is). It is encoded and parsed here without reflection, a
-// third of a Set's work outside age; anything else goes through
-// encoding/json. Both agree byte for byte and value for value (FuzzAuth*).
+// writes as it is). It is encoded here, and parsed (package canonjson),
+// without reflection, a third of a Set's work outside age; anything else
+// goes through encoding/json. Both agree byte for byte and value for value
+// (FuzzAuth*).
 
 // plain marks the bytes encoding/json writes in a string as themselves
 // (with its HTML escaping, as json.Marshal does): printable ASCII but the
@@ -81,9 +83,9 @@ func canonicalLen(a *auth) int {
 		len(a.Ref.Type) + len(a.TransferToken) + 192
 }
 
-// parseCanonical parses the canonical form (its fields in their order,
-// plain strings, no whitespace); ok is false for anything else, which
-// encoding/json then decodes.
+// parseCanonical parses the canonical form (its fields in their order, no
+// whitespace, strings without escapes); ok is false for anything else,
+// which encoding/json then decodes.
 func parseCanonical(data []byte) (a auth, ok bool) {
 	if !parseInto(data, &a, true) {
 		return auth{}, false
@@ -94,95 +96,46 @@ func parseCanonical(data []byte) (a auth, ok bool) {
 // parseInto parses the canonical form into a: every field if all is true,
 // the expiry alone (copying no token) if not.
 func parseInto(data []byte, a *auth, all bool) bool {
-	p := parser{data: data}
-	field := func(s *string) *string {
+	sc := canonjson.NewScanner(data)
+	// str consumes a string field, into *dst if all.
+	str := func(dst *string) bool {
 		if all {
-			return s
+			v, ok := sc.String()
+			*dst = v
+			return ok
 		}
-		return nil
+		_, ok := sc.Str()
+		return ok
 	}
-	if !p.lit(`{"access_token":`) || !p.str(field(&a.AccessToken)) {
+	if !sc.Lit(`{"access_token":`) || !str(&a.AccessToken) {
 		return false
 	}
-	if p.lit(`,"refresh_token":`) && !p.str(field(&a.RefreshToken)) ||
-		p.lit(`,"token_type":`) && !p.str(field(&a.TokenType)) {
+	if sc.Lit(`,"refresh_token":`) && !str(&a.RefreshToken) ||
+		sc.Lit(`,"token_type":`) && !str(&a.TokenType) {
 		return false
 	}
-	if p.lit(`,"expiry":`) {
-		start := p.i
-		if !p.str(nil) || a.Expiry.UnmarshalJSON(data[start:p.i]) != nil {
+	if sc.Lit(`,"expiry":`) {
+		if e, ok := sc.Str(); !ok || a.Expiry.UnmarshalJSON(e) != nil {
 			return false
 		}
 	}
-	if p.lit(`,"scope":`) && !p.str(field(&a.Scope)) {
+	if sc.Lit(`,"scope":`) && !str(&a.Scope) {
 		return false
 	}
-	if p.lit(`,"ref":{"type":`) && (!p.str(field(&a.Ref.Type)) || !p.lit(`,"id":`) || !p.int(&a.Ref.ID) || !p.lit("}")) {
-		return false
-	}
-	if p.lit(`,"transfer_token":`) && !p.str(field(&a.TransferToken)) {
-		return false
-	}
-	return p.lit("}") && p.i == len(data)
-}
-
-type parser struct {
-	data []byte
-	i    int
-}
-
-// lit consumes s if the input goes on with it.
-func (p *parser) lit(s string) bool {
-	if len(p.data)-p.i < len(s) || string(p.data[p.i:p.i+len(s)]) != s {
-		return false
-	}
-	p.i += len(s)
-	return true
-}
-
-// str consumes a plain string into *s (nil: skips it, copying nothing).
-func (p *parser) str(s *string) bool {
-	if p.i == len(p.data) || p.data[p.i] != '"' {
-		return false
-	}
-	start := p.i + 1
-	for j := start; j < len(p.data); j++ {
-		switch c := p.data[j]; {
-		case c == '"':
-			if s != nil {
-				*s = string(p.data[start:j])
-			}
-			p.i = j + 1
-			return true
-		case c < 0x20 || c >= 0x7f || c == '\\':
+	if sc.Lit(`,"ref":{"type":`) {
+		if !str(&a.Ref.Type) || !sc.Lit(`,"id":`) {
 			return false
 		}
+		id, ok := sc.Int()
+		if !ok || !sc.Lit("}") {
+			return false
+		}
+		a.Ref.ID = id
 	}
-	return false
-}
-
-// int consumes a JSON integer (no leading zero) that fits an int64.
-func (p *parser) int(n *int64) bool {
-	j := p.i
-	if j < len(p.data) && p.data[j] == '-' {
-		j++
-	}
-	digits := j
-	for j < len(p.data) && '0' <= p.data[j] && p.data[j] <= '9' {
-		j++
-	}
-	if j == digits || p.data[digits] == '0' && j > digits+1 {
+	if sc.Lit(`,"transfer_token":`) && !str(&a.TransferToken) {
 		return false
 	}
-	if j < len(p.data) && (p.data[j] == '.' || p.data[j] == 'e' || p.data[j] == 'E') {
-		return false
-	}
-	v, err := strconv.ParseInt(string(p.data[p.i:j]), 10, 64)
-	if err != nil {
-		return false
-	}
-	*n, p.i = v, j
-	return true
+	return sc.Lit("}") && len(sc.Rest()) == 0
 }
 
 // expiryOf is ExpiryOf for the canonical form, without the rest of it.
