@@ -64,6 +64,11 @@ func parseCanonical(pt []byte) (env envelope, ok bool) {
 	if i <= 0 {
 		return envelope{}, false
 	}
+	// encoding/json's RawMessage holds no whitespace around the value,
+	// and Seal writes none.
+	if auth := rest[:i]; isSpace(auth[0]) || isSpace(auth[len(auth)-1]) {
+		return envelope{}, false
+	}
 	env.Auth = bytes.Clone(rest[:i]) // pt is cleared after use
 	var err error
 	if env.MAC, err = base64.StdEncoding.DecodeString(string(rest[i+len(`,"mac":"`):])); err != nil {
@@ -71,3 +76,5 @@ func parseCanonical(pt []byte) (env envelope, ok bool) {
 	}
 	return env, true
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
