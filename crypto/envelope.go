@@ -70,8 +70,11 @@ func parseCanonical(pt []byte) (env envelope, ok bool) {
 		return envelope{}, false
 	}
 	env.Auth = bytes.Clone(rest[:i]) // pt is cleared after use
+	// Exactly as appendJSON encodes it: DecodeString alone would skip
+	// newlines, which encoding/json rejects in a string.
+	mac := string(rest[i+len(`,"mac":"`):])
 	var err error
-	if env.MAC, err = base64.StdEncoding.DecodeString(string(rest[i+len(`,"mac":"`):])); err != nil {
+	if env.MAC, err = base64.StdEncoding.DecodeString(mac); err != nil || base64.StdEncoding.EncodeToString(env.MAC) != mac {
 		return envelope{}, false
 	}
 	return env, true
