@@ -4,6 +4,7 @@ package filestore_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/sessionstore/sessionstore/filestore"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
+	"github.com/sessionstore/sessionstore/internal/pacer"
 )
 
 // The Linux-only parts of the -perf report: cross-process visibility
@@ -71,20 +73,21 @@ func fsType(dir string) string {
 func init() {
 	// pollreader: get the record in a busy loop (yielding with
 	// runtime.Gosched, never sleeping: time.Sleep(50µs) sleeps ~1 ms
-	// here), or on every tick of a time.Ticker if the mode says
-	// "watch/100us", and report each new value with the time it was
-	// seen; at the end, how often it really polled.
+	// here), or paced by a pacer.Pacer if the mode names a period
+	// ("watch/100us", "nowatch/100us": a time.Ticker under 1 ms ticks
+	// about every millisecond in an idle process), and report each new
+	// value with the time it was seen; at the end, how often it really
+	// polled.
 	children["pollreader"] = func(ctx context.Context, s *filestore.Store, c childSpec) error {
 		mode, every, _ := strings.Cut(c.mode, "/")
-		var tick <-chan time.Time
+		var p *pacer.Pacer
 		if every != "" {
 			d, err := time.ParseDuration(every)
 			if err != nil {
 				return err
 			}
-			tk := time.NewTicker(d)
-			defer tk.Stop()
-			tick = tk.C
+			p = pacer.Start(d)
+			defer p.Stop()
 		}
 		last := ""
 		for i := range 3 { // warm: cache, validate (starts the watcher), then trusted
@@ -110,8 +113,8 @@ func init() {
 				seen++
 				fmt.Println("seen", v, now)
 			}
-			if tick != nil {
-				<-tick
+			if p != nil {
+				p.Wait()
 			} else {
 				runtime.Gosched()
 			}
@@ -296,8 +299,8 @@ func visibilityRun(t *testing.T, w *filestore.Store, renames <-chan time.Time, d
 }
 
 // visibilityRows measures cross-process visibility: per round, n writes
-// read by each of our readers (a Store polling in a busy loop, with its
-// watcher and WithoutWatcher; a Store polling on a 100 µs ticker) and n
+// read by each of our readers (a Store polled every 100 µs, and one polled
+// in a busy loop; each with its watcher and WithoutWatcher) and n
 // read by the floor reader, one reader at a time (a busy reader would take
 // a core from the other).
 func visibilityRows(t *testing.T, rounds, n int) []perfRow {
@@ -306,10 +309,13 @@ func visibilityRows(t *testing.T, rounds, n int) []perfRow {
 	ctx := context.Background()
 	require.NoError(t, w.Set(ctx, "server", tokenAuth(0)))
 	renames := watchRenames(t, dir, "server.age")
+	// DESIGN.md's row is judged with readers that poll at a stated
+	// period; a reader spinning on Get is ours, beyond it.
 	readers := []struct{ name, mode string }{
-		{"cross-process visibility", "watch"},
-		{"cross-process visibility, 100 µs ticker", "watch/100us"},
-		{"cross-process visibility, WithoutWatcher", "nowatch"},
+		{"cross-process visibility, reader polling every 100 µs", "watch/100us"},
+		{"cross-process visibility, WithoutWatcher, reader polling every 100 µs", "nowatch/100us"},
+		{"beyond DESIGN.md: cross-process visibility, reader spinning on Get", "watch"},
+		{"beyond DESIGN.md: cross-process visibility, WithoutWatcher, reader spinning on Get", "nowatch"},
 	}
 	lats := make([][][]time.Duration, len(readers)) // reader, round → latencies
 	periods := make([][]time.Duration, len(readers))
@@ -328,7 +334,7 @@ func visibilityRows(t *testing.T, rounds, n int) []perfRow {
 	}
 	var rows []perfRow
 	for i, rd := range readers {
-		rows = append(rows, visibilityRow(lats[i], floor, fmt.Sprintf("%s (%d rounds × %d writes; reader polls every %v, %s)",
+		rows = append(rows, visibilityRow(lats[i], floor, fmt.Sprintf("%s (%d rounds × %d writes; it polled every %v, %s)",
 			rd.name, rounds, n, round(median(periods[i])), pollHow(rd.mode))))
 	}
 	return rows
@@ -336,7 +342,7 @@ func visibilityRows(t *testing.T, rounds, n int) []perfRow {
 
 func pollHow(mode string) string {
 	if strings.Contains(mode, "/") {
-		return "time.Ticker"
+		return "paced by nanosleep"
 	}
 	return "busy loop"
 }
@@ -384,9 +390,11 @@ func round(d time.Duration) time.Duration {
 //	    strace -c -f /tmp/filestore.test -test.run='^$' 2>&1 | tail -1
 //	done    # (total(1000) - total(0)) / 1000 per Set
 //
-// syscallRow does it for one Set, between the markers the child stats.
+// syscallRow does it for setsCounted Sets, between the markers the child
+// stats, and divides.
 func syscallRow(t *testing.T) perfRow {
-	row := perfRow{op: "Set: system calls (strace -f, one Set between markers)", floor: "11", target: "≤ 20"}
+	const setsCounted = 100
+	row := perfRow{op: fmt.Sprintf("Set: system calls (strace -f, %d Sets between markers, per Set)", setsCounted), floor: "11", target: "≤ 20"}
 	strace, err := exec.LookPath("strace")
 	if err != nil {
 		row.ours, row.ratio = "strace not installed", "—"
@@ -398,7 +406,7 @@ func syscallRow(t *testing.T) perfRow {
 	time.Sleep(fsutil.RacyWindow + 50*time.Millisecond)
 	out := filepath.Join(t.TempDir(), "strace.out")
 	cmd := exec.Command(strace, "-f", "-qq", "-o", out, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childSpec{role: "sets", dir: dir, key: key, name: "server", n: 1}.env()...)
+	cmd.Env = append(os.Environ(), childSpec{role: "sets", dir: dir, key: key, name: "server", n: setsCounted}.env()...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		row.ours, row.ratio = "strace failed: "+strings.TrimSpace(string(b)), "—"
 		return row
@@ -411,19 +419,24 @@ func syscallRow(t *testing.T) perfRow {
 				return
 			}
 		}
-	}, func(a, b string) int { return counts[b] - counts[a] })
+	}, func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
 	var parts []string
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(counts[k])/setsCounted))
 	}
-	background := 0 // the runtime's own threads (sysmon and so on), not the Set's
-	for _, k := range []string{"nanosleep", "futex", "epoll_pwait", "epoll_wait", "sched_yield", "rt_sigreturn", "tgkill", "getpid"} {
-		background += counts[k]
+	// Not the Set's own: the runtime's threads (sysmon, the garbage
+	// collector's workers and so on), its heap growing or being returned,
+	// and crypto/rand reseeding its vDSO generator now and then (the
+	// floor's age.Encrypt draws from it as much).
+	runtimeCalls := 0
+	for _, k := range []string{"nanosleep", "futex", "epoll_pwait", "epoll_wait", "sched_yield", "rt_sigreturn", "tgkill", "getpid", "mmap", "munmap", "madvise", "getrandom"} {
+		runtimeCalls += counts[k]
 	}
-	t.Logf("system calls logged during one Set: %d (%d of them the runtime's background calls): %s", total, background, strings.Join(parts, ", "))
-	ours := total - background
-	row.ours = fmt.Sprintf("%d (+%d runtime background)", ours, background)
-	row.ratio = fmt.Sprintf("%.2f×", float64(ours)/11)
+	t.Logf("system calls logged during %d Sets, per Set: %.2f (%.2f of them the runtime's and crypto/rand's): %s",
+		setsCounted, float64(total)/setsCounted, float64(runtimeCalls)/setsCounted, strings.Join(parts, ", "))
+	ours := float64(total-runtimeCalls) / setsCounted
+	row.ours = fmt.Sprintf("%.2f (+%.2f the runtime's and crypto/rand's)", ours, float64(runtimeCalls)/setsCounted)
+	row.ratio = fmt.Sprintf("%.2f×", ours/11)
 	row.met = ours <= 20
 	return row
 }

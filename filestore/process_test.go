@@ -92,7 +92,7 @@ func runChild(role string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var opts []filestore.Option
-	if c.mode == "nowatch" {
+	if m, _, _ := strings.Cut(c.mode, "/"); m == "nowatch" { // "nowatch" or "nowatch/100us"
 		opts = append(opts, filestore.WithoutWatcher())
 	}
 	s, err := filestore.Open(c.dir, append(opts, filestore.WithKeyFile(c.key))...)

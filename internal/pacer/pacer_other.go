@@ -1,0 +1,9 @@
+//go:build !linux
+
+package pacer
+
+import "time"
+
+func lockThread() (unlock func()) { return func() {} }
+
+func sleep(d time.Duration) { time.Sleep(d) }
