@@ -79,5 +79,3 @@ func parseCanonical(pt []byte) (env envelope, ok bool) {
 	}
 	return env, true
 }
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

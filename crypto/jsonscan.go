@@ -12,6 +12,9 @@ var strPlain = func() (t [256]bool) {
 	return t
 }()
 
+// isSpace reports whether c is JSON whitespace.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
 // scanJSON reports whether data is one valid JSON value, as json.Valid
 // does, and whether it is compact: no whitespace outside its strings, as
 // json.Marshal writes it (what json.Compact would not change). One pass,
@@ -23,7 +26,7 @@ func scanJSON(data []byte) (valid, compact bool) {
 	i, n := 0, len(data)
 	compact = true
 	space := func() {
-		for i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		for i < n && isSpace(data[i]) {
 			i++
 			compact = false
 		}

@@ -88,7 +88,7 @@ func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, err
 // record the file no longer holds.
 func (s *Store) loadOnce(name, stem string) (_ sessionstore.AuthObject, _ time.Time, stale bool, _ error) {
 	a, written, read, err := s.loadFile(name, stem)
-	if err != nil && errors.Is(err, sessionstore.ErrRollback) {
+	if errors.Is(err, sessionstore.ErrRollback) {
 		now, rerr := readRecord(s.recordPath(stem))
 		if rerr != nil || sha256.Sum256(now) != read {
 			return a, written, true, err

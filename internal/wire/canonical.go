@@ -41,6 +41,15 @@ func appendCanonical(b []byte, a *auth) (_ []byte, ok bool) {
 		!isPlain(a.Scope) || !isPlain(a.Ref.Type) || !isPlain(a.TransferToken) {
 		return nil, false
 	}
+	// Before any token is in b: a failure then leaves no copy of one.
+	var expiry []byte
+	if !a.Expiry.IsZero() {
+		e, err := a.Expiry.MarshalJSON()
+		if err != nil {
+			return nil, false // encoding/json reports it
+		}
+		expiry = e
+	}
 	str := func(b []byte, key, s string) []byte {
 		b = append(b, key...)
 		b = append(b, '"')
@@ -54,13 +63,9 @@ func appendCanonical(b []byte, a *auth) (_ []byte, ok bool) {
 	if a.TokenType != "" {
 		b = str(b, `,"token_type":`, a.TokenType)
 	}
-	if !a.Expiry.IsZero() {
-		e, err := a.Expiry.MarshalJSON()
-		if err != nil {
-			return nil, false // encoding/json reports it
-		}
+	if expiry != nil {
 		b = append(b, `,"expiry":`...)
-		b = append(b, e...)
+		b = append(b, expiry...)
 	}
 	if a.Scope != "" {
 		b = str(b, `,"scope":`, a.Scope)
