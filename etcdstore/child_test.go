@@ -174,6 +174,33 @@ var children = map[string]func(context.Context, *etcdstore.Store, childSpec) err
 		return nil
 	},
 	"fleet": fleetChild,
+	// ack: after a line on stdin, until stdin closes, increment the
+	// counter c.name with Update and print "acked N UNIXNANO" after each
+	// Update that returned N, with the wall-clock time it returned.
+	"ack": func(ctx context.Context, s *etcdstore.Store, c childSpec) error {
+		fmt.Println("ready")
+		in := bufio.NewScanner(os.Stdin)
+		if !in.Scan() {
+			return nil
+		}
+		stop := make(chan struct{})
+		go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+		for {
+			select {
+			case <-stop:
+				fmt.Println("done")
+				return nil
+			default:
+			}
+			a, err := s.Update(ctx, c.name, increment)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "ack:", err)
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			fmt.Println("acked", a.AccessToken, time.Now().UnixNano())
+		}
+	},
 	// token: wait for stdin to close (the start signal), get a token
 	// through sessionstore.TokenSource, call the API once, print the
 	// access token (or the provider's refusal).
@@ -242,7 +269,7 @@ func fleetChild(ctx context.Context, s *etcdstore.Store, c childSpec) error {
 				break
 			}
 			report(err)
-			if strings.Contains(err.Error(), "is unknown") || attempt == 10 {
+			if errors.Is(err, sessionstore.ErrOutcomeUnknown) || attempt == 10 {
 				unknown++
 				break
 			}

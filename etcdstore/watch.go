@@ -23,10 +23,13 @@ import (
 // revision. A cached entry carries the generation that was current
 // when it was read or written, and is served only while that generation is
 // current and its deadline has not passed. The deadline moves only when
-// etcd answers a progress request: a progress notification says that
-// every change up to the request has been delivered, so the cache is
-// current as of the request's time, and stays servable for maxStaleness
-// after it.
+// etcd answers a progress request: each request is preceded by a
+// linearizable read of the cluster's revision, and a progress notification
+// at that revision or later says that every change acknowledged before the
+// request has been delivered, so the cache is current as of the request's
+// time, and stays servable for maxStaleness after it. (A member that lags
+// behind the cluster, as a follower may after an election, answers with
+// its own older revision: that answer vouches for nothing.)
 //
 // A Get reads no clock and one atomic word: serving is the generation
 // whose entries may be served now, 0 when none may (the deadline has
@@ -37,13 +40,19 @@ type watchState struct {
 	gen      atomic.Uint64 // the current generation; changed under cache.mu
 	deadline atomic.Int64  // serve cached values until then (ns since Store.epoch); 0: don't
 	serving  atomic.Uint64 // gen while the deadline, less staleMargin, is ahead; else 0; changed under mu
-	pending  atomic.Int64  // when the outstanding progress request was sent (ns since epoch); 0: none
+	pending  atomic.Pointer[progressRequest] // the outstanding progress request; nil: none
 	cancel   atomic.Pointer[context.CancelFunc]
 
 	mu    sync.Mutex  // guards timer; orders changes of deadline and serving
 	timer *time.Timer // clears serving at the deadline, less staleMargin
 
 	restarts atomic.Uint64 // generations started, for tests and logs
+}
+
+// A progressRequest is a progress request awaiting its answer.
+type progressRequest struct {
+	sent int64 // when it was made (ns since Store.epoch)
+	rev  int64 // the cluster's revision then: the answer must be at least this
 }
 
 // staleMargin is how long before its deadline the cache stops being
@@ -160,7 +169,7 @@ func (s *Store) watchOnce() (healthy bool, err error) {
 	wch := s.client.Watch(ctx, pfx, clientv3.WithPrefix(), clientv3.WithRev(rev),
 		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 
-	s.watch.pending.Store(0)
+	s.watch.pending.Store(nil)
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
 			return healthy, err
@@ -173,16 +182,15 @@ func (s *Store) watchOnce() (healthy bool, err error) {
 		}
 		if wr.Created {
 			// Progress answers go to the watches the stream has.
-			go s.requestProgress(ctx, cancel)
+			go s.requestProgress(ctx, cancel, pfx)
 		}
 		for _, ev := range wr.Events {
 			s.apply(gen, pfx, ev)
 		}
-		if wr.IsProgressNotify() {
-			if sent := s.watch.pending.Swap(0); sent != 0 {
-				s.setDeadline(sent + int64(s.maxStaleness))
-				healthy = true
-			}
+		if p := s.watch.pending.Load(); p != nil && wr.IsProgressNotify() && wr.Header.Revision >= p.rev &&
+			s.watch.pending.CompareAndSwap(p, nil) {
+			s.setDeadline(p.sent + int64(s.maxStaleness))
+			healthy = true
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -208,7 +216,7 @@ func (s *Store) newGeneration() uint64 {
 // requestProgress asks etcd for a progress notification three times per
 // maxStaleness. If no answer came for maxStaleness, it ends the watch
 // (cancel), to be restarted from a fresh read.
-func (s *Store) requestProgress(ctx context.Context, cancel context.CancelFunc) {
+func (s *Store) requestProgress(ctx context.Context, cancel context.CancelFunc, pfx string) {
 	every := max(s.maxStaleness/3, time.Millisecond)
 	// Until the first answer the cache serves nothing, and etcd drops a
 	// request that comes while a new watch catches up (it syncs such
@@ -218,20 +226,33 @@ func (s *Store) requestProgress(ctx context.Context, cancel context.CancelFunc) 
 	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
-		sent := s.watch.pending.Load()
-		if sent != 0 && s.mono()-sent > int64(s.maxStaleness) {
+		p := s.watch.pending.Load()
+		if p != nil && s.mono()-p.sent > int64(s.maxStaleness) {
 			s.log.Warn("sessionstore: etcd watch stopped answering; restarting it", "prefix", s.prefix)
 			cancel()
 			return
 		}
-		if sent == 0 {
-			s.watch.pending.Store(s.mono())
+		if p == nil {
+			sent := s.mono()
+			resp, err := s.client.Get(ctx, pfx, clientv3.WithCountOnly())
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				s.log.Warn("sessionstore: etcd read of the revision failed", "prefix", s.prefix, "err", err)
+			default:
+				p = &progressRequest{sent: sent, rev: resp.Header.Revision}
+				s.watch.pending.Store(p)
+			}
 		}
 		// Also again while unanswered: etcd drops a request that comes
-		// while the watch catches up. An answer is then dated from the
-		// first request, which errs on the safe side.
-		if err := s.client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("sessionstore: etcd progress request failed", "prefix", s.prefix, "err", err)
+		// while the watch catches up, and a lagging member answers below
+		// p.rev. An answer is then dated from the first request, which
+		// errs on the safe side.
+		if p != nil {
+			if err := s.client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("sessionstore: etcd progress request failed", "prefix", s.prefix, "err", err)
+			}
 		}
 		wait := every
 		if !s.Watching() {

@@ -69,14 +69,61 @@ type ProcMember struct {
 	Name     string
 	Endpoint string // its client URL
 	ID       uint64 // its raft member ID
-	cmd      *exec.Cmd
-	stdin    io.WriteCloser
-	mu       sync.Mutex
-	ended    bool
+	spec     []byte // its MemberConfig, for Restart
+	command  []string
+	stderr   io.Writer
+
+	mu    sync.Mutex // guards cmd, stdin and ended
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	ended bool
 }
 
 // PID is the member's process ID.
-func (m *ProcMember) PID() int { return m.cmd.Process.Pid }
+func (m *ProcMember) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cmd.Process.Pid
+}
+
+// start starts the member's process and waits until it says it is ready.
+func (m *ProcMember) start() error {
+	cmd := exec.Command(m.command[0], m.command[1:]...)
+	cmd.Env = append(os.Environ(), memberEnv+"="+string(m.spec))
+	cmd.Stderr = m.stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("etcdtest: start member %s: %w", m.Name, err)
+	}
+	m.mu.Lock()
+	m.cmd, m.stdin, m.ended = cmd, stdin, false
+	m.mu.Unlock()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() {
+		return fmt.Errorf("etcdtest: member %s ended before it was ready", m.Name)
+	}
+	if _, err := fmt.Sscanf(sc.Text(), "ready %x", &m.ID); err != nil {
+		return err
+	}
+	go io.Copy(io.Discard, stdout)
+	return nil
+}
+
+// Restart starts a killed member again on its data directory and waits
+// until it is ready.
+func (m *ProcMember) Restart() error {
+	if !m.Ended() {
+		return fmt.Errorf("etcdtest: member %s is running", m.Name)
+	}
+	return m.start()
+}
 
 // StartCluster starts a cluster of c.Size members, each a child process
 // running c.Command, and waits until every member is ready (a quorum
@@ -118,35 +165,9 @@ func StartCluster(c ClusterConfig) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(c.Command[0], c.Command[1:]...)
-		cmd.Env = append(os.Environ(), memberEnv+"="+string(spec))
-		cmd.Stderr = c.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			cl.Close()
-			return nil, err
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			cl.Close()
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			cl.Close()
-			return nil, fmt.Errorf("etcdtest: start member %s: %w", cfgs[i].Name, err)
-		}
-		m := &ProcMember{Name: cfgs[i].Name, Endpoint: cfgs[i].Client, cmd: cmd, stdin: stdin}
+		m := &ProcMember{Name: cfgs[i].Name, Endpoint: cfgs[i].Client, spec: spec, command: c.Command, stderr: c.Stderr}
 		cl.Members = append(cl.Members, m)
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			if !sc.Scan() {
-				ready <- fmt.Errorf("etcdtest: member %s ended before it was ready", m.Name)
-				return
-			}
-			_, err := fmt.Sscanf(sc.Text(), "ready %x", &m.ID)
-			ready <- err
-			io.Copy(io.Discard, stdout)
-		}()
+		go func() { ready <- m.start() }()
 	}
 	timeout := time.After(c.Timeout)
 	for range cfgs {
@@ -210,6 +231,9 @@ func (m *ProcMember) Kill() error {
 		return nil
 	}
 	m.ended = true
+	if m.cmd == nil {
+		return nil
+	}
 	err := m.cmd.Process.Kill()
 	m.cmd.Wait()
 	return err
