@@ -36,12 +36,8 @@
 // Until then, and where the directory cannot be watched (or
 // [WithoutWatcher]), Get validates the cached entry against the bytes of
 // the file. A record another process replaced is decrypted in the
-// background as soon as the watcher hears of it. On Linux a second inotify
-// instance, read in a blocking epoll_wait(2) on a thread of its own, reports
-// replaced records too: fsnotify's events come through the runtime's
-// network poller, which a process whose every P stays busy consults only
-// every few milliseconds. Each process so uses two inotify instances,
-// whatever its number of Stores.
+// background as soon as the watcher hears of it. Each process uses one
+// inotify instance, whatever its number of Stores.
 //
 // # Keys
 //

@@ -37,13 +37,6 @@ func WithWatcherFactory(f func() (*fsnotify.Watcher, error)) Option {
 	return func(o *options) { o.watcher = f }
 }
 
-// WithMutedRecordEvents gives the Store a watcher of its own whose
-// fsnotify record events are dropped: only the doorbell reports records
-// replaced (tests only).
-func WithMutedRecordEvents() Option {
-	return func(o *options) { o.watcher, o.muteRecords = fsnotify.NewWatcher, true }
-}
-
 // Overflow feeds s the error fsnotify reports when events were lost.
 func (s *Store) Overflow() { s.handleWatchError(fsnotify.ErrEventOverflow) }
 

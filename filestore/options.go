@@ -23,9 +23,7 @@ type options struct {
 	now     func() time.Time
 	fault   fsutil.FaultFunc
 	watcher func() (*fsnotify.Watcher, error)
-	// muteRecords drops fsnotify's record events (tests, with watcher).
-	muteRecords bool
-	askPass     func() (string, error)
+	askPass func() (string, error)
 }
 
 // WithKeyFile reads the keys from an age identity file (and its

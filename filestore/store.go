@@ -97,7 +97,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	s.watcher.hub = processHub
 	if o.watcher != nil {
-		s.watcher.hub = &hub{newWatcher: o.watcher, muteRecords: o.muteRecords} // a test's own
+		s.watcher.hub = &hub{newWatcher: o.watcher} // a test's own
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -104,12 +104,10 @@ func (ws *watchState) stop(s *Store) {
 // hands each event to the Stores of the event's directory and of the
 // event's path.
 type hub struct {
-	newWatcher  func() (*fsnotify.Watcher, error)
-	muteRecords bool // tests: fsnotify's record events are dropped, leaving the doorbell's
+	newWatcher func() (*fsnotify.Watcher, error)
 
-	mu   sync.Mutex // guards w, bell and subs
+	mu   sync.Mutex // guards w and subs
 	w    *fsnotify.Watcher
-	bell *doorbell                      // Linux: record events without the network poller (doorbell_linux.go)
 	subs map[string]map[*Store]struct{} // watched directory → Stores
 }
 
@@ -125,7 +123,6 @@ func (h *hub) subscribe(s *Store, dirs []string) error {
 			return err
 		}
 		h.w, h.subs = w, make(map[string]map[*Store]struct{})
-		h.bell = newDoorbell(h.ring)
 		go h.run(w)
 	}
 	var added []string
@@ -139,7 +136,6 @@ func (h *hub) subscribe(s *Store, dirs []string) error {
 				return err
 			}
 			h.subs[d] = make(map[*Store]struct{})
-			h.bell.add(d)
 		}
 		if _, ok := h.subs[d][s]; !ok {
 			h.subs[d][s] = struct{}{}
@@ -169,7 +165,6 @@ func (h *hub) leaveLocked(s *Store, dir string) {
 		if h.w != nil {
 			h.w.Remove(dir) // already gone if the directory was removed
 		}
-		h.bell.remove(dir)
 	}
 }
 
@@ -178,8 +173,7 @@ func (h *hub) leaveLocked(s *Store, dir string) {
 func (h *hub) closeIfIdleLocked() {
 	if h.w != nil && len(h.subs) == 0 {
 		go h.w.Close()
-		h.bell.close()
-		h.w, h.bell, h.subs = nil, nil, nil
+		h.w, h.subs = nil, nil
 	}
 }
 
@@ -223,15 +217,7 @@ func (h *hub) rewatch(w *fsnotify.Watcher, dir string) bool {
 	if w.Add(dir) != nil {
 		return false
 	}
-	h.bell.add(dir)
 	return true
-}
-
-// ring is the doorbell's: the record at name was replaced or removed.
-func (h *hub) ring(name string) {
-	for _, s := range h.storesFor(name) {
-		s.recordEvent(name)
-	}
 }
 
 func (h *hub) run(w *fsnotify.Watcher) {
@@ -240,9 +226,6 @@ func (h *hub) run(w *fsnotify.Watcher) {
 		case ev, ok := <-w.Events:
 			if !ok {
 				return
-			}
-			if h.muteRecords && strings.HasSuffix(ev.Name, recordSuffix) {
-				continue
 			}
 			for _, s := range h.storesFor(ev.Name) {
 				s.handleEvent(w, ev)
@@ -338,8 +321,7 @@ func (s *Store) handleWatchError(err error) {
 // invalidate drops authType's cached value unless the file still holds
 // exactly the cached bytes (the Store's own write keeps its entry). An
 // entry that does hold them is as good as validated by this read: trusted,
-// if no other event came since. (Two events for one change, the doorbell's
-// and fsnotify's, then cost one read, not a read per Get.)
+// if no other event came since.
 func (s *Store) invalidate(authType, stem, path string) {
 	after := s.events.Add(1) // before looking: a concurrent fill will not be trusted
 	// Look under the cache's lock, not lock-free: a fill that read the
@@ -395,13 +377,6 @@ func (s *Store) prefetch(authType, stem string) {
 			return
 		}
 		s.load(authType, stem) // an error is the next Get's to report
-		// An event during the load leaves the entry untrusted; on Linux
-		// one change is reported twice (the doorbell, then fsnotify), so
-		// that is common: validate it here once more (a read, no
-		// decryption) rather than in the next Get.
-		if e := s.cache.Get(authType); e != nil && e.ok && !e.trusted && s.watcher.active() && !s.closed.Load() {
-			s.load(authType, stem)
-		}
 	}()
 }
 

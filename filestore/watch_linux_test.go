@@ -2,7 +2,6 @@ package filestore_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,8 +45,7 @@ func TestOneInotifyInstancePerProcess(t *testing.T) {
 		s.StartWatcher()
 		require.Eventually(t, s.Watching, 5*time.Second, time.Millisecond, "store %d watches", i)
 	}
-	// fsnotify's, and the doorbell's (doorbell_linux.go).
-	assert.LessOrEqual(t, inotifyInstances(t), before+2, "two inotify instances for every Store")
+	assert.LessOrEqual(t, inotifyInstances(t), before+1, "one inotify instance for every Store")
 }
 
 // A store directory replaced under a running Store (mv dir dir.old && mv
@@ -168,30 +166,4 @@ func TestStoreSymlinkSwapIsFollowed(t *testing.T) {
 		got, err := reader.Get(ctx, "server")
 		return err == nil && got.AccessToken == "v3"
 	}, 5*time.Second, time.Millisecond, "writes to the new target are seen")
-}
-
-// The doorbell reports a replaced record by itself: with fsnotify's record
-// events dropped, a reader whose entry the watcher vouches for still sees
-// another process's write. (Without the doorbell it would return the
-// cached value forever.)
-func TestDoorbellReportsReplacedRecords(t *testing.T) {
-	ctx := ctxT(t)
-	dir, key := t.TempDir(), newKeyFile(t, false)
-	reader := openStore(t, dir, key, filestore.WithMutedRecordEvents())
-	writer := openStore(t, dir, key, filestore.WithoutWatcher())
-	require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v0"}))
-	warm(t, reader, "server", true)
-	require.True(t, reader.Trusted("server"), "served from memory")
-	for _, v := range []string{"v1", "v2"} {
-		require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: v}))
-		assert.Eventually(t, func() bool {
-			got, err := reader.Get(ctx, "server")
-			return err == nil && got.AccessToken == v
-		}, 5*time.Second, time.Millisecond, "the doorbell reports %s", v)
-	}
-	require.NoError(t, writer.Delete(ctx, "server"))
-	assert.Eventually(t, func() bool {
-		_, err := reader.Get(ctx, "server")
-		return errors.Is(err, sessionstore.ErrNotFound)
-	}, 5*time.Second, time.Millisecond, "the doorbell reports the removal")
 }

@@ -253,8 +253,6 @@ func TestChangedRecordIsPrefetched(t *testing.T) {
 	warm(t, reader, "server", true)
 	opens := reader.Opens()
 	require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v1"}))
-	// On Linux the doorbell and fsnotify both report the change: the
-	// second finds the prefetched bytes and changes nothing.
 	waitFor(t, "the prefetch", func() bool {
 		return reader.Opens() == opens+1 && !reader.Prefetching("server") && reader.Trusted("server")
 	})
