@@ -3,10 +3,13 @@ package sessionstore
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -31,54 +34,67 @@ type podioJSSession struct {
 // ReadPodioJSFile reads a session file of podio-js's file session store
 // (tmp/<authType>.json: plaintext, camelCase, expiresIn in seconds) so
 // that it can be migrated with Set. Its Expiry is the file's modification
-// time plus expiresIn. An empty file or "{}" (a cleared session) is
-// ErrNotFound; anything else that is not such a session is an error that
-// never quotes the file's contents.
+// time plus expiresIn. An empty file or an empty object ("{}", a cleared
+// session) is ErrNotFound. Anything else that is not such a session,
+// including a JSON object without an accessToken (another format, such as
+// an OAuth token response), is an error that names the file (quoted, as
+// strconv.Quote writes it, so that no file name reaches a terminal or a log
+// raw) and never quotes the file's contents.
 func ReadPodioJSFile(path string) (AuthObject, error) {
+	q := strconv.Quote(path)
 	// Refuse a symlink or anything but a regular file before opening (a
 	// FIFO would block the open), and check after that the file opened is
 	// the one inspected.
 	lfi, err := os.Lstat(path)
 	if err != nil {
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session: %w", err)
+		return AuthObject{}, podioJSFileError(q, err)
 	}
 	if !lfi.Mode().IsRegular() {
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session: %s is not a regular file (%v)", path, lfi.Mode().Type())
+		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s is not a regular file (%v)", q, lfi.Mode().Type())
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session: %w", err)
+		return AuthObject{}, podioJSFileError(q, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session: %w", err)
+		return AuthObject{}, podioJSFileError(q, err)
 	}
 	if !os.SameFile(lfi, fi) {
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session: %s was replaced while it was opened", path)
+		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s was replaced while it was opened", q)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPodioJSSize+1))
 	if err != nil {
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session: %w", err)
+		return AuthObject{}, podioJSFileError(q, err)
 	}
 	defer clear(data)
 	if len(data) > maxPodioJSSize {
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session: %s is too large", path)
+		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s is too large", q)
 	}
 	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("{}")) {
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s is cleared: %w", path, ErrNotFound)
+	if len(trimmed) == 0 {
+		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s is empty (cleared): %w", q, ErrNotFound)
+	}
+	// An object, and only one: its fields first, to tell "{}" (cleared)
+	// from an object of some other format.
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if trimmed[0] != '{' || dec.Decode(&fields) != nil || dec.More() {
+		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s is not a session object", q)
+	}
+	if len(fields) == 0 {
+		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s is cleared: %w", q, ErrNotFound)
 	}
 	var s podioJSSession
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	if err := dec.Decode(&s); err != nil || dec.More() {
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s is not a session object", path)
+	if err := json.Unmarshal(trimmed, &s); err != nil {
+		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s is not a session object", q)
 	}
 	if s.AccessToken == "" {
-		if s.RefreshToken == "" {
-			return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s holds no token: %w", path, ErrNotFound)
+		if s.RefreshToken != "" {
+			return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s has a refresh token but no access token", q)
 		}
-		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s has a refresh token but no access token", path)
+		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s has no accessToken", q)
 	}
 	a := AuthObject{
 		AccessToken:   s.AccessToken,
@@ -89,15 +105,26 @@ func ReadPodioJSFile(path string) (AuthObject, error) {
 	if s.ExpiresIn != nil {
 		secs := *s.ExpiresIn
 		if secs < 0 || secs > math.MaxInt32 || math.IsNaN(secs) {
-			return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s: expiresIn %v is out of range", path, secs)
+			return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s: expiresIn %v is out of range", q, secs)
 		}
 		a.Expiry = fi.ModTime().Add(time.Duration(secs * float64(time.Second))).UTC()
 	}
 	if s.Ref != nil {
 		if s.Ref.ID != math.Trunc(s.Ref.ID) || math.Abs(s.Ref.ID) > 1<<53 {
-			return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s: ref id is not an integer", path)
+			return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s: ref id is not an integer", q)
 		}
 		a.Ref = Ref{Type: s.Ref.Type, ID: int64(s.Ref.ID)}
 	}
 	return a, nil
+}
+
+// podioJSFileError reports a failure to read the file q (quoted) names.
+// The *fs.PathError's own message, which holds the path raw, is replaced
+// by the quoted name; what it wraps (fs.ErrNotExist, say) is kept.
+func podioJSFileError(q string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("sessionstore: podio-js session %s: %w", q, err)
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -92,3 +93,70 @@ func TestReadPodioJSFileRefusesSymlinkAndFIFO(t *testing.T) {
 		t.Fatal("ReadPodioJSFile blocked on a FIFO")
 	}
 }
+
+// Only an empty file or an empty object is a cleared session
+// (ErrNotFound); any other content that is not a podio-js session is an
+// error, so that a migration never takes a file it does not understand for
+// a cleared one.
+func TestReadPodioJSFileNotASession(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	for name, content := range map[string]string{
+		"cleared":       "{}",
+		"cleared space": " { \n } \n",
+		"empty":         "",
+		"blank":         " \n\t",
+	} {
+		_, err := sessionstore.ReadPodioJSFile(write(name, content))
+		assert.ErrorIs(t, err, sessionstore.ErrNotFound, name)
+	}
+	for name, content := range map[string]string{
+		"unknown field":  `{"foo":1}`,
+		"oauth response": `{"access_token":"podio-test-x","refresh_token":"podio-test-y","expires_in":3600,"token_type":"bearer"}`,
+		"empty tokens":   `{"accessToken":"","refreshToken":""}`,
+		"null token":     `{"accessToken":null,"expiresIn":3600}`,
+		"null":           `null`,
+		"string":         `"podio-test-x"`,
+		"number":         `42`,
+	} {
+		p := write(name, content)
+		_, err := sessionstore.ReadPodioJSFile(p)
+		require.Error(t, err, name)
+		assert.NotErrorIs(t, err, sessionstore.ErrNotFound, name)
+		assert.Contains(t, err.Error(), strconv.Quote(p), "%s: names the file", name)
+		assert.NotContains(t, err.Error(), "podio-test-", name)
+	}
+}
+
+// The file's name is quoted in every error, so that a hostile one
+// (terminal escape sequences) never reaches a log or a terminal raw.
+func TestReadPodioJSFileQuotesPath(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows file names cannot hold control characters")
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]*string{
+		"\x1b[2J\x1b[31mmalformed\x1b[0m.json": ptr(`{"accessToken":`),
+		"\x1b[2Junknown.json":                  ptr(`{"foo":1}`),
+		"\x1b[2Jcleared.json":                  ptr(`{}`),
+		"\x1b[2Jmissing.json":                  nil,
+		"\x1b[2Jrange.json":                    ptr(`{"accessToken":"podio-test-x","expiresIn":-5}`),
+	} {
+		p := filepath.Join(dir, name)
+		if content != nil {
+			require.NoError(t, os.WriteFile(p, []byte(*content), 0o600))
+		}
+		_, err := sessionstore.ReadPodioJSFile(p)
+		require.Error(t, err, "%q", name)
+		assert.NotContains(t, err.Error(), "\x1b", "%q: the name is quoted", name)
+		assert.Contains(t, err.Error(), strconv.Quote(p), "%q", name)
+	}
+	_, err := sessionstore.ReadPodioJSFile(filepath.Join(dir, "\x1b[2Jmissing.json"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
@@ -14,8 +14,8 @@ import (
 	"github.com/sessionstore/sessionstore/filestore"
 )
 
-// A backend is where the sessions are kept: a store directory (-dir), and
-// later an etcd prefix (-etcd). The commands see only this interface.
+// A backend is where the sessions are kept: a store directory (-dir) or an
+// etcd prefix (-etcd). The commands see only this interface.
 type backend interface {
 	// List reports every record, in name order, including those that do
 	// not open (their record has Err set): it never stops at a bad one.
@@ -23,8 +23,8 @@ type backend interface {
 	// Get reports one record; errNoSession if there is none. A record
 	// that does not open is returned with Err set, not as an error.
 	Get(ctx context.Context, name string) (record, error)
-	// Delete removes a record, whether it opens or not; errNoSession if
-	// there is none.
+	// Delete removes a record, whether it opens or not, without the key,
+	// under the record's lock; errNoSession if there is none.
 	Delete(ctx context.Context, name string) error
 	// Put stores a session under name. Unless replace, an existing record
 	// (even one that does not open) is left alone: errExists, or the
@@ -52,7 +52,7 @@ var (
 
 // dirBackend is a store directory, read and written through filestore.
 type dirBackend struct {
-	dir, keyFile string
+	dir, keyFile string // keyFile is "" for rm, which needs no key
 	passphrase   func() (string, error)
 	store        *filestore.Store // opened on first use
 }
@@ -64,10 +64,10 @@ func openDir(dir, keyFile string, passphrase func() (string, error), create bool
 	if !create {
 		fi, err := os.Stat(dir)
 		if err != nil {
-			return nil, fmt.Errorf("store directory: %w", err)
+			return nil, fmt.Errorf("store directory %s: %w", strconv.Quote(dir), pathErrCause(err))
 		}
 		if !fi.IsDir() {
-			return nil, fmt.Errorf("store directory %s is not a directory", dir)
+			return nil, fmt.Errorf("store directory %s is not a directory", strconv.Quote(dir))
 		}
 	}
 	b := &dirBackend{dir: dir, keyFile: keyFile, passphrase: passphrase}
@@ -153,25 +153,15 @@ func (b *dirBackend) notFound(name string) error {
 	if err != nil {
 		dir = b.dir
 	}
-	return fmt.Errorf("%w %s in %s", errNoSession, strconv.Quote(name), dir)
+	return fmt.Errorf("%w %s in %s", errNoSession, strconv.Quote(name), strconv.Quote(dir))
 }
 
 func (b *dirBackend) Delete(ctx context.Context, name string) error {
-	if err := sessionstore.ValidateAuthType(name); err != nil {
-		return err
-	}
-	s, err := b.open()
-	if err != nil {
-		return err
-	}
-	names, err := s.List(ctx)
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(names, name) {
+	err := filestore.Remove(ctx, b.dir, name)
+	if errors.Is(err, sessionstore.ErrNotFound) {
 		return b.notFound(name)
 	}
-	return s.Delete(ctx, name)
+	return err
 }
 
 func (b *dirBackend) Put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error {
@@ -191,5 +181,15 @@ func (b *dirBackend) Put(ctx context.Context, name string, a sessionstore.AuthOb
 		}
 		return a, nil
 	})
+	return err
+}
+
+// pathErrCause returns what a *fs.PathError wraps (its message holds the
+// path raw; the caller names the path, quoted), else err.
+func pathErrCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
 	return err
 }

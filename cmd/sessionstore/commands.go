@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/sessionstore/sessionstore"
 )
@@ -94,7 +95,7 @@ func printShow(w io.Writer, r record, t time.Time, reveal bool) {
 	line("status", statusOf(r.Err))
 	if r.Err != nil {
 		line("key", keyLabel(r))
-		line("error", r.Err.Error())
+		line("error", escapeControls(r.Err.Error()))
 		return
 	}
 	line("key", fmt.Sprintf("%s (%s)", keyLabel(r), r.PublicKey))
@@ -300,4 +301,29 @@ func clean(s string) string {
 		}
 	}
 	return s
+}
+
+// escapeControls writes every control character and invalid byte of s
+// (anything clean would quote) as a Go string literal writes it ("\x1b",
+// "\t", "\xff"), leaving the rest as it is: for messages that hold a
+// library's text, where a path may be raw.
+func escapeControls(s string) string {
+	if clean(s) == s {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == ' ' || unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,8 +16,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
-	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 // etcdPasswordEnv holds the password of -etcd-user: never on the command
@@ -29,14 +29,32 @@ type etcdFlags struct {
 	urls, cacert, cert, key, user string
 }
 
-// etcdBackend is an etcd prefix, read and written through etcdstore.
+// etcdBackend is an etcd prefix. ls and show read it with
+// etcdstore.ReadRecords and rm deletes with etcdstore.Remove: neither
+// opens a Store, so neither takes a lease for a heartbeat nor appears among
+// the live hosts that rekey checks. Only import, which writes sessions
+// sealed to its keys, opens a Store.
 type etcdBackend struct {
 	client *clientv3.Client
-	store  *etcdstore.Store
+	prefix string           // without a trailing "/"
+	ring   *crypto.Keyring  // ls and show
+	store  *etcdstore.Store // import
 }
 
-// openEtcd connects to f.urls and opens the store under prefix.
-func openEtcd(ctx context.Context, f etcdFlags, prefix, keyFile string, passphrase func() (string, error), stderr io.Writer) (*etcdBackend, error) {
+// openEtcd connects to f.urls for cmd and checks that etcd answers (a read
+// of the prefix, within ctx). ls and show load the key file, import opens
+// the store under prefix, rm needs no key.
+func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, passphrase func() (string, error), stderr io.Writer) (*etcdBackend, error) {
+	b := &etcdBackend{prefix: strings.TrimRight(prefix, "/")}
+	if b.prefix == "" {
+		return nil, fmt.Errorf("-prefix %s names no prefix: give the service its own, such as /sessionstore/prod", strconv.Quote(prefix))
+	}
+	if cmd == "ls" || cmd == "show" {
+		var err error
+		if b.ring, err = crypto.LoadKeyringWithPassphrase(keyFile, passphrase); err != nil {
+			return nil, err
+		}
+	}
 	cfg := clientv3.Config{
 		Endpoints:   strings.Split(f.urls, ","),
 		DialTimeout: 5 * time.Second,
@@ -51,17 +69,17 @@ func openEtcd(ctx context.Context, f etcdFlags, prefix, keyFile string, passphra
 		if f.cacert != "" {
 			pem, err := os.ReadFile(f.cacert)
 			if err != nil {
-				return nil, fmt.Errorf("etcd CA certificate: %w", err)
+				return nil, fmt.Errorf("etcd CA certificate %s: %w", strconv.Quote(f.cacert), pathErrCause(err))
 			}
 			tc.RootCAs = x509.NewCertPool()
 			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("etcd CA certificate %s: no PEM certificate in it", f.cacert)
+				return nil, fmt.Errorf("etcd CA certificate %s: no PEM certificate in it", strconv.Quote(f.cacert))
 			}
 		}
 		if f.cert != "" {
 			c, err := tls.LoadX509KeyPair(f.cert, f.key)
 			if err != nil {
-				return nil, fmt.Errorf("etcd client certificate: %w", err)
+				return nil, fmt.Errorf("etcd client certificate %s (key %s): %w", strconv.Quote(f.cert), strconv.Quote(f.key), pathErrCause(err))
 			}
 			tc.Certificates = []tls.Certificate{c}
 		}
@@ -71,123 +89,81 @@ func openEtcd(ctx context.Context, f etcdFlags, prefix, keyFile string, passphra
 	if err != nil {
 		return nil, fmt.Errorf("etcd %s: %w", f.urls, err)
 	}
-	opts := []etcdstore.Option{etcdstore.WithKeyFile(keyFile)}
-	if passphrase != nil {
-		opts = append(opts, etcdstore.WithPassphrase(passphrase))
-	}
-	store, err := etcdstore.Open(ctx, client, prefix, opts...)
-	if err != nil {
+	// Does etcd answer, and may we read the prefix? Asked before anything
+	// else, so that an unreachable etcd is reported as such.
+	if _, err := client.Get(ctx, b.recordsPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
 		client.Close()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("etcd %s did not answer in time (is it running, and are -etcd-* right?): %w", f.urls, err)
+			return nil, fmt.Errorf("etcd %s did not answer in time (is it running, and are -etcd-* right?): %w", f.urls, ctx.Err())
 		}
-		return nil, err
+		return nil, fmt.Errorf("etcd %s: reading %s: %w", f.urls, strconv.Quote(b.recordsPrefix()), err)
 	}
-	return &etcdBackend{client: client, store: store}, nil
+	b.client = client
+	if cmd == "import" {
+		opts := []etcdstore.Option{etcdstore.WithKeyFile(keyFile)}
+		if passphrase != nil {
+			opts = append(opts, etcdstore.WithPassphrase(passphrase))
+		}
+		if b.store, err = etcdstore.Open(ctx, client, b.prefix, opts...); err != nil {
+			client.Close()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("etcd %s did not answer in time (is it running, and are -etcd-* right?): %w", f.urls, err)
+			}
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 func (b *etcdBackend) Close() error {
-	err := b.store.Close()
+	var err error
+	if b.store != nil {
+		err = b.store.Close()
+	}
 	b.client.Close()
 	return err
 }
 
-func (b *etcdBackend) recordsPrefix() string { return b.store.Prefix() + "/records/" }
+func (b *etcdBackend) recordsPrefix() string { return b.prefix + "/records/" }
 
 func (b *etcdBackend) List(ctx context.Context) ([]record, error) {
-	return b.list(ctx, "")
-}
-
-// list reports the records (only name's, unless name is ""). It reads
-// the sealed records itself, to say which identity opens each one; the
-// names are those the Store lists, so a key that is no record of this
-// store is skipped as etcdstore skips it.
-func (b *etcdBackend) list(ctx context.Context, name string) ([]record, error) {
-	names, err := b.store.List(ctx)
+	recs, err := etcdstore.ReadRecords(ctx, b.client, b.prefix, b.ring)
 	if err != nil {
 		return nil, err
 	}
-	pfx := b.recordsPrefix()
-	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix())
-	if err != nil {
-		return nil, fmt.Errorf("etcd: read %s: %w", pfx, err)
+	out := make([]record, len(recs))
+	for i, r := range recs {
+		out[i] = recordOf(r)
 	}
-	ring := b.store.Keyring()
-	var recs []record
-	for _, kv := range resp.Kvs {
-		key := string(kv.Key)
-		n, ok := unescape(strings.TrimPrefix(key, pfx))
-		if !ok || !slices.Contains(names, n) || name != "" && n != name {
-			continue
-		}
-		r := record{Name: n, Key: -1}
-		rec, i, err := ring.OpenIn(kv.Value, b.store.Prefix(), n)
-		if err == nil {
-			r.Auth, err = wire.DecodeAuth(rec.Auth)
-		}
-		if err != nil {
-			r.Err = fmt.Errorf("%s: %w", key, err)
-		} else {
-			r.Key, r.PublicKey, r.Seq, r.Written = i, ring.PublicKey(i), rec.Seq, rec.Written
-		}
-		recs = append(recs, r)
-	}
-	slices.SortFunc(recs, func(a, b record) int { return strings.Compare(a.Name, b.Name) })
-	return recs, nil
+	return out, nil
 }
 
-// unescape reverses the %xx escaping of a key stem; etcdstore's List
-// vouches that the result is the name of that key.
-func unescape(stem string) (string, bool) {
-	var b strings.Builder
-	for i := 0; i < len(stem); i++ {
-		if stem[i] != '%' {
-			b.WriteByte(stem[i])
-			continue
-		}
-		if i+2 >= len(stem) {
-			return "", false
-		}
-		c, err := strconv.ParseUint(stem[i+1:i+3], 16, 8)
-		if err != nil {
-			return "", false
-		}
-		b.WriteByte(byte(c))
-		i += 2
-	}
-	return b.String(), true
+// recordOf is what the commands know of r.
+func recordOf(r etcdstore.Record) record {
+	return record{Name: r.AuthType, Key: r.Key, PublicKey: r.PublicKey, Seq: r.Seq, Written: r.Written, Auth: r.Auth, Err: r.Err}
 }
 
 func (b *etcdBackend) Get(ctx context.Context, name string) (record, error) {
-	if err := sessionstore.ValidateAuthType(name); err != nil {
-		return record{}, err
+	r, err := etcdstore.ReadRecord(ctx, b.client, b.prefix, b.ring, name)
+	if errors.Is(err, sessionstore.ErrNotFound) {
+		return record{}, b.notFound(name)
 	}
-	recs, err := b.list(ctx, name)
 	if err != nil {
 		return record{}, err
 	}
-	if len(recs) == 0 {
-		return record{}, b.notFound(name)
-	}
-	return recs[0], nil
+	return recordOf(r), nil
 }
 
 func (b *etcdBackend) notFound(name string) error {
-	return fmt.Errorf("%w %s under %s", errNoSession, strconv.Quote(name), b.recordsPrefix())
+	return fmt.Errorf("%w %s under %s", errNoSession, strconv.Quote(name), strconv.Quote(b.recordsPrefix()))
 }
 
 func (b *etcdBackend) Delete(ctx context.Context, name string) error {
-	if err := sessionstore.ValidateAuthType(name); err != nil {
-		return err
-	}
-	names, err := b.store.List(ctx)
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(names, name) {
+	err := etcdstore.Remove(ctx, b.client, b.prefix, name)
+	if errors.Is(err, sessionstore.ErrNotFound) {
 		return b.notFound(name)
 	}
-	return b.store.Delete(ctx, name)
+	return err
 }
 
 func (b *etcdBackend) Put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error {

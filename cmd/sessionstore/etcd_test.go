@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -103,4 +104,52 @@ func cmdEtcdPut(ts *testscript.TestScript, neg bool, args []string) {
 	defer c.Close()
 	_, err = c.Put(ctx, fmt.Sprintf("%s/records/%s", ts.Getenv("PREFIX"), args[0]), ts.ReadFile(args[1]))
 	ts.Check(err)
+}
+
+// etcdrev VAR: set VAR to the current revision of $ETCD.
+func cmdEtcdRev(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: etcdrev VAR")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := etcdtest.Dial(ts.Getenv("ETCD"))
+	ts.Check(err)
+	defer c.Close()
+	resp, err := c.Get(ctx, ts.Getenv("PREFIX")+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	ts.Check(err)
+	ts.Setenv(args[0], strconv.FormatInt(resp.Header.Revision, 10))
+}
+
+// etcdwritten REV SUB: succeed if a key under $PREFIX/SUB was written
+// after revision REV, even one deleted since (a heartbeat, a lock): the
+// history of every revision since is read.
+func cmdEtcdWritten(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: etcdwritten REV SUB")
+	}
+	since, err := strconv.ParseInt(args[0], 10, 64)
+	ts.Check(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := etcdtest.Dial(ts.Getenv("ETCD"))
+	ts.Check(err)
+	defer c.Close()
+	pfx := ts.Getenv("PREFIX") + "/" + args[1]
+	now, err := c.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	ts.Check(err)
+	var written []string
+	for rev := since + 1; rev <= now.Header.Revision; rev++ {
+		resp, err := c.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithRev(rev), clientv3.WithMinModRev(since+1))
+		ts.Check(err)
+		for _, kv := range resp.Kvs {
+			written = append(written, fmt.Sprintf("%s (revision %d)", kv.Key, kv.ModRevision))
+		}
+	}
+	switch {
+	case neg && len(written) > 0:
+		ts.Fatalf("written under %s since revision %d: %v", pfx, since, written)
+	case !neg && len(written) == 0:
+		ts.Fatalf("nothing written under %s since revision %d", pfx, since)
+	}
 }

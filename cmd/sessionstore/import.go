@@ -19,7 +19,7 @@ const progressMin = 20
 
 // importResult is one line of import -json output.
 type importResult struct {
-	File   string `json:"file"`
+	File   string `json:"file"` // "-" for stdin
 	Name   string `json:"name,omitempty"`
 	Result string `json:"result"` // imported, skipped, failed
 	Reason string `json:"reason,omitempty"`
@@ -48,11 +48,11 @@ func runImport(ctx context.Context, b backend, o *options) int {
 		case o.jsonOut:
 			enc.Encode(res)
 		case res.Result == "failed":
-			fmt.Fprintf(o.stderr, "sessionstore: error: %s: %s\n", file, res.Reason)
+			fmt.Fprintf(o.stderr, "sessionstore: error: %s: %s\n", fileLabel(file), escapeControls(res.Reason))
 		case res.Result == "skipped":
-			fmt.Fprintf(o.stdout, "skipped  %s: %s\n", file, res.Reason)
+			fmt.Fprintf(o.stdout, "skipped  %s: %s\n", fileLabel(file), escapeControls(res.Reason))
 		default:
-			fmt.Fprintf(o.stdout, "imported %s as %s\n", file, strconv.Quote(res.Name))
+			fmt.Fprintf(o.stdout, "imported %s as %s\n", fileLabel(file), strconv.Quote(res.Name))
 		}
 		prog.show(i + 1)
 	}
@@ -66,7 +66,17 @@ func runImport(ctx context.Context, b backend, o *options) int {
 	return 0
 }
 
-// importOne imports one podio-js file.
+// fileLabel is how a file to import is named in a line of output: quoted,
+// and "stdin" for "-".
+func fileLabel(file string) string {
+	if file == "-" {
+		return "stdin"
+	}
+	return strconv.Quote(file)
+}
+
+// importOne imports one file: a podio-js session, or with -oauth an OAuth
+// token response.
 func importOne(ctx context.Context, b backend, file string, o *options) importResult {
 	res := importResult{File: file, Result: "failed"}
 	name := o.name
@@ -78,10 +88,19 @@ func importOne(ctx context.Context, b backend, file string, o *options) importRe
 		return res
 	}
 	res.Name = name
-	a, err := sessionstore.ReadPodioJSFile(file)
-	if errors.Is(err, sessionstore.ErrNotFound) {
-		res.Result, res.Reason = "skipped", "no session in it (empty or cleared)"
-		return res
+	var a sessionstore.AuthObject
+	var err error
+	if o.oauth {
+		a, err = readOAuthFile(file, o.stdin, now())
+	} else {
+		a, err = sessionstore.ReadPodioJSFile(file)
+		if errors.Is(err, sessionstore.ErrNotFound) {
+			res.Result, res.Reason = "skipped", "no session in it (empty or cleared)"
+			return res
+		}
+		if err != nil && isOAuthFile(file) {
+			err = fmt.Errorf("%w; it is an OAuth token response: import it with -oauth -name NAME", err)
+		}
 	}
 	if err != nil {
 		res.Reason = strings.TrimPrefix(err.Error(), "sessionstore: ")

@@ -4,8 +4,9 @@
 //
 //	sessionstore ls     (-dir DIR | -etcd URLS -prefix P) [-key FILE] [-json]
 //	sessionstore show   (-dir DIR | -etcd URLS -prefix P) [-key FILE] NAME [-json] [-reveal]
-//	sessionstore rm     (-dir DIR | -etcd URLS -prefix P) [-key FILE] NAME
+//	sessionstore rm     (-dir DIR | -etcd URLS -prefix P) NAME
 //	sessionstore import (-dir DIR | -etcd URLS -prefix P) [-key FILE] [-podiojs] [-name NAME] [-force] FILE...
+//	sessionstore import (-dir DIR | -etcd URLS -prefix P) [-key FILE] -oauth -name NAME [-force] FILE|-
 //
 // Run "sessionstore -h" for the full usage.
 package main
@@ -18,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,11 +30,14 @@ import (
 const usage = `Usage:
     sessionstore ls     STORE [-key FILE] [-json]
     sessionstore show   STORE [-key FILE] NAME [-json] [-reveal]
-    sessionstore rm     STORE [-key FILE] NAME
+    sessionstore rm     STORE NAME
     sessionstore import STORE [-key FILE] [-podiojs] [-name NAME] [-force] [-json] FILE...
+    sessionstore import STORE [-key FILE] -oauth -name NAME [-force] [-json] FILE|-
     sessionstore -version
 
-    STORE is -dir DIR (one host) or -etcd URLS -prefix P (a fleet).
+    STORE is -dir DIR (one host) or -etcd URLS -prefix P (a fleet). On
+    etcd, ls and show only read and rm takes the session's lock alone:
+    none of them is among the live hosts that rekey checks.
 
 Commands:
     ls          List every session: name, expiry (and how long from now),
@@ -43,13 +48,23 @@ Commands:
                 A record that does not open is listed, never skipped; ls
                 then exits 1.
     show        Show one session, its tokens redacted.
-    rm          Delete one session: the program that uses it logs in
-                afresh. A name that is not stored is an error (exit 1).
+    rm          Delete one session, whether it opens or not: the program
+                that uses it logs in afresh. rm needs write access to the
+                store, not its key: no -key (a -key given is not used).
+                It waits for the session's lock, as every writer does. A
+                name that is not stored is an error (exit 1).
     import      Import podio-js session files (tmp/<authType>.json). The
                 session's name is the file's name without ".json". An
-                empty or cleared ("{}") file is skipped and reported. An
+                empty or cleared ("{}") file is skipped and reported; a
+                file that is not a podio-js session is an error. An
                 unreadable file is reported and the others are imported;
                 the exit status is then 1.
+                With -oauth: import one standard OAuth 2 token response,
+                the JSON object a token endpoint returns (access_token,
+                token_type, refresh_token, expires_in, scope; Podio's ref
+                and transfer_token too), from FILE, or from stdin for "-",
+                as the session -name NAME. Its expiry is the time of the
+                import plus expires_in (none without expires_in).
 
 Options:
     -dir DIR    The store directory. ls, show and rm never create it;
@@ -72,8 +87,10 @@ Options:
                 per line. Tokens are redacted unless -reveal.
     -reveal     With show: print the tokens. The only way to see one; a
                 warning goes to stderr.
-    -podiojs    With import: the files are podio-js sessions (the default,
-                and so far the only format).
+    -podiojs    With import: the files are podio-js sessions (the
+                default).
+    -oauth      With import: FILE (- for stdin) is a standard OAuth 2
+                token response; -name NAME is required.
     -name NAME  With import of one file: store it under NAME.
     -force      With import: replace a session already stored under the
                 name (by default it is left alone, and reported).
@@ -82,6 +99,10 @@ Options:
 Exit status: 0 on success, 1 on an error (or a record that does not open,
 or a file that was not imported), 2 for a usage error.
 
+Session names and file names are quoted in messages ("server",
+"tmp/app.json"), and in ls's table when they hold a control character:
+none reaches a terminal raw.
+
 Examples:
     $ sessionstore ls -dir /var/lib/myapp/sessions -key /etc/myapp/sessionstore.key
     $ sessionstore show -dir /var/lib/myapp/sessions server
@@ -89,17 +110,21 @@ Examples:
     $ sessionstore rm -dir /var/lib/myapp/sessions server
     $ sessionstore import -podiojs -dir /var/lib/myapp/sessions tmp/*.json
     $ sessionstore import -dir /var/lib/myapp/sessions -name app:12345 -force tmp/app.json
+    $ sessionstore import -oauth -name password -dir /var/lib/myapp/sessions token.json
+    $ get-token | sessionstore import -oauth -name app:12345 -force -dir /var/lib/myapp/sessions -
+    $ sessionstore rm -etcd https://etcd1:2379 -prefix /sessionstore/prod -etcd-cacert ca.pem server
     $ ETCD_PASSWORD=... sessionstore ls -etcd https://etcd1:2379,https://etcd2:2379 \
           -prefix /sessionstore/prod -etcd-cacert ca.pem -etcd-user myapp -key /etc/myapp/sessionstore.key
 `
 
-// etcdOpenTimeout bounds connecting to etcd.
-const etcdOpenTimeout = 10 * time.Second
+// etcdOpenTimeout bounds connecting to etcd: a variable so that tests can
+// shorten it.
+var etcdOpenTimeout = 10 * time.Second
 
 // now is the clock: a variable so that tests can fix it.
 var now = time.Now
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 // options are the parsed command line.
 type options struct {
@@ -109,18 +134,19 @@ type options struct {
 	prefix                 string
 	name                   string
 	jsonOut, reveal, force bool
-	podiojs                bool
+	podiojs, oauth         bool
 	args                   []string
+	stdin                  io.Reader
 	stdout, stderr         io.Writer
 	passphrase             func() (string, error)
 	progressOK             bool // stderr is a terminal
 }
 
-// run is sessionstore with its arguments and outputs; it returns the exit
-// code.
-func run(args []string, stdout, stderr io.Writer) int {
+// run is sessionstore with its arguments, input and outputs; it returns
+// the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "sessionstore: error: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "sessionstore: error: %s\n", escapeControls(fmt.Sprintf(format, a...)))
 		fmt.Fprintf(stderr, "sessionstore: run \"sessionstore -h\" for usage\n")
 		return 2
 	}
@@ -142,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return usageErr("unknown command %q: want ls, show, rm or import", args[0])
 	}
-	o := options{cmd: args[0], stdout: stdout, stderr: stderr}
+	o := options{cmd: args[0], stdin: stdin, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("sessionstore "+o.cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.dir, "dir", "", "")
@@ -157,6 +183,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.jsonOut, "json", false, "")
 	fs.BoolVar(&o.reveal, "reveal", false, "")
 	fs.BoolVar(&o.podiojs, "podiojs", false, "")
+	fs.BoolVar(&o.oauth, "oauth", false, "")
 	fs.StringVar(&o.name, "name", "", "")
 	fs.BoolVar(&o.force, "force", false, "")
 	var err error
@@ -194,8 +221,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("-json goes with ls, show or import")
 	case !only("reveal", "show"):
 		return usageErr("-reveal goes with show")
-	case !only("podiojs", "import"), !only("name", "import"), !only("force", "import"):
-		return usageErr("-podiojs, -name and -force go with import")
+	case !only("podiojs", "import"), !only("oauth", "import"), !only("name", "import"), !only("force", "import"):
+		return usageErr("-podiojs, -oauth, -name and -force go with import")
+	case o.podiojs && o.oauth:
+		return usageErr("give -podiojs or -oauth, not both")
 	case o.cmd == "ls" && len(o.args) > 0:
 		return usageErr("unexpected argument %q: ls takes no name", o.args[0])
 	case (o.cmd == "show" || o.cmd == "rm") && len(o.args) != 1:
@@ -207,8 +236,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("import needs at least one FILE")
 	case set["name"] && len(o.args) != 1:
 		return usageErr("-name goes with a single FILE")
+	case o.oauth && o.name == "":
+		return usageErr("-oauth needs the session's name: -name NAME")
+	case o.cmd == "import" && !o.oauth && slices.Contains(o.args, "-"):
+		return usageErr("\"-\" (stdin) goes with -oauth; a file named - is ./-")
 	}
-	if o.keyFile == "" {
+	// Deleting needs write access to the store, not its key.
+	if o.cmd == "rm" {
+		o.keyFile, o.passFile = "", ""
+	}
+	if o.keyFile == "" && o.cmd != "rm" {
 		var err error
 		if o.keyFile, err = crypto.DefaultKeyFile(); err != nil {
 			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", crypto.KeyFileEnv)
@@ -226,7 +263,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		b, err = openDir(o.dir, o.keyFile, o.passphrase, o.cmd == "import")
 	} else {
 		octx, cancel := context.WithTimeout(ctx, etcdOpenTimeout)
-		b, err = openEtcd(octx, o.etcd, o.prefix, o.keyFile, o.passphrase, stderr)
+		b, err = openEtcd(octx, o.etcd, o.prefix, o.cmd, o.keyFile, o.passphrase, stderr)
 		cancel()
 	}
 	if err != nil {
@@ -267,10 +304,18 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // fail reports err and returns exit code 1. A library error's own
-// "sessionstore: " prefix is dropped: the line has one already.
+// "sessionstore: " prefix is dropped: the line has one already. Control
+// characters are escaped: a path that a library message holds raw never
+// reaches the terminal raw.
 func fail(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "sessionstore: error: %s\n", strings.TrimPrefix(err.Error(), "sessionstore: "))
+	fmt.Fprintf(stderr, "sessionstore: error: %s\n", errorText(err))
 	return 1
+}
+
+// errorText is err's message for a line of output: without a library's
+// "sessionstore: " prefix, its control characters escaped.
+func errorText(err error) string {
+	return escapeControls(strings.TrimPrefix(err.Error(), "sessionstore: "))
 }
 
 // passphraseFrom returns a function that reads the first line of path,

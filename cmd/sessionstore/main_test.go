@@ -23,6 +23,10 @@ import (
 // RFC 3339 time). Only this test binary reads it.
 const testNowEnv = "SESSIONSTORE_TEST_NOW"
 
+// testEtcdTimeoutEnv shortens the wait for etcd to answer (a duration),
+// for the scripts' unreachable etcd. Only this test binary reads it.
+const testEtcdTimeoutEnv = "SESSIONSTORE_TEST_ETCD_TIMEOUT"
+
 func TestMain(m *testing.M) {
 	if v := os.Getenv(testNowEnv); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
@@ -30,6 +34,13 @@ func TestMain(m *testing.M) {
 			panic(testNowEnv + ": " + err.Error())
 		}
 		now = func() time.Time { return t }
+	}
+	if v := os.Getenv(testEtcdTimeoutEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			panic(testEtcdTimeoutEnv + ": " + err.Error())
+		}
+		etcdOpenTimeout = d
 	}
 	crypto.KeyFileWorkFactor = 10 // fast passphrase tests; the default is age's 18
 	testscript.Main(m, map[string]func(){"sessionstore": main})
@@ -41,17 +52,21 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"keygen":   cmdKeygen,
-			"session":  cmdSession,
-			"joinkeys": cmdJoinKeys,
-			"etcd":     cmdEtcd,
-			"etcdcp":   cmdEtcdCopy,
-			"etcdput":  cmdEtcdPut,
+			"keygen":      cmdKeygen,
+			"session":     cmdSession,
+			"joinkeys":    cmdJoinKeys,
+			"etcd":        cmdEtcd,
+			"etcdcp":      cmdEtcdCopy,
+			"etcdput":     cmdEtcdPut,
+			"etcdrev":     cmdEtcdRev,
+			"etcdwritten": cmdEtcdWritten,
+			"hostile":     cmdHostile,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("SESSIONSTORE_KEY_FILE", "")
 			env.Setenv("CREDENTIALS_DIRECTORY", "")
 			env.Setenv(testNowEnv, "")
+			env.Setenv(testEtcdTimeoutEnv, "")
 			return nil
 		},
 	})
@@ -180,10 +195,17 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"import", "-dir", dir}, 2, "import needs at least one FILE"},
 		{[]string{"import", "-dir", dir, "-name", "n", "a.json", "b.json"}, 2, "-name goes with a single FILE"},
 		{[]string{"ls", "-dir", dir}, 2, "no -key given"},
+		{[]string{"rm", "-dir", dir, "x"}, 1, `no session "x" in`}, // rm needs no key
+		{[]string{"import", "-dir", dir, "-oauth", "t.json"}, 2, "-oauth needs the session's name: -name NAME"},
+		{[]string{"import", "-dir", dir, "-oauth", "-podiojs", "-name", "n", "t.json"}, 2, "give -podiojs or -oauth, not both"},
+		{[]string{"import", "-dir", dir, "-"}, 2, `"-" (stdin) goes with -oauth`},
+		{[]string{"show", "-dir", dir, "-oauth", "x"}, 2, "go with import"},
+		{[]string{"ls", "-dir", dir + "/no\x1b[2Jwhere", "-key", "k"}, 1, "store directory " + strconv.Quote(dir+"/no\x1b[2Jwhere") + ": "},
+		{[]string{"ls", "-bogus\x1b[2J"}, 2, `flag provided but not defined: -bogus\x1b[2J`},
 		{[]string{"ls", "-dir", dir, "-key", dir + "/missing.key"}, 1, "missing.key"},
 	} {
 		var stdout, stderr bytes.Buffer
-		code := run(tc.args, &stdout, &stderr)
+		code := run(tc.args, strings.NewReader(""), &stdout, &stderr)
 		if code != tc.code || !strings.Contains(stdout.String()+stderr.String(), tc.want) {
 			t.Errorf("sessionstore %q: exit %d, want %d with %q\nstdout: %s\nstderr: %s", tc.args, code, tc.code, tc.want, &stdout, &stderr)
 		}
@@ -323,4 +345,21 @@ func TestImportProgress(t *testing.T) {
 	if code := runImport(context.Background(), b, o); code != 0 || stderr.Len() != 0 {
 		t.Errorf("import to a non-terminal: exit %d, stderr %q", code, &stderr)
 	}
+}
+
+// hostile VAR NAME [CONTENT]: set VAR to the path NAME, written with Go
+// string escapes ('tmp/\x1b[2J.json'), and with CONTENT create that file
+// (and its directory): a hostile file name a script cannot spell.
+func cmdHostile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 && len(args) != 3 {
+		ts.Fatalf("usage: hostile VAR NAME [CONTENT]")
+	}
+	name, err := strconv.Unquote(`"` + args[1] + `"`)
+	ts.Check(err)
+	if len(args) == 3 {
+		p := ts.MkAbs(name)
+		ts.Check(os.MkdirAll(filepath.Dir(p), 0o755))
+		ts.Check(os.WriteFile(p, []byte(args[2]), 0o600))
+	}
+	ts.Setenv(args[0], name)
 }

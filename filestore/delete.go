@@ -1,0 +1,79 @@
+package filestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/fsutil"
+)
+
+// Remove deletes the session stored under authType in the store directory
+// dir, without a key: removing a record needs write access to the
+// directory, not the key that sealed it, so whoever may write the directory
+// can remove a record sealed to a lost or foreign key, or one that does not
+// open at all. It takes the record's lock first, as Store.Delete does, so
+// that it never interleaves with a write of any process (it waits for the
+// lock until ctx is done); the lock file stays, as lock files always do.
+//
+// Unlike Store.Delete, Remove reports a missing record: an error wrapping
+// sessionstore.ErrNotFound. dir must exist and be private to this user, as
+// Open requires; Remove never creates it. authType is escaped into a file
+// name as every Store escapes it, so no name reaches outside dir; an
+// invalid one is an error wrapping sessionstore.ErrInvalidAuthType.
+// Whatever is in the record's place (a record, or a symlink or FIFO planted
+// there) is removed, never followed; a directory there is an error.
+func Remove(ctx context.Context, dir, authType string) error {
+	stem, err := stemOf(authType)
+	if err != nil {
+		return err
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	if err := fsutil.CheckPrivateDir(dir, fi); err != nil {
+		return fmt.Errorf("filestore: store directory %w", err)
+	}
+	path := filepath.Join(dir, stem+recordSuffix)
+	notFound := func() error {
+		return fmt.Errorf("filestore: remove %s: %w", path, sessionstore.ErrNotFound)
+	}
+	// A name that is not stored creates no lock file.
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return notFound()
+	}
+	unlock, _, err := lockFile(ctx, filepath.Join(dir, stem+lockSuffix))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	fi, err = os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return notFound() // deleted by another process meanwhile
+	case err != nil:
+		return fmt.Errorf("filestore: %w", err)
+	case fi.IsDir():
+		return fmt.Errorf("filestore: remove %s: a directory, not a record", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	d, err := fsutil.OpenDir(dir)
+	if err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	return nil
+}
