@@ -38,4 +38,10 @@ var (
 	// ErrLockLost: the lease of a record's lock ended before the write,
 	// which was not applied (etcd).
 	ErrLockLost = errors.New("record lock lost before the write")
+
+	// ErrOutcomeUnknown: a fleet (etcd) write whose outcome could not be
+	// established: etcd's answer was lost, and reading the record back
+	// could not tell whether the write was applied. Re-read the record
+	// before retrying.
+	ErrOutcomeUnknown = errors.New("whether the write was applied is unknown")
 )

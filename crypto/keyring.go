@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/hkdf"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"filippo.io/age"
 
@@ -99,6 +101,39 @@ func deriveMACKey(secret string) []byte {
 	return key
 }
 
+// A Kind is the kind of an identity: classic X25519, or the post-quantum
+// ML-KEM-768+X25519 hybrid. Extra recipients must be of the primary's
+// kind: age cannot mix them.
+type Kind int
+
+const (
+	// SameKind, the zero value, asks a rotation for a new primary of the
+	// current primary's kind.
+	SameKind Kind = iota
+	X25519
+	PostQuantum
+)
+
+func (k Kind) String() string {
+	switch k {
+	case X25519:
+		return "X25519"
+	case PostQuantum:
+		return "post-quantum"
+	case SameKind:
+		return "the current primary's kind"
+	}
+	return fmt.Sprintf("crypto.Kind(%d)", int(k))
+}
+
+// KindOf returns the kind of identity i (0 is the primary).
+func (k *Keyring) KindOf(i int) Kind {
+	if _, ok := k.ids[i].(*age.HybridIdentity); ok {
+		return PostQuantum
+	}
+	return X25519
+}
+
 // GenerateKeyring returns a Keyring with one new identity: the
 // post-quantum hybrid kind if pq, X25519 otherwise.
 func GenerateKeyring(pq bool) (*Keyring, error) {
@@ -118,17 +153,22 @@ func GenerateIdentity(pq bool) (age.Identity, error) {
 	return age.GenerateX25519Identity()
 }
 
-// ParseKeyring parses an age identity file. Error messages never include
-// key material.
+// ParseKeyring parses an age identity file. Error messages never quote
+// the file: they say what is wrong and on which line.
 func ParseKeyring(r io.Reader) (*Keyring, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxKeyFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %v", err)
 	}
 	defer clear(data)
+	if len(data) > maxKeyFileSize {
+		return nil, errors.New("keyring: key file is too long")
+	}
 	ids, err := age.ParseIdentities(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
+		// Never wrap age's error: it can quote a line of the file, which
+		// may hold a secret key.
+		return nil, fmt.Errorf("keyring: %s", lineProblem(data, "key file", "identities", parseIdentity))
 	}
 	k, err := NewKeyring(ids...)
 	if err != nil {
@@ -300,24 +340,91 @@ func ParseRecipients(r io.Reader) ([]age.Recipient, error) {
 	}
 	rs, err := age.ParseRecipients(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("recipients: %v", err)
+		// age's error quotes the line; say what is wrong in our words.
+		return nil, fmt.Errorf("recipients: %s", lineProblem(data, "recipients file", "recipients", parseRecipient))
 	}
 	return rs, nil
+}
+
+// lineProblem says why age refused data, a file of one identity (or
+// recipient: what, in the plural) per line, in words of its own: the line
+// number and the kind of problem, never the line. parse parses one line as
+// age does and says what it should have been if it fails.
+func lineProblem(data []byte, file, what string, parse func(string) (string, bool)) string {
+	sc := bufio.NewScanner(bytes.NewReader(data)) // as age reads the file
+	n, found := 0, false
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !utf8.ValidString(line) {
+			return fmt.Sprintf("line %d of the %s is not valid UTF-8", n, file)
+		}
+		if want, ok := parse(line); !ok {
+			return fmt.Sprintf("line %d of the %s is not %s", n, file, want)
+		}
+		found = true
+	}
+	switch {
+	case sc.Err() != nil:
+		return fmt.Sprintf("line %d of the %s is too long", n+1, file)
+	case !found:
+		return fmt.Sprintf("no %s in the %s", what, file)
+	}
+	return fmt.Sprintf("the %s is not a valid file of age %s", file, what)
+}
+
+// parseIdentity parses one line of an identity file as age does; if it
+// fails, want says what the line should have been.
+func parseIdentity(line string) (want string, ok bool) {
+	var err error
+	switch {
+	case strings.HasPrefix(line, "AGE-SECRET-KEY-1"):
+		_, err = age.ParseX25519Identity(line)
+		want = "a valid X25519 secret key"
+	case strings.HasPrefix(line, "AGE-SECRET-KEY-PQ-1"):
+		_, err = age.ParseHybridIdentity(line)
+		want = "a valid post-quantum secret key"
+	default:
+		return "an age secret key, a comment (#) or empty", false
+	}
+	return want, err == nil
+}
+
+// parseRecipient parses one line of a recipients file as age does; if it
+// fails, want says what the line should have been.
+func parseRecipient(line string) (want string, ok bool) {
+	var err error
+	switch {
+	case strings.HasPrefix(line, "age1pq1"):
+		_, err = age.ParseHybridRecipient(line)
+		want = "a valid post-quantum recipient (age1pq1…)"
+	case strings.HasPrefix(line, "age1"):
+		_, err = age.ParseX25519Recipient(line)
+		want = "a valid X25519 recipient (age1…)"
+	default:
+		return "an age recipient (age1…), a comment (#) or empty", false
+	}
+	return want, err == nil
 }
 
 // WithRecipients returns a copy of k that also seals to rs. Each must be of
 // the primary's kind: age cannot mix post-quantum and classic recipients.
 func (k *Keyring) WithRecipients(rs ...age.Recipient) (*Keyring, error) {
 	pq := k.PostQuantum()
-	for _, r := range rs {
+	// The recipients are named by position, never quoted: they may come
+	// from a file, whose bytes no error repeats.
+	for i, r := range rs {
 		switch r.(type) {
 		case *age.X25519Recipient:
 			if pq {
-				return nil, fmt.Errorf("recipients: %v is a classic X25519 recipient but the primary key is post-quantum; age cannot mix them (make break-glass keys of the primary's kind)", r)
+				return nil, fmt.Errorf("recipients: recipient %d of %d is a classic X25519 recipient but the primary key is post-quantum; age cannot mix them (make break-glass keys of the primary's kind)", i+1, len(rs))
 			}
 		case *age.HybridRecipient:
 			if !pq {
-				return nil, fmt.Errorf("recipients: %v is a post-quantum recipient but the primary key is classic X25519; age cannot mix them (make break-glass keys of the primary's kind)", r)
+				return nil, fmt.Errorf("recipients: recipient %d of %d is a post-quantum recipient but the primary key is classic X25519; age cannot mix them (make break-glass keys of the primary's kind)", i+1, len(rs))
 			}
 		}
 	}

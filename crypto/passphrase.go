@@ -52,28 +52,35 @@ func EncryptKeyFile(plain []byte, passphrase string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// maxKeyFileWorkFactor is the highest scrypt work factor (log2 N)
+// DecryptKeyFile accepts: age's default. Fuzz tests lower it.
+var maxKeyFileWorkFactor = 22
+
 // DecryptKeyFile opens a passphrase-protected key file. A wrong passphrase
-// is an error that says so and nothing more.
+// is an error that says so and nothing more; no error quotes the file.
 func DecryptKeyFile(data []byte, passphrase string) ([]byte, error) {
 	id, err := age.NewScryptIdentity(passphrase)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
+		return nil, fmt.Errorf("keyring: %v", err) // only ever "passphrase can't be empty"
 	}
+	id.SetMaxWorkFactor(maxKeyFileWorkFactor)
 	var src io.Reader = bytes.NewReader(data)
-	if !bytes.HasPrefix(data, []byte("age-encryption.org/v1\n")) {
+	if !bytes.HasPrefix(data, []byte(ageIntro)) {
 		src = armor.NewReader(src)
 	}
+	// Never wrap age's or armor's errors: they can quote the file's lines.
 	r, err := age.Decrypt(src, id)
 	if err != nil {
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
 			return nil, errors.New("keyring: wrong passphrase for the key file")
 		}
-		return nil, fmt.Errorf("keyring: passphrase-protected key file: %v", err)
+		return nil, fmt.Errorf("keyring: passphrase-protected key file: its age header is malformed or altered (or asks for an scrypt work factor above 2^%d)", maxKeyFileWorkFactor)
 	}
 	plain, err := io.ReadAll(io.LimitReader(r, maxKeyFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("keyring: passphrase-protected key file: %v", err)
+		clear(plain)
+		return nil, errors.New("keyring: passphrase-protected key file: its content is altered or truncated")
 	}
 	if len(plain) > maxKeyFileSize {
 		return nil, errors.New("keyring: key file is too long")

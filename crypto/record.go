@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"filippo.io/age/armor"
 	"github.com/sessionstore/sessionstore"
 )
 
@@ -159,11 +160,13 @@ func (k *Keyring) OpenIn(ciphertext []byte, namespace, authType string) (*Record
 			if errors.As(err, &nm) {
 				continue
 			}
-			return nil, -1, fmt.Errorf("%w: not a valid age file (%v)", sessionstore.ErrTampered, err)
+			// Never wrap age's error: it can quote the file's bytes (a
+			// plaintext token where a record should be).
+			return nil, -1, fmt.Errorf("%w: %s", sessionstore.ErrTampered, headerProblem(ciphertext))
 		}
 		pt, err := readPlaintext(r, len(ciphertext))
 		if err != nil {
-			return nil, i, fmt.Errorf("%w: age payload does not decrypt (%v)", sessionstore.ErrTampered, err)
+			return nil, i, fmt.Errorf("%w: age payload does not decrypt (truncated or altered)", sessionstore.ErrTampered)
 		}
 		if len(pt) > maxPlaintext {
 			return nil, i, fmt.Errorf("%w: record is too large", sessionstore.ErrTampered)
@@ -176,6 +179,21 @@ func (k *Keyring) OpenIn(ciphertext []byte, namespace, authType string) (*Record
 		return nil, -1, fmt.Errorf("%w (1 identity tried)", sessionstore.ErrWrongKey)
 	}
 	return nil, -1, fmt.Errorf("%w (%d identities tried)", sessionstore.ErrWrongKey, len(k.ids))
+}
+
+// ageIntro is the first line of every age file (not armored).
+const ageIntro = "age-encryption.org/v1\n"
+
+// headerProblem says, in words of its own, why age refused ciphertext's
+// header: age's error is never passed on, since it can quote the input.
+func headerProblem(ciphertext []byte) string {
+	switch {
+	case bytes.HasPrefix(bytes.TrimLeft(ciphertext, " \t\r\n"), []byte(armor.Header)):
+		return "an armored age file, not a record (records are binary age files)"
+	case !bytes.HasPrefix(ciphertext, []byte(ageIntro)):
+		return "not an age file"
+	}
+	return "the age header is malformed or does not verify"
 }
 
 func (k *Keyring) verify(pt []byte, i int, namespace, authType string) (*Record, error) {

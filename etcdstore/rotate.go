@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"filippo.io/age"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessionstore/sessionstore/crypto"
@@ -39,7 +38,13 @@ var ErrHostsNotReady = errors.New("hosts not ready")
 
 // StageOptions configures Stage.
 type StageOptions struct {
-	PostQuantum bool // the staged identity is an ML-KEM-768+X25519 hybrid
+	// Kind is the staged identity's kind. The zero value, crypto.SameKind,
+	// gives it the current primary's, so that a routine rotation never
+	// changes it; crypto.X25519 or crypto.PostQuantum choose that kind.
+	// A key file already staged keeps its staged identity, whatever its
+	// kind; asking for the other kind then is an error that changes
+	// nothing.
+	Kind crypto.Kind
 
 	// Passphrase, for a passphrase-protected key file, is called once;
 	// the key file keeps the same passphrase.
@@ -48,16 +53,19 @@ type StageOptions struct {
 
 // A StageReport says what Stage did.
 type StageReport struct {
-	PublicKey   string // the staged identity's recipient
-	Fingerprint string // its fingerprint, as the hosts' heartbeats show it
-	Already     bool   // the key file already had a staged identity: nothing changed
+	PublicKey   string      // the staged identity's recipient
+	Fingerprint string      // its fingerprint, as the hosts' heartbeats show it
+	Kind        crypto.Kind // its kind
+	PrimaryKind crypto.Kind // the kind of the primary it is to replace
+	Already     bool        // the key file already had a staged identity: nothing changed
 }
 
 // Stage adds a new identity to keyFile after the others, decrypt-only, and
 // marks it staged (step 1). The operator then distributes the key file to
 // every host. If keyFile already has a staged identity, Stage changes
-// nothing and reports it (Already): a rerun never piles up identities, and
-// a key file already distributed stays valid. It refuses a key file whose
+// nothing and reports it (Already), whatever its kind: a rerun never piles
+// up identities, and a key file already distributed stays valid (asking
+// for the other kind then is an error). It refuses a key file whose
 // rotation was promoted but not retired (finish it with Retire first).
 // Stage holds keyFile+".lock" and removes a temp key file that a killed
 // rotation left.
@@ -69,16 +77,21 @@ func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport
 	defer unlock()
 	if ring.Staged() {
 		last := ring.Len() - 1
-		if isPQ(ring, last) != opts.PostQuantum {
-			return nil, fmt.Errorf("stage: %s already has a staged %s key (%s); promote it with rekey -etcd, or restore the key file from before it was staged",
-				keyFile, kindOf(isPQ(ring, last)), ring.Fingerprint(last))
+		if opts.Kind != crypto.SameKind && opts.Kind != ring.KindOf(last) {
+			return nil, fmt.Errorf("stage: %s already has a staged %s key (%s), and %s was asked for; nothing changed: promote it with rekey -etcd (and retire the old key) before staging another, or restore the key file from before it was staged",
+				keyFile, ring.KindOf(last), ring.Fingerprint(last), opts.Kind)
 		}
-		return &StageReport{PublicKey: ring.PublicKey(last), Fingerprint: ring.Fingerprint(last), Already: true}, nil
+		return &StageReport{PublicKey: ring.PublicKey(last), Fingerprint: ring.Fingerprint(last),
+			Kind: ring.KindOf(last), PrimaryKind: ring.KindOf(0), Already: true}, nil
 	}
 	if ring.Rotating() {
 		return nil, fmt.Errorf("stage: %s: a rotation is in progress (its first key is new): finish it with rekey -retire before staging another key", keyFile)
 	}
-	id, err := crypto.GenerateIdentity(opts.PostQuantum)
+	kind := opts.Kind
+	if kind == crypto.SameKind {
+		kind = ring.KindOf(0)
+	}
+	id, err := crypto.GenerateIdentity(kind == crypto.PostQuantum)
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
@@ -90,7 +103,8 @@ func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport
 		return nil, fmt.Errorf("stage: %w", err)
 	}
 	last := staged.Len() - 1
-	return &StageReport{PublicKey: staged.PublicKey(last), Fingerprint: staged.Fingerprint(last)}, nil
+	return &StageReport{PublicKey: staged.PublicKey(last), Fingerprint: staged.Fingerprint(last),
+		Kind: staged.KindOf(last), PrimaryKind: staged.KindOf(0)}, nil
 }
 
 // RotateOptions configures Rotate and Retire.
@@ -108,6 +122,8 @@ type RotateOptions struct {
 type RotateReport struct {
 	PublicKey   string         // the (new) primary's recipient
 	Fingerprint string         // its fingerprint
+	Kind        crypto.Kind    // its kind
+	OldKind     crypto.Kind    // the kind of the primary Rotate replaced (Retire: Kind)
 	Hosts       []Host         // the live hosts, as their heartbeats said
 	Lacking     []Host         // the live hosts that lack what the step needs
 	Records     []RecordStatus // every record, after the step
@@ -138,7 +154,7 @@ func Rotate(ctx context.Context, client *clientv3.Client, prefix, keyFile string
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
 	defer unlock()
-	report := &RotateReport{}
+	report := &RotateReport{OldKind: ring.KindOf(0)}
 	var next *crypto.Keyring
 	switch {
 	case ring.Staged():
@@ -148,10 +164,13 @@ func Rotate(ctx context.Context, client *clientv3.Client, prefix, keyFile string
 		next = next.WithRotating(true)
 	case ring.Rotating():
 		next, report.Resumed = ring, true
+		if ring.Len() > 1 {
+			report.OldKind = ring.KindOf(1)
+		}
 	default:
 		return nil, fmt.Errorf("rotate: %s has no staged key: run rekey -stage -key %s, distribute it to every host, then run this again", keyFile, keyFile)
 	}
-	report.PublicKey, report.Fingerprint = next.PublicKey(0), next.Fingerprint(0)
+	report.PublicKey, report.Fingerprint, report.Kind = next.PublicKey(0), next.Fingerprint(0), next.KindOf(0)
 	if report.Hosts, err = Hosts(ctx, client, prefix); err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
@@ -210,7 +229,7 @@ func Retire(ctx context.Context, client *clientv3.Client, prefix, keyFile string
 	if ring.Staged() {
 		return nil, fmt.Errorf("retire: %s has a staged key that is not the primary yet: promote it first with rekey -key %s -etcd …", keyFile, keyFile)
 	}
-	report := &RotateReport{PublicKey: ring.PublicKey(0), Fingerprint: ring.Fingerprint(0)}
+	report := &RotateReport{PublicKey: ring.PublicKey(0), Fingerprint: ring.Fingerprint(0), Kind: ring.KindOf(0), OldKind: ring.KindOf(0)}
 	if report.Hosts, err = Hosts(ctx, client, prefix); err != nil {
 		return nil, fmt.Errorf("retire: %w", err)
 	}
@@ -364,16 +383,4 @@ func hostNames(hosts []Host) string {
 		s = append(s, fmt.Sprintf("%s pid %d (lease %s, primary %s)", h.Host, h.PID, h.ID, h.Primary()))
 	}
 	return strings.Join(s, ", ")
-}
-
-func isPQ(ring *crypto.Keyring, i int) bool {
-	_, ok := ring.Identities()[i].(*age.HybridIdentity)
-	return ok
-}
-
-func kindOf(pq bool) string {
-	if pq {
-		return "post-quantum"
-	}
-	return "X25519"
 }

@@ -87,8 +87,54 @@ func TestStageOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, staged, now, "a rerun does not pile up identities")
 
-	_, err = etcdstore.Stage(ctx, key, etcdstore.StageOptions{PostQuantum: true})
+	_, err = etcdstore.Stage(ctx, key, etcdstore.StageOptions{Kind: crypto.PostQuantum})
 	require.ErrorContains(t, err, "already has a staged X25519 key")
+	now, err = os.ReadFile(key)
+	require.NoError(t, err)
+	assert.Equal(t, staged, now, "asking for the other kind changes nothing")
+}
+
+// Stage gives the staged key the primary's kind unless told otherwise: a
+// routine rotation of a post-quantum key file stays post-quantum. A key
+// staged with another kind is kept by a rerun that asks for no kind, and
+// its promotion reports the change of kind.
+func TestStageKeepsTheKind(t *testing.T) {
+	ctx := ctxT(t)
+	pqKey := filepath.Join(t.TempDir(), "pq.key")
+	pq, err := crypto.GenerateKeyring(true)
+	require.NoError(t, err)
+	require.NoError(t, crypto.CreateKeyFile(pqKey, pq))
+	rep, err := etcdstore.Stage(ctx, pqKey, etcdstore.StageOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, crypto.PostQuantum, rep.Kind, "the primary's kind")
+	assert.Equal(t, crypto.PostQuantum, rep.PrimaryKind)
+	ring, err := crypto.LoadKeyring(pqKey)
+	require.NoError(t, err)
+	assert.Equal(t, crypto.PostQuantum, ring.KindOf(1))
+
+	// An X25519 key file, staged post-quantum on purpose, then rerun
+	// without a kind (a routine job): the staged key stays.
+	e := newEnv(t)
+	rep, err = etcdstore.Stage(ctx, e.key, etcdstore.StageOptions{Kind: crypto.PostQuantum})
+	require.NoError(t, err)
+	assert.Equal(t, crypto.PostQuantum, rep.Kind)
+	assert.Equal(t, crypto.X25519, rep.PrimaryKind)
+	again, err := etcdstore.Stage(ctx, e.key, etcdstore.StageOptions{})
+	require.NoError(t, err)
+	assert.True(t, again.Already)
+	assert.Equal(t, rep.Fingerprint, again.Fingerprint)
+	assert.Equal(t, crypto.PostQuantum, again.Kind)
+	_, err = etcdstore.Stage(ctx, e.key, etcdstore.StageOptions{Kind: crypto.X25519})
+	require.ErrorContains(t, err, "already has a staged post-quantum key")
+
+	c := e.client(t)
+	promoted, err := etcdstore.Rotate(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, crypto.PostQuantum, promoted.Kind)
+	assert.Equal(t, crypto.X25519, promoted.OldKind)
+	ring, err = crypto.LoadKeyring(e.key)
+	require.NoError(t, err)
+	assert.True(t, ring.PostQuantum())
 }
 
 // Rotate refuses, changing nothing, while a live host (a separate

@@ -37,9 +37,9 @@ import (
 // a little before the deadline (staleMargin), so that a timer that fires
 // late by less than that still keeps the bound.
 type watchState struct {
-	gen      atomic.Uint64 // the current generation; changed under cache.mu
-	deadline atomic.Int64  // serve cached values until then (ns since Store.epoch); 0: don't
-	serving  atomic.Uint64 // gen while the deadline, less staleMargin, is ahead; else 0; changed under mu
+	gen      atomic.Uint64                   // the current generation; changed under cache.mu
+	deadline atomic.Int64                    // serve cached values until then (ns since Store.epoch); 0: don't
+	serving  atomic.Uint64                   // gen while the deadline, less staleMargin, is ahead; else 0; changed under mu
 	pending  atomic.Pointer[progressRequest] // the outstanding progress request; nil: none
 	cancel   atomic.Pointer[context.CancelFunc]
 

@@ -25,6 +25,9 @@ const (
 	settleTimeout  = 5 * time.Second
 )
 
+// maxHistory bounds how many versions of a record appliedSince reads back.
+const maxHistory = 64
+
 // Set stores auth under authType, replacing what was there, even a record
 // that cannot be opened because it is corrupt or forged. Over a record
 // sealed to a key this Store does not hold, Set returns an error wrapping
@@ -198,12 +201,28 @@ type pendingWrite struct {
 
 // An unknownOutcome is a write that etcd neither confirmed nor refused.
 type unknownOutcome struct {
-	err     error
+	key     string
+	cause   error // what lost etcd's answer (a timeout, the caller's context)
 	lockRev int64 // the revision at which the writer's lock was acquired
 }
 
-func (u *unknownOutcome) Error() string { return u.err.Error() }
-func (u *unknownOutcome) Unwrap() error { return u.err }
+func (u *unknownOutcome) Error() string {
+	return fmt.Sprintf("etcdstore: writing %s: %v", u.key, u.cause)
+}
+func (u *unknownOutcome) Unwrap() error { return u.cause }
+
+// unknown is the error of a write whose outcome settle could not
+// establish either, for why: it wraps sessionstore.ErrOutcomeUnknown (and
+// the cause, such as the caller's context error).
+func (u *unknownOutcome) unknown(why error) error {
+	return fmt.Errorf("etcdstore: writing %s: %w (%w; reading it back: %v); re-read the record before retrying",
+		u.key, sessionstore.ErrOutcomeUnknown, u.cause, why)
+}
+
+// notApplied is the error of a write that settle found was not applied.
+func (u *unknownOutcome) notApplied() error {
+	return fmt.Errorf("etcdstore: writing %s: %w; not applied", u.key, u.cause)
+}
 
 // commit writes op (a put of ct, or a delete) to key in a transaction
 // fenced on the record's revision (modRev, 0 for an absent record) and on
@@ -216,6 +235,7 @@ func (u *unknownOutcome) Unwrap() error { return u.err }
 // *unknownOutcome when ctx ends or the attempts run out first.
 func (s *Store) commit(ctx context.Context, sess *session, m *concurrency.Mutex, key string, modRev int64, op clientv3.Op, ct []byte) (int64, error) {
 	backoff := 50 * time.Millisecond
+	var lost error // why the previous attempt's answer was lost
 	for attempt := 1; ; attempt++ {
 		resp, err := s.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev), m.IsOwner()).
@@ -239,7 +259,7 @@ func (s *Store) commit(ctx context.Context, sess *session, m *concurrency.Mutex,
 					// written since. The record's history tells.
 					rev, applied, err := s.appliedSince(ctx, key, ct, lockRev(m))
 					if err != nil {
-						return 0, &unknownOutcome{err: fmt.Errorf("etcdstore: writing %s: %w", key, err), lockRev: lockRev(m)}
+						return 0, &unknownOutcome{key: key, cause: lost, lockRev: lockRev(m)} // settle tells, or says why not
 					}
 					if applied {
 						sess.released.Store(m, struct{}{})
@@ -258,11 +278,11 @@ func (s *Store) commit(ctx context.Context, sess *session, m *concurrency.Mutex,
 			}
 			return 0, fmt.Errorf("etcdstore: writing %s: the record changed under lock %s (written without the lock?); not applied", key, m.Key())
 		}
-		err = fmt.Errorf("etcdstore: writing %s: %w", key, ctxErr(ctx, err))
+		lost = ctxErr(ctx, err)
 		if ctx.Err() != nil || attempt == commitAttempts {
-			return 0, &unknownOutcome{err: err, lockRev: lockRev(m)}
+			return 0, &unknownOutcome{key: key, cause: lost, lockRev: lockRev(m)}
 		}
-		s.log.Warn("sessionstore: etcd write outcome unknown; trying again, fenced", "key", key, "attempt", attempt, "err", err)
+		s.log.Warn("sessionstore: etcd write outcome unknown; trying again, fenced", "key", key, "attempt", attempt, "err", lost)
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
@@ -274,13 +294,13 @@ func (s *Store) commit(ctx context.Context, sess *session, m *concurrency.Mutex,
 // settle finds out whether a write whose outcome was unknown was applied,
 // once its lock is released: the record holds ct (or, for a delete, is
 // gone). It reads with a context of its own, since the caller's may be
-// done.
+// done. If it cannot tell, its error wraps sessionstore.ErrOutcomeUnknown.
 func (s *Store) settle(ctx context.Context, key string, ct []byte, u *unknownOutcome) (int64, error) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	resp, err := s.client.Get(rctx, key)
 	if err != nil {
-		return 0, fmt.Errorf("%w; whether it was applied is unknown (%v)", u.err, err)
+		return 0, u.unknown(err)
 	}
 	if ct != nil && len(resp.Kvs) == 1 && bytes.Equal(resp.Kvs[0].Value, ct) {
 		return resp.Kvs[0].ModRevision, nil
@@ -293,13 +313,13 @@ func (s *Store) settle(ctx context.Context, key string, ct []byte, u *unknownOut
 		// released the lock): look back through the record's history.
 		rev, applied, err := s.appliedSince(rctx, key, ct, u.lockRev)
 		if err != nil {
-			return 0, fmt.Errorf("%w; whether it was applied is unknown (%v)", u.err, err)
+			return 0, u.unknown(err)
 		}
 		if applied {
 			return rev, nil
 		}
 	}
-	return 0, fmt.Errorf("%w; not applied", u.err)
+	return 0, u.notApplied()
 }
 
 // lockRev is the revision at which m was acquired: every write under it
@@ -314,16 +334,18 @@ func lockRev(m *concurrency.Mutex) int64 {
 // appliedSince reports whether the record at key held ct at some revision
 // after lockRev (ct's age header is random: no other write has its bytes),
 // walking back through the record's history from now. It returns an error
-// if the history cannot tell (compacted, or deleted since).
+// if the history cannot tell (compacted, deleted since, or too many
+// writes since the lock); the error does not name key, which its callers
+// do.
 func (s *Store) appliedSince(ctx context.Context, key string, ct []byte, lockRev int64) (int64, bool, error) {
 	var opts []clientv3.OpOption
-	for range 64 {
+	for range maxHistory {
 		resp, err := s.client.Get(ctx, key, opts...)
 		if err != nil {
-			return 0, false, fmt.Errorf("reading the history of %s: %w", key, err)
+			return 0, false, fmt.Errorf("reading the record's history: %w", err)
 		}
 		if len(resp.Kvs) == 0 {
-			return 0, false, fmt.Errorf("%s was deleted since the write", key)
+			return 0, false, errors.New("the record was deleted since the write")
 		}
 		kv := resp.Kvs[0]
 		switch {
@@ -334,7 +356,7 @@ func (s *Store) appliedSince(ctx context.Context, key string, ct []byte, lockRev
 		}
 		opts = []clientv3.OpOption{clientv3.WithRev(kv.ModRevision - 1)}
 	}
-	return 0, false, fmt.Errorf("too many writes to %s since the lock", key)
+	return 0, false, fmt.Errorf("more than %d writes to the record since the lock", maxHistory)
 }
 
 func rollbackError(key string, from, to uint64) error {

@@ -19,10 +19,17 @@ import (
 
 // RotateOptions configures Rotate.
 type RotateOptions struct {
-	PostQuantum bool // the new primary is an ML-KEM-768+X25519 hybrid identity
-	KeepOld     bool // keep the old identities, decrypt-only, after rotating
-	DryRun      bool // report what would change; change nothing
-	Workers     int  // records resealed in parallel; 0 means 1
+	// Kind is the new primary's kind. The zero value, crypto.SameKind,
+	// keeps the current primary's, so that a routine rotation never
+	// changes it; crypto.X25519 or crypto.PostQuantum switch to that kind.
+	// A rotation that a crash interrupted is finished with the new primary
+	// it made, whatever its kind; asking for the other kind then is an
+	// error that changes nothing.
+	Kind crypto.Kind
+
+	KeepOld bool // keep the old identities, decrypt-only, after rotating
+	DryRun  bool // report what would change; change nothing
+	Workers int  // records resealed in parallel; 0 means 1
 
 	// Passphrase, for a passphrase-protected key file, is called once;
 	// the rotated key file is protected with the same passphrase.
@@ -58,6 +65,8 @@ type RecordStatus struct {
 // A RotateReport says what Rotate did.
 type RotateReport struct {
 	NewPublicKey string         // the new primary's recipient
+	Kind         crypto.Kind    // the new primary's kind
+	OldKind      crypto.Kind    // the kind of the primary it replaces
 	Records      []RecordStatus // every record, after the rotation
 	Retired      int            // old identities removed from the key file
 	Resumed      bool           // finished a rotation that a crash interrupted, with its new key
@@ -84,8 +93,10 @@ var ErrRotationIncomplete = errors.New("rotation incomplete")
 //
 // A crash at any step leaves every record readable with the key file on
 // disk. Step 1 marks the key file as a rotation in progress; running
-// Rotate again reuses the new primary it put first (Resumed) and finishes
-// the job, rather than adding yet another identity. A record that stops
+// Rotate again reuses the new primary it put first (Resumed), whatever its
+// kind, and finishes the job, rather than adding yet another identity
+// (with opts.Kind set to the other kind, it changes nothing and says to
+// finish first). A record that stops
 // opening during the rotation is reported and the old keys are kept
 // (ErrRotationIncomplete). Rotate holds keyFile+".lock" so that two
 // rotations never interleave, and removes a temp key file that a killed
@@ -116,12 +127,26 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	if err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
-	report := &RotateReport{}
+	report := &RotateReport{OldKind: old.KindOf(0)}
 	var next *crypto.Keyring
-	if old.Rotating() && old.PostQuantum() == opts.PostQuantum {
-		next, report.Resumed = old, true // a crashed run's new primary
+	if old.Rotating() {
+		// A crashed run's new primary: records may be sealed to it
+		// already, so it stays, and finishing with it adds no identity.
+		if opts.Kind != crypto.SameKind && opts.Kind != old.KindOf(0) {
+			return nil, fmt.Errorf("rotate: %s: an interrupted rotation to a new %s primary (%s) is not finished, and %s was asked for; nothing changed: "+
+				"finish it first (run the rotation again without a kind: rekey without -pq), then rotate again to switch kinds",
+				keyFile, old.KindOf(0), old.Fingerprint(0), opts.Kind)
+		}
+		next, report.Resumed = old, true
+		if old.Len() > 1 {
+			report.OldKind = old.KindOf(1)
+		}
 	} else {
-		id, err := crypto.GenerateIdentity(opts.PostQuantum)
+		kind := opts.Kind
+		if kind == crypto.SameKind {
+			kind = old.KindOf(0)
+		}
+		id, err := crypto.GenerateIdentity(kind == crypto.PostQuantum)
 		if err != nil {
 			return nil, fmt.Errorf("rotate: %w", err)
 		}
@@ -131,7 +156,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 		}
 	}
 	next = next.WithRotating(true)
-	report.NewPublicKey = next.PublicKey(0)
+	report.NewPublicKey, report.Kind = next.PublicKey(0), next.KindOf(0)
 
 	// Every record must open with the keys on hand before anything
 	// changes: a rotation that retired the old keys would leave any other

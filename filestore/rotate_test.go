@@ -122,7 +122,7 @@ func TestRotateKeepOldAndSwitchKinds(t *testing.T) {
 	ctx := ctxT(t)
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	seedStore(t, dir, key, 5)
-	_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{PostQuantum: true, KeepOld: true})
+	_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{Kind: crypto.PostQuantum, KeepOld: true})
 	require.NoError(t, err)
 	assertAllUnderPrimary(t, dir, key, 5, 2)
 	ring, err := crypto.LoadKeyring(key)
@@ -130,7 +130,7 @@ func TestRotateKeepOldAndSwitchKinds(t *testing.T) {
 	assert.True(t, ring.PostQuantum())
 
 	// And back to X25519, retiring both older keys.
-	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{Kind: crypto.X25519})
 	require.NoError(t, err)
 	assertAllUnderPrimary(t, dir, key, 5, 1)
 	ring, err = crypto.LoadKeyring(key)
@@ -150,7 +150,7 @@ func TestRotateRecipientsOfOtherKindChangesNothing(t *testing.T) {
 	recBefore, err := os.ReadFile(filepath.Join(dir, "rec-0.age"))
 	require.NoError(t, err)
 
-	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{PostQuantum: true})
+	_, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{Kind: crypto.PostQuantum})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "cannot mix")
 	assert.Contains(t, err.Error(), key+crypto.RecipientsSuffix)
@@ -281,7 +281,8 @@ func TestRotateWhileProcessesRun(t *testing.T) {
 
 	procs := startChildren(t, ctx, 3, childSpec{role: "worker", dir: dir, key: key, name: "shared", mode: "watch"})
 	for i := range 3 {
-		_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{PostQuantum: i == 1})
+		kind := []crypto.Kind{crypto.SameKind, crypto.PostQuantum, crypto.X25519}[i]
+		_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{Kind: kind})
 		require.NoError(t, err, "rotation %d", i)
 	}
 	total := 0
@@ -394,4 +395,100 @@ func TestRotateRerunAfterCrashReusesItsKey(t *testing.T) {
 	require.NoError(t, os.WriteFile(tmp, crashed.MarshalKeyFile(time.Now()), 0o600))
 	openStore(t, dir, key)
 	assert.NoFileExists(t, tmp, "Open removes the leftover temp key file")
+}
+
+// A routine rotation keeps the primary's kind: a nightly rekey never turns
+// a post-quantum key back into X25519. Only an explicit Kind switches, and
+// the report tells the kinds apart.
+func TestRoutineRotationKeepsTheKind(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, true)
+	seedStore(t, dir, key, 3)
+	for range 2 {
+		rep, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, crypto.PostQuantum, rep.Kind)
+		assert.Equal(t, crypto.PostQuantum, rep.OldKind)
+		ring, err := crypto.LoadKeyring(key)
+		require.NoError(t, err)
+		assert.True(t, ring.PostQuantum(), "still post-quantum")
+		assert.Equal(t, 1, ring.Len(), "the old key is retired")
+	}
+	assertAllUnderPrimary(t, dir, key, 3, 1)
+
+	rep, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{Kind: crypto.X25519})
+	require.NoError(t, err)
+	assert.Equal(t, crypto.X25519, rep.Kind)
+	assert.Equal(t, crypto.PostQuantum, rep.OldKind)
+	rep, err = filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, crypto.X25519, rep.Kind, "and X25519 stays X25519")
+	assertAllUnderPrimary(t, dir, key, 3, 1)
+}
+
+// crashAfterStep1 runs a rotation to kind and stops it (as a kill would)
+// right after step 1 wrote the key file; it returns the rotation's error.
+func crashAfterStep1(t *testing.T, key, dir string, kind crypto.Kind) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	_, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{Kind: kind,
+		Progress: func(ev filestore.RotateEvent) {
+			if ev.Step == "key-written" {
+				cancel()
+			}
+		}})
+	return err
+}
+
+// A rotation interrupted after step 1 is finished, on the next run, with
+// the new primary it put first, whatever its kind: a loop of killed runs
+// that alternate kinds never piles up identities. Asking explicitly for
+// the other kind meanwhile changes nothing and says to finish first; not
+// asking finishes with the interrupted run's key.
+func TestRerunAfterCrashReusesItsKeyWhateverTheKind(t *testing.T) {
+	ctx := ctxT(t)
+	dir, key := t.TempDir(), newKeyFile(t, false)
+	seedStore(t, dir, key, 4)
+
+	require.ErrorIs(t, crashAfterStep1(t, key, dir, crypto.PostQuantum), context.Canceled)
+	crashed, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	require.True(t, crashed.Rotating())
+	require.Equal(t, 2, crashed.Len())
+	require.True(t, crashed.PostQuantum())
+
+	for i := range 8 { // killed again and again, alternating kinds
+		kind := []crypto.Kind{crypto.X25519, crypto.PostQuantum}[i%2]
+		before, err := os.ReadFile(key)
+		require.NoError(t, err)
+		err = crashAfterStep1(t, key, dir, kind)
+		ring, lerr := crypto.LoadKeyring(key)
+		require.NoError(t, lerr)
+		assert.Equal(t, 2, ring.Len(), "run %d adds no identity", i)
+		assert.Equal(t, crashed.PublicKey(0), ring.PublicKey(0), "run %d keeps the crashed run's primary", i)
+		if kind == crypto.X25519 {
+			require.Error(t, err)
+			assert.NotErrorIs(t, err, context.Canceled, "refused before anything changed")
+			assert.Contains(t, err.Error(), "interrupted rotation to a new post-quantum primary")
+			assert.Contains(t, err.Error(), "nothing changed")
+			after, err := os.ReadFile(key)
+			require.NoError(t, err)
+			assert.Equal(t, before, after, "the key file is byte for byte unchanged")
+		} else {
+			assert.ErrorIs(t, err, context.Canceled)
+		}
+	}
+
+	// Without a kind (as a nightly rekey), the rerun finishes the job.
+	rep, err := filestore.Rotate(ctx, key, []string{dir}, filestore.RotateOptions{})
+	require.NoError(t, err)
+	assert.True(t, rep.Resumed)
+	assert.Equal(t, crashed.PublicKey(0), rep.NewPublicKey)
+	assert.Equal(t, crypto.PostQuantum, rep.Kind)
+	assert.Equal(t, crypto.X25519, rep.OldKind, "the kind of the primary before the interrupted rotation")
+	assertAllUnderPrimary(t, dir, key, 4, 1)
+	ring, err := crypto.LoadKeyring(key)
+	require.NoError(t, err)
+	assert.Equal(t, crashed.PublicKey(0), ring.PublicKey(0))
 }

@@ -67,7 +67,8 @@ var _ sessionstore.Store = (*Store)(nil)
 // Open opens the store in dir, creating dir (mode 0700) if it does not
 // exist. It reads no record. Without WithKeyFile or WithKeyring it uses the
 // key file named by $SESSIONSTORE_KEY_FILE, else
-// $CREDENTIALS_DIRECTORY/sessionstore.key.
+// $CREDENTIALS_DIRECTORY/sessionstore.key. The keys are loaded and checked
+// first: an Open that fails creates nothing.
 func Open(dir string, opts ...Option) (*Store, error) {
 	o := options{now: time.Now}
 	for _, opt := range opts {
@@ -81,9 +82,6 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
-	}
-	if err := ensureDir(dir); err != nil {
-		return nil, err
 	}
 	s := &Store{
 		dir:   dir,
@@ -102,6 +100,27 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if o.keyring != nil {
+		ring, err := o.keyring.WithRecipients(o.extra...)
+		if err != nil {
+			return nil, fmt.Errorf("filestore: %w", err)
+		}
+		s.keys.Store(&keyState{ring: ring})
+	} else {
+		s.keyFile = o.keyFile
+		if abs, err := filepath.Abs(o.keyFile); err == nil {
+			s.keyFile = abs
+		}
+		s.removeTempKeyFile()
+		if _, err := s.reloadKeys(); err != nil {
+			return nil, err
+		}
+	}
+	// Only now that the keys are loaded: a failed Open leaves no
+	// directory behind.
+	if err := ensureDir(dir); err != nil {
+		return nil, err
+	}
 	// inotify does not see what other hosts or mounts write, and their
 	// file attributes may be cached: there, validate every Get against the
 	// file's bytes instead.
@@ -113,32 +132,28 @@ func Open(dir string, opts ...Option) (*Store, error) {
 				"dir", dir, "fs", fsType)
 		}
 	}
-	if o.keyring != nil {
-		ring, err := o.keyring.WithRecipients(o.extra...)
-		if err != nil {
-			return nil, fmt.Errorf("filestore: %w", err)
-		}
-		s.keys.Store(&keyState{ring: ring})
-		return s, nil
-	}
-	s.keyFile = o.keyFile
-	if abs, err := filepath.Abs(o.keyFile); err == nil {
-		s.keyFile = abs
-	}
-	s.removeTempKeyFile()
-	if _, err := s.reloadKeys(); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
 
+// ensureDir makes sure dir is a private directory, creating it (and its
+// missing parents, mode 0700) if it does not exist. If it fails after
+// creating directories, it removes them.
 func ensureDir(dir string) error {
+	var created []string // the deepest first
+	err := makePrivateDir(dir, &created)
+	if err != nil {
+		for _, d := range created {
+			os.Remove(d)
+		}
+	}
+	return err
+}
+
+// makePrivateDir is ensureDir, recording in created the directories it made.
+func makePrivateDir(dir string, created *[]string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("filestore: %w", err)
-		}
-		if err := os.Chmod(dir, 0o700); err != nil { // whatever the umask
+		if *created, err = mkdirAll(dir); err != nil {
 			return fmt.Errorf("filestore: %w", err)
 		}
 		fi, err = os.Stat(dir)
@@ -150,6 +165,38 @@ func ensureDir(dir string) error {
 		return fmt.Errorf("filestore: store directory %w", err)
 	}
 	return nil
+}
+
+// mkdirAll is os.MkdirAll(dir, 0o700), each directory it makes chmod'ed to
+// 0700 whatever the umask. It returns the directories it made, the deepest
+// first, even with an error.
+func mkdirAll(dir string) (created []string, err error) {
+	var missing []string // the deepest first
+	for d := dir; ; {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		if err := os.Mkdir(d, 0o700); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue // made meanwhile by someone else: not ours to remove
+			}
+			return created, err
+		}
+		created = append([]string{d}, created...)
+		if err := os.Chmod(d, 0o700); err != nil { // whatever the umask
+			return created, err
+		}
+	}
+	return created, nil
 }
 
 // checkDir checks, before a write, that the directory is still private

@@ -98,7 +98,7 @@ func (f etcdFlags) tls(endpoints []string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func runStage(ctx context.Context, keyFile string, opts etcdstore.StageOptions, stdout io.Writer, fail func(error) int) int {
+func runStage(ctx context.Context, keyFile string, opts etcdstore.StageOptions, stdout, stderr io.Writer, fail func(error) int) int {
 	rep, err := etcdstore.Stage(ctx, keyFile, opts)
 	if err != nil {
 		return fail(err)
@@ -108,11 +108,14 @@ func runStage(ctx context.Context, keyFile string, opts etcdstore.StageOptions, 
 	} else {
 		fmt.Fprintf(stdout, "staged key: %s (%s), decrypt-only until promoted\n", rep.PublicKey, rep.Fingerprint)
 	}
+	if rep.Kind != rep.PrimaryKind {
+		fmt.Fprintf(stderr, "rekey: the staged key is %s; the primary is %s: promoting it changes the kind\n", rep.Kind, rep.PrimaryKind)
+	}
 	fmt.Fprintf(stdout, "next: distribute %s to every host, then run: rekey -key %s -etcd URLS -prefix P\n", keyFile, keyFile)
 	return 0
 }
 
-func runEtcdRotate(ctx context.Context, c *clientv3.Client, f etcdFlags, keyFile string, retire bool, opts etcdstore.RotateOptions, stdout io.Writer, fail func(error) int) int {
+func runEtcdRotate(ctx context.Context, c *clientv3.Client, f etcdFlags, keyFile string, retire bool, opts etcdstore.RotateOptions, stdout, stderr io.Writer, fail func(error) int) int {
 	step := etcdstore.Rotate
 	if retire {
 		step = etcdstore.Retire
@@ -139,11 +142,12 @@ func runEtcdRotate(ctx context.Context, c *clientv3.Client, f etcdFlags, keyFile
 	}
 	switch {
 	case opts.DryRun && retire:
-		fmt.Fprintf(stdout, "dry run: every live host (%d) uses %s as its primary; would reseal the records under old keys among %d and retire the old keys; nothing changed\n",
-			len(rep.Hosts), rep.Fingerprint, len(rep.Records))
+		fmt.Fprintf(stdout, "dry run: %s; would reseal the records under old keys among %d and retire the old keys; nothing changed\n",
+			hostsReady(len(rep.Hosts), "uses "+rep.Fingerprint+" as its primary", "use "+rep.Fingerprint+" as their primary"), len(rep.Records))
 	case opts.DryRun:
-		fmt.Fprintf(stdout, "dry run: every live host (%d) holds the staged key %s; would promote it and reseal %d records; nothing changed\n",
-			len(rep.Hosts), rep.Fingerprint, len(rep.Records))
+		fmt.Fprintf(stdout, "dry run: %s; would promote it and reseal %d records; nothing changed\n",
+			hostsReady(len(rep.Hosts), "holds the staged key "+rep.Fingerprint, "hold the staged key "+rep.Fingerprint), len(rep.Records))
+		kindChange(stderr, rep.Kind, rep.OldKind, "would be", "is")
 	case retire && rep.Retired == 0:
 		fmt.Fprintf(stdout, "no old keys in %s; nothing to retire\n", keyFile)
 	case retire:
@@ -155,6 +159,7 @@ func runEtcdRotate(ctx context.Context, c *clientv3.Client, f etcdFlags, keyFile
 			fmt.Fprintf(stdout, "resumed an interrupted promotion\n")
 		}
 		fmt.Fprintf(stdout, "new primary key: %s (%s)\n", rep.PublicKey, rep.Fingerprint)
+		kindChange(stderr, rep.Kind, rep.OldKind, "is", "was")
 		fmt.Fprintf(stdout, "resealed %d of %d records; %d under the old key (written meanwhile by hosts with the previous key file)\n",
 			resealed, len(rep.Records), rep.Stragglers)
 		fmt.Fprintf(stdout, "next: distribute %s to every host, then run: rekey -retire -key %s -etcd %s -prefix %s\n", keyFile, keyFile, f.urls, f.prefix)
@@ -222,9 +227,21 @@ func runEtcdCheck(ctx context.Context, c *clientv3.Client, f etcdFlags, keyFile 
 		return fail(errors.Join(errs...))
 	}
 	if !jsonOut {
-		fmt.Fprintf(stdout, "all %d records open with the primary key %s; all %d live hosts use it\n", len(rep.Records), rep.Fingerprint, len(rep.Hosts))
+		fmt.Fprintf(stdout, "all %d records open with the primary key %s; %s\n", len(rep.Records), rep.Fingerprint, hostsReady(len(rep.Hosts), "uses it", "use it"))
 	}
 	return 0
+}
+
+// hostsReady says that the n live hosts all do what one does, or that
+// there are none.
+func hostsReady(n int, one, many string) string {
+	switch n {
+	case 0:
+		return "no live hosts"
+	case 1:
+		return "the one live host " + one
+	}
+	return fmt.Sprintf("all %d live hosts %s", n, many)
 }
 
 // describeEtcd is one line of -check -etcd's text output.

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
@@ -46,8 +47,8 @@ const usage = `Usage:
 
 Options:
     -init       Create FILE with a new identity (age-keygen's format, mode
-                0600). Refuses to overwrite an existing file. With -key -,
-                write the key to standard output instead.
+                0600). Never overwrites an existing file: rotate its key
+                instead. With -key -, write the key to standard output.
     -key FILE   The age identity file. The first identity is the primary.
                 Defaults to $SESSIONSTORE_KEY_FILE, else
                 $CREDENTIALS_DIRECTORY/sessionstore.key.
@@ -72,7 +73,13 @@ Options:
                 and its key, if etcd wants one.
     -etcd-user U
                 etcd user; the password is read from $ETCD_PASSWORD.
-    -pq         Make the new identity post-quantum (ML-KEM-768+X25519).
+    -pq         Make the new identity post-quantum (ML-KEM-768+X25519);
+                -pq=false makes it X25519. Without -pq, a new identity has
+                the kind of FILE's primary (with -init: X25519), and rekey
+                says so when the kind changes. A rerun after an interrupted
+                rotation, and -stage over a staged key, keep the key already
+                made, whatever its kind; with -pq or -pq=false for the other
+                kind they change nothing and say to finish first.
     -keep-old   Keep the old identities, decrypt-only, after rotating.
     -dry-run    Say what would change and change nothing; exit 1 where the
                 rotation would fail.
@@ -162,6 +169,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return usageErr("%v", err)
 	}
+	// The new identity keeps the primary's kind unless -pq or -pq=false
+	// was given.
+	kind := crypto.SameKind
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "pq" {
+			kind = crypto.X25519
+			if pq {
+				kind = crypto.PostQuantum
+			}
+		}
+	})
+	pqSet := kind != crypto.SameKind
 	if version {
 		fmt.Fprintln(stdout, cliutil.Version())
 		return 0
@@ -206,13 +225,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("no store directory: give at least one -dir, or -etcd URLS -prefix P")
 	case etcd && keepOld:
 		return usageErr("-keep-old goes with -dir; with -etcd, the old keys stay until -retire")
-	case etcd && pq:
+	case etcd && pqSet:
 		return usageErr("-pq goes with -init, -stage or -dir; with -etcd, stage a post-quantum key with -stage -pq")
 	case stage && (keepOld || dryRun || jsonOut):
 		return usageErr("-stage takes no -keep-old, -dry-run or -json")
 	case jsonOut && !check:
 		return usageErr("-json goes with -check")
-	case check && (pq || keepOld || dryRun):
+	case check && (pqSet || keepOld || dryRun):
 		return usageErr("-check takes no -pq, -keep-old or -dry-run")
 	case workers < 1:
 		return usageErr("-j must be at least 1")
@@ -243,13 +262,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if check {
 			return runEtcdCheck(ctx, c, ef, keyFile, etcdstore.CheckOptions{Workers: workers, Passphrase: passphrase}, jsonOut, stdout, fail)
 		}
-		return runEtcdRotate(ctx, c, ef, keyFile, retire, etcdstore.RotateOptions{DryRun: dryRun, Workers: workers, Passphrase: passphrase}, stdout, fail)
+		return runEtcdRotate(ctx, c, ef, keyFile, retire, etcdstore.RotateOptions{DryRun: dryRun, Workers: workers, Passphrase: passphrase}, stdout, stderr, fail)
 	}
 	switch {
 	case initFlag:
 		return runInit(keyFile, pq, passphrase, stdout, stderr, fail)
 	case stage:
-		return runStage(ctx, keyFile, etcdstore.StageOptions{PostQuantum: pq, Passphrase: passphrase}, stdout, fail)
+		return runStage(ctx, keyFile, etcdstore.StageOptions{Kind: kind, Passphrase: passphrase}, stdout, stderr, fail)
 	case check:
 		statuses, err := filestore.Check(ctx, keyFile, dirs, filestore.CheckOptions{Workers: workers, Passphrase: passphrase})
 		if err != nil {
@@ -258,13 +277,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCheck(statuses, jsonOut, stdout, fail)
 	default:
 		return runRotate(ctx, keyFile, dirs, filestore.RotateOptions{
-			PostQuantum: pq, KeepOld: keepOld, DryRun: dryRun, Workers: workers,
+			Kind: kind, KeepOld: keepOld, DryRun: dryRun, Workers: workers,
 			Progress: progressLine(stderr), Passphrase: passphrase,
-		}, stdout, fail)
+		}, stdout, stderr, fail)
 	}
 }
 
 func runInit(keyFile string, pq bool, passphrase func() (string, error), stdout, stderr io.Writer, fail func(error) int) int {
+	exists := func() int {
+		return fail(fmt.Errorf("%s already exists, and rekey never overwrites a key file: to rotate its key, run rekey -key %s -dir DIR "+
+			"(or rekey -stage -key %s for a store on etcd); for a new key, choose another path", keyFile, keyFile, keyFile))
+	}
+	if keyFile != "-" { // before asking for a passphrase
+		if _, err := os.Lstat(keyFile); err == nil {
+			return exists()
+		}
+	}
 	k, err := crypto.GenerateKeyring(pq)
 	if err != nil {
 		return fail(err)
@@ -279,7 +307,9 @@ func runInit(keyFile string, pq bool, passphrase func() (string, error), stdout,
 		if err := crypto.WriteKeyFile(stdout, k, pass); err != nil {
 			return fail(err)
 		}
-	} else if err := crypto.CreateKeyFileWithPassphrase(keyFile, k, pass); err != nil {
+	} else if err := crypto.CreateKeyFileWithPassphrase(keyFile, k, pass); errors.Is(err, fs.ErrExist) {
+		return exists() // made meanwhile
+	} else if err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(stderr, "Public key: %s\n", k.PublicKey(0))
@@ -330,7 +360,7 @@ func expires(t time.Time) string {
 	return ", token expires " + t.UTC().Format(time.RFC3339)
 }
 
-func runRotate(ctx context.Context, keyFile string, dirs []string, opts filestore.RotateOptions, stdout io.Writer, fail func(error) int) int {
+func runRotate(ctx context.Context, keyFile string, dirs []string, opts filestore.RotateOptions, stdout, stderr io.Writer, fail func(error) int) int {
 	rep, err := filestore.Rotate(ctx, keyFile, dirs, opts)
 	if rep != nil {
 		for _, st := range rep.Records {
@@ -343,7 +373,12 @@ func runRotate(ctx context.Context, keyFile string, dirs []string, opts filestor
 		return fail(err)
 	}
 	if opts.DryRun {
-		fmt.Fprintf(stdout, "dry run: would make a new %s primary key and reseal %d records; nothing changed\n", kind(opts.PostQuantum), len(rep.Records))
+		if rep.Resumed {
+			fmt.Fprintf(stdout, "dry run: would finish the interrupted rotation with its new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
+		} else {
+			fmt.Fprintf(stdout, "dry run: would make a new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
+		}
+		kindChange(stderr, rep.Kind, rep.OldKind, "would be", "is")
 		return 0
 	}
 	resealed := 0
@@ -352,7 +387,11 @@ func runRotate(ctx context.Context, keyFile string, dirs []string, opts filestor
 			resealed++
 		}
 	}
+	if rep.Resumed {
+		fmt.Fprintf(stdout, "resumed an interrupted rotation, with the new key it made\n")
+	}
 	fmt.Fprintf(stdout, "new primary key: %s\n", rep.NewPublicKey)
+	kindChange(stderr, rep.Kind, rep.OldKind, "is", "was")
 	fmt.Fprintf(stdout, "resealed %d of %d records; all open with the new key\n", resealed, len(rep.Records))
 	if rep.Retired > 0 {
 		fmt.Fprintf(stdout, "retired %d old key(s)\n", rep.Retired)
@@ -362,11 +401,13 @@ func runRotate(ctx context.Context, keyFile string, dirs []string, opts filestor
 	return 0
 }
 
-func kind(pq bool) string {
-	if pq {
-		return "post-quantum"
+// kindChange says, on stderr, when the new primary is of another kind
+// than the old one ("rekey: new primary is X25519; the old primary was
+// post-quantum"): a change of kind is never silent.
+func kindChange(stderr io.Writer, kind, old crypto.Kind, is, was string) {
+	if kind != old {
+		fmt.Fprintf(stderr, "rekey: new primary %s %s; the old primary %s %s\n", is, kind, was, old)
 	}
-	return "X25519"
 }
 
 // progressLine reports resealing progress on stderr when it is a terminal

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,6 +43,7 @@ func TestScripts(t *testing.T) {
 			"foreign": cmdForeign,
 			"eseed":   cmdEtcdSeed,
 			"host":    cmdHost,
+			"crash":   cmdCrash,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("SESSIONSTORE_KEY_FILE", "")
@@ -106,6 +108,29 @@ func cmdForeign(ts *testscript.TestScript, neg bool, args []string) {
 	ct, err := k.Seal(&crypto.Record{AuthType: args[1], Seq: 1, Written: time.Now(), Auth: []byte(`{"access_token":"x"}`)})
 	ts.Check(err)
 	ts.Check(os.WriteFile(filepath.Join(ts.MkAbs(args[0]), args[1]+".age"), ct, 0o600))
+}
+
+// crash KEY DIR KIND: rotate DIR's records to a new primary of KIND
+// (x25519 or pq), and stop the rotation, as a kill would, right after it
+// wrote KEY with the new primary first.
+func cmdCrash(ts *testscript.TestScript, neg bool, args []string) {
+	kinds := map[string]crypto.Kind{"x25519": crypto.X25519, "pq": crypto.PostQuantum}
+	if len(args) != 3 || kinds[args[2]] == crypto.SameKind {
+		ts.Fatalf("usage: crash KEY DIR x25519|pq")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := filestore.Rotate(ctx, ts.MkAbs(args[0]), []string{ts.MkAbs(args[1])}, filestore.RotateOptions{
+		Kind: kinds[args[2]],
+		Progress: func(ev filestore.RotateEvent) {
+			if ev.Step == "key-written" {
+				cancel()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		ts.Fatalf("crash: the rotation did not reach the key file: %v", err)
+	}
 }
 
 // eseed KEY N: store N sessions rec-0 … rec-(N-1) under $PREFIX in $ETCD.

@@ -1,0 +1,9 @@
+package crypto
+
+// SetMaxKeyFileWorkFactor sets the highest scrypt work factor that
+// DecryptKeyFile accepts and returns the previous one (tests: a fuzzed
+// header must not make each run derive a key for seconds).
+func SetMaxKeyFileWorkFactor(logN int) (old int) {
+	old, maxKeyFileWorkFactor = maxKeyFileWorkFactor, logN
+	return old
+}
