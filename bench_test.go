@@ -18,7 +18,7 @@ import (
 )
 
 // TokenSource(...).Token() with a valid token, beside its floor
-// (DESIGN.md, "Performance targets": ≤ 2× the floor, 0 allocs), on a
+// (docs/PERFORMANCE.md, "The targets": ≤ 2× the floor, 0 allocs), on a
 // realistic 2 KiB token:
 //
 //	go test -run '^$' -bench TokenSource -count 5 .

@@ -11,11 +11,15 @@
 // # Backends
 //
 // Package filestore keeps sessions on one host, one age-encrypted file per
-// auth type, shared between processes through file locks. Package memstore
-// keeps them in memory, for the tests of programs that use sessionstore.
-// Package sessionstoretest holds the conformance suite that every backend
-// passes and a local OAuth provider for tests. Backends never import each
-// other; a program links only the ones it imports.
+// auth type, shared between processes through file locks. Package
+// etcdstore keeps them in etcd v3 for a fleet of hosts, with the same
+// encryption: one record per auth type under a prefix, locked across hosts
+// on etcd leases, each write fenced on its lock and on the record's
+// revision. Package memstore keeps them in memory,
+// for the tests of programs that use sessionstore. Package
+// sessionstoretest holds the conformance suite that every backend passes
+// and a local OAuth provider for tests. Backends never import each other;
+// a program links only the ones it imports.
 //
 // # Auth types
 //
@@ -36,5 +40,9 @@
 // comes from memory; an expired one is refreshed under the record's lock
 // after reading the record again, so that when several processes find it
 // expired at once, one refreshes and the others use its token: a rotating
-// refresh token is used exactly once.
+// refresh token is used exactly once. A token counts as expired
+// [WithExpirySkew] (default 10 s) before its expiry, or half its lifetime
+// before if that is shorter, its lifetime counting from when the token
+// source first saw it: a 1 h token is refreshed 10 s before it expires, a
+// 10 s token 5 s before.
 package sessionstore

@@ -29,7 +29,7 @@ import (
 	"github.com/sessionstore/sessionstore/internal/pacer"
 )
 
-var perf = flag.Bool("perf", false, "run TestPerformanceTargets: benchmark pairs, interleaved, against DESIGN.md's targets")
+var perf = flag.Bool("perf", false, "run TestPerformanceTargets: benchmark pairs, interleaved, against the performance targets (docs/PERFORMANCE.md)")
 
 // --- The floor of a write ----------------------------------------------------
 
@@ -389,7 +389,7 @@ func BenchmarkCrossHostVisibility(b *testing.B) {
 // --- The report ---------------------------------------------------------------
 
 // TestPerformanceTargets runs each benchmark next to its floor, rounds
-// times, and prints the median ratios beside DESIGN.md's targets. It is a
+// times, and prints the median ratios beside the performance targets. It is a
 // report, not a test that fails on speed:
 //
 //	go test ./etcdstore -run TestPerformanceTargets -perf -v
@@ -462,10 +462,10 @@ func TestPerformanceTargets(t *testing.T) {
 		name string
 		tick time.Duration
 	}{
-		// DESIGN.md's row is judged with a reader that polls at a stated
+		// The target's row is judged with a reader that polls at a stated
 		// period; a reader spinning on Get is ours, beyond it.
 		{"cross-host visibility, reader polling every 100 µs", 100 * time.Microsecond},
-		{"beyond DESIGN.md: cross-host visibility, reader spinning on Get", 0},
+		{"beyond the targets: cross-host visibility, reader spinning on Get", 0},
 	}
 	ours, floor := make([][][]time.Duration, len(readers)), make([][][]time.Duration, len(readers)) // reader, round → latencies
 	gaps := make([][]time.Duration, len(readers))

@@ -31,7 +31,7 @@ import (
 // Each benchmark of the store stands next to its floor: the unavoidable
 // work, done the cheapest way Go allows (raw system calls where those are
 // cheaper than package os), on the same realistic 2 KiB token (see
-// DESIGN.md, "Performance targets"). A floor slower than that would hide
+// docs/PERFORMANCE.md, "The targets"). A floor slower than that would hide
 // overhead. The targets bound the ratio (see TestPerformanceTargets),
 // never the absolute time.
 //

@@ -309,13 +309,13 @@ func visibilityRows(t *testing.T, rounds, n int) []perfRow {
 	ctx := context.Background()
 	require.NoError(t, w.Set(ctx, "server", tokenAuth(0)))
 	renames := watchRenames(t, dir, "server.age")
-	// DESIGN.md's row is judged with readers that poll at a stated
+	// The target's row is judged with readers that poll at a stated
 	// period; a reader spinning on Get is ours, beyond it.
 	readers := []struct{ name, mode string }{
 		{"cross-process visibility, reader polling every 100 µs", "watch/100us"},
 		{"cross-process visibility, WithoutWatcher, reader polling every 100 µs", "nowatch/100us"},
-		{"beyond DESIGN.md: cross-process visibility, reader spinning on Get", "watch"},
-		{"beyond DESIGN.md: cross-process visibility, WithoutWatcher, reader spinning on Get", "nowatch"},
+		{"beyond the targets: cross-process visibility, reader spinning on Get", "watch"},
+		{"beyond the targets: cross-process visibility, WithoutWatcher, reader spinning on Get", "nowatch"},
 	}
 	lats := make([][][]time.Duration, len(readers)) // reader, round → latencies
 	periods := make([][]time.Duration, len(readers))

@@ -24,7 +24,7 @@ import (
 )
 
 var (
-	perf          = flag.Bool("perf", false, "run TestPerformanceTargets: each operation beside its floor, interleaved, against DESIGN.md's targets")
+	perf          = flag.Bool("perf", false, "run TestPerformanceTargets: each operation beside its floor, interleaved, against the performance targets (docs/PERFORMANCE.md)")
 	perfRounds    = flag.Int("perf.rounds", 5, "interleaved rounds per row of the -perf report (medians are reported)")
 	perfRounds10k = flag.Int("perf.rounds10k", 3, "rounds of the 10,000-record rekey rows of the -perf report (each takes about a minute)")
 )
@@ -145,7 +145,7 @@ type perfRow struct {
 }
 
 // TestPerformanceTargets measures each operation beside its floor (see
-// DESIGN.md, "Performance targets"), in -perf.rounds interleaved rounds,
+// docs/PERFORMANCE.md, "The targets"), in -perf.rounds interleaved rounds,
 // and prints the medians and their ratio beside the target. It is a
 // report, not a test that fails on speed; it takes a few minutes:
 //

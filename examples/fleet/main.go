@@ -1,6 +1,7 @@
 // Command fleet is the cronjobs demo across hosts, on etcd:
 //
-//	go run ./examples/fleet
+//	go run ./examples/fleet          # the demo
+//	go run ./examples/fleet -serve   # an etcd to try the commands on
 //
 // It starts a 3-member etcd cluster on loopback (each member a child
 // process: this program re-executing itself), a local OAuth provider that
@@ -13,6 +14,11 @@
 // per lifetime and never reuses a refresh token, that no update is lost
 // across the leader change, that every call got a token or a clear error,
 // and that etcd holds only age ciphertext.
+//
+// With -serve it starts one embedded etcd member on loopback instead, its
+// data in a temporary directory, and prints the -etcd URL with example
+// sessionstore and rekey command lines that use it. It serves until
+// interrupted (SIGINT, SIGTERM), then stops etcd and removes the directory.
 package main
 
 import (
@@ -20,14 +26,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -36,8 +45,6 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
-	"github.com/sessionstore/sessionstore/internal/etcdtest"
-	"github.com/sessionstore/sessionstore/sessionstoretest"
 )
 
 const (
@@ -52,10 +59,29 @@ const (
 )
 
 func main() {
-	etcdtest.MaybeRunMember()
+	maybeRunMember()
 	if id := os.Getenv(workerEnv); id != "" {
 		if err := worker(id, os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "host", id+":", err)
+			os.Exit(1)
+		}
+		return
+	}
+	flags := flag.NewFlagSet("fleet", flag.ExitOnError)
+	serveMode := flags.Bool("serve", false, "start one embedded etcd member on loopback and print its -etcd URL, until interrupted")
+	flags.Usage = func() {
+		fmt.Fprintf(flags.Output(), "Usage:\n  go run ./examples/fleet          # the demo: hosts on a 3-member etcd cluster whose leader is killed\n  go run ./examples/fleet -serve   # one etcd member on loopback, to try sessionstore and rekey on\n")
+	}
+	flags.Parse(os.Args[1:])
+	if flags.NArg() > 0 {
+		flags.Usage()
+		os.Exit(2)
+	}
+	if *serveMode {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := serve(ctx, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "fleet: error:", err)
 			os.Exit(1)
 		}
 		return
@@ -123,28 +149,27 @@ func run(out io.Writer) error {
 	}
 
 	fmt.Fprintf(out, "sessionstore fleet demo: %d hosts share one OAuth session on a 3-member etcd cluster\n\n", hosts)
-	cluster, err := etcdtest.StartCluster(etcdtest.ClusterConfig{Dir: filepath.Join(tmp, "etcd"), Command: []string{self}})
+	cluster, err := startCluster(3, filepath.Join(tmp, "etcd"), []string{self})
 	if err != nil {
 		return err
 	}
-	defer cluster.Close()
-	for _, m := range cluster.Members {
-		say("etcd", "member %s  %s  (pid %d)", m.Name, m.Endpoint, m.PID())
+	defer cluster.close()
+	for _, m := range cluster.members {
+		say("etcd", "member %s  %s  (pid %d)", m.name, m.endpoint, m.pid())
 	}
-	client, err := dial(cluster.Endpoints())
+	client, err := dial(cluster.endpoints())
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	leader, err := cluster.Leader(ctx, client)
+	leader, err := cluster.leader(ctx, client)
 	if err != nil {
 		return err
 	}
-	say("etcd", "leader: %s", leader.Name)
+	say("etcd", "leader: %s", leader.name)
 
-	srv := sessionstoretest.NewProvider(tokenLifetime)
+	srv := newProvider(tokenLifetime, 20*time.Millisecond) // a refresh takes 20 ms: a wider window for two hosts to race
 	defer srv.Close()
-	srv.SetRefreshDelay(20 * time.Millisecond) // a wider window for two hosts to race
 	say("setup", "prefix           %s", prefix)
 	say("setup", "key file         %s (%s…), the same on every host", keyFile, k.PublicKey(0)[:20])
 	say("setup", "OAuth provider   %s (local; access tokens live %v; a refresh token works once)", srv.URL, tokenLifetime)
@@ -156,7 +181,7 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	tok, err := sessionstoretest.ConfigFor(srv.URL).PasswordCredentialsToken(ctx, sessionstoretest.Username, sessionstoretest.Password)
+	tok, err := configFor(srv.URL).PasswordCredentialsToken(ctx, username, password)
 	if err != nil {
 		return err
 	}
@@ -171,7 +196,7 @@ func run(out io.Writer) error {
 	// Start the hosts, and release them at the same moment.
 	var kids []*host
 	for i := 1; i <= hosts; i++ {
-		h, err := startHost(ctx, self, i, cluster.Endpoints(), keyFile, srv.URL)
+		h, err := startHost(ctx, self, i, cluster.endpoints(), keyFile, srv.URL)
 		if err != nil {
 			return err
 		}
@@ -208,7 +233,7 @@ func run(out io.Writer) error {
 
 	// Kill the leader while the hosts work.
 	time.Sleep(before)
-	leader, err = cluster.Leader(ctx, client)
+	leader, err = cluster.leader(ctx, client)
 	if err != nil {
 		return err
 	}
@@ -224,15 +249,15 @@ func run(out io.Writer) error {
 	}
 	atKill := count()
 	killedAt := time.Now()
-	if err := leader.Kill(); err != nil {
+	if err := leader.kill(); err != nil {
 		return err
 	}
-	say("etcd", "killed the leader %s (SIGKILL, pid %d) while the hosts refresh and update", leader.Name, leader.PID())
-	newLeader, err := cluster.Leader(ctx, client)
+	say("etcd", "killed the leader %s (SIGKILL, pid %d) while the hosts refresh and update", leader.name, leader.pid())
+	newLeader, err := cluster.leader(ctx, client)
 	if err != nil {
 		return err
 	}
-	say("etcd", "%s is the new leader (seen %v after the kill)", newLeader.Name, time.Since(killedAt).Round(10*time.Millisecond))
+	say("etcd", "%s is the new leader (seen %v after the kill)", newLeader.name, time.Since(killedAt).Round(10*time.Millisecond))
 	for count() <= atKill {
 		if ctx.Err() != nil {
 			return fmt.Errorf("no host wrote after the leader died: %w", ctx.Err())
@@ -308,7 +333,7 @@ func run(out io.Writer) error {
 
 	st = srv.Stats()
 	fmt.Fprintf(out, "\nResults\n")
-	fmt.Fprintf(out, "  leader killed                  %s (SIGKILL); %s took over\n", leader.Name, newLeader.Name)
+	fmt.Fprintf(out, "  leader killed                  %s (SIGKILL); %s took over\n", leader.name, newLeader.name)
 	fmt.Fprintf(out, "  refreshes at the provider      %d in %v (each shared by all %d hosts; a token is renewed halfway through its %v life)\n", st.Refreshes, time.Since(start).Round(time.Second), hosts, tokenLifetime)
 	fmt.Fprintf(out, "  invalid_grant (reused token)   %d\n", st.InvalidGrants)
 	fmt.Fprintf(out, "  API calls                      %d served, %d refused by the API, %d failed in hosts (with a clear error)\n", total.ok, st.APIRefused, total.failed)
@@ -386,7 +411,7 @@ func worker(id string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	ts := sessionstore.TokenSource(ctx, store, authType, sessionstore.ConfigRefresher(sessionstoretest.ConfigFor(url)))
+	ts := sessionstore.TokenSource(ctx, store, authType, sessionstore.ConfigRefresher(configFor(url)))
 	api := oauth2.NewClient(ctx, ts)
 
 	var mu sync.Mutex // stdout lines are whole
@@ -418,7 +443,7 @@ func worker(id string, stdin io.Reader, stdout io.Writer) error {
 		tok, err := call(ctx, func() (*oauth2.Token, error) { return ts.Token() })
 		if err == nil {
 			_, err = call(ctx, func() (struct{}, error) {
-				return struct{}{}, sessionstoretest.CallAPI(ctx, api, url+"/api/me")
+				return struct{}{}, callAPI(ctx, api, url+"/api/me")
 			})
 		}
 		switch {
@@ -447,7 +472,7 @@ func worker(id string, stdin io.Reader, stdout io.Writer) error {
 				incOK++
 				break
 			}
-			if strings.Contains(err.Error(), "is unknown") || strings.Contains(err.Error(), "no answer within") {
+			if errors.Is(err, sessionstore.ErrOutcomeUnknown) || strings.Contains(err.Error(), "no answer within") {
 				incUnknown++
 				say("error %s", oneLine(err))
 				break
