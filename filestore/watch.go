@@ -214,10 +214,7 @@ func (h *hub) rewatch(w *fsnotify.Watcher, dir string) bool {
 		return false
 	}
 	w.Remove(dir)
-	if w.Add(dir) != nil {
-		return false
-	}
-	return true
+	return w.Add(dir) == nil
 }
 
 func (h *hub) run(w *fsnotify.Watcher) {

@@ -45,6 +45,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
+	"github.com/sessionstore/sessionstore/sessionstoretest"
 )
 
 const (
@@ -168,7 +169,8 @@ func run(out io.Writer) error {
 	}
 	say("etcd", "leader: %s", leader.name)
 
-	srv := newProvider(tokenLifetime, 20*time.Millisecond) // a refresh takes 20 ms: a wider window for two hosts to race
+	srv := sessionstoretest.NewProvider(tokenLifetime)
+	srv.SetRefreshDelay(20 * time.Millisecond) // a wider window for two hosts to race
 	defer srv.Close()
 	say("setup", "prefix           %s", prefix)
 	say("setup", "key file         %s (%s…), the same on every host", keyFile, k.PublicKey(0)[:20])
@@ -181,7 +183,7 @@ func run(out io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	tok, err := configFor(srv.URL).PasswordCredentialsToken(ctx, username, password)
+	tok, err := sessionstoretest.ConfigFor(srv.URL).PasswordCredentialsToken(ctx, sessionstoretest.Username, sessionstoretest.Password)
 	if err != nil {
 		return err
 	}
@@ -411,7 +413,7 @@ func worker(id string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	ts := sessionstore.TokenSource(ctx, store, authType, sessionstore.ConfigRefresher(configFor(url)))
+	ts := sessionstore.TokenSource(ctx, store, authType, sessionstore.ConfigRefresher(sessionstoretest.ConfigFor(url)))
 	api := oauth2.NewClient(ctx, ts)
 
 	var mu sync.Mutex // stdout lines are whole
@@ -443,7 +445,7 @@ func worker(id string, stdin io.Reader, stdout io.Writer) error {
 		tok, err := call(ctx, func() (*oauth2.Token, error) { return ts.Token() })
 		if err == nil {
 			_, err = call(ctx, func() (struct{}, error) {
-				return struct{}{}, callAPI(ctx, api, url+"/api/me")
+				return struct{}{}, sessionstoretest.CallAPI(ctx, api, url+"/api/me")
 			})
 		}
 		switch {
