@@ -127,10 +127,10 @@ func (s *Store) forget(name string, rev int64) {
 // have happened.
 func (s *Store) open(data []byte, name, key string) (*crypto.Record, error) {
 	s.opens.Add(1)
-	rec, _, err := s.keys.Load().ring.OpenIn(data, s.prefix, name)
+	rec, _, err := s.keys.Ring().OpenIn(data, s.prefix, name)
 	if errors.Is(err, sessionstore.ErrWrongKey) {
-		if changed, rerr := s.reloadKeys(); rerr == nil && changed {
-			rec, _, err = s.keys.Load().ring.OpenIn(data, s.prefix, name)
+		if changed, rerr := s.keys.Reload(); rerr == nil && changed {
+			rec, _, err = s.keys.Ring().OpenIn(data, s.prefix, name)
 		}
 	}
 	if err != nil {

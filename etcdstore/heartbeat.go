@@ -42,7 +42,7 @@ func (h Host) Holds(fp string) bool { return slices.Contains(h.Keys, fp) }
 // putHeartbeat writes the Store's heartbeat on sess's lease.
 func (s *Store) putHeartbeat(ctx context.Context, sess *session) error {
 	host, _ := os.Hostname()
-	hb := Host{Host: host, PID: os.Getpid(), Keys: s.keys.Load().ring.Fingerprints(), Time: time.Now().UTC()}
+	hb := Host{Host: host, PID: os.Getpid(), Keys: s.keys.Ring().Fingerprints(), Time: time.Now().UTC()}
 	data, err := json.Marshal(hb)
 	if err != nil {
 		return fmt.Errorf("etcdstore: heartbeat: %w", err)
@@ -68,7 +68,7 @@ func (s *Store) heartbeatLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(s.bg, heartbeatEvery)
-		changed, err := s.reloadKeys()
+		changed, err := s.keys.Reload()
 		if err != nil {
 			s.log.Warn("sessionstore: rereading the key file", "err", err)
 		}

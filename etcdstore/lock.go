@@ -150,7 +150,7 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (m *concurrenc
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		changed, err := s.keysChanged()
+		changed, err := s.keys.Changed()
 		if err != nil {
 			unlock()
 			return nil, nil, nil, err
@@ -158,7 +158,7 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (m *concurrenc
 		if changed && attempt >= 3 {
 			// The key file keeps changing: load it under the lock rather
 			// than starve.
-			if _, err := s.reloadKeys(); err != nil {
+			if _, err := s.keys.Reload(); err != nil {
 				unlock()
 				return nil, nil, nil, err
 			}
@@ -171,7 +171,7 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (m *concurrenc
 			return m, sess, unlock, nil
 		}
 		unlock()
-		if _, err := s.reloadKeys(); err != nil {
+		if _, err := s.keys.Reload(); err != nil {
 			return nil, nil, nil, err
 		}
 		reloaded = true

@@ -100,7 +100,7 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 		return err
 	}
 	defer unlock()
-	ring := s.keys.Load().ring
+	ring := s.keys.Ring()
 	resp, err := s.client.Get(ctx, key)
 	if err != nil {
 		return fmt.Errorf("etcdstore: read %s: %w", key, ctxErr(ctx, err))

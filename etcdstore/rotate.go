@@ -10,6 +10,7 @@ import (
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/batch"
+	"github.com/sessionstore/sessionstore/internal/keys"
 )
 
 // A rotation across hosts is staged, as Kubernetes rotates its
@@ -346,7 +347,7 @@ func Check(ctx context.Context, client *clientv3.Client, prefix, keyFile string,
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	ring, _, err := loadKeyring(keyFile, opts.Passphrase)
+	ring, _, err := keys.Load(keyFile, opts.Passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}

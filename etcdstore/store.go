@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"filippo.io/age"
+	"github.com/sessionstore/sessionstore/internal/keys"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessionstore/sessionstore"
@@ -25,8 +25,6 @@ import (
 type Store struct {
 	client       *clientv3.Client
 	prefix       string // no trailing "/"; the namespace bound into records
-	keyFile      string // "" when opened WithKeyring
-	extra        []age.Recipient
 	log          *slog.Logger
 	now          func() time.Time
 	ttl          int // lease TTL, seconds
@@ -34,9 +32,7 @@ type Store struct {
 	epoch        time.Time // the origin of monotonic deadlines (see watchState)
 	hooks        testHooks
 
-	keyMu sync.Mutex // serialises key reloads; guards pass
-	keys  atomic.Pointer[keyState]
-	pass  *crypto.Passphrase // WithPassphrase: asked once, for a protected key file
+	keys *keys.Keys
 
 	bg     context.Context // ends at Close: the background goroutines and the lease
 	stop   context.CancelFunc
@@ -95,32 +91,25 @@ func Open(ctx context.Context, client *clientv3.Client, prefix string, opts ...O
 	s := &Store{
 		client:       client,
 		prefix:       prefix,
-		extra:        o.extra,
 		log:          o.logger,
 		now:          o.now,
 		ttl:          int((o.lockTTL + time.Second - 1) / time.Second),
 		maxStaleness: o.maxStaleness,
 		epoch:        time.Now(),
-		pass:         crypto.NewPassphrase(o.askPass),
 		hooks:        o.hooks,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if o.keyring != nil {
-		ring, err := o.keyring.WithRecipients(o.extra...)
-		if err != nil {
-			return nil, fmt.Errorf("etcdstore: %w", err)
-		}
-		s.keys.Store(&keyState{ring: ring})
-	} else {
-		s.keyFile = o.keyFile
-		if abs, err := filepath.Abs(o.keyFile); err == nil {
-			s.keyFile = abs
-		}
-		if _, err := s.reloadKeys(); err != nil {
-			return nil, err
-		}
+	keyFile := o.keyFile
+	if abs, err := filepath.Abs(keyFile); err == nil && keyFile != "" {
+		keyFile = abs
+	}
+	var err error
+	s.keys, err = keys.New(keys.Config{Pkg: "etcdstore", File: keyFile, Ring: o.keyring, Extra: o.extra,
+		AskPass: o.askPass, Log: s.log, Derive: s.countDerivation})
+	if err != nil {
+		return nil, err
 	}
 	s.bg, s.stop = context.WithCancel(context.Background())
 	if _, err := s.session(ctx); err != nil {
@@ -137,7 +126,7 @@ func Open(ctx context.Context, client *clientv3.Client, prefix string, opts ...O
 func (s *Store) Prefix() string { return s.prefix }
 
 // Keyring returns the keyring the Store currently uses.
-func (s *Store) Keyring() *crypto.Keyring { return s.keys.Load().ring }
+func (s *Store) Keyring() *crypto.Keyring { return s.keys.Ring() }
 
 // The key layout under the prefix.
 func recordsPrefix(prefix string) string { return prefix + "/records/" }

@@ -289,7 +289,7 @@ func (s *Store) apply(gen uint64, pfx string, ev *clientv3.Event) {
 		pw := p.(*pendingWrite)
 		next = &entry{ok: true, auth: pw.auth, modRev: rev, seq: pw.seq, written: pw.written, maxSeq: pw.seq, gen: gen}
 	} else if ev.Type == clientv3.EventTypePut && e != nil && e.ok {
-		if rec, _, err := s.keys.Load().ring.OpenIn(ev.Kv.Value, s.prefix, name); err == nil {
+		if rec, _, err := s.keys.Ring().OpenIn(ev.Kv.Value, s.prefix, name); err == nil {
 			s.opens.Add(1)
 			if a, err := wire.DecodeAuth(rec.Auth); err == nil && rec.Seq >= e.maxSeq {
 				next = &entry{ok: true, auth: a, modRev: rev, seq: rec.Seq, written: rec.Written, maxSeq: rec.Seq, gen: gen}

@@ -87,7 +87,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, err
 	}
 	defer unlock()
-	ring := s.keys.Load().ring
+	ring := s.keys.Ring()
 	gen := s.watch.gen.Load()
 	cur, err := s.readCurrent(ctx, gen, ring, authType, key)
 	if err != nil {

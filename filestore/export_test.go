@@ -50,7 +50,7 @@ func (s *Store) WatchList() []string {
 func (s *Store) DerivedUnderLock() uint64 { return s.derivedUnderLock.Load() }
 
 // KeyFilesSafe reports whether s checks its key files by identity.
-func (s *Store) KeyFilesSafe() bool { return s.keys.Load().files.safe }
+func (s *Store) KeyFilesSafe() bool { return s.keys.FilesSafe() }
 
 // Trusted reports whether authType's cached entry is vouched for by the
 // watcher (a Get returns it without I/O).

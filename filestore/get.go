@@ -191,14 +191,14 @@ func (s *Store) forget(name string) {
 // have happened.
 func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
 	s.opens.Add(1)
-	rec, _, err := s.keys.Load().ring.Open(data, name)
+	rec, _, err := s.keys.Ring().Open(data, name)
 	if errors.Is(err, sessionstore.ErrWrongKey) {
-		if changed, rerr := s.reloadKeys(); rerr == nil && changed {
-			rec, _, err = s.keys.Load().ring.Open(data, name)
+		if changed, rerr := s.keys.Reload(); rerr == nil && changed {
+			rec, _, err = s.keys.Ring().Open(data, name)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("filestore: %s: %w%s", path, err, s.wrongKeyHint(err))
+		return nil, fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))
 	}
 	return rec, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/batch"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
+	"github.com/sessionstore/sessionstore/internal/keys"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
@@ -115,15 +116,15 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 			return nil, fmt.Errorf("rotate: %w", err)
 		}
 	}
-	unlock, err := lockKeyFile(ctx, keyFile)
+	unlock, err := keys.LockFile(ctx, keyFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
 	defer unlock()
 	if err := crypto.RemoveTempKeyFile(keyFile); err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
-	old, pass, err := loadKeyring(keyFile, opts.Passphrase)
+	old, pass, err := keys.Load(keyFile, opts.Passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
@@ -269,26 +270,11 @@ type CheckOptions struct {
 // it. A record that no identity opens, or that does not verify, has Err
 // set. Check changes nothing.
 func Check(ctx context.Context, keyFile string, dirs []string, opts CheckOptions) ([]RecordStatus, error) {
-	ring, _, err := loadKeyring(keyFile, opts.Passphrase)
+	ring, _, err := keys.Load(keyFile, opts.Passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	return check(ctx, ring, dirs, opts.Workers)
-}
-
-// loadKeyring loads keyFile, asking for its passphrase if it is protected,
-// and returns the passphrase ("" if none) for writing it back.
-func loadKeyring(keyFile string, askPass func() (string, error)) (*crypto.Keyring, string, error) {
-	var pass string
-	ring, err := crypto.LoadKeyringWithPassphrase(keyFile, func() (string, error) {
-		if askPass == nil {
-			return "", crypto.ErrPassphraseRequired
-		}
-		p, err := askPass()
-		pass = p
-		return p, err
-	})
-	return ring, pass, err
 }
 
 func check(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int) ([]RecordStatus, error) {
@@ -385,7 +371,7 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 		return false, err
 	}
 	defer unlock()
-	ring := s.keys.Load().ring
+	ring := s.keys.Ring()
 	path := s.recordPath(stem)
 	data, err := readRecord(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -456,12 +442,6 @@ func absDirs(dirs []string) ([]string, error) {
 		abs[i] = a
 	}
 	return abs, nil
-}
-
-// lockKeyFile takes keyFile+".lock" exclusively.
-func lockKeyFile(ctx context.Context, keyFile string) (func(), error) {
-	unlock, _, err := lockFile(ctx, keyFile+lockSuffix)
-	return unlock, err
 }
 
 func failed(records []RecordStatus) []RecordStatus {

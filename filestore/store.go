@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"filippo.io/age"
+	"github.com/sessionstore/sessionstore/internal/keys"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
@@ -29,8 +29,7 @@ const maxRecordSize = 2 << 20
 // goroutines and, through file locks, by processes.
 type Store struct {
 	dir     string
-	keyFile string          // "" when opened WithKeyring
-	extra   []age.Recipient // WithRecipients
+	keyFile string // "" when opened WithKeyring
 	watch   bool
 	remote  bool // on a network file system: never trust a file's identity for its bytes
 	euid    int  // the user that opened the Store, who must own its directory
@@ -38,9 +37,7 @@ type Store struct {
 	now     func() time.Time
 	fault   fsutil.FaultFunc // test seam for the write path
 
-	keyMu sync.Mutex // serialises key reloads; guards pass
-	keys  atomic.Pointer[keyState]
-	pass  *crypto.Passphrase // WithPassphrase: asked once, for a protected key file
+	keys *keys.Keys
 
 	cache  cache // by auth type
 	closed atomic.Bool
@@ -85,12 +82,10 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{
 		dir:   dir,
-		extra: o.extra,
 		watch: !o.noWatch,
 		log:   o.logger,
 		now:   o.now,
 		fault: o.fault,
-		pass:  crypto.NewPassphrase(o.askPass),
 		euid:  os.Geteuid(),
 	}
 	s.watcher.hub = processHub
@@ -100,21 +95,18 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if o.keyring != nil {
-		ring, err := o.keyring.WithRecipients(o.extra...)
-		if err != nil {
-			return nil, fmt.Errorf("filestore: %w", err)
-		}
-		s.keys.Store(&keyState{ring: ring})
-	} else {
+	if o.keyring == nil {
 		s.keyFile = o.keyFile
 		if abs, err := filepath.Abs(o.keyFile); err == nil {
 			s.keyFile = abs
 		}
-		s.removeTempKeyFile()
-		if _, err := s.reloadKeys(); err != nil {
-			return nil, err
-		}
+		keys.RemoveTemp(s.keyFile, s.log)
+	}
+	var err error
+	s.keys, err = keys.New(keys.Config{Pkg: "filestore", File: s.keyFile, Ring: o.keyring, Extra: o.extra,
+		AskPass: o.askPass, Log: s.log, Derive: s.countDerivation})
+	if err != nil {
+		return nil, err
 	}
 	// Only now that the keys are loaded: a failed Open leaves no
 	// directory behind.
@@ -258,7 +250,7 @@ func (s *Store) reopenDir(fi fs.FileInfo) error {
 func (s *Store) Dir() string { return s.dir }
 
 // Keyring returns the keyring the Store currently uses.
-func (s *Store) Keyring() *crypto.Keyring { return s.keys.Load().ring }
+func (s *Store) Keyring() *crypto.Keyring { return s.keys.Ring() }
 
 func (s *Store) recordPath(stem string) string { return filepath.Join(s.dir, stem+recordSuffix) }
 

@@ -264,7 +264,7 @@ func (s *Store) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 		// Loading can be heavy (scrypt): not on the shared watcher's
 		// goroutine.
 		go func() {
-			if _, err := s.reloadKeys(); err != nil {
+			if _, err := s.keys.Reload(); err != nil {
 				s.log.Warn("sessionstore: key file changed but does not load; keeping the loaded keys", "err", err)
 			}
 		}()

@@ -97,7 +97,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		if sealDone, err = procLockFor(s.lockPath(stem)).sealTurn(ctx); err != nil {
 			return sessionstore.AuthObject{}, fmt.Errorf("filestore: %s %q: %w", op, authType, err)
 		}
-		if pre, err = s.seal(s.keys.Load().ring, op, path, authType, *set, s.maxSeq(authType)+1); err != nil {
+		if pre, err = s.seal(s.keys.Ring(), op, path, authType, *set, s.maxSeq(authType)+1); err != nil {
 			sealDone()
 			return sessionstore.AuthObject{}, err
 		}
@@ -111,7 +111,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, err
 	}
 	defer unlock()
-	ring := s.keys.Load().ring
+	ring := s.keys.Ring()
 	// A Set needs no value from the current record: the writers' note may
 	// vouch for it (note.go).
 	var n *note
@@ -261,7 +261,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note
 	s.opens.Add(1)
 	rec, _, err := ring.Open(data, authType)
 	if err != nil {
-		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w%s", path, err, s.wrongKeyHint(err))}, nil
+		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))}, nil
 	}
 	a, err := wire.DecodeAuth(rec.Auth)
 	if err != nil {
@@ -294,7 +294,7 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func()
 		if err != nil {
 			return nil, noNote, err
 		}
-		changed, err := s.keysChanged()
+		changed, err := s.keys.Changed()
 		if err != nil {
 			unlock()
 			return nil, noNote, err
@@ -305,14 +305,14 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func()
 		if attempt >= 3 {
 			// The key file keeps changing under us: load it under the
 			// lock rather than starve.
-			if _, err := s.reloadKeys(); err != nil {
+			if _, err := s.keys.Reload(); err != nil {
 				unlock()
 				return nil, noNote, err
 			}
 			return unlock, fd, nil
 		}
 		unlock()
-		if _, err := s.reloadKeys(); err != nil {
+		if _, err := s.keys.Reload(); err != nil {
 			return nil, noNote, err
 		}
 	}
