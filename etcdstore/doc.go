@@ -52,7 +52,7 @@
 // means. Each open Store publishes a heartbeat with the fingerprints of its
 // keys (primary first) and rereads its key file before each write and every
 // two seconds. [Hosts] lists the heartbeats; a staged rotation ([Stage],
-// [Rotate], [Retire], what rekey -stage, -etcd and -retire run) checks them
+// [Promote], [Retire], what rekey -stage, -etcd and -retire run) checks them
 // before each step, and [Check] reports which key opens each record.
 //
 // # The etcd client

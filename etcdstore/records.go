@@ -15,7 +15,7 @@ import (
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
-// RecordStatus describes one record, as Check, Rotate and Retire see it.
+// RecordStatus describes one record, as Check, Promote and Retire see it.
 // It never holds a token.
 type RecordStatus struct {
 	Prefix    string    `json:"prefix"`

@@ -20,7 +20,7 @@ import (
 //
 //  1. Stage: a new identity is added to the key file after the others,
 //     decrypt-only. Hosts that have it open records sealed to it.
-//  2. Rotate: once every live host holds the staged identity, it becomes
+//  2. Promote: once every live host holds the staged identity, it becomes
 //     the primary (the old primary is kept, decrypt-only) and every record
 //     is resealed to it. Hosts that still have the previous key file seal
 //     their writes to the old primary, which every host can still open.
@@ -108,7 +108,7 @@ func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport
 		Kind: staged.KindOf(last), PrimaryKind: staged.KindOf(0)}, nil
 }
 
-// RotateOptions configures Rotate and Retire.
+// RotateOptions configures Promote and Retire.
 type RotateOptions struct {
 	DryRun  bool // check the hosts and the records; change nothing
 	Workers int  // records resealed in parallel; 0 means 1
@@ -118,7 +118,7 @@ type RotateOptions struct {
 	Passphrase func() (string, error)
 }
 
-// A RotateReport says what Rotate or Retire did (or, with an error, what
+// A RotateReport says what Promote or Retire did (or, with an error, what
 // they found).
 type RotateReport struct {
 	PublicKey   string         // the (new) primary's recipient
@@ -128,12 +128,12 @@ type RotateReport struct {
 	Hosts       []Host         // the live hosts, as their heartbeats said
 	Lacking     []Host         // the live hosts that lack what the step needs
 	Records     []RecordStatus // every record, after the step
-	Resumed     bool           // Rotate finished a promotion that was interrupted
+	Resumed     bool           // Promote finished a promotion that was interrupted
 	Stragglers  int            // records still under an old key (sealed by hosts with the previous key file)
 	Retired     int            // identities Retire removed from the key file
 }
 
-// Rotate is step 2: it promotes keyFile's staged identity to the primary
+// Promote is step 2: it promotes keyFile's staged identity to the primary
 // and reseals every record under prefix to it, each under its etcd lock
 // and fenced, through a Store opened on keyFile.
 //
@@ -142,10 +142,10 @@ type RotateReport struct {
 // hand; otherwise it returns an error wrapping ErrHostsNotReady (with
 // report.Lacking) or ErrRotationIncomplete, and keyFile is byte for byte
 // as it was. The key file it writes is marked as a rotation in progress:
-// if Rotate is interrupted, running it again resumes (Resumed). Records
+// if Promote is interrupted, running it again resumes (Resumed). Records
 // that hosts with the previous key file seal to the old primary meanwhile
 // are counted in Stragglers; Retire reseals them.
-func Rotate(ctx context.Context, client *clientv3.Client, prefix, keyFile string, opts RotateOptions) (*RotateReport, error) {
+func Promote(ctx context.Context, client *clientv3.Client, prefix, keyFile string, opts RotateOptions) (*RotateReport, error) {
 	prefix, err := cleanPrefix(prefix)
 	if err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)

@@ -128,7 +128,7 @@ func TestStageKeepsTheKind(t *testing.T) {
 	require.ErrorContains(t, err, "already has a staged post-quantum key")
 
 	c := e.client(t)
-	promoted, err := etcdstore.Rotate(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
+	promoted, err := etcdstore.Promote(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, crypto.PostQuantum, promoted.Kind)
 	assert.Equal(t, crypto.X25519, promoted.OldKind)
@@ -137,7 +137,7 @@ func TestStageKeepsTheKind(t *testing.T) {
 	assert.True(t, ring.PostQuantum())
 }
 
-// Rotate refuses, changing nothing, while a live host (a separate
+// Promote refuses, changing nothing, while a live host (a separate
 // process with its own key file) lacks the staged key, and names it;
 // Retire refuses while a host's primary is still the old key. Once the
 // key file is distributed, both go through, and every record ends up
@@ -149,7 +149,7 @@ func TestRotateChecksHosts(t *testing.T) {
 	seed(t, e, 5)
 	stale := copyKey(t, e.key) // host B's copy, never updated at first
 
-	_, err := etcdstore.Rotate(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
+	_, err := etcdstore.Promote(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
 	require.ErrorContains(t, err, "has no staged key", "nothing to promote before -stage")
 
 	st, err := etcdstore.Stage(ctx, e.key, etcdstore.StageOptions{})
@@ -162,7 +162,7 @@ func TestRotateChecksHosts(t *testing.T) {
 
 	staged, err := os.ReadFile(e.key)
 	require.NoError(t, err)
-	rep, err := etcdstore.Rotate(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
+	rep, err := etcdstore.Promote(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
 	require.ErrorIs(t, err, etcdstore.ErrHostsNotReady)
 	require.Len(t, rep.Lacking, 1)
 	assert.Equal(t, hostB.cmd.Process.Pid, rep.Lacking[0].PID, "the host that lacks the key is named")
@@ -175,7 +175,7 @@ func TestRotateChecksHosts(t *testing.T) {
 
 	distribute(t, e.key, stale)
 	waitHosts(t, ctx, c, e.prefix, 2, "every host holds the staged key", func(h etcdstore.Host) bool { return h.Holds(st.Fingerprint) })
-	rep, err = etcdstore.Rotate(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{Workers: 2})
+	rep, err = etcdstore.Promote(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{Workers: 2})
 	require.NoError(t, err)
 	assert.Equal(t, st.Fingerprint, rep.Fingerprint)
 	require.Len(t, rep.Records, 5)
@@ -239,7 +239,7 @@ func notUnder(t *testing.T, ctx context.Context, c *clientv3.Client, e env, i in
 	return len(chk.Records) - n
 }
 
-// A record that does not open with the keys on hand makes Rotate refuse
+// A record that does not open with the keys on hand makes Promote refuse
 // before it changes anything, naming the record; Check reports it.
 func TestRotateRefusesRecordThatDoesNotOpen(t *testing.T) {
 	ctx := ctxT(t)
@@ -254,7 +254,7 @@ func TestRotateRefusesRecordThatDoesNotOpen(t *testing.T) {
 	staged, err := os.ReadFile(e.key)
 	require.NoError(t, err)
 
-	rep, err := etcdstore.Rotate(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
+	rep, err := etcdstore.Promote(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
 	require.ErrorIs(t, err, etcdstore.ErrRotationIncomplete)
 	assert.Contains(t, err.Error(), e.prefix+"/records/foreign")
 	assert.Contains(t, err.Error(), "nothing changed")
@@ -290,7 +290,7 @@ func TestRotateDryRunAndResume(t *testing.T) {
 	require.NoError(t, err)
 	staged, err := os.ReadFile(e.key)
 	require.NoError(t, err)
-	rep, err := etcdstore.Rotate(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{DryRun: true})
+	rep, err := etcdstore.Promote(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{DryRun: true})
 	require.NoError(t, err)
 	assert.Len(t, rep.Records, 3)
 	now, err := os.ReadFile(e.key)
@@ -307,7 +307,7 @@ func TestRotateDryRunAndResume(t *testing.T) {
 	_, err = etcdstore.Stage(ctx, e.key, etcdstore.StageOptions{})
 	require.ErrorContains(t, err, "a rotation is in progress")
 
-	rep, err = etcdstore.Rotate(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
+	rep, err = etcdstore.Promote(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
 	require.NoError(t, err)
 	assert.True(t, rep.Resumed)
 	assert.Equal(t, st.Fingerprint, rep.Fingerprint)
@@ -353,7 +353,7 @@ func TestRotationWhileHostsWork(t *testing.T) {
 	distributeAll()
 	waitHosts(t, ctx, c, e.prefix, procs, "every host holds the staged key", func(h etcdstore.Host) bool { return h.Holds(st.Fingerprint) })
 
-	rep, err := etcdstore.Rotate(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
+	rep, err := etcdstore.Promote(ctx, c, e.prefix, e.key, etcdstore.RotateOptions{})
 	require.NoError(t, err)
 	t.Logf("promoted: %d records, %d stragglers sealed by hosts with the staged key file", len(rep.Records), rep.Stragglers)
 	distributeAll()

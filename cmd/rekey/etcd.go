@@ -116,7 +116,7 @@ func runStage(ctx context.Context, keyFile string, opts etcdstore.StageOptions, 
 }
 
 func runEtcdRotate(ctx context.Context, c *clientv3.Client, f etcdFlags, keyFile string, retire bool, opts etcdstore.RotateOptions, stdout, stderr io.Writer, fail func(error) int) int {
-	step := etcdstore.Rotate
+	step := etcdstore.Promote
 	if retire {
 		step = etcdstore.Retire
 	}
