@@ -256,7 +256,7 @@ func agedStore(b *testing.B) (dir, key string) {
 		require.NoError(b, err)
 		require.NoError(b, crypto.CreateKeyFile(agedFixture.key, ring))
 		fillRecordsWith(b, agedFixture.dir, agedFixture.key, 10, tokenAuth(0))
-		time.Sleep(fsutil.RacyWindow + 50*time.Millisecond)
+		time.Sleep(fsutil.RacyWindow() + 50*time.Millisecond)
 	})
 	return agedFixture.dir, agedFixture.key
 }
@@ -433,7 +433,7 @@ func newSetRig(t testing.TB, dir, keyDir string, stores int) *setRig {
 		require.NoError(t, crypto.CreateKeyFile(key, ring))
 		// A long-running writer's key file is older than the racy window:
 		// checking it under the lock is then two fstatat calls.
-		time.Sleep(fsutil.RacyWindow + 50*time.Millisecond)
+		time.Sleep(fsutil.RacyWindow() + 50*time.Millisecond)
 	}
 	r := &setRig{dir: dir, auth: tokenAuth(0)}
 	for range stores {

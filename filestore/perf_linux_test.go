@@ -403,7 +403,7 @@ func syscallRow(t *testing.T) perfRow {
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	// A long-running writer's key file is older than the racy window: it
 	// is then checked with two fstatat calls instead of being read.
-	time.Sleep(fsutil.RacyWindow + 50*time.Millisecond)
+	time.Sleep(fsutil.RacyWindow() + 50*time.Millisecond)
 	out := filepath.Join(t.TempDir(), "strace.out")
 	cmd := exec.Command(strace, "-f", "-qq", "-o", out, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childSpec{role: "sets", dir: dir, key: key, name: "server", n: setsCounted}.env()...)

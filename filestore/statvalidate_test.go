@@ -17,9 +17,7 @@ import (
 // written is validated by one fstatat, reading nothing; a rewrite of the
 // same size is still seen by the very next Get.
 func TestWithoutWatcherValidatesByIdentity(t *testing.T) {
-	old := fsutil.RacyWindow
-	fsutil.RacyWindow = 20 * time.Millisecond
-	t.Cleanup(func() { fsutil.RacyWindow = old })
+	t.Cleanup(fsutil.SetRacyWindow(20 * time.Millisecond))
 	ctx := ctxT(t)
 	dir, key := t.TempDir(), newKeyFile(t, false)
 	reader := openStore(t, dir, key, filestore.WithoutWatcher())
@@ -33,7 +31,7 @@ func TestWithoutWatcherValidatesByIdentity(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, reads+1, reader.Reads(), "within the racy window the bytes are read")
 
-	time.Sleep(2 * fsutil.RacyWindow)  // the file is now older than the window
+	time.Sleep(2 * fsutil.RacyWindow())  // the file is now older than the window
 	_, err = reader.Get(ctx, "server") // reads once more: its identity is now safe
 	require.NoError(t, err)
 	reads = reader.Reads()
@@ -56,12 +54,10 @@ func TestWithoutWatcherValidatesByIdentity(t *testing.T) {
 // that is safe (two fstatat calls instead of reading it), and still sees a
 // rotation at once.
 func TestWriterChecksKeyFileByIdentity(t *testing.T) {
-	old := fsutil.RacyWindow
-	fsutil.RacyWindow = 20 * time.Millisecond
-	t.Cleanup(func() { fsutil.RacyWindow = old })
+	t.Cleanup(fsutil.SetRacyWindow(20 * time.Millisecond))
 	ctx := ctxT(t)
 	dir, key := t.TempDir(), newKeyFile(t, false)
-	time.Sleep(2 * fsutil.RacyWindow)
+	time.Sleep(2 * fsutil.RacyWindow())
 	s := openStore(t, dir, key)
 	for range 3 {
 		require.NoError(t, s.Set(ctx, "server", sampleAuth()))
