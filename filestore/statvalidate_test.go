@@ -31,8 +31,8 @@ func TestWithoutWatcherValidatesByIdentity(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, reads+1, reader.Reads(), "within the racy window the bytes are read")
 
-	time.Sleep(2 * fsutil.RacyWindow())  // the file is now older than the window
-	_, err = reader.Get(ctx, "server") // reads once more: its identity is now safe
+	time.Sleep(2 * fsutil.RacyWindow()) // the file is now older than the window
+	_, err = reader.Get(ctx, "server")  // reads once more: its identity is now safe
 	require.NoError(t, err)
 	reads = reader.Reads()
 	for range 10 {
