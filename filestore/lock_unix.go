@@ -5,15 +5,10 @@ package filestore
 import (
 	"context"
 	"fmt"
-	"os"
 	"syscall"
 
 	"github.com/sessionstore/sessionstore"
 )
-
-// lockFlag opens a lock file, creating it, never through a symlink, and
-// without blocking on a FIFO.
-const lockFlag = os.O_CREATE | os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 
 // fileLock takes the flock on path with raw system calls (no poller
 // registration, and no LOCK_UN: closing the descriptor releases it),
