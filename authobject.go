@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -28,6 +29,22 @@ type AuthObject struct {
 	Ref           Ref            `json:"ref,omitzero"` // Podio: {type:"user", id:123}
 	TransferToken string         `json:"transfer_token,omitempty"`
 	Extra         map[string]any `json:"extra,omitempty"`
+	Health        Health         `json:"health,omitzero"`
+}
+
+// Health is what token sources learned of a session, kept with it so that
+// every process and host knows it: whether the provider still takes its
+// refresh token, and when it was last refreshed. It holds no secret.
+//
+// A TokenSource sets NeedsLogin when the provider refuses the stored
+// refresh token with invalid_grant; every TokenSource then returns
+// ErrNeedsLogin without asking the provider, until a session without
+// NeedsLogin is stored (a new login). Set replaces Health with the new
+// value's, as it replaces every field.
+type Health struct {
+	NeedsLogin  time.Time `json:"needs_login,omitzero"`  // when the provider refused the stored refresh token; zero: fine
+	Reason      string    `json:"reason,omitempty"`      // the provider's error code ("invalid_grant"), never a token or description
+	LastRefresh time.Time `json:"last_refresh,omitzero"` // last successful refresh by a TokenSource
 }
 
 // Ref is what a Podio session authenticates as: {type:"user", id:123} or
@@ -48,9 +65,28 @@ func redact(s string) string {
 
 // String returns a description of a without its tokens.
 func (a AuthObject) String() string {
-	return fmt.Sprintf("{AccessToken:%s RefreshToken:%s TokenType:%s Expiry:%s Scope:%s Ref:%s TransferToken:%s Extra:%s}",
+	return fmt.Sprintf("{AccessToken:%s RefreshToken:%s TokenType:%s Expiry:%s Scope:%s Ref:%s TransferToken:%s Extra:%s%s}",
 		redact(a.AccessToken), redact(a.RefreshToken), a.TokenType, a.Expiry.Format(time.RFC3339),
-		a.Scope, a.Ref, redact(a.TransferToken), extraKeys(a.Extra))
+		a.Scope, a.Ref, redact(a.TransferToken), extraKeys(a.Extra), healthText(a.Health))
+}
+
+// healthText is " Health:{...}" with h's non-zero fields, or "" for a zero
+// h.
+func healthText(h Health) string {
+	if h == (Health{}) {
+		return ""
+	}
+	var parts []string
+	if !h.NeedsLogin.IsZero() {
+		parts = append(parts, "NeedsLogin:"+h.NeedsLogin.Format(time.RFC3339))
+	}
+	if h.Reason != "" {
+		parts = append(parts, "Reason:"+h.Reason)
+	}
+	if !h.LastRefresh.IsZero() {
+		parts = append(parts, "LastRefresh:"+h.LastRefresh.Format(time.RFC3339))
+	}
+	return " Health:{" + strings.Join(parts, " ") + "}"
 }
 
 // GoString is String for %#v.
@@ -77,7 +113,23 @@ func (a AuthObject) LogValue() slog.Value {
 		slog.String("ref", a.Ref.String()),
 		slog.String("transfer_token", redact(a.TransferToken)),
 		slog.Any("extra_keys", slices.Sorted(maps.Keys(a.Extra))),
+		slog.Attr{Key: "health", Value: a.Health.logValue()}, // omitted when zero
 	)
+}
+
+// logValue is h's non-zero fields as a group.
+func (h Health) logValue() slog.Value {
+	var attrs []slog.Attr
+	if !h.NeedsLogin.IsZero() {
+		attrs = append(attrs, slog.Time("needs_login", h.NeedsLogin))
+	}
+	if h.Reason != "" {
+		attrs = append(attrs, slog.String("reason", h.Reason))
+	}
+	if !h.LastRefresh.IsZero() {
+		attrs = append(attrs, slog.Time("last_refresh", h.LastRefresh))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // MarshalJSON implements json.Marshaler with the tokens redacted, so that
@@ -94,6 +146,7 @@ func (a AuthObject) MarshalJSON() ([]byte, error) {
 		Ref           Ref       `json:"ref,omitzero"`
 		TransferToken string    `json:"transfer_token,omitempty"`
 		ExtraKeys     []string  `json:"extra_keys,omitempty"`
+		Health        Health    `json:"health,omitzero"`
 	}
 	return json.Marshal(shown{
 		AccessToken:   redact(a.AccessToken),
@@ -104,12 +157,13 @@ func (a AuthObject) MarshalJSON() ([]byte, error) {
 		Ref:           a.Ref,
 		TransferToken: redact(a.TransferToken),
 		ExtraKeys:     slices.Sorted(maps.Keys(a.Extra)),
+		Health:        a.Health,
 	})
 }
 
 // Equal reports whether a and b hold the same session: equal strings,
-// the same instant of expiry, the same ref, and deeply equal Extra (nil
-// and empty are equal).
+// the same instant of expiry, the same ref, deeply equal Extra (nil and
+// empty are equal) and the same Health (its times as instants).
 func (a AuthObject) Equal(b AuthObject) bool {
 	return a.AccessToken == b.AccessToken &&
 		a.RefreshToken == b.RefreshToken &&
@@ -118,6 +172,9 @@ func (a AuthObject) Equal(b AuthObject) bool {
 		a.Scope == b.Scope &&
 		a.Ref == b.Ref &&
 		a.TransferToken == b.TransferToken &&
+		a.Health.NeedsLogin.Equal(b.Health.NeedsLogin) &&
+		a.Health.Reason == b.Health.Reason &&
+		a.Health.LastRefresh.Equal(b.Health.LastRefresh) &&
 		(len(a.Extra) == 0 && len(b.Extra) == 0 || reflect.DeepEqual(a.Extra, b.Extra))
 }
 

@@ -44,4 +44,9 @@ var (
 	// could not tell whether the write was applied. Re-read the record
 	// before retrying.
 	ErrOutcomeUnknown = errors.New("whether the write was applied is unknown")
+
+	// ErrNeedsLogin: the provider refused the session's refresh token
+	// (invalid_grant), and the session is marked so (Health.NeedsLogin):
+	// no TokenSource asks the provider again until a new login is stored.
+	ErrNeedsLogin = errors.New("session needs a new login")
 )

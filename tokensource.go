@@ -38,6 +38,47 @@ func WithExpirySkew(d time.Duration) TokenSourceOption {
 	return func(ts *tokenSource) { ts.skew = d }
 }
 
+// WithEvents makes the token source call fn after each refresh request it
+// makes: one Event per request, whether the refresh was stored
+// (EventRefreshed), failed (EventRefreshFailed) or found the session dead
+// and marked it (EventNeedsLogin). Tokens found refreshed by other
+// processes, and calls answered from a backoff or a mark, make no request
+// and call nothing. fn is called by the goroutine whose Token call made
+// the request, after every lock is released: a slow fn delays that caller
+// alone.
+func WithEvents(fn func(Event)) TokenSourceOption {
+	return func(ts *tokenSource) { ts.events = fn }
+}
+
+// An Event is a refresh request a token source made (see WithEvents).
+type Event struct {
+	Kind     EventKind // EventRefreshed, EventRefreshFailed, EventNeedsLogin
+	AuthType string
+	Expiry   time.Time // the new token's, for EventRefreshed
+	Err      error     // redacted, for the failures
+}
+
+// An EventKind says how a refresh request ended.
+type EventKind int
+
+const (
+	EventRefreshed     EventKind = iota + 1 // a new token, stored
+	EventRefreshFailed                      // no new token stored; Err says why
+	EventNeedsLogin                         // invalid_grant: the session is now marked as needing a new login
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventRefreshed:
+		return "refreshed"
+	case EventRefreshFailed:
+		return "refresh failed"
+	case EventNeedsLogin:
+		return "needs login"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
 // timeNow is the clock of every token source (a seam for tests).
 var timeNow = time.Now
 
@@ -51,29 +92,46 @@ var timeNow = time.Now
 //     record again, and if another process refreshed meanwhile, that token
 //     is used and nothing is written;
 //   - else refresh is called and the new token stored before the lock is
-//     released, so a rotating refresh token is used exactly once.
+//     released, so a rotating refresh token is used exactly once. The
+//     stored session's Health.LastRefresh says when.
 //
-// A refresh refused with invalid_grant (its refresh token already used)
-// reads the session again first: if another process or host stored a new
-// one meanwhile, that one is used. Otherwise a failed refresh leaves the
-// stored session untouched and returns the refresher's error (an
-// *oauth2.RetrieveError for ConfigRefresher), with the session's tokens
-// redacted from its message and from the provider's
-// description, even where the provider echoed them. The source then backs
-// off: for 1 s, doubling after each further failure up to 1 min, calls
-// that need a refresh get the same error without a request to the
-// provider (a token another process stored meanwhile is still used). A
-// response without a refresh token keeps the old one. A token counts as
-// expired WithExpirySkew (default 10 s) before its expiry, or half its
-// lifetime before, if that is shorter; its lifetime counts from when this
-// source first saw it. With no stored session, Token returns an error
-// wrapping ErrNotFound.
+// A refresh refused with invalid_grant while the refresh token it sent is
+// still the stored one (under the lock) means the session is dead: the
+// source stores it marked (Health.NeedsLogin and Reason set, its tokens
+// kept) and returns an error wrapping both ErrNeedsLogin and the
+// provider's error. From then on every TokenSource of that session, in
+// every process and on every host, returns an error wrapping ErrNeedsLogin
+// without a request to the provider, until a session without NeedsLogin
+// is stored (a new login, with Set).
+//
+// If the lock was lost meanwhile (another host may have refreshed), an
+// invalid_grant marks nothing: the source reads the session again and uses
+// one stored meanwhile. Other failed refreshes (network errors, 5xx,
+// invalid_client, timeouts) leave the stored session untouched and return
+// the refresher's error (an *oauth2.RetrieveError for ConfigRefresher),
+// with the session's tokens redacted from its message and from the
+// provider's description, even where the provider echoed them. The source
+// then backs off: for 1 s, doubling after each further failure up to
+// 1 min, calls that need a refresh get the same error without a request to
+// the provider (a token another process stored meanwhile is still used). A
+// response without a refresh token keeps the old one.
+//
+// A token counts as expired WithExpirySkew (default 10 s) before its
+// expiry, or half its lifetime before, if that is shorter; its lifetime
+// counts from the session's last refresh by a TokenSource
+// (Health.LastRefresh), or else from when this source first saw it. With
+// no stored session, Token returns an error wrapping ErrNotFound.
 //
 // ctx bounds every lock wait and refresh of the returned source. It is
 // safe for concurrent use; there is no need to wrap it in
 // oauth2.ReuseTokenSource.
 func TokenSource(ctx context.Context, s Store, authType string, refresh Refresher,
 	opts ...TokenSourceOption) oauth2.TokenSource {
+	return newTokenSource(ctx, s, authType, refresh, opts)
+}
+
+func newTokenSource(ctx context.Context, s Store, authType string, refresh Refresher,
+	opts []TokenSourceOption) *tokenSource {
 	ts := &tokenSource{s: s, ctx: ctx, name: authType, refresh: refresh, skew: 10 * time.Second}
 	for _, opt := range opts {
 		opt(ts)
@@ -87,6 +145,7 @@ type tokenSource struct {
 	name    string
 	refresh Refresher
 	skew    time.Duration
+	events  func(Event)
 
 	last atomic.Pointer[seen] // the session this source last handed out
 
@@ -107,44 +166,75 @@ const (
 type seen struct {
 	auth  AuthObject
 	tok   *oauth2.Token
-	since time.Time // when this source first saw it
+	since time.Time // when its lifetime started, for this source
+}
+
+// newSeen returns a as a source sees it at now: its lifetime starts at its
+// last refresh, if a TokenSource stored it (so that every process agrees
+// on when it is due), else now.
+func newSeen(a AuthObject, now time.Time) *seen {
+	since := now
+	if r := a.Health.LastRefresh; !r.IsZero() && r.Before(now) && r.Before(a.Expiry) {
+		since = r
+	}
+	return &seen{auth: a, tok: a.Token(), since: since}
 }
 
 func (ts *tokenSource) Token() (*oauth2.Token, error) {
+	tok, ev, err := ts.token()
+	if ev.Kind != 0 && ts.events != nil {
+		ts.events(ev) // outside every lock
+	}
+	return tok, err
+}
+
+// token is Token, and the event it reports, if any.
+func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 	a, err := ts.s.Get(ts.ctx, ts.name)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
+		return nil, Event{}, err
+	}
+	if err == nil && !a.Health.NeedsLogin.IsZero() {
+		return nil, Event{}, needsLogin(ts.name, a.Health)
 	}
 	// The hot path takes no lock and allocates nothing: the stored session
 	// is the one this source last handed out, and still valid.
 	if l := ts.last.Load(); err == nil && l != nil && l.auth.Equal(a) && ts.valid(l) {
-		return l.tok, nil
+		return l.tok, Event{}, nil
 	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if err == nil {
 		l := ts.last.Load()
 		if l == nil || !l.auth.Equal(a) {
-			l = &seen{auth: a, tok: a.Token(), since: timeNow()}
+			l = newSeen(a, timeNow())
 			ts.last.Store(l)
 		}
 		if ts.valid(l) {
-			return l.tok, nil
+			return l.tok, Event{}, nil
 		}
 	}
 	if ts.failErr != nil && timeNow().Before(ts.retryAt) {
-		return nil, ts.failErr // backing off: no request to the provider
+		return nil, Event{}, ts.failErr // backing off: no request to the provider
 	}
 	stale, getErr := a, err // what this source found unusable
-	var found *seen
-	var refreshErr error
-	var usedRT string // the refresh token the failed refresh sent
+	var (
+		found      *seen
+		refreshed  bool   // found is this source's refresh
+		requested  bool   // this source asked the provider
+		refreshErr error  // the refresher's error, redacted
+		markErr    error  // the session is dead: the error that says so
+		usedRT     string // the refresh token the failed refresh sent
+	)
 	_, err = ts.s.Update(ts.ctx, ts.name, func(cur AuthObject, exists bool) (AuthObject, error) {
 		if !exists {
 			if getErr != nil { // it names the file or key
 				return AuthObject{}, fmt.Errorf("sessionstore: token for %q: %w", ts.name, getErr)
 			}
 			return AuthObject{}, fmt.Errorf("sessionstore: token for %q: %w", ts.name, ErrNotFound)
+		}
+		if !cur.Health.NeedsLogin.IsZero() { // marked meanwhile
+			return AuthObject{}, needsLogin(ts.name, cur.Health)
 		}
 		if l := ts.last.Load(); l != nil && l.auth.Equal(cur) {
 			if ts.valid(l) {
@@ -156,69 +246,118 @@ func (ts *tokenSource) Token() (*oauth2.Token, error) {
 			// it has not expired, whatever the skew.
 			now := timeNow()
 			if cur.AccessToken != "" && (cur.Expiry.IsZero() || now.Before(cur.Expiry)) {
-				found = &seen{auth: cur, tok: cur.Token(), since: now}
+				found = newSeen(cur, now)
 				return cur, nil // Equal to cur: nothing is written
 			}
 		}
 		if ts.refresh == nil {
 			return AuthObject{}, fmt.Errorf("sessionstore: token for %q has expired and the token source has no Refresher", ts.name)
 		}
+		requested = true
 		tok, err := ts.refresh(ts.ctx, cur.Token())
 		if err != nil {
-			refreshErr = redactErr(fmt.Errorf("sessionstore: refreshing %q: %w", ts.name, err),
-				cur.AccessToken, cur.RefreshToken, cur.TransferToken)
+			secrets := []string{cur.AccessToken, cur.RefreshToken, cur.TransferToken}
+			refreshErr = redactErr(fmt.Errorf("sessionstore: refreshing %q: %w", ts.name, err), secrets...)
 			usedRT = cur.RefreshToken
+			if code := invalidGrant(err); code != "" && cur.RefreshToken != "" {
+				// Refused, and cur is what is stored now, under its
+				// lock: the refresh token is dead for everyone. Store
+				// the mark; the fenced write fails if the lock was lost.
+				markErr = redactErr(fmt.Errorf("sessionstore: refreshing %q: %w: %w", ts.name, ErrNeedsLogin, err), secrets...)
+				cur.Health = Health{NeedsLogin: timeNow().UTC(), Reason: code, LastRefresh: cur.Health.LastRefresh}
+				return cur, nil
+			}
 			return AuthObject{}, refreshErr
 		}
 		if tok == nil || tok.AccessToken == "" {
 			return AuthObject{}, fmt.Errorf("sessionstore: refreshing %q: the refresher returned no access token", ts.name)
 		}
+		now := timeNow()
 		next := merge(cur, FromToken(tok))
-		found = &seen{auth: next.Clone(), tok: next.Token(), since: timeNow()}
+		if next.Health = cur.Health; !next.Equal(cur) {
+			// A new token: stamped. The same one again is not rewritten.
+			next.Health = Health{LastRefresh: now.UTC()}
+		}
+		found, refreshed = &seen{auth: next.Clone(), tok: next.Token(), since: now}, true
 		return next, nil
 	})
-	if err != nil {
-		if refreshErr != nil && errors.Is(err, refreshErr) {
-			if l := ts.afterInvalidGrant(err, usedRT); l != nil {
-				ts.last.Store(l)
-				ts.failErr, ts.failures = nil, 0
-				return l.tok, nil
-			}
-			ts.failures++
-			ts.failErr = err
-			ts.retryAt = timeNow().Add(min(minBackoff<<min(ts.failures-1, 6), maxBackoff))
+	switch {
+	case err == nil && markErr != nil:
+		ts.failErr, ts.failures = nil, 0 // the mark answers from now on
+		return nil, Event{Kind: EventNeedsLogin, AuthType: ts.name, Err: markErr}, markErr
+	case err == nil:
+		ts.last.Store(found)
+		ts.failErr, ts.failures = nil, 0
+		if refreshed {
+			return found.tok, Event{Kind: EventRefreshed, AuthType: ts.name, Expiry: found.auth.Expiry}, nil
 		}
-		return nil, err
+		return found.tok, Event{}, nil
+	case markErr != nil:
+		// The mark was not stored (the lock was lost, say): a failed
+		// refresh like another, and the session is read again below.
+		err = fmt.Errorf("%w (not marked as needing a new login: %w)", refreshErr, err)
 	}
-	ts.last.Store(found)
-	ts.failErr, ts.failures = nil, 0
-	return found.tok, nil
+	var ev Event
+	if requested {
+		ev = Event{Kind: EventRefreshFailed, AuthType: ts.name, Err: err}
+	}
+	if refreshErr != nil && errors.Is(err, refreshErr) {
+		if l := ts.afterInvalidGrant(err, usedRT); l != nil {
+			ts.last.Store(l)
+			ts.failErr, ts.failures = nil, 0
+			return l.tok, ev, nil
+		}
+		ts.failures++
+		ts.failErr = err
+		ts.retryAt = timeNow().Add(min(minBackoff<<min(ts.failures-1, 6), maxBackoff))
+	}
+	return nil, ev, err
 }
 
-// afterInvalidGrant handles a refresh refused with invalid_grant: the
-// refresh token was already used. If another process or host stored a new
-// session meanwhile (a lock whose lease lapsed while this one refreshed),
-// it re-reads and returns that session; otherwise nil.
-func (ts *tokenSource) afterInvalidGrant(err error, usedRT string) *seen {
+// invalidGrant returns the provider's error code if err says that it
+// refused the refresh token (invalid_grant), else "".
+func invalidGrant(err error) string {
 	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+		return re.ErrorCode
+	}
+	return ""
+}
+
+// needsLogin is the error of a session marked as needing a new login.
+func needsLogin(name string, h Health) error {
+	reason := ""
+	if h.Reason != "" {
+		reason = fmt.Sprintf(" (%q)", h.Reason)
+	}
+	return fmt.Errorf("sessionstore: token for %q: %w: the provider refused its refresh token at %s%s",
+		name, ErrNeedsLogin, h.NeedsLogin.UTC().Format(time.RFC3339), reason)
+}
+
+// afterInvalidGrant handles a refresh refused with invalid_grant that
+// marked nothing: the refresh token was already used. If another process
+// or host stored a new session meanwhile (a lock whose lease lapsed while
+// this one refreshed), it re-reads and returns that session; otherwise
+// nil.
+func (ts *tokenSource) afterInvalidGrant(err error, usedRT string) *seen {
+	if invalidGrant(err) == "" {
 		return nil
 	}
 	a, gerr := ts.s.Get(ts.ctx, ts.name)
-	if gerr != nil || a.AccessToken == "" || a.RefreshToken == usedRT {
+	if gerr != nil || a.AccessToken == "" || a.RefreshToken == usedRT || !a.Health.NeedsLogin.IsZero() {
 		return nil
 	}
 	now := timeNow()
 	if !a.Expiry.IsZero() && !now.Before(a.Expiry) {
 		return nil
 	}
-	return &seen{auth: a, tok: a.Token(), since: now}
+	return newSeen(a, now)
 }
 
 // valid reports whether l's access token can be used now: it expires
 // later than the skew from now, the skew being at most half the token's
-// lifetime (from when it was first seen), so that a short-lived token is
-// not refreshed on every call.
+// lifetime (from l.since), so that a short-lived token is not refreshed
+// on every call.
 func (ts *tokenSource) valid(l *seen) bool {
 	a := l.auth
 	if a.AccessToken == "" {
@@ -227,11 +366,17 @@ func (ts *tokenSource) valid(l *seen) bool {
 	if a.Expiry.IsZero() {
 		return true
 	}
+	return timeNow().Add(ts.skewFor(l)).Before(a.Expiry)
+}
+
+// skewFor is how long before its expiry l's token counts as expired: the
+// skew, or half the token's lifetime if that is shorter.
+func (ts *tokenSource) skewFor(l *seen) time.Duration {
 	skew := ts.skew
-	if life := a.Expiry.Sub(l.since); life > 0 && life/2 < skew {
+	if life := l.auth.Expiry.Sub(l.since); life > 0 && life/2 < skew {
 		skew = life / 2
 	}
-	return timeNow().Add(skew).Before(a.Expiry)
+	return skew
 }
 
 // merge returns the refreshed session: fresh's fields, with what the

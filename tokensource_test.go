@@ -135,7 +135,9 @@ func TestTokenSourceRefreshErrorsNeverCarryTokens(t *testing.T) {
 
 // lapsedStore is a Store whose Update holds no lock, as when a lock's
 // lease lapsed while its holder was paused: another host may refresh in
-// between. It stands for that case in TestTokenSourceInvalidGrantRereads.
+// between. Its write is fenced as etcdstore's: refused (ErrLockLost) if
+// the record changed since fn read it. It stands for that case in
+// TestTokenSourceInvalidGrantRereads.
 type lapsedStore struct{ *memstore.Store }
 
 func (s lapsedStore) Update(ctx context.Context, name string,
@@ -144,6 +146,9 @@ func (s lapsedStore) Update(ctx context.Context, name string,
 	next, err := fn(cur, err == nil)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
+	}
+	if now, err := s.Get(ctx, name); err == nil && !now.Equal(cur) {
+		return sessionstore.AuthObject{}, fmt.Errorf("lapsed: %w", sessionstore.ErrLockLost)
 	}
 	return next, s.Set(ctx, name, next)
 }

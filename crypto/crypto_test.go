@@ -60,7 +60,7 @@ func TestNamespaceBinding(t *testing.T) {
 	require.NoError(t, err)
 	got, _, err := k.OpenIn(ct, "/sessionstore/prod", "server")
 	require.NoError(t, err)
-	assert.Equal(t, crypto.FormatVersion, got.Version)
+	assert.Equal(t, 2, got.Version)
 	assert.Equal(t, "/sessionstore/prod", got.Namespace)
 	for _, c := range []struct{ ns, name string }{
 		{"/sessionstore/staging", "server"},
@@ -368,4 +368,52 @@ func TestStageAndPromote(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, idx, "the old primary opens its records, decrypt-only")
 	assert.False(t, promoted.PrimaryOnly().Staged())
+}
+
+// The auth object stands in the record exactly as compacted: '<', '>',
+// '&' and U+2028 are not escaped (as json.Marshal would), or its MAC would
+// not verify. It opens to those bytes.
+func TestSealKeepsAuthBytesVerbatim(t *testing.T) {
+	k, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	const compactAuth = "{\"access_token\":\"<>&\u2028\u2029\",\"n\":[1,2.5e3,null],\"esc\":\"\\u003c\\\"\"}"
+	for _, auth := range []string{compactAuth, "{ \"access_token\" : \"<>&\u2028\u2029\",\n\t\"n\": [1, 2.5e3, null], \"esc\": \"\\u003c\\\"\" }\n"} {
+		for _, ns := range []string{"", "/sessionstore/prod"} {
+			rec := testRecord()
+			rec.Namespace, rec.Auth = ns, json.RawMessage(auth)
+			ct, err := k.Seal(rec)
+			require.NoError(t, err)
+			got, _, err := k.OpenIn(ct, ns, "server")
+			require.NoError(t, err)
+			assert.Equal(t, compactAuth, string(got.Auth))
+
+			r, err := age.Decrypt(bytes.NewReader(ct), k.Primary())
+			require.NoError(t, err)
+			var pt bytes.Buffer
+			_, err = pt.ReadFrom(r)
+			require.NoError(t, err)
+			assert.Contains(t, pt.String(), `,"auth":`+compactAuth+`,"mac":"`)
+		}
+	}
+}
+
+func TestSealRefusesInvalidAuthJSON(t *testing.T) {
+	k, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	for _, auth := range []string{"", " ", `{"access_token":"secret-token"`, `{"access_token":"secret-token"} x`, `{"access_token":secret-token}`, "[1,]"} {
+		rec := testRecord()
+		rec.Auth = json.RawMessage(auth)
+		_, err := k.Seal(rec)
+		require.Error(t, err, "%q", auth)
+		assert.Equal(t, "seal: auth object is not valid JSON", err.Error())
+	}
+	rec := testRecord()
+	rec.Auth = nil
+	_, err = k.Seal(rec)
+	assert.Error(t, err)
+
+	rec = testRecord()
+	rec.Written = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = k.Seal(rec)
+	assert.EqualError(t, err, "seal: the write time is outside the years 0 to 9999")
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"filippo.io/age"
@@ -18,15 +17,21 @@ import (
 	"github.com/sessionstore/sessionstore"
 )
 
-// FormatVersion is the newest record format, the one Seal writes for a
-// record with a namespace. Open reads every version ever written.
+// FormatVersion is the newest record format. Open reads every version
+// ever written; Seal writes the oldest that holds the record, so that
+// older readers open what a newer writer sealed whenever they can.
 //
-//   - Version 1 binds the auth type. Seal still writes it for a record
-//     without a namespace (a file record), so that an older reader on the
-//     same host opens what a newer writer sealed.
+//   - Version 1 binds the auth type. Seal writes it for a record without
+//     a namespace (a file record).
 //   - Version 2 also binds the namespace: the etcd prefix a record is
 //     stored under. A record copied to another prefix does not open there.
-const FormatVersion = 2
+//     Seal writes it for a record with a namespace.
+//   - Version 3 is version 2 with the namespace optional, for an auth
+//     object that a reader must not misread by skipping a field it does
+//     not know: a session marked as needing a new login. A reader older
+//     than version 3 refuses the record instead of dropping the mark.
+//     Seal writes it when rec.Version asks for it.
+const FormatVersion = 3
 
 // maxPlaintext bounds a decrypted record, so that a hostile file cannot
 // make a reader allocate without limit.
@@ -34,7 +39,7 @@ const maxPlaintext = 1 << 20
 
 // A Record is the plaintext of one sealed record.
 type Record struct {
-	Version   int             // format version; Seal sets it
+	Version   int             // format version: what Open read; 3 asks Seal for version 3
 	Namespace string          // the etcd prefix the record is stored under; "" for a file
 	AuthType  string          // the name the record is stored under
 	Seq       uint64          // grows on every write of this name
@@ -53,56 +58,58 @@ type envelope struct {
 	MAC       []byte          `json:"mac"`
 }
 
-// appendJSON appends e's JSON form, as encoding/json would write it (the
-// field names and order of envelope), without reflection and without
-// compacting Auth again: it is copied verbatim, as the MAC covers it.
-func (e *envelope) appendJSON(b []byte) ([]byte, error) {
-	b = append(b, `{"v":`...)
-	b = strconv.AppendInt(b, int64(e.Version), 10)
-	if e.Namespace != "" {
-		b = append(b, `,"ns":`...)
-		b = appendString(b, e.Namespace)
-	}
-	b = append(b, `,"auth_type":`...)
-	b = appendString(b, e.AuthType)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, e.Seq, 10)
-	b = append(b, `,"written":`...)
-	w, err := e.Written.MarshalJSON()
-	if err != nil {
+// marshal returns e's JSON form as encoding/json writes it without HTML
+// escaping: the auth object stands in it verbatim (compact JSON, as the
+// MAC covers it; json.Marshal would write '<', '>' and '&' inside it as
+// \u003c, \u003e and \u0026). It is written into one buffer sized for
+// the largest encoding of e, so that no copy of the auth object is left
+// behind in a buffer that had to grow; the caller clears it. (The Encoder
+// builds the encoding first in a buffer of its own, which encoding/json
+// pools for reuse and nothing outside it can clear.)
+func (e *envelope) marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(e.maxJSONLen())
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		wipe(&buf)
 		return nil, err
 	}
-	b = append(b, w...)
-	b = append(b, `,"auth":`...)
-	b = append(b, e.Auth...)
-	b = append(b, `,"mac":"`...)
-	b = base64.StdEncoding.AppendEncode(b, e.MAC)
-	return append(b, "\"}\n"...), nil
+	return buf.Bytes(), nil
 }
 
-// appendString appends s as a JSON string.
-func appendString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
+// maxJSONLen bounds the length of e's encoding by marshal: the auth
+// object as it is, a string's byte at most 6 (\u00XX, or \ufffd for a
+// byte that is not UTF-8), and the field names, numbers, time and
+// punctuation within envelopeJSONOverhead.
+func (e *envelope) maxJSONLen() int {
+	return len(e.Auth) + 6*(len(e.Namespace)+len(e.AuthType)) + base64.StdEncoding.EncodedLen(len(e.MAC)) + envelopeJSONOverhead
+}
+
+// envelopeJSONOverhead is more than the bytes of an envelope's encoding
+// beside its auth object, strings' contents and MAC: 142 for names and
+// punctuation, 20-digit numbers and the longest time encoding.
+const envelopeJSONOverhead = 192
+
+// wipe clears buf's whole backing array, written or not.
+func wipe(buf *bytes.Buffer) {
+	b := buf.Bytes()
+	clear(b[:cap(b)])
 }
 
 // Seal encrypts rec to k's primary recipient and extra recipients, with a
-// MAC under the primary's key. rec.Version is ignored: Seal writes version
-// 1 for a record without a namespace and FormatVersion for one with a
-// namespace.
+// MAC under the primary's key. It writes version 1 for a record without a
+// namespace and 2 for one with a namespace, unless rec.Version asks for 3:
+// a record opened and sealed again keeps its version.
 func (k *Keyring) Seal(rec *Record) ([]byte, error) {
 	// The MAC covers the auth object's bytes as they will stand in the
-	// file: compact JSON (what json.Marshal writes), copied verbatim.
-	valid, compact := scanJSON(rec.Auth)
-	if !valid {
+	// file: compact JSON (what json.Marshal writes), which marshal copies
+	// verbatim. Compact grows auth to len(rec.Auth) before it writes, and
+	// writes nothing (but may leave a partial copy) for invalid JSON.
+	var auth bytes.Buffer
+	defer wipe(&auth)
+	if err := json.Compact(&auth, rec.Auth); err != nil {
 		return nil, errors.New("seal: auth object is not valid JSON")
-	}
-	auth := rec.Auth
-	if !compact {
-		var buf bytes.Buffer
-		json.Compact(&buf, auth) // valid: cannot fail
-		auth = buf.Bytes()
-		defer clear(auth)
 	}
 	env := envelope{
 		Version:   1,
@@ -110,15 +117,21 @@ func (k *Keyring) Seal(rec *Record) ([]byte, error) {
 		AuthType:  rec.AuthType,
 		Seq:       rec.Seq,
 		Written:   rec.Written.UTC(),
-		Auth:      auth,
+		Auth:      auth.Bytes(),
 	}
-	if rec.Namespace != "" {
-		env.Version = FormatVersion
+	switch {
+	case rec.Version > FormatVersion:
+		return nil, fmt.Errorf("seal: unknown record format version %d", rec.Version)
+	case rec.Version == 3:
+		env.Version = 3
+	case rec.Namespace != "":
+		env.Version = 2
 	}
 	env.MAC = recordMAC(k.macKeys[0], &env)
-	pt, err := env.appendJSON(make([]byte, 0, len(auth)+256))
+	pt, err := env.marshal()
 	if err != nil {
-		return nil, fmt.Errorf("seal: %v", err)
+		// All else encodes: the auth object is compact JSON.
+		return nil, errors.New("seal: the write time is outside the years 0 to 9999")
 	}
 	defer clear(pt)
 	var out bytes.Buffer
@@ -196,15 +209,24 @@ func headerProblem(ciphertext []byte) string {
 	return "the age header is malformed or does not verify"
 }
 
+// verify is decode, with the decoded auth object of a record it refuses
+// cleared.
 func (k *Keyring) verify(pt []byte, i int, namespace, authType string) (*Record, error) {
-	// The form Seal writes parses without reflection, and must then carry
-	// a MAC that verifies; anything else goes through encoding/json.
-	if env, ok := parseCanonical(pt); ok && (env.Version == 1 && env.Namespace == "" || env.Version == 2 && env.Namespace != "") &&
-		hmac.Equal(env.MAC, recordMAC(k.macKeys[i], &env)) {
-		return k.bound(&env, namespace, authType)
-	}
 	var env envelope
-	if err := json.Unmarshal(pt, &env); err != nil {
+	rec, err := k.decode(pt, &env, i, namespace, authType)
+	if err != nil {
+		clear(env.Auth) // decoded, not returned
+	}
+	return rec, err
+}
+
+// decode decodes pt into env, checks its version and MAC under the key of
+// identity i, and returns its record if it belongs to namespace and
+// authType.
+func (k *Keyring) decode(pt []byte, env *envelope, i int, namespace, authType string) (*Record, error) {
+	// Auth, a json.RawMessage, keeps the auth object's bytes as they stand
+	// in the record: what the MAC covers.
+	if err := json.Unmarshal(pt, env); err != nil {
 		// Never wrap the JSON error: it could quote plaintext.
 		return nil, fmt.Errorf("%w: record is not valid JSON", sessionstore.ErrTampered)
 	}
@@ -217,13 +239,14 @@ func (k *Keyring) verify(pt []byte, i int, namespace, authType string) (*Record,
 		if env.Namespace == "" {
 			return nil, fmt.Errorf("%w: version 2 record without a namespace", sessionstore.ErrTampered)
 		}
+	case 3: // with or without a namespace
 	default:
 		return nil, fmt.Errorf("%w: unsupported record format version %d", sessionstore.ErrTampered, env.Version)
 	}
-	if !hmac.Equal(env.MAC, recordMAC(k.macKeys[i], &env)) {
+	if !hmac.Equal(env.MAC, recordMAC(k.macKeys[i], env)) {
 		return nil, fmt.Errorf("%w: record MAC does not verify (not written by a key holder)", sessionstore.ErrTampered)
 	}
-	return k.bound(&env, namespace, authType)
+	return k.bound(env, namespace, authType)
 }
 
 // bound checks that a verified envelope belongs to namespace and authType,

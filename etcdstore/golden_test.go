@@ -96,12 +96,16 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 // writeGoldens writes the missing golden etcd records of the current
 // format version.
 func writeGoldens(t *testing.T, e env) {
-	var want sessionstore.AuthObject
-	wantJSON, err := os.ReadFile(filepath.Join(golden, "v1.json"))
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(wantJSON, &want))
+	value := func(name string) sessionstore.AuthObject {
+		var a sessionstore.AuthObject
+		data, err := os.ReadFile(filepath.Join(golden, name))
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(data, &a))
+		return a
+	}
 	c := e.client(t)
-	write := func(name, keyName string) {
+	write := func(name, keyName, valueFile string) {
+		want := value(valueFile)
 		path := filepath.Join(golden, name)
 		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 			return // never overwrite a golden file
@@ -112,6 +116,11 @@ func writeGoldens(t *testing.T, e env) {
 		require.NoError(t, os.WriteFile(path, raw(t, c, goldenPrefix+"/records/server"), 0o644))
 		t.Logf("wrote %s", path)
 	}
-	write("v2-x25519.age", "test-x25519.key")
-	write("v2-pq.age", "test-pq.key")
+	write("v2-x25519.age", "test-x25519.key", "v1.json")
+	write("v2-pq.age", "test-pq.key", "v1.json")
+	// Health: a marked session is version 3; a last refresh alone stays
+	// version 2.
+	write("v2-x25519-last-refresh.age", "test-x25519.key", "last-refresh.json")
+	write("v3-x25519-etcd.age", "test-x25519.key", "v3.json")
+	write("v3-pq-etcd.age", "test-pq.key", "v3.json")
 }

@@ -123,7 +123,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 				return sessionstore.AuthObject{}, err
 			}
 		}
-		ct, err = ring.Seal(&crypto.Record{Namespace: s.prefix, AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
+		ct, err = ring.Seal(&crypto.Record{Version: wire.VersionOf(next), Namespace: s.prefix, AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
 		if err != nil {
 			return sessionstore.AuthObject{}, fmt.Errorf("etcdstore: %s: %w", key, err)
 		}

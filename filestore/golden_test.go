@@ -90,20 +90,26 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 			}
 		})
 	}
-	// Files are sealed in format version 1 (version 2 adds the etcd
-	// prefix; etcdstore's golden test checks those).
+	// Files are sealed in format version 1, or 3 for a session marked as
+	// needing a new login (version 2 adds the etcd prefix; etcdstore's
+	// golden test checks those).
 	assert.True(t, versions[1], "format version 1 has a golden record")
+	assert.True(t, versions[3], "format version 3 has a golden file record")
 }
 
 // writeGoldens writes the golden files that are missing, for the current
 // format version.
 func writeGoldens(t *testing.T) {
 	t.Helper()
-	var want sessionstore.AuthObject
-	wantJSON, err := os.ReadFile(filepath.Join(golden, "v1.json"))
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(wantJSON, &want))
-	seal := func(keyName, authType string) []byte {
+	value := func(name string) sessionstore.AuthObject {
+		var a sessionstore.AuthObject
+		data, err := os.ReadFile(filepath.Join(golden, name))
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(data, &a))
+		return a
+	}
+	want := value("v1.json")
+	sealValue := func(keyName, authType string, want sessionstore.AuthObject) []byte {
 		dir, key := t.TempDir(), testKeyFile(t, keyName)
 		s := openStore(t, dir, key)
 		require.NoError(t, s.Set(ctxT(t), authType, want))
@@ -111,6 +117,7 @@ func writeGoldens(t *testing.T) {
 		require.NoError(t, err)
 		return data
 	}
+	seal := func(keyName, authType string) []byte { return sealValue(keyName, authType, want) }
 	loadRing := func(name string) *crypto.Keyring {
 		data, err := os.ReadFile(filepath.Join("..", "testdata", "keys", name))
 		require.NoError(t, err)
@@ -143,4 +150,9 @@ func writeGoldens(t *testing.T) {
 	require.NoError(t, err)
 	write("v1-x25519-truncated.age", func() []byte { return good[:len(good)-20] })
 	write("v1-x25519-bitflip.age", func() []byte { return flipByte(good, len(good)-10) })
+	// Health: a marked session is version 3; a last refresh alone stays
+	// version 1.
+	write("v1-x25519-last-refresh.age", func() []byte { return sealValue("test-x25519.key", "server", value("last-refresh.json")) })
+	write("v3-x25519.age", func() []byte { return sealValue("test-x25519.key", "server", value("v3.json")) })
+	write("v3-pq.age", func() []byte { return sealValue("test-pq.key", "server", value("v3.json")) })
 }

@@ -218,7 +218,7 @@ func (s *Store) seal(ring *crypto.Keyring, op, path, authType string, a sessions
 	}
 	now := s.now()
 	seq := max(minSeq, uint64(max(now.UnixNano(), 0)))
-	ct, err := ring.Seal(&crypto.Record{AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
+	ct, err := ring.Seal(&crypto.Record{Version: wire.VersionOf(a), AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %s: %w", path, err)
 	}

@@ -34,12 +34,13 @@ const (
 
 // Stats counts what the provider saw.
 type Stats struct {
+	TokenRequests int // requests to the token endpoint, whatever their answer
 	Refreshes     int // successful refresh_token grants
 	InvalidGrants int // refresh tokens refused (reused, unknown)
 	Logins        int // successful password and app grants
 	APICalls      int // API requests with a valid access token
 	APIRefused    int // API requests with a missing, unknown or expired token
-	Failures      int // token requests answered with an injected failure
+	Failures      int // token requests answered with an injected failure (SetFailing, SetTokenError)
 }
 
 // A Provider is a local OAuth 2 provider and API. Its methods are safe for
@@ -51,6 +52,8 @@ type Provider struct {
 	lifetime       time.Duration
 	omitRefresh    bool
 	fail           bool
+	failStatus     int    // SetTokenError's status; 0: 503
+	failCode       string // SetTokenError's error code
 	echo           bool
 	refreshDelay   time.Duration
 	n              int
@@ -104,7 +107,35 @@ func (s *Provider) Stats() Stats {
 }
 
 // SetFailing makes the token endpoint answer 503 (true) or work (false).
-func (s *Provider) SetFailing(fail bool) { s.mu.Lock(); s.fail = fail; s.mu.Unlock() }
+func (s *Provider) SetFailing(fail bool) {
+	s.mu.Lock()
+	s.fail, s.failStatus, s.failCode = fail, 0, ""
+	s.mu.Unlock()
+}
+
+// SetTokenError makes the token endpoint answer every request with HTTP
+// status and the OAuth error code (such as 500 "server_error", 401
+// "invalid_client" or 400 "invalid_grant"); status 0 makes it work again.
+func (s *Provider) SetTokenError(status int, code string) {
+	s.mu.Lock()
+	s.fail, s.failStatus, s.failCode = status != 0, status, code
+	s.mu.Unlock()
+}
+
+// RevokeRefreshTokens makes every refresh token issued so far unusable, as
+// when the user revokes the integration's access or the provider ends an
+// idle session: refreshing with one then gets invalid_grant. Logins still
+// work, and issue refresh tokens that do.
+func (s *Provider) RevokeRefreshTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for rt := range s.refresh {
+		s.refresh[rt] = false
+	}
+}
+
+// SetLifetime makes the access tokens issued from now on live for d.
+func (s *Provider) SetLifetime(d time.Duration) { s.mu.Lock(); s.lifetime = d; s.mu.Unlock() }
 
 // SetEchoTokens makes error responses repeat the refresh token they were
 // sent in their error_description, as careless providers do: a test that
@@ -128,6 +159,9 @@ func (s *Provider) ExpireAll() {
 }
 
 func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.stats.TokenRequests++
+	s.mu.Unlock()
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request")
 		return
@@ -141,7 +175,7 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	fail, delay, echo := s.fail, s.refreshDelay, s.echo
+	fail, failStatus, failCode, delay, echo := s.fail, s.failStatus, s.failCode, s.refreshDelay, s.echo
 	if fail {
 		s.stats.Failures++
 	}
@@ -153,7 +187,10 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return ""
 	}
 	if fail {
-		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", describe("unavailable"))
+		if failStatus == 0 {
+			failStatus, failCode = http.StatusServiceUnavailable, "temporarily_unavailable"
+		}
+		oauthError(w, failStatus, failCode, describe(failCode))
 		return
 	}
 	switch r.PostForm.Get("grant_type") {

@@ -204,6 +204,20 @@ func testRoundTrip(t *testing.T, open func() sessionstore.Store) {
 	require.NoError(t, err)
 	assertSame(t, minimal, got)
 	assert.True(t, got.Expiry.IsZero(), "a zero expiry stays zero")
+
+	// Health is stored with the session, and replaced with it: a Set
+	// without a needs-login mark clears one.
+	marked := sample(3)
+	marked.Health = sessionstore.Health{NeedsLogin: time.Date(2030, 1, 2, 3, 4, 6, 0, time.UTC), Reason: "invalid_grant",
+		LastRefresh: time.Date(2030, 1, 2, 2, 4, 5, 0, time.UTC)}
+	require.NoError(t, s.Set(ctx, "server", marked))
+	got, err = s.Get(ctx, "server")
+	require.NoError(t, err)
+	assertSame(t, marked, got)
+	require.NoError(t, s.Set(ctx, "server", sample(4)))
+	got, err = s.Get(ctx, "server")
+	require.NoError(t, err)
+	assert.Equal(t, sessionstore.Health{}, got.Health, "a new session clears the mark")
 }
 
 func testCallerOwnsValues(t *testing.T, open func() sessionstore.Store) {

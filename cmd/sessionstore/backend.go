@@ -30,6 +30,11 @@ type backend interface {
 	// (even one that does not open) is left alone: errExists, or the
 	// error that says why it does not open.
 	Put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error
+	// TokenStore is the Store token reads and refreshes through. Reading
+	// a valid token from it writes nothing.
+	TokenStore() (sessionstore.Store, error)
+	// notFound is the error for a name not stored.
+	notFound(name string) error
 	Close() error
 }
 

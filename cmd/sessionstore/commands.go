@@ -36,17 +36,18 @@ func runList(ctx context.Context, b backend, o *options) int {
 		}
 	} else {
 		tw := tabwriter.NewWriter(o.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tEXPIRES\tREFRESH\tSCOPE\tREF\tWRITTEN\tKEY\tSTATUS")
+		fmt.Fprintln(tw, "NAME\tEXPIRES\tREFRESH\tHEALTH\tSCOPE\tREF\tWRITTEN\tKEY\tSTATUS")
 		for _, r := range recs {
-			expires, refresh, scope, ref, written := "-", "-", "-", "-", "-"
+			expires, refresh, health, scope, ref, written := "-", "-", "-", "-", "-", "-"
 			if r.Err == nil {
 				expires = expiryText(r.Auth.Expiry, t)
 				refresh = yesNo(r.Auth.RefreshToken != "")
+				health = healthText(r.Auth.Health, t, true)
 				scope = orDash(clean(r.Auth.Scope))
 				ref = orDash(clean(r.Auth.Ref.String()))
 				written = r.Written.UTC().Format(timeFormat)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.Name), expires, refresh, scope, ref, written, keyLabel(r), statusOf(r.Err))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.Name), expires, refresh, health, scope, ref, written, keyLabel(r), statusOf(r.Err))
 		}
 		if err := tw.Flush(); err != nil {
 			return fail(o.stderr, err)
@@ -102,6 +103,12 @@ func printShow(w io.Writer, r record, t time.Time, reveal bool) {
 	line("written", fmt.Sprintf("%s (%s, seq %d)", r.Written.UTC().Format(timeFormat), ago(t.Sub(r.Written)), r.Seq))
 	a := r.Auth
 	line("expires", expiryText(a.Expiry, t))
+	line("health", healthText(a.Health, t, false))
+	lastRefresh := "never (by a token source)"
+	if !a.Health.LastRefresh.IsZero() {
+		lastRefresh = a.Health.LastRefresh.UTC().Format(timeFormat) + " (" + ago(t.Sub(a.Health.LastRefresh)) + ")"
+	}
+	line("last refresh", lastRefresh)
 	line("token type", orDash(clean(a.TokenType)))
 	tok := func(s string) string {
 		switch {
@@ -155,6 +162,10 @@ type jsonRecord struct {
 	HasRefreshToken *bool             `json:"has_refresh_token,omitempty"`
 	Scope           string            `json:"scope,omitempty"`
 	Ref             *sessionstore.Ref `json:"ref,omitempty"`
+	Health          string            `json:"health,omitempty"` // "fine" or "needs login"
+	NeedsLogin      time.Time         `json:"needs_login,omitzero"`
+	Reason          string            `json:"reason,omitempty"`
+	LastRefresh     time.Time         `json:"last_refresh,omitzero"`
 
 	TokenType     string         `json:"token_type,omitempty"`
 	AccessToken   string         `json:"access_token,omitempty"`
@@ -183,6 +194,13 @@ func jsonOf(r record, t time.Time, show, reveal bool) jsonRecord {
 	if a.Ref != (sessionstore.Ref{}) {
 		j.Ref = &a.Ref
 	}
+	j.Health = "fine"
+	if h := a.Health; !h.NeedsLogin.IsZero() {
+		j.Health, j.NeedsLogin, j.Reason = "needs login", h.NeedsLogin.UTC(), h.Reason
+	}
+	if !a.Health.LastRefresh.IsZero() {
+		j.LastRefresh = a.Health.LastRefresh.UTC()
+	}
 	if !show {
 		return j
 	}
@@ -200,6 +218,23 @@ func jsonOf(r record, t time.Time, show, reveal bool) jsonRecord {
 		j.ExtraKeys = slices.Sorted(maps.Keys(a.Extra))
 	}
 	return j
+}
+
+// healthText says whether a session works: "fine" (with when a token
+// source last refreshed it, in a listing), or "needs login since TIME
+// (REASON)".
+func healthText(h sessionstore.Health, t time.Time, withRefresh bool) string {
+	if h.NeedsLogin.IsZero() {
+		if withRefresh && !h.LastRefresh.IsZero() {
+			return "fine, refreshed " + ago(t.Sub(h.LastRefresh))
+		}
+		return "fine"
+	}
+	s := "needs login since " + h.NeedsLogin.UTC().Format(timeFormat)
+	if h.Reason != "" {
+		s += " (" + clean(h.Reason) + ")"
+	}
+	return s
 }
 
 // statusOf names what is wrong with a record, if anything.

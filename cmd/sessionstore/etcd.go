@@ -29,16 +29,20 @@ type etcdFlags struct {
 	urls, cacert, cert, key, user string
 }
 
-// etcdBackend is an etcd prefix. ls and show read it with
-// etcdstore.ReadRecords and rm deletes with etcdstore.Remove: neither
-// opens a Store, so neither takes a lease for a heartbeat nor appears among
-// the live hosts that rekey checks. Only import, which writes sessions
-// sealed to its keys, opens a Store.
+// etcdBackend is an etcd prefix. ls, show and token read it with
+// etcdstore.ReadRecords and ReadRecord and rm deletes with
+// etcdstore.Remove: none of them opens a Store, so none takes a lease for
+// a heartbeat nor appears among the live hosts that rekey checks. Only
+// import, which writes sessions sealed to its keys, and token when it
+// refreshes, open a Store.
 type etcdBackend struct {
 	client *clientv3.Client
 	prefix string           // without a trailing "/"
-	ring   *crypto.Keyring  // ls and show
-	store  *etcdstore.Store // import
+	ring   *crypto.Keyring  // ls, show and token
+	store  *etcdstore.Store // import; token once it refreshes
+
+	keyFile    string // for the Store token opens
+	passphrase func() (string, error)
 }
 
 // openEtcd connects to f.urls for cmd and checks that etcd answers (a read
@@ -49,7 +53,7 @@ func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, pas
 	if b.prefix == "" {
 		return nil, fmt.Errorf("-prefix %s names no prefix: give the service its own, such as /sessionstore/prod", strconv.Quote(prefix))
 	}
-	if cmd == "ls" || cmd == "show" {
+	if cmd == "ls" || cmd == "show" || cmd == "token" {
 		var err error
 		if b.ring, err = crypto.LoadKeyringWithPassphrase(keyFile, passphrase); err != nil {
 			return nil, err
@@ -98,13 +102,9 @@ func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, pas
 		}
 		return nil, fmt.Errorf("etcd %s: reading %s: %w", f.urls, strconv.Quote(b.recordsPrefix()), err)
 	}
-	b.client = client
+	b.client, b.keyFile, b.passphrase = client, keyFile, passphrase
 	if cmd == "import" {
-		opts := []etcdstore.Option{etcdstore.WithKeyFile(keyFile)}
-		if passphrase != nil {
-			opts = append(opts, etcdstore.WithPassphrase(passphrase))
-		}
-		if b.store, err = etcdstore.Open(ctx, client, b.prefix, opts...); err != nil {
+		if err := b.openStore(ctx); err != nil {
 			client.Close()
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("etcd %s did not answer in time (is it running, and are -etcd-* right?): %w", f.urls, err)
@@ -113,6 +113,23 @@ func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, pas
 		}
 	}
 	return b, nil
+}
+
+// openStore opens the Store that writes, once.
+func (b *etcdBackend) openStore(ctx context.Context) error {
+	if b.store != nil {
+		return nil
+	}
+	opts := []etcdstore.Option{etcdstore.WithKeyFile(b.keyFile)}
+	if b.passphrase != nil {
+		opts = append(opts, etcdstore.WithPassphrase(b.passphrase))
+	}
+	s, err := etcdstore.Open(ctx, b.client, b.prefix, opts...)
+	if err != nil {
+		return err
+	}
+	b.store = s
+	return nil
 }
 
 func (b *etcdBackend) Close() error {

@@ -1,12 +1,13 @@
 // Command sessionstore lists, shows, deletes and imports the sessions of a
 // sessionstore store directory or etcd prefix, without ever printing a
-// token unless asked to with show -reveal.
+// token unless asked to with show -reveal or token.
 //
 //	sessionstore ls     (-dir DIR | -etcd URLS -prefix P) [-key FILE] [-json]
 //	sessionstore show   (-dir DIR | -etcd URLS -prefix P) [-key FILE] NAME [-json] [-reveal]
 //	sessionstore rm     (-dir DIR | -etcd URLS -prefix P) NAME
 //	sessionstore import (-dir DIR | -etcd URLS -prefix P) [-key FILE] [-podiojs] [-name NAME] [-force] FILE...
 //	sessionstore import (-dir DIR | -etcd URLS -prefix P) [-key FILE] -oauth -name NAME [-force] FILE|-
+//	sessionstore token  (-dir DIR | -etcd URLS -prefix P) [-key FILE] -token-url URL -client-id ID [-client-secret-file FILE] NAME [-json]
 //
 // Run "sessionstore -h" for the full usage.
 package main
@@ -33,18 +34,23 @@ const usage = `Usage:
     sessionstore rm     STORE NAME
     sessionstore import STORE [-key FILE] [-podiojs] [-name NAME] [-force] [-json] FILE...
     sessionstore import STORE [-key FILE] -oauth -name NAME [-force] [-json] FILE|-
+    sessionstore token  STORE [-key FILE] -token-url URL -client-id ID
+                        [-client-secret-file FILE] NAME [-json]
     sessionstore -version
 
     STORE is -dir DIR (one host) or -etcd URLS -prefix P (a fleet). On
-    etcd, ls and show only read and rm takes the session's lock alone:
-    none of them is among the live hosts that rekey checks.
+    etcd, ls, show and token (unless it refreshes) only read and rm takes
+    the session's lock alone: none of them is among the live hosts that
+    rekey checks.
 
 Commands:
     ls          List every session: name, expiry (and how long from now),
-                whether it has a refresh token, scope, ref, when it was
-                last written, which key it is sealed to (primary, old:
-                decrypt-only, none: no key of yours opens it) and its
-                status (ok, wrong key, tampered, rolled back, unreadable).
+                whether it has a refresh token, its health (fine, and when
+                it was last refreshed; or needs login since when, and the
+                provider's reason), scope, ref, when it was last written,
+                which key it is sealed to (primary, old: decrypt-only,
+                none: no key of yours opens it) and its status (ok, wrong
+                key, tampered, rolled back, unreadable).
                 A record that does not open is listed, never skipped; ls
                 then exits 1.
     show        Show one session, its tokens redacted.
@@ -65,6 +71,19 @@ Commands:
                 and transfer_token too), from FILE, or from stdin for "-",
                 as the session -name NAME. Its expiry is the time of the
                 import plus expires_in (none without expires_in).
+                Importing a new login is how a session that needs a new
+                login is healed (with -force: it replaces the old one).
+    token       Print a valid access token of session NAME on stdout, for
+                scripts: the stored one while it is valid, else a new one
+                from -token-url, refreshed through the store's
+                single-flight refresh (one refresh for every process and
+                host, stored before it is printed). Reading a valid token
+                writes nothing (on etcd: no lease, no heartbeat); only a
+                refresh opens the store to write. A session whose refresh
+                token the provider refused (invalid_grant) is marked as
+                needing a new login: token, and every program using the
+                session, then fails at once, without asking the provider,
+                until a new login is stored (import -force).
 
 Options:
     -dir DIR    The store directory. ls, show and rm never create it;
@@ -94,10 +113,18 @@ Options:
     -name NAME  With import of one file: store it under NAME.
     -force      With import: replace a session already stored under the
                 name (by default it is left alone, and reported).
+    -token-url URL
+                With token: the provider's token endpoint.
+    -client-id ID
+                With token: the OAuth client's id. Its secret is read from
+                the first line of -client-secret-file FILE (mode 0600),
+                else from $SESSIONSTORE_CLIENT_SECRET; never from the
+                command line, where ps shows it.
     -version    Print the version.
 
 Exit status: 0 on success, 1 on an error (or a record that does not open,
-or a file that was not imported), 2 for a usage error.
+or a file that was not imported), 2 for a usage error, 4 when token finds
+the session needs a new login.
 
 Session names and file names are quoted in messages ("server",
 "tmp/app.json"), and in ls's table when they hold a control character:
@@ -112,6 +139,8 @@ Examples:
     $ sessionstore import -dir /var/lib/myapp/sessions -name app:12345 -force tmp/app.json
     $ sessionstore import -oauth -name password -dir /var/lib/myapp/sessions token.json
     $ get-token | sessionstore import -oauth -name app:12345 -force -dir /var/lib/myapp/sessions -
+    $ SESSIONSTORE_CLIENT_SECRET=... sessionstore token -dir /var/lib/myapp/sessions \
+          -token-url https://auth.example.com/oauth/token -client-id myapp server
     $ sessionstore rm -etcd https://etcd1:2379 -prefix /sessionstore/prod -etcd-cacert ca.pem server
     $ ETCD_PASSWORD=... sessionstore ls -etcd https://etcd1:2379,https://etcd2:2379 \
           -prefix /sessionstore/prod -etcd-cacert ca.pem -etcd-user myapp -key /etc/myapp/sessionstore.key
@@ -135,6 +164,8 @@ type options struct {
 	name                   string
 	jsonOut, reveal, force bool
 	podiojs, oauth         bool
+	tokenURL, clientID     string // token
+	secretFile             string // token: -client-secret-file
 	args                   []string
 	stdin                  io.Reader
 	stdout, stderr         io.Writer
@@ -161,12 +192,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "-version", "--version":
 		fmt.Fprintln(stdout, cliutil.Version())
 		return 0
-	case "ls", "show", "rm", "import":
+	case "ls", "show", "rm", "import", "token":
 	default:
 		if strings.HasPrefix(args[0], "-") {
-			return usageErr("give a command first: ls, show, rm or import")
+			return usageErr("give a command first: ls, show, rm, import or token")
 		}
-		return usageErr("unknown command %q: want ls, show, rm or import", args[0])
+		return usageErr("unknown command %q: want ls, show, rm, import or token", args[0])
 	}
 	o := options{cmd: args[0], stdin: stdin, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("sessionstore "+o.cmd, flag.ContinueOnError)
@@ -186,6 +217,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.oauth, "oauth", false, "")
 	fs.StringVar(&o.name, "name", "", "")
 	fs.BoolVar(&o.force, "force", false, "")
+	fs.StringVar(&o.tokenURL, "token-url", "", "")
+	fs.StringVar(&o.clientID, "client-id", "", "")
+	fs.StringVar(&o.secretFile, "client-secret-file", "", "")
 	var err error
 	if o.args, err = parseInterspersed(fs, args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -217,17 +251,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usageErr("-etcd-cert and -etcd-key go together")
 	case o.etcd.user != "" && os.Getenv(etcdPasswordEnv) == "":
 		return usageErr("-etcd-user needs the password in $%s", etcdPasswordEnv)
-	case !only("json", "ls", "show", "import"):
-		return usageErr("-json goes with ls, show or import")
+	case !only("json", "ls", "show", "import", "token"):
+		return usageErr("-json goes with ls, show, import or token")
 	case !only("reveal", "show"):
 		return usageErr("-reveal goes with show")
 	case !only("podiojs", "import"), !only("oauth", "import"), !only("name", "import"), !only("force", "import"):
 		return usageErr("-podiojs, -oauth, -name and -force go with import")
+	case !only("token-url", "token"), !only("client-id", "token"), !only("client-secret-file", "token"):
+		return usageErr("-token-url, -client-id and -client-secret-file go with token")
+	case o.cmd == "token" && (o.tokenURL == "" || o.clientID == ""):
+		return usageErr("token needs the provider: -token-url URL -client-id ID")
 	case o.podiojs && o.oauth:
 		return usageErr("give -podiojs or -oauth, not both")
 	case o.cmd == "ls" && len(o.args) > 0:
 		return usageErr("unexpected argument %q: ls takes no name", o.args[0])
-	case (o.cmd == "show" || o.cmd == "rm") && len(o.args) != 1:
+	case (o.cmd == "show" || o.cmd == "rm" || o.cmd == "token") && len(o.args) != 1:
 		if len(o.args) == 0 {
 			return usageErr("%s needs the session's NAME", o.cmd)
 		}
@@ -277,6 +315,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runShow(ctx, b, &o)
 	case "rm":
 		return runRemove(ctx, b, &o)
+	case "token":
+		return runToken(ctx, b, &o)
 	default:
 		return runImport(ctx, b, &o)
 	}

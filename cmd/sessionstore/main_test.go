@@ -61,12 +61,14 @@ func TestScripts(t *testing.T) {
 			"etcdrev":     cmdEtcdRev,
 			"etcdwritten": cmdEtcdWritten,
 			"hostile":     cmdHostile,
+			"provider":    cmdProvider,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("SESSIONSTORE_KEY_FILE", "")
 			env.Setenv("CREDENTIALS_DIRECTORY", "")
 			env.Setenv(testNowEnv, "")
 			env.Setenv(testEtcdTimeoutEnv, "")
+			env.Setenv(clientSecretEnv, "")
 			return nil
 		},
 	})
@@ -187,7 +189,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"ls", "-etcd", "http://127.0.0.1:2379", "-prefix", "/p", "-etcd-cert", "c.pem"}, 2, "-etcd-cert and -etcd-key go together"},
 		{[]string{"ls", "-etcd", "http://127.0.0.1:2379", "-prefix", "/p", "-etcd-user", "u"}, 2, "needs the password in $ETCD_PASSWORD"},
 		{[]string{"ls", "-dir", dir, "-reveal"}, 2, "-reveal goes with show"},
-		{[]string{"rm", "-dir", dir, "-json", "x"}, 2, "-json goes with ls, show or import"},
+		{[]string{"rm", "-dir", dir, "-json", "x"}, 2, "-json goes with ls, show, import or token"},
 		{[]string{"ls", "-dir", dir, "-force"}, 2, "go with import"},
 		{[]string{"ls", "-dir", dir, "x"}, 2, `unexpected argument "x"`},
 		{[]string{"show", "-dir", dir}, 2, "show needs the session's NAME"},

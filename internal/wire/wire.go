@@ -1,7 +1,8 @@
 // Package wire is the encoding of a sessionstore.AuthObject inside a sealed
-// record. It is private so that AuthObject's own JSON form can redact its
-// tokens; its field names are those of every record ever written and must
-// never change (testdata/golden holds one of each format).
+// record: encoding/json of a private type, so that AuthObject's own JSON
+// form can redact its tokens. Its field names are those of every record
+// ever written and must never change (testdata/golden holds one of each
+// format).
 package wire
 
 import (
@@ -14,49 +15,96 @@ import (
 
 // auth is AuthObject's stored form: every field, tokens included.
 type auth struct {
-	AccessToken   string           `json:"access_token"`
-	RefreshToken  string           `json:"refresh_token,omitempty"`
-	TokenType     string           `json:"token_type,omitempty"`
-	Expiry        time.Time        `json:"expiry,omitzero"`
-	Scope         string           `json:"scope,omitempty"`
-	Ref           sessionstore.Ref `json:"ref,omitzero"`
-	TransferToken string           `json:"transfer_token,omitempty"`
-	Extra         map[string]any   `json:"extra,omitempty"`
+	AccessToken   string         `json:"access_token"`
+	RefreshToken  string         `json:"refresh_token,omitempty"`
+	TokenType     string         `json:"token_type,omitempty"`
+	Expiry        time.Time      `json:"expiry,omitzero"`
+	Scope         string         `json:"scope,omitempty"`
+	Ref           ref            `json:"ref,omitzero"`
+	TransferToken string         `json:"transfer_token,omitempty"`
+	Extra         map[string]any `json:"extra,omitempty"`
+	Health        health         `json:"health,omitzero"` // since this release; older readers skip it
+}
+
+type ref struct {
+	Type string `json:"type"`
+	ID   int64  `json:"id"`
+}
+
+type health struct {
+	NeedsLogin  time.Time `json:"needs_login,omitzero"`
+	Reason      string    `json:"reason,omitempty"`
+	LastRefresh time.Time `json:"last_refresh,omitzero"`
+}
+
+func toWire(a sessionstore.AuthObject) auth {
+	return auth{
+		AccessToken:   a.AccessToken,
+		RefreshToken:  a.RefreshToken,
+		TokenType:     a.TokenType,
+		Expiry:        a.Expiry,
+		Scope:         a.Scope,
+		Ref:           ref(a.Ref),
+		TransferToken: a.TransferToken,
+		Extra:         a.Extra,
+		Health:        health(a.Health),
+	}
+}
+
+func (w auth) authObject() sessionstore.AuthObject {
+	return sessionstore.AuthObject{
+		AccessToken:   w.AccessToken,
+		RefreshToken:  w.RefreshToken,
+		TokenType:     w.TokenType,
+		Expiry:        w.Expiry,
+		Scope:         w.Scope,
+		Ref:           sessionstore.Ref(w.Ref),
+		TransferToken: w.TransferToken,
+		Extra:         w.Extra,
+		Health:        sessionstore.Health(w.Health),
+	}
 }
 
 // EncodeAuth returns the stored form of a. The caller clears it when done.
 func EncodeAuth(a sessionstore.AuthObject) ([]byte, error) {
-	w := auth(a)
-	if b, ok := appendCanonical(make([]byte, 0, canonicalLen(&w)), &w); ok {
-		return b, nil
-	}
-	return json.Marshal(w)
+	return json.Marshal(toWire(a))
 }
 
-// DecodeAuth reads what EncodeAuth wrote. Its error never quotes data.
+// DecodeAuth reads what EncodeAuth wrote, in any version. Its error never
+// quotes data.
 func DecodeAuth(data []byte) (sessionstore.AuthObject, error) {
-	if w, ok := parseCanonical(data); ok {
-		return sessionstore.AuthObject(w), nil
-	}
 	var w auth
 	if err := json.Unmarshal(data, &w); err != nil {
 		// The JSON error could quote a token: say only what failed.
 		return sessionstore.AuthObject{}, fmt.Errorf("auth object does not decode: %w", sessionstore.ErrTampered)
 	}
-	return sessionstore.AuthObject(w), nil
+	return w.authObject(), nil
 }
 
 // ExpiryOf returns the expiry of the stored auth object data, or the zero
-// time if it has none or does not decode.
+// time if it has none or does not decode. It copies no token.
 func ExpiryOf(data []byte) time.Time {
-	if e, ok := expiryOf(data); ok {
-		return e
-	}
 	var a struct {
 		Expiry time.Time `json:"expiry"`
 	}
-	if json.Unmarshal(data, &a) == nil {
-		return a.Expiry
+	if json.Unmarshal(data, &a) != nil {
+		return time.Time{}
 	}
-	return time.Time{}
+	return a.Expiry
+}
+
+// MarkedVersion is the record format version (crypto.Record.Version) of
+// a session marked as needing a new login: 3, which a reader older than
+// the mark refuses instead of dropping it. Other sessions are written in
+// the oldest format that holds them (0 lets crypto choose), so that older
+// readers keep reading them; they skip Health.LastRefresh.
+const MarkedVersion = 3
+
+// VersionOf returns the record format version to seal a with: see
+// MarkedVersion.
+func VersionOf(a sessionstore.AuthObject) int {
+	if !a.Health.NeedsLogin.IsZero() {
+		return MarkedVersion
+	}
+	return 0
 }
