@@ -7,6 +7,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/keys"
 )
 
 // Defaults of the options.
@@ -19,11 +20,7 @@ const (
 type Option func(*options)
 
 type options struct {
-	keyFile      string
-	keyring      *crypto.Keyring
-	extra        []age.Recipient
-	logger       *slog.Logger
-	askPass      func() (string, error)
+	keys         keys.Config
 	lockTTL      time.Duration
 	maxStaleness time.Duration
 	now          func() time.Time
@@ -41,31 +38,31 @@ type testHooks struct {
 // WithKeyFile reads the keys from an age identity file (and its
 // ".recipients" file). The Store rereads it before every write and when a
 // record does not open, so it follows a staged rotation.
-func WithKeyFile(path string) Option { return func(o *options) { o.keyFile = path } }
+func WithKeyFile(path string) Option { return func(o *options) { o.keys.File = path } }
 
 // WithKeyring uses fixed keys. Such a Store cannot follow a rotation:
 // long-running processes should use WithKeyFile.
-func WithKeyring(k *crypto.Keyring) Option { return func(o *options) { o.keyring = k } }
+func WithKeyring(k *crypto.Keyring) Option { return func(o *options) { o.keys.Ring = k } }
 
 // WithRecipients seals every record to r as well, beyond the primary and
 // the key file's ".recipients".
 func WithRecipients(r ...age.Recipient) Option {
-	return func(o *options) { o.extra = append(o.extra, r...) }
+	return func(o *options) { o.keys.Extra = append(o.keys.Extra, r...) }
 }
 
 // WithPassphrase gives the passphrase of a passphrase-protected key file
 // (an age-encrypted identity file, as "age -p" writes). It is called at
 // most once per Open, and only if the key file is protected; the Store
 // keeps the passphrase to reload the key file after a rotation.
-func WithPassphrase(passphrase func() (string, error)) Option {
-	return func(o *options) { o.askPass = passphrase }
+func WithPassphrase(ask func() (string, error)) Option {
+	return func(o *options) { o.keys.AskPass = ask }
 }
 
 // WithLogger logs the Store's background events (watch restarts, lease
 // renewals, key reloads) to l. The default discards them. The etcd client
 // logs through its own logger, which its owner configures (see the package
 // documentation).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.keys.Log = l } }
 
 // WithLockTTL sets the TTL of the lease that holds the Store's record locks
 // and its heartbeat (default 15 s, rounded up to whole seconds as etcd

@@ -99,7 +99,7 @@ func TestReadRecords(t *testing.T) {
 	assert.Equal(t, sampleAuth(), srv.Auth)
 	assert.Equal(t, 0, srv.Key)
 	assert.Equal(t, ring.PublicKey(0), srv.PublicKey)
-	assert.Equal(t, e.prefix+"/records/server", srv.EtcdKey)
+	assert.Equal(t, e.prefix+"/records/server", srv.Location)
 	assert.NotZero(t, srv.Seq)
 	assert.False(t, srv.Written.IsZero())
 	assert.Equal(t, sampleAuth().Expiry, srv.Expiry)

@@ -9,44 +9,41 @@ import (
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
+	"github.com/sessionstore/sessionstore/internal/keys"
 )
 
 // An Option configures Open.
 type Option func(*options)
 
 type options struct {
-	keyFile string
-	keyring *crypto.Keyring
-	extra   []age.Recipient
+	keys    keys.Config
 	noWatch bool
-	logger  *slog.Logger
 	now     func() time.Time
 	fault   fsutil.FaultFunc
 	watcher func() (*fsnotify.Watcher, error)
-	askPass func() (string, error)
 }
 
 // WithKeyFile reads the keys from an age identity file (and its
 // ".recipients" file). The Store reloads them when they change, so it
 // follows a rotation.
-func WithKeyFile(path string) Option { return func(o *options) { o.keyFile = path } }
+func WithKeyFile(path string) Option { return func(o *options) { o.keys.File = path } }
 
 // WithKeyring uses fixed keys. Such a Store cannot follow a rotation:
 // long-running processes should use WithKeyFile.
-func WithKeyring(k *crypto.Keyring) Option { return func(o *options) { o.keyring = k } }
+func WithKeyring(k *crypto.Keyring) Option { return func(o *options) { o.keys.Ring = k } }
 
 // WithRecipients seals every record to r as well, beyond the primary and
 // the key file's ".recipients".
 func WithRecipients(r ...age.Recipient) Option {
-	return func(o *options) { o.extra = append(o.extra, r...) }
+	return func(o *options) { o.keys.Extra = append(o.keys.Extra, r...) }
 }
 
 // WithPassphrase gives the passphrase of a passphrase-protected key file
 // (an age-encrypted identity file, as "age -p" writes). It is called at
 // most once per Open, and only if the key file is protected; the Store
 // keeps the passphrase to reload the key file after a rotation.
-func WithPassphrase(passphrase func() (string, error)) Option {
-	return func(o *options) { o.askPass = passphrase }
+func WithPassphrase(ask func() (string, error)) Option {
+	return func(o *options) { o.keys.AskPass = ask }
 }
 
 // WithoutWatcher disables fsnotify: every Get validates its cached entry
@@ -56,4 +53,4 @@ func WithoutWatcher() Option { return func(o *options) { o.noWatch = true } }
 
 // WithLogger logs the Store's background events (watcher failures, key
 // reloads) to l. The default discards them.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.keys.Log = l } }

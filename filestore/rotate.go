@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/batch"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 	"github.com/sessionstore/sessionstore/internal/keys"
+	"github.com/sessionstore/sessionstore/internal/protocol"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
@@ -47,21 +47,9 @@ type RotateEvent struct {
 	Total int    // records in all
 }
 
-// RecordStatus describes one record, as Check and Rotate see it. It never
-// holds a token.
-type RecordStatus struct {
-	Dir       string    `json:"dir"`
-	AuthType  string    `json:"auth_type"`
-	File      string    `json:"file"`
-	Key       int       `json:"key"`        // index of the identity that opens it; 0 is the primary, -1 none
-	PublicKey string    `json:"public_key"` // that identity's recipient
-	Seq       uint64    `json:"seq"`
-	Written   time.Time `json:"written,omitzero"`
-	Expiry    time.Time `json:"expiry,omitzero"` // the token's
-	Resealed  bool      `json:"resealed,omitempty"`
-	Err       error     `json:"-"`
-	Error     string    `json:"error,omitempty"`
-}
+// RecordStatus describes one record, as Check and Rotate see it: Store is
+// the directory, Location the record's file. It never holds a token.
+type RecordStatus = protocol.RecordStatus
 
 // A RotateReport says what Rotate did.
 type RotateReport struct {
@@ -74,8 +62,9 @@ type RotateReport struct {
 }
 
 // ErrRotationIncomplete is returned (wrapped) by Rotate when some record
-// could not be resealed: the old keys are kept, and the records named.
-var ErrRotationIncomplete = errors.New("rotation incomplete")
+// could not be resealed: the old keys are kept, and the records named. It
+// is the same value in every backend.
+var ErrRotationIncomplete = protocol.ErrRotationIncomplete
 
 // Rotate rotates the key in keyFile over every record in dirs, safely while
 // other processes use them:
@@ -169,11 +158,11 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	if err != nil {
 		return nil, err
 	}
-	if bad := failed(statuses); len(bad) > 0 {
+	if bad := protocol.Failed(statuses); len(bad) > 0 {
 		report.Records = statuses
 		return report, fmt.Errorf("rotate: %w: nothing changed: %d record(s) do not open with the keys in %s: %s; "+
 			"move files that are not this store's records out of the store directory, or pass the key file they were sealed with",
-			ErrRotationIncomplete, len(bad), keyFile, recordNames(bad))
+			ErrRotationIncomplete, len(bad), keyFile, protocol.RecordNames(bad))
 	}
 	if opts.DryRun {
 		report.Records = statuses
@@ -207,7 +196,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	var mu sync.Mutex // guards done and calls to progress
 	done := 0
 	err = batch.ForEach(ctx, records, opts.Workers, func(r *RecordStatus) {
-		r.Resealed, r.Err = stores[r.Dir].reseal(ctx, r.AuthType, known)
+		r.Resealed, r.Err = stores[r.Store].reseal(ctx, r.AuthType, known)
 		mu.Lock()
 		done++
 		progress(RotateEvent{Step: "resealed", Done: done, Total: len(records)})
@@ -229,7 +218,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 		}
 		r.Resealed = resealed
 		if resealErr != nil {
-			r.setErr(resealErr) // the cause, rather than its consequence
+			r.SetErr(resealErr) // the cause, rather than its consequence
 		}
 	})
 	if err != nil {
@@ -239,8 +228,8 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 		return r.Err != nil && errors.Is(r.Err, fs.ErrNotExist) // a lock without a record
 	})
 	report.Records = records
-	if bad := failed(records); len(bad) > 0 {
-		return report, fmt.Errorf("rotate: %w: old keys kept in %s: %d record(s) do not open with the new key: %s", ErrRotationIncomplete, keyFile, len(bad), recordNames(bad))
+	if bad := protocol.Failed(records); len(bad) > 0 {
+		return report, fmt.Errorf("rotate: %w: old keys kept in %s: %d record(s) do not open with the new key: %s", ErrRotationIncomplete, keyFile, len(bad), protocol.RecordNames(bad))
 	}
 	progress(RotateEvent{Step: "verified", Done: len(records), Total: len(records)})
 
@@ -299,7 +288,7 @@ func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers
 	if err := batch.ForEach(ctx, records, workers, func(r *RecordStatus) {
 		data, rec := statusOfRec(ring, r)
 		if known != nil && rec != nil {
-			known.addPlain(r.File, data, rec, ring.PublicKey(r.Key), r.Expiry)
+			known.addPlain(r.Location, data, rec, ring.PublicKey(r.Key), r.Expiry)
 		} else if rec != nil {
 			clear(rec.Auth)
 		}
@@ -330,24 +319,20 @@ func statusOf(ring *crypto.Keyring, r *RecordStatus) {
 // statusOfRec is statusOf, also returning the file's bytes and the record
 // it opened (nil if it did not).
 func statusOfRec(ring *crypto.Keyring, r *RecordStatus) ([]byte, *crypto.Record) {
-	*r = RecordStatus{Dir: r.Dir, AuthType: r.AuthType, File: r.File, Key: -1}
-	data, err := readRecord(r.File)
+	*r = RecordStatus{Store: r.Store, AuthType: r.AuthType, Location: r.Location, Key: -1}
+	data, err := readRecord(r.Location)
 	if err != nil {
-		r.setErr(fmt.Errorf("filestore: %w", err))
+		r.SetErr(fmt.Errorf("filestore: %w", err))
 		return nil, nil
 	}
 	rec, idx, err := ring.Open(data, r.AuthType)
 	if err != nil {
-		r.setErr(fmt.Errorf("filestore: %s: %w", r.File, err))
+		r.SetErr(fmt.Errorf("filestore: %s: %w", r.Location, err))
 		return nil, nil
 	}
 	r.Key, r.PublicKey, r.Seq, r.Written = idx, ring.PublicKey(idx), rec.Seq, rec.Written
 	r.Expiry = wire.ExpiryOf(rec.Auth)
 	return data, rec
-}
-
-func (r *RecordStatus) setErr(err error) {
-	r.Err, r.Error = err, err.Error()
 }
 
 // reseal rewrites authType's record, under its lock, sealed to the current
@@ -426,7 +411,7 @@ func listAll(ctx context.Context, dirs []string, locks bool) ([]RecordStatus, er
 		}
 		for _, n := range names {
 			stem, _ := stemOf(n)
-			records = append(records, RecordStatus{Dir: d, AuthType: n, File: filepath.Join(d, stem+recordSuffix), Key: -1})
+			records = append(records, RecordStatus{Store: d, AuthType: n, Location: filepath.Join(d, stem+recordSuffix), Key: -1})
 		}
 	}
 	return records, nil
@@ -442,13 +427,4 @@ func absDirs(dirs []string) ([]string, error) {
 		abs[i] = a
 	}
 	return abs, nil
-}
-
-func failed(records []RecordStatus) []RecordStatus {
-	return batch.Failed(records, func(r RecordStatus) error { return r.Err })
-}
-
-// recordNames lists records for an error message.
-func recordNames(records []RecordStatus) string {
-	return batch.Names(records, func(r RecordStatus) string { return r.File })
 }

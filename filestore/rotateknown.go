@@ -90,16 +90,16 @@ func (k *knownSet) dropPlaintexts() {
 // primary of ring, and reports whether it did.
 func (k *knownSet) verify(ring *crypto.Keyring, r *RecordStatus) bool {
 	k.mu.Lock()
-	v, ok := k.ok[r.File]
+	v, ok := k.ok[r.Location]
 	k.mu.Unlock()
 	if !ok {
 		return false
 	}
-	data, err := readRecord(r.File)
+	data, err := readRecord(r.Location)
 	if err != nil || sha256.Sum256(data) != v.digest {
 		return false
 	}
-	*r = RecordStatus{Dir: r.Dir, AuthType: r.AuthType, File: r.File,
+	*r = RecordStatus{Store: r.Store, AuthType: r.AuthType, Location: r.Location,
 		Key: 0, PublicKey: ring.PublicKey(0), Seq: v.seq, Written: v.written, Expiry: v.expiry}
 	return true
 }

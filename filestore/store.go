@@ -71,19 +71,13 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.keyring == nil && o.keyFile == "" {
-		var err error
-		if o.keyFile, err = crypto.DefaultKeyFile(); err != nil {
-			return nil, fmt.Errorf("filestore: %w", err)
-		}
-	}
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
 	s := &Store{
 		dir:   dir,
 		watch: !o.noWatch,
-		log:   o.logger,
+		log:   o.keys.Log,
 		now:   o.now,
 		fault: o.fault,
 		euid:  os.Geteuid(),
@@ -95,18 +89,13 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if o.keyring == nil {
-		s.keyFile = o.keyFile
-		if abs, err := filepath.Abs(o.keyFile); err == nil {
-			s.keyFile = abs
-		}
-		keys.RemoveTemp(s.keyFile, s.log)
-	}
+	o.keys.Pkg, o.keys.Log, o.keys.Derive = "filestore", s.log, s.countDerivation
 	var err error
-	s.keys, err = keys.New(keys.Config{Pkg: "filestore", File: s.keyFile, Ring: o.keyring, Extra: o.extra,
-		AskPass: o.askPass, Log: s.log, Derive: s.countDerivation})
-	if err != nil {
+	if s.keys, err = keys.New(o.keys); err != nil {
 		return nil, err
+	}
+	if s.keyFile = s.keys.File(); s.keyFile != "" {
+		keys.RemoveTemp(s.keyFile, s.log)
 	}
 	// Only now that the keys are loaded: a failed Open leaves no
 	// directory behind.

@@ -8,15 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/decide"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
+	"github.com/sessionstore/sessionstore/internal/protocol"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
@@ -27,7 +25,7 @@ import (
 // nothing: the Store's keys are probably stale (a rotation happened), and
 // the record may be fine for every other process.
 func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
-	_, err := s.write(ctx, "set", authType, decide.Set(auth), &auth)
+	_, err := s.write(ctx, "set", authType, decide.Set(auth), true)
 	return err
 }
 
@@ -38,7 +36,7 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 // cannot be opened makes Update fail without calling fn.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
-	return s.write(ctx, "update", authType, decide.Update(fn), nil)
+	return s.write(ctx, "update", authType, decide.Update(fn), false)
 }
 
 // Delete removes the session stored under authType, whatever the record
@@ -46,7 +44,7 @@ func (s *Store) Update(ctx context.Context, authType string,
 // error. Sequence numbers keep growing across a Delete:
 // a later Set is not a rollback, a replayed older record is.
 func (s *Store) Delete(ctx context.Context, authType string) error {
-	_, err := s.write(ctx, "delete", authType, decide.Delete(), nil)
+	_, err := s.write(ctx, "delete", authType, decide.Delete(), false)
 	return err
 }
 
@@ -61,17 +59,11 @@ type current struct {
 }
 
 // write runs the write protocol of one record: lock, check the keys,
-// read the current record, let fn decide, seal, write durably, unlock.
-//
-// A Set knows what it stores before it sees the current record (set is
-// its value; nil for Update and Delete): it seals before taking the lock,
-// so that a writer waiting for the lock encrypts while another one writes,
-// and holds the lock for reading and writing alone. What it sealed is used
-// if it still fits under the lock: sealed to the keys loaded there, with a
-// sequence number above the current record's, and not long ago. Otherwise
-// it seals again, under the lock.
+// read the current record, let fn decide, seal, write durably, unlock. A
+// Set (set) needs no value from the current record: the writers' note may
+// vouch for it (note.go).
 func (s *Store) write(ctx context.Context, op, authType string,
-	decideFn decide.Func, set *sessionstore.AuthObject) (sessionstore.AuthObject, error) {
+	decideFn decide.Func, set bool) (sessionstore.AuthObject, error) {
 	if err := s.checkOpen(op); err != nil {
 		return sessionstore.AuthObject{}, err
 	}
@@ -86,36 +78,14 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, err
 	}
 	path := s.recordPath(stem)
-	var pre *sealed
-	var sealDone func()
-	if set != nil {
-		// At most GOMAXPROCS Sets of this process seal ahead for one
-		// record at once: more would take the CPU from the lock holder,
-		// and the more Sets seal at once, the more of them take the lock
-		// in another order than they sealed in, and must seal again
-		// (their sequence number is then too low).
-		if sealDone, err = procLockFor(s.lockPath(stem)).sealTurn(ctx); err != nil {
-			return sessionstore.AuthObject{}, fmt.Errorf("filestore: %s %q: %w", op, authType, err)
-		}
-		if pre, err = s.seal(s.keys.Ring(), op, path, authType, *set, s.maxSeq(authType)+1); err != nil {
-			sealDone()
-			return sessionstore.AuthObject{}, err
-		}
-		defer pre.clear()
-	}
 	unlock, lockFD, err := s.lockCurrentKeys(ctx, stem)
-	if sealDone != nil {
-		sealDone()
-	}
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
 	defer unlock()
 	ring := s.keys.Ring()
-	// A Set needs no value from the current record: the writers' note may
-	// vouch for it (note.go).
 	var n *note
-	if set != nil {
+	if set {
 		n = readNote(lockFD)
 	}
 	cur, err := s.readCurrent(ring, authType, path, n)
@@ -150,14 +120,11 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, nil
 	}
 
-	minSeq := max(cur.seq, s.maxSeq(authType)) + 1
-	rec := pre
-	if rec == nil || rec.ring != ring || rec.seq < minSeq || s.now().Sub(rec.written) > maxSealAge {
-		if rec, err = s.seal(ring, op, path, authType, next, minSeq); err != nil {
-			return sessionstore.AuthObject{}, err
-		}
-		defer rec.clear()
+	rec, err := s.seal(ring, op, path, authType, next, max(cur.seq, s.maxSeq(authType))+1)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
 	}
+	defer rec.clear()
 	dir, done, err := s.openDir(dirInfo)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
@@ -184,14 +151,8 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	return rec.auth.Clone(), nil
 }
 
-// maxSealAge bounds how long before the write a Set may have sealed its
-// record (its written time): a Set that waited longer for the lock seals
-// again.
-const maxSealAge = 250 * time.Millisecond
-
 // A sealed is a record sealed for a write.
 type sealed struct {
-	ring    *crypto.Keyring // the keys it was sealed with
 	auth    sessionstore.AuthObject
 	seq     uint64
 	written time.Time
@@ -222,7 +183,7 @@ func (s *Store) seal(ring *crypto.Keyring, op, path, authType string, a sessions
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %s: %w", path, err)
 	}
-	return &sealed{ring: ring, auth: a, seq: seq, written: now, ct: ct, fp: ring.Fingerprint(0)}, nil
+	return &sealed{auth: a, seq: seq, written: now, ct: ct, fp: ring.Fingerprint(0)}, nil
 }
 
 // maxSeq returns the highest sequence number seen for authType.
@@ -329,38 +290,12 @@ func (s *Store) lock(ctx context.Context, stem string) (unlock func(), fd lockFD
 	return func() { s.locksHeld.Add(-1); release() }, fd, nil
 }
 
-// processLocks holds one in-process lock per lock file path: goroutines of
-// this process (of any Store) queue on it and hand the lock over directly,
-// so only one of them at a time waits on the file lock.
-var processLocks sync.Map // path → *procLock
+// processLocks holds one in-process lock per lock file path: goroutines
+// of this process (of any Store) queue on it, so only one of them at a
+// time waits on the file lock.
+var processLocks protocol.Locks
 
 func (s *Store) lockPath(stem string) string { return filepath.Join(s.dir, stem+lockSuffix) }
-
-// A procLock is the in-process lock of one lock file.
-type procLock struct {
-	ch      chan struct{} // capacity 1: full while held
-	waiting atomic.Int32  // goroutines queued for ch
-	sealing chan struct{} // capacity GOMAXPROCS: a slot per Set sealing ahead (see write)
-}
-
-// procLockFor returns path's in-process lock.
-func procLockFor(path string) *procLock {
-	v, ok := processLocks.Load(path)
-	if !ok {
-		v, _ = processLocks.LoadOrStore(path, &procLock{ch: make(chan struct{}, 1), sealing: make(chan struct{}, runtime.GOMAXPROCS(0))})
-	}
-	return v.(*procLock)
-}
-
-// sealTurn waits for the turn to seal ahead, honouring ctx.
-func (pl *procLock) sealTurn(ctx context.Context) (done func(), err error) {
-	select {
-	case pl.sealing <- struct{}{}:
-		return func() { <-pl.sealing }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
 
 // lockFile takes the flock on path (creating it 0600, never through a
 // symlink, never blocking on a FIFO), waiting until ctx is done. Waiters
@@ -369,29 +304,10 @@ func (pl *procLock) sealTurn(ctx context.Context) (done func(), err error) {
 // (a blocking flock). A waiter whose ctx ends returns at once; its pending
 // flock is released as soon as it is granted.
 func lockFile(ctx context.Context, path string) (unlock func(), fd lockFD, err error) {
-	pl := procLockFor(path)
-	select {
-	case pl.ch <- struct{}{}:
-	default:
-		pl.waiting.Add(1)
-		select {
-		case pl.ch <- struct{}{}:
-			pl.waiting.Add(-1)
-		case <-ctx.Done():
-			pl.waiting.Add(-1)
-			return nil, noNote, fmt.Errorf("filestore: lock %s: %w", path, ctx.Err())
-		}
+	releaseInProc, err := processLocks.Lock(ctx, path)
+	if err != nil {
+		return nil, noNote, fmt.Errorf("filestore: lock %s: %w", path, err)
 	}
-	releaseInProc := func() {
-		<-pl.ch
-		if pl.waiting.Load() > 0 {
-			// The waiter now holds the lock, but it runs only when this
-			// goroutine yields the processor: yield now, or a caller that
-			// goes on to seal its next write keeps it waiting.
-			runtime.Gosched()
-		}
-	}
-
 	release, fd, err := fileLock(ctx, path)
 	if err != nil {
 		releaseInProc()

@@ -127,7 +127,7 @@ func runEtcdRotate(ctx context.Context, c *clientv3.Client, f etcdFlags, keyFile
 		}
 		for _, st := range rep.Records {
 			if st.Err != nil {
-				fmt.Fprintf(stdout, "FAIL     %s: %v\n", st.EtcdKey, st.Err)
+				fmt.Fprintf(stdout, "FAIL     %s: %v\n", st.Location, st.Err)
 			}
 		}
 	}
@@ -248,11 +248,11 @@ func hostsReady(n int, one, many string) string {
 func describeEtcd(st etcdstore.RecordStatus) string {
 	switch {
 	case st.Err != nil:
-		return fmt.Sprintf("FAIL     %s: %v", st.EtcdKey, st.Err)
+		return fmt.Sprintf("FAIL     %s: %v", st.Location, st.Err)
 	case st.Key == 0:
-		return fmt.Sprintf("primary  %s (written %s%s)", st.EtcdKey, st.Written.UTC().Format(time.RFC3339), expires(st.Expiry))
+		return fmt.Sprintf("primary  %s (written %s%s)", st.Location, st.Written.UTC().Format(time.RFC3339), expires(st.Expiry))
 	default:
-		return fmt.Sprintf("OLD KEY  %s: sealed to decrypt-only key %d (%s)", st.EtcdKey, st.Key, st.PublicKey)
+		return fmt.Sprintf("OLD KEY  %s: sealed to decrypt-only key %d (%s)", st.Location, st.Key, st.PublicKey)
 	}
 }
 

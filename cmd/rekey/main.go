@@ -344,11 +344,11 @@ func runCheck(statuses []filestore.RecordStatus, jsonOut bool, stdout io.Writer,
 func describe(st filestore.RecordStatus) string {
 	switch {
 	case st.Err != nil:
-		return fmt.Sprintf("FAIL     %s: %v", st.File, st.Err)
+		return fmt.Sprintf("FAIL     %s: %v", st.Location, st.Err)
 	case st.Key == 0:
-		return fmt.Sprintf("primary  %s (written %s%s)", st.File, st.Written.UTC().Format(time.RFC3339), expires(st.Expiry))
+		return fmt.Sprintf("primary  %s (written %s%s)", st.Location, st.Written.UTC().Format(time.RFC3339), expires(st.Expiry))
 	default:
-		return fmt.Sprintf("OLD KEY  %s: sealed to decrypt-only key %d (%s)", st.File, st.Key, st.PublicKey)
+		return fmt.Sprintf("OLD KEY  %s: sealed to decrypt-only key %d (%s)", st.Location, st.Key, st.PublicKey)
 	}
 }
 
@@ -365,7 +365,7 @@ func runRotate(ctx context.Context, keyFile string, dirs []string, opts filestor
 	if rep != nil {
 		for _, st := range rep.Records {
 			if st.Err != nil {
-				fmt.Fprintf(stdout, "FAIL     %s: %v\n", st.File, st.Err)
+				fmt.Fprintf(stdout, "FAIL     %s: %v\n", st.Location, st.Err)
 			}
 		}
 	}

@@ -16,15 +16,19 @@ import (
 	"github.com/sessionstore/sessionstore/internal/etcdtest"
 )
 
-// The scripts' etcd: one embedded single-member server for the test
-// binary, started by the first script that asks for it.
-var testEtcd struct {
+// The scripts' etcd: one embedded single-member server for a run of
+// TestScripts, started by the first script that asks for it.
+type scriptsEtcd struct {
 	once sync.Once
 	m    *etcdtest.Member
 	dir  string
 	err  error
 }
 
+var testEtcd = new(scriptsEtcd)
+
+// stopEtcd stops the scripts' etcd at the end of TestScripts; the next run
+// (go test -count=N) starts its own.
 func stopEtcd() {
 	if testEtcd.m != nil {
 		testEtcd.m.Close()
@@ -32,6 +36,7 @@ func stopEtcd() {
 	if testEtcd.dir != "" {
 		os.RemoveAll(testEtcd.dir)
 	}
+	testEtcd = new(scriptsEtcd)
 }
 
 // etcd: start the tests' etcd server if it is not running, and set $ETCD

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,9 @@ func New(c Config) (*Keys, error) {
 			return nil, fmt.Errorf("%s: %w", c.Pkg, err)
 		}
 		k.file = f
+	}
+	if abs, err := filepath.Abs(k.file); err == nil {
+		k.file = abs
 	}
 	k.pass = crypto.NewPassphrase(c.AskPass)
 	if _, err := k.Reload(); err != nil {

@@ -1,0 +1,232 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/keys"
+	"github.com/sessionstore/sessionstore/internal/names"
+	"github.com/sessionstore/sessionstore/internal/reccache"
+	"github.com/sessionstore/sessionstore/internal/wire"
+)
+
+// Config is what a backend's Open gives New.
+type Config struct {
+	Pkg          string // the backend's name, the prefix of its errors: "etcdstore"
+	Namespace    string // bound into every record: the etcd prefix, the pgstore namespace
+	Backend      Backend
+	Keys         *keys.Keys
+	Log          *slog.Logger
+	Now          func() time.Time
+	MaxStaleness time.Duration // how long a cached value is served without hearing from the backend
+}
+
+// A Store is the protocol over one Backend: a sessionstore.Store. It is
+// safe for concurrent use.
+type Store struct {
+	pkg, ns      string
+	b            Backend
+	keys         *keys.Keys
+	log          *slog.Logger
+	now          func() time.Time
+	maxStaleness time.Duration
+	epoch        time.Time // the origin of Mono
+
+	bg     context.Context // ends at Close: the watch and the heartbeat
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	locks Locks // the in-process lock of each record
+	cache reccache.Cache[entry]
+	watch watchState
+
+	// pending holds, per auth type, the write this Store is committing
+	// (a *pendingWrite), so that its own change is recognised by its
+	// bytes and not decrypted again.
+	pending sync.Map
+}
+
+var _ sessionstore.Store = (*Store)(nil)
+
+// New starts a Store over c.Backend: it publishes its heartbeat, then
+// starts its change feed and its heartbeat loop.
+func New(ctx context.Context, c Config) (*Store, error) {
+	s := &Store{pkg: c.Pkg, ns: c.Namespace, b: c.Backend, keys: c.Keys, log: c.Log, now: c.Now,
+		maxStaleness: c.MaxStaleness, epoch: time.Now()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.b.Heartbeat(ctx, s.host()); err != nil {
+		return nil, err
+	}
+	s.bg, s.stop = context.WithCancel(context.Background())
+	s.wg.Add(2)
+	go s.watchLoop()
+	go s.heartbeatLoop()
+	return s, nil
+}
+
+// Keyring returns the keyring the Store currently uses.
+func (s *Store) Keyring() *crypto.Keyring { return s.keys.Ring() }
+
+// mono is a monotonic clock: nanoseconds since the Store was opened.
+func (s *Store) mono() int64 { return int64(time.Since(s.epoch)) }
+
+// List returns the auth types stored, sorted.
+func (s *Store) List(ctx context.Context) ([]string, error) {
+	if err := s.checkOpen("list"); err != nil {
+		return nil, err
+	}
+	return s.b.Names(ctx)
+}
+
+func (s *Store) checkOpen(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %s %s: %w", s.pkg, op, s.ns, sessionstore.ErrClosed)
+	}
+	return nil
+}
+
+// Close stops the Store's change feed and heartbeat and closes the
+// backend (releasing its lease). Calls after Close return
+// sessionstore.ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.setDeadline(0) // no cached value is served from now on
+	s.stop()
+	s.wg.Wait()
+	s.cache.Reset()
+	return s.b.Close()
+}
+
+// host is the Store's heartbeat now.
+func (s *Store) host() Host {
+	h, _ := os.Hostname()
+	return Host{Host: h, PID: os.Getpid(), Keys: s.keys.Ring().Fingerprints(), Time: time.Now().UTC()}
+}
+
+// heartbeatLoop rereads the key file every HeartbeatEvery and renews the
+// heartbeat (with the new keys, after a rotation step was distributed),
+// until Close.
+func (s *Store) heartbeatLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(HeartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.bg.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.keys.Reload(); err != nil {
+			s.log.Warn("sessionstore: rereading the key file", "err", err)
+		}
+		ctx, cancel := context.WithTimeout(s.bg, HeartbeatEvery)
+		if err := s.b.Heartbeat(ctx, s.host()); err != nil && s.bg.Err() == nil {
+			s.log.Warn("sessionstore: heartbeat", "namespace", s.ns, "err", err)
+		}
+		cancel()
+	}
+}
+
+// Get returns the session stored under authType, or an error wrapping
+// sessionstore.ErrNotFound. A cached value costs no I/O and, unless it has
+// Extra, no allocation; it is served only while the change feed is
+// healthy and was heard from within the staleness bound. Otherwise Get
+// reads the record.
+func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
+	// serving is 0 once the Store is closed: no closed check here.
+	if e := s.cache.Get(authType); e != nil && e.ok && s.watch.vouches(e.gen) {
+		if e.auth.Extra == nil {
+			return e.auth, nil
+		}
+		return e.auth.Clone(), nil
+	}
+	return s.getSlow(ctx, authType)
+}
+
+// getSlow is Get when the cache does not serve: a function of its own, so
+// that Get's hit path keeps a small frame.
+func (s *Store) getSlow(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
+	if err := s.checkOpen("get"); err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	if _, err := names.Stem(authType); err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	a, err := s.load(ctx, authType)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	return a.Clone(), nil
+}
+
+// load reads name's record and returns its value, from the cache if the
+// record has not changed since it was cached, and caches it.
+func (s *Store) load(ctx context.Context, name string) (sessionstore.AuthObject, error) {
+	gen := s.watch.gen.Load() // before the read: see fill
+	raw, err := s.b.Read(ctx, name)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	where := s.b.Where(name)
+	if raw.Data == nil {
+		s.forget(name, raw.Ver)
+		return sessionstore.AuthObject{}, fmt.Errorf("%s: %s: %w", s.pkg, where, sessionstore.ErrNotFound)
+	}
+	if e := s.cache.Get(name); e != nil && e.ok && e.ver == raw.Ver {
+		// Unchanged since cached: no decryption; the current generation
+		// vouches for it from now on.
+		s.fill(gen, name, e.ver, e.auth, e.seq, e.written)
+		return e.auth, nil
+	}
+	rec, err := s.open(raw.Data, name)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	a, err := wire.DecodeAuth(rec.Auth)
+	if err != nil {
+		return sessionstore.AuthObject{}, fmt.Errorf("%s: %s: %w", s.pkg, where, err)
+	}
+	if prev := s.fill(gen, name, raw.Ver, a, rec.Seq, rec.Written); prev != 0 {
+		return sessionstore.AuthObject{}, s.rollbackError(name, prev, rec.Seq)
+	}
+	return a, nil
+}
+
+// open decrypts and verifies a record. If no identity opens it, the key
+// file is reloaded once and the record tried again: a rotation may just
+// have happened.
+func (s *Store) open(data []byte, name string) (*crypto.Record, error) {
+	rec, _, err := s.keys.Ring().OpenIn(data, s.ns, name)
+	if errors.Is(err, sessionstore.ErrWrongKey) {
+		if changed, rerr := s.keys.Reload(); rerr == nil && changed {
+			rec, _, err = s.keys.Ring().OpenIn(data, s.ns, name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w%s", s.pkg, s.b.Where(name), err, s.keys.WrongKeyHint(err))
+	}
+	return rec, nil
+}
+
+func (s *Store) rollbackError(name string, from, to uint64) error {
+	return fmt.Errorf("%s: %s: sequence number went back from %d to %d: %w", s.pkg, s.b.Where(name), from, to, sessionstore.ErrRollback)
+}

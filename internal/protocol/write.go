@@ -1,0 +1,280 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/decide"
+	"github.com/sessionstore/sessionstore/internal/names"
+	"github.com/sessionstore/sessionstore/internal/wire"
+)
+
+// settleTimeout bounds the read that finds out the outcome of an
+// ambiguous write, which runs whatever the caller's context.
+const settleTimeout = 5 * time.Second
+
+// Set stores auth under authType, replacing what was there, even a record
+// that cannot be opened because it is corrupt or forged. Over a record
+// sealed to a key this Store does not hold, Set returns an error wrapping
+// sessionstore.ErrWrongKey and changes nothing: the record may be fine for
+// hosts with newer keys.
+func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
+	_, err := s.write(ctx, "set", authType, decide.Set(auth))
+	return err
+}
+
+// Update runs fn on the session stored under authType (exists is false if
+// there is none) and stores what it returns, holding the record's lock
+// (across hosts) throughout: no update is lost. If fn returns an error
+// nothing is written and Update returns it; if it returns a value Equal to
+// cur, nothing is written either. A record that cannot be opened makes
+// Update fail without calling fn. If the Store's lease ended while fn ran
+// (the process stalled past the lock TTL), the result is not stored and
+// Update returns an error wrapping sessionstore.ErrLockLost.
+func (s *Store) Update(ctx context.Context, authType string,
+	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
+	return s.write(ctx, "update", authType, decide.Update(fn))
+}
+
+// Delete removes the session stored under authType. Deleting a missing
+// record is not an error. Sequence numbers keep growing across a Delete:
+// a later Set is not a rollback, a replayed older record is.
+func (s *Store) Delete(ctx context.Context, authType string) error {
+	_, err := s.write(ctx, "delete", authType, decide.Delete())
+	return err
+}
+
+// current is the record a writer found under the lock.
+type current struct {
+	exists  bool
+	auth    sessionstore.AuthObject
+	ver     int64 // 0 if absent
+	seq     uint64
+	written time.Time
+	err     error // the record exists but does not open
+}
+
+// A pendingWrite is a record this Store is writing: its ciphertext and
+// what it holds.
+type pendingWrite struct {
+	ct      []byte
+	auth    sessionstore.AuthObject
+	seq     uint64
+	written time.Time
+}
+
+// write runs the write protocol of one record: lock, check the keys, read
+// the current record, let decideFn decide, seal, write fenced on the
+// record's version and on the lock, unlock; after an ambiguous write, find
+// out whether it was applied.
+func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func) (sessionstore.AuthObject, error) {
+	if err := s.checkOpen(op); err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	if _, err := names.Stem(name); err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	l, unlock, err := s.lockCurrentKeys(ctx, name)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	defer unlock()
+	ring := s.keys.Ring()
+	gen := s.watch.gen.Load()
+	cur, err := s.readCurrent(ctx, gen, ring, name)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	next, act, err := decideFn(decide.Current{Exists: cur.exists, Auth: cur.auth, Err: cur.err})
+	if err != nil {
+		return sessionstore.AuthObject{}, err
+	}
+	if act == decide.Keep || act == decide.Remove && !cur.exists {
+		return cur.auth.Clone(), nil
+	}
+
+	var maxSeq uint64
+	if e := s.cache.Get(name); e != nil {
+		maxSeq = e.maxSeq
+	}
+	now := s.now()
+	seq := max(cur.seq+1, maxSeq+1, uint64(max(now.UnixNano(), 0)))
+	var ct []byte
+	if act == decide.Store {
+		authJSON, err := wire.EncodeAuth(next)
+		if err != nil {
+			return sessionstore.AuthObject{}, fmt.Errorf("%s: %s %q: auth object does not encode: %w", s.pkg, op, name, err)
+		}
+		defer clear(authJSON)
+		if next.Extra != nil {
+			// Cache what a reader will decode (JSON numbers as float64 and
+			// so on), sharing nothing with the caller.
+			if next, err = wire.DecodeAuth(authJSON); err != nil {
+				return sessionstore.AuthObject{}, err
+			}
+		}
+		ct, err = ring.Seal(&crypto.Record{Version: wire.VersionOf(next), Namespace: s.ns, AuthType: name, Seq: seq, Written: now, Auth: authJSON})
+		if err != nil {
+			return sessionstore.AuthObject{}, fmt.Errorf("%s: %s: %w", s.pkg, s.b.Where(name), err)
+		}
+		s.pending.Store(name, &pendingWrite{ct: ct, auth: next, seq: seq, written: now})
+		defer s.pending.Delete(name)
+	}
+	ver, err := l.Commit(ctx, cur.ver, ct)
+	if errors.Is(err, ErrAmbiguous) {
+		// Release the lock first: no attempt still in flight can then
+		// pass its fence, so what is read next tells the outcome for good.
+		unlock()
+		ver, err = s.settle(ctx, l, name, ct, err)
+	}
+	if err != nil {
+		s.forget(name, 0)
+		return sessionstore.AuthObject{}, err
+	}
+	if act == decide.Remove {
+		s.cache.Update(name, func(e entry) entry {
+			return entry{maxSeq: max(e.maxSeq, cur.seq), ver: max(e.ver, ver)}
+		})
+		return sessionstore.AuthObject{}, nil
+	}
+	s.fill(gen, name, ver, next, seq, now)
+	return next.Clone(), nil
+}
+
+// readCurrent reads the record a writer is about to replace. A record that
+// does not open is reported in current.err, not as an error: Set replaces
+// it, Update returns it.
+func (s *Store) readCurrent(ctx context.Context, gen uint64, ring *crypto.Keyring, name string) (*current, error) {
+	raw, err := s.b.Read(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if raw.Data == nil {
+		return &current{ver: raw.Ver}, nil
+	}
+	if e := s.cache.Get(name); e != nil && e.ok && e.ver == raw.Ver {
+		// Our own last write, or known: no decryption.
+		return &current{exists: true, auth: e.auth, ver: raw.Ver, seq: e.seq, written: e.written}, nil
+	}
+	where := s.b.Where(name)
+	rec, _, err := ring.OpenIn(raw.Data, s.ns, name)
+	if err != nil {
+		return &current{exists: true, ver: raw.Ver, err: fmt.Errorf("%s: %s: %w%s", s.pkg, where, err, s.keys.WrongKeyHint(err))}, nil
+	}
+	a, err := wire.DecodeAuth(rec.Auth)
+	if err != nil {
+		return &current{exists: true, ver: raw.Ver, seq: rec.Seq, err: fmt.Errorf("%s: %s: %w", s.pkg, where, err)}, nil
+	}
+	if prev := s.fill(gen, name, raw.Ver, a, rec.Seq, rec.Written); prev != 0 {
+		return &current{exists: true, ver: raw.Ver, seq: rec.Seq, err: s.rollbackError(name, prev, rec.Seq)}, nil
+	}
+	return &current{exists: true, auth: a, ver: raw.Ver, seq: rec.Seq, written: rec.Written}, nil
+}
+
+// settle finds out whether a write whose outcome was unknown (cause) was
+// applied, once its lock is released: the record holds ct (for a delete,
+// is gone), or, if the backend keeps history, held it since the lock was
+// taken. It reads with a context of its own, since the caller's may be
+// done. If it cannot tell, its error wraps
+// sessionstore.ErrOutcomeUnknown.
+func (s *Store) settle(ctx context.Context, l Lock, name string, ct []byte, cause error) (int64, error) {
+	where := s.b.Where(name)
+	unknown := func(why error) error {
+		return fmt.Errorf("%s: writing %s: %w (%w; reading it back: %v); re-read the record before retrying",
+			s.pkg, where, sessionstore.ErrOutcomeUnknown, cause, why)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	raw, err := s.b.Read(rctx, name)
+	switch {
+	case err != nil:
+		return 0, unknown(err)
+	case ct != nil && bytes.Equal(raw.Data, ct):
+		return raw.Ver, nil
+	case ct == nil && raw.Data == nil:
+		return raw.Ver, nil
+	}
+	if h, ok := l.(Historian); ok && ct != nil {
+		// Another host may have written after an applied attempt (which
+		// released the lock): look back through the record's history.
+		ver, applied, err := h.AppliedSince(rctx, name, ct)
+		if err != nil {
+			return 0, unknown(err)
+		}
+		if applied {
+			return ver, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: writing %s: %w; not applied", s.pkg, where, cause)
+}
+
+// lockCurrentKeys takes name's lock with the keyring loaded from the key
+// file as it stands under that lock: a writer never seals to a retired
+// key. Loading a changed key file can be heavy (scrypt, for a
+// passphrase-protected one), so it happens with no lock held: the lock is
+// released, the keys reloaded, and the lock taken again. A reload is
+// published in the Store's heartbeat.
+func (s *Store) lockCurrentKeys(ctx context.Context, name string) (Lock, func(), error) {
+	reloaded := false
+	for attempt := 0; ; attempt++ {
+		l, unlock, err := s.lock(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		changed, err := s.keys.Changed()
+		if err != nil {
+			unlock()
+			return nil, nil, err
+		}
+		if changed && attempt >= 3 {
+			// The key file keeps changing: load it under the lock rather
+			// than starve.
+			if _, err := s.keys.Reload(); err != nil {
+				unlock()
+				return nil, nil, err
+			}
+			changed, reloaded = false, true
+		}
+		if !changed {
+			if reloaded {
+				if err := s.b.Heartbeat(ctx, s.host()); err != nil {
+					s.log.Warn("sessionstore: heartbeat", "namespace", s.ns, "err", err)
+				}
+			}
+			return l, unlock, nil
+		}
+		unlock()
+		if _, err := s.keys.Reload(); err != nil {
+			return nil, nil, err
+		}
+		reloaded = true
+	}
+}
+
+// lock takes name's in-process lock (a backend's lock is held once per
+// Store and name), then the backend's. unlock releases both; it may be
+// called more than once.
+func (s *Store) lock(ctx context.Context, name string) (Lock, func(), error) {
+	unlockName, err := s.locks.Lock(ctx, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: lock %s: %w", s.pkg, s.b.Where(name), err)
+	}
+	l, err := s.b.Lock(ctx, name)
+	if err != nil {
+		unlockName()
+		return nil, nil, err
+	}
+	done := false
+	return l, func() {
+		if !done {
+			done = true
+			l.Unlock()
+			unlockName()
+		}
+	}, nil
+}
