@@ -105,18 +105,26 @@ func StartWithStandby(t testing.TB, opts ...Option) (primary, standby *Cluster) 
 	if err := standby.start(); err != nil {
 		t.Fatalf("pgtest: standby: %v", err)
 	}
+	primary.WaitSync(t)
+	return primary, standby
+}
+
+// WaitSync waits until a primary reports a synchronous standby streaming
+// from it (in pg_stat_replication): after StartWithStandby, or after either
+// server restarted.
+func (c *Cluster) WaitSync(t testing.TB) {
+	t.Helper()
 	err := poll(readyTimeout, func(ctx context.Context) error {
 		var n int
-		err := primary.queryRow(ctx, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'", &n)
+		err := c.queryRow(ctx, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'", &n)
 		if err == nil && n == 0 {
 			err = errors.New("no synchronous standby in pg_stat_replication")
 		}
 		return err
 	})
 	if err != nil {
-		t.Fatalf("pgtest: standby not synchronous: %v\nstandby log:\n%s", err, standby.logTail(20))
+		t.Fatalf("pgtest: no synchronous standby: %v", err)
 	}
-	return primary, standby
 }
 
 // Promote promotes a standby and waits until it accepts writes.
@@ -238,7 +246,8 @@ func (c *Cluster) Stop() error {
 	if err := interrupt(proc); err == nil {
 		select {
 		case <-done:
-			return c.reaped()
+			c.forget()
+			return nil
 		case <-time.After(stopTimeout):
 		}
 	}
@@ -262,9 +271,7 @@ func (c *Cluster) Kill() error {
 	case <-time.After(stopTimeout):
 		return fmt.Errorf("pgtest: postmaster %d survived SIGKILL for %v", proc.Pid, stopTimeout)
 	}
-	if err := c.reaped(); err != nil {
-		return err
-	}
+	c.forget()
 	return poll(stopTimeout, func(context.Context) error {
 		for _, pid := range left {
 			if alive(pid) {
@@ -286,12 +293,11 @@ func (c *Cluster) running() (*os.Process, chan struct{}) {
 	return c.proc, c.done
 }
 
-// reaped forgets the process once done is closed.
-func (c *Cluster) reaped() error {
+// forget forgets the reaped process.
+func (c *Cluster) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.proc, c.done = nil, nil
-	return nil
 }
 
 // newCluster makes an empty data directory the server's user owns and
@@ -321,6 +327,8 @@ func newCluster(t testing.TB, opts []Option) *Cluster {
 			"jit":                        "off",
 			"logging_collector":          "off",
 			"log_destination":            "stderr",
+			// A standby whose primary restarted reconnects at once.
+			"wal_retrieve_retry_interval": "100ms",
 		}}
 	for _, o := range opts {
 		o(c.settings)
@@ -384,17 +392,21 @@ func (c *Cluster) start() error {
 			return errExited
 		default:
 		}
-		conn, err := pgx.Connect(ctx, c.URL())
-		if err != nil {
+		// A server answers: ours, not one that took the port first?
+		var dir string
+		if err := c.queryRow(ctx, "SHOW data_directory", &dir); err != nil {
 			return err
 		}
-		return conn.Close(ctx)
+		if dir != c.data {
+			return fmt.Errorf("port %d answered by the server of %s", c.port, dir)
+		}
+		return nil
 	})
 	if err != nil {
 		if !errors.Is(err, errExited) {
 			c.Kill()
 		}
-		c.reaped()
+		c.forget()
 		tail := c.Log()[from:]
 		return fmt.Errorf("postgres on port %d not ready: %w; its log:\n%s", c.port, err, lastLines(tail, 30))
 	}
