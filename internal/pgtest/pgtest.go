@@ -78,15 +78,23 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 	if err := c.writeFile("pg_hba.conf", hba); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
+	c.startFirst(t)
+	return c
+}
+
+// startFirst starts a new cluster's server, on another port if another
+// process took the one it was given.
+func (c *Cluster) startFirst(t testing.TB) {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		err := c.start()
 		if err == nil {
-			return c
+			return
 		}
 		if attempt == 3 || !strings.Contains(err.Error(), "could not bind") {
 			t.Fatalf("pgtest: %v", err)
 		}
-		c.port = freePort(t) // another process took the port: take another
+		c.port = freePort(t)
 	}
 }
 
@@ -102,9 +110,7 @@ func StartWithStandby(t testing.TB, opts ...Option) (primary, standby *Cluster) 
 		"-p", strconv.Itoa(primary.port), "-U", "postgres", "-X", "stream", "-R", "-c", "fast", "--no-sync"); err != nil {
 		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
 	}
-	if err := standby.start(); err != nil {
-		t.Fatalf("pgtest: standby: %v", err)
-	}
+	standby.startFirst(t)
 	primary.WaitSync(t)
 	return primary, standby
 }
