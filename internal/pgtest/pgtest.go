@@ -136,19 +136,18 @@ func (c *Cluster) WaitSync(t testing.TB) {
 // Promote promotes a standby and waits until it accepts writes.
 func (c *Cluster) Promote(t testing.TB) {
 	t.Helper()
+	requested := false
 	err := poll(readyTimeout, func(ctx context.Context) error {
-		var ok bool
-		if err := c.queryRow(ctx, "SELECT pg_promote(true, 10)", &ok); err != nil {
-			return err
-		}
 		var recovering bool
-		if err := c.queryRow(ctx, "SELECT pg_is_in_recovery()", &recovering); err != nil {
+		if err := c.queryRow(ctx, "SELECT pg_is_in_recovery()", &recovering); err != nil || !recovering {
 			return err
 		}
-		if recovering {
-			return errors.New("still in recovery")
+		if !requested {
+			if err := c.queryRow(ctx, "SELECT pg_promote(false)", &requested); err != nil {
+				return err
+			}
 		}
-		return nil
+		return errors.New("still in recovery")
 	})
 	if err != nil {
 		t.Fatalf("pgtest: promote: %v\n%s", err, c.logTail(20))
@@ -186,7 +185,8 @@ func MultiHostURL(clusters ...*Cluster) string {
 // appends to it).
 func (c *Cluster) LogPath() string { return c.logPath }
 
-// Log returns the server log so far.
+// Log returns the server log so far. It holds the statements, with their
+// parameters, only with Set("log_statement", "all").
 func (c *Cluster) Log() string {
 	b, _ := os.ReadFile(c.logPath)
 	return string(b)
