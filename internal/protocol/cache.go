@@ -181,6 +181,13 @@ func (f *Feed) Serving() bool { return f.s.Watching() }
 // Log is the Store's logger.
 func (f *Feed) Log() *slog.Logger { return f.s.log }
 
+// Cached reports whether the Store holds name's value: a feed that
+// learns of a change without the record's bytes reads them only then.
+func (f *Feed) Cached(name string) bool {
+	e := f.s.cache.Get(name)
+	return e != nil && e.ok
+}
+
 // Changed records a change of name's record to version ver (data nil: it
 // was deleted). The cached value of a changed record is replaced by the
 // new one (decrypted here, so that a Get needs no round trip) if the Store
