@@ -9,8 +9,9 @@ import (
 )
 
 // openKeyFile locks keyFile, removes a temp key file that a killed
-// rotation left (it holds secret keys), and loads it.
-func openKeyFile(ctx context.Context, keyFile string, askPass func() (string, error)) (ring *crypto.Keyring, pass string, unlock func(), err error) {
+// rotation left (it holds secret keys), and loads it (with id if it is
+// sealed to age recipients).
+func openKeyFile(ctx context.Context, keyFile string, askPass func() (string, error), id crypto.KeyIdentity) (ring *crypto.Keyring, pass string, unlock func(), err error) {
 	unlock, err = keys.LockFile(ctx, keyFile)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("etcdstore: %w", err)
@@ -19,7 +20,7 @@ func openKeyFile(ctx context.Context, keyFile string, askPass func() (string, er
 		unlock()
 		return nil, "", nil, fmt.Errorf("etcdstore: %w", err)
 	}
-	ring, pass, err = keys.Load(keyFile, askPass)
+	ring, pass, err = keys.Load(keyFile, askPass, id)
 	if err != nil {
 		unlock()
 		return nil, "", nil, fmt.Errorf("etcdstore: %w", err)

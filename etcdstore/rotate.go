@@ -50,6 +50,11 @@ type StageOptions struct {
 	// Passphrase, for a passphrase-protected key file, is called once;
 	// the key file keeps the same passphrase.
 	Passphrase func() (string, error)
+
+	// Identity, for a key file sealed to age recipients (plugins), opens
+	// it; the key file is sealed again to the recipients in
+	// keyFile+crypto.SealedToSuffix.
+	Identity crypto.KeyIdentity
 }
 
 // A StageReport says what Stage did.
@@ -71,7 +76,7 @@ type StageReport struct {
 // Stage holds keyFile+".lock" and removes a temp key file that a killed
 // rotation left.
 func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport, error) {
-	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase)
+	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
@@ -116,6 +121,11 @@ type RotateOptions struct {
 	// Passphrase, for a passphrase-protected key file, is called once;
 	// the key file keeps the same passphrase.
 	Passphrase func() (string, error)
+
+	// Identity, for a key file sealed to age recipients (plugins), opens
+	// it; the key file is sealed again to the recipients in
+	// keyFile+crypto.SealedToSuffix.
+	Identity crypto.KeyIdentity
 }
 
 // A RotateReport says what Promote or Retire did (or, with an error, what
@@ -150,7 +160,7 @@ func Promote(ctx context.Context, client *clientv3.Client, prefix, keyFile strin
 	if err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
-	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase)
+	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
@@ -204,7 +214,7 @@ func Promote(ctx context.Context, client *clientv3.Client, prefix, keyFile strin
 			return nil, fmt.Errorf("rotate: %w", err)
 		}
 	}
-	return report, resealAll(ctx, client, prefix, keyFile, pass, records, known, opts.Workers, report, false)
+	return report, resealAll(ctx, client, prefix, keyFile, pass, opts.Identity, records, known, opts.Workers, report, false)
 }
 
 // Retire is step 3: once every live host's primary is keyFile's primary,
@@ -222,7 +232,7 @@ func Retire(ctx context.Context, client *clientv3.Client, prefix, keyFile string
 	if err != nil {
 		return nil, fmt.Errorf("retire: %w", err)
 	}
-	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase)
+	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("retire: %w", err)
 	}
@@ -260,7 +270,7 @@ func Retire(ctx context.Context, client *clientv3.Client, prefix, keyFile string
 		report.Records = records
 		return report, nil
 	}
-	if err := resealAll(ctx, client, prefix, keyFile, pass, records, known, opts.Workers, report, true); err != nil {
+	if err := resealAll(ctx, client, prefix, keyFile, pass, opts.Identity, records, known, opts.Workers, report, true); err != nil {
 		return report, err
 	}
 	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, ring.PrimaryOnly(), pass); err != nil {
@@ -274,13 +284,14 @@ func Retire(ctx context.Context, client *clientv3.Client, prefix, keyFile string
 // primary is the new key), then reads every record again and reports it
 // in report. With strict, a record not under the primary is an error
 // (ErrRotationIncomplete); otherwise it is counted in report.Stragglers.
-func resealAll(ctx context.Context, client *clientv3.Client, prefix, keyFile, pass string, records []RecordStatus,
+func resealAll(ctx context.Context, client *clientv3.Client, prefix, keyFile, pass string, id crypto.KeyIdentity, records []RecordStatus,
 	known *knownSet, workers int, report *RotateReport, strict bool) error {
 	step := "rotate"
 	if strict {
 		step = "retire"
 	}
-	s, err := Open(ctx, client, prefix, WithKeyFile(keyFile), WithPassphrase(func() (string, error) { return pass, nil }))
+	s, err := Open(ctx, client, prefix, WithKeyFile(keyFile), WithPassphrase(func() (string, error) { return pass, nil }),
+		WithKeyIdentity(id.File), WithPluginUI(id.UI))
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
@@ -328,6 +339,7 @@ func resealAll(ctx context.Context, client *clientv3.Client, prefix, keyFile, pa
 type CheckOptions struct {
 	Workers    int                    // records checked in parallel; 0 means 1
 	Passphrase func() (string, error) // for a passphrase-protected key file
+	Identity   crypto.KeyIdentity     // for a key file sealed to age recipients
 }
 
 // A CheckReport is what Check found.
@@ -347,7 +359,7 @@ func Check(ctx context.Context, client *clientv3.Client, prefix, keyFile string,
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	ring, _, err := keys.Load(keyFile, opts.Passphrase)
+	ring, _, err := keys.Load(keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}

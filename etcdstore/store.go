@@ -107,7 +107,7 @@ func Open(ctx context.Context, client *clientv3.Client, prefix string, opts ...O
 	}
 	var err error
 	s.keys, err = keys.New(keys.Config{Pkg: "etcdstore", File: keyFile, Ring: o.keyring, Extra: o.extra,
-		AskPass: o.askPass, Log: s.log, Derive: s.countDerivation})
+		AskPass: o.askPass, Identity: o.identity, Log: s.log, Derive: s.countDerivation})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"filippo.io/age/plugin"
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/sessionstore/sessionstore/crypto"
@@ -15,15 +16,16 @@ import (
 type Option func(*options)
 
 type options struct {
-	keyFile string
-	keyring *crypto.Keyring
-	extra   []age.Recipient
-	noWatch bool
-	logger  *slog.Logger
-	now     func() time.Time
-	fault   fsutil.FaultFunc
-	watcher func() (*fsnotify.Watcher, error)
-	askPass func() (string, error)
+	keyFile  string
+	keyring  *crypto.Keyring
+	extra    []age.Recipient
+	noWatch  bool
+	logger   *slog.Logger
+	now      func() time.Time
+	fault    fsutil.FaultFunc
+	watcher  func() (*fsnotify.Watcher, error)
+	askPass  func() (string, error)
+	identity crypto.KeyIdentity
 }
 
 // WithKeyFile reads the keys from an age identity file (and its
@@ -48,6 +50,19 @@ func WithRecipients(r ...age.Recipient) Option {
 func WithPassphrase(passphrase func() (string, error)) Option {
 	return func(o *options) { o.askPass = passphrase }
 }
+
+// WithKeyIdentity opens a key file sealed to age recipients (as "rekey
+// -init -seal-to" makes) with the age identity file at path, usually an
+// age plugin's identity stub (AGE-PLUGIN-NAME-1…); the default is
+// $SESSIONSTORE_KEY_IDENTITY. The plugin (age-plugin-NAME on $PATH) runs
+// once per process for a given key file, and again only when the key
+// file changes: never for a record.
+func WithKeyIdentity(path string) Option { return func(o *options) { o.identity.File = path } }
+
+// WithPluginUI sets how an age plugin's messages and prompts (a PIN, a
+// touch) reach the user. The default, crypto.DefaultPluginUI, writes them
+// to standard error and prompts only if standard error is a terminal.
+func WithPluginUI(ui *plugin.ClientUI) Option { return func(o *options) { o.identity.UI = ui } }
 
 // WithoutWatcher disables fsnotify: every Get validates its cached entry
 // against the record file. This is the mode a Store falls back to by itself

@@ -104,7 +104,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	var err error
 	s.keys, err = keys.New(keys.Config{Pkg: "filestore", File: s.keyFile, Ring: o.keyring, Extra: o.extra,
-		AskPass: o.askPass, Log: s.log, Derive: s.countDerivation})
+		AskPass: o.askPass, Identity: o.identity, Log: s.log, Derive: s.countDerivation})
 	if err != nil {
 		return nil, err
 	}
