@@ -80,23 +80,44 @@ func Setup(t *testing.T) *Plugin {
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv(LogEnv, p.Log)
 	t.Setenv(RefuseEnv, "")
-	id, err := age.GenerateX25519Identity()
+	r, err := NewKey(p.IdentityFile)
 	require.NoError(t, err)
-	p.Recipient = plugin.EncodeRecipient("sstest", []byte(id.Recipient().String()))
-	stub := plugin.EncodeIdentity("sstest", []byte(id.String()))
-	require.NoError(t, os.WriteFile(p.IdentityFile, []byte("# recipient: "+p.Recipient+"\n"+stub+"\n"), 0o600))
+	p.Recipient = r
 	return p
+}
+
+// NewKey makes a key for the plugin: it writes the identity stub
+// (AGE-PLUGIN-SSTEST-1…) to identityFile and returns the recipient
+// (age1sstest1…).
+func NewKey(identityFile string) (recipient string, err error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return "", err
+	}
+	recipient = plugin.EncodeRecipient("sstest", []byte(id.Recipient().String()))
+	stub := plugin.EncodeIdentity("sstest", []byte(id.String()))
+	return recipient, os.WriteFile(identityFile, []byte("# recipient: "+recipient+"\n"+stub+"\n"), 0o600)
 }
 
 // Calls returns how many times the plugin ran, since Setup, to unwrap
 // (open a file) and to wrap (seal one).
 func (p *Plugin) Calls(t *testing.T) (unwrap, wrap int) {
 	t.Helper()
-	f, err := os.Open(p.Log)
-	if os.IsNotExist(err) {
-		return 0, 0
-	}
+	unwrap, wrap, err := Count(p.Log)
 	require.NoError(t, err)
+	return unwrap, wrap
+}
+
+// Count returns how many runs of the plugin the log file records, to
+// unwrap and to wrap.
+func Count(log string) (unwrap, wrap int, err error) {
+	f, err := os.Open(log)
+	if os.IsNotExist(err) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -107,6 +128,5 @@ func (p *Plugin) Calls(t *testing.T) (unwrap, wrap int) {
 			wrap++
 		}
 	}
-	require.NoError(t, sc.Err())
-	return unwrap, wrap
+	return unwrap, wrap, sc.Err()
 }
