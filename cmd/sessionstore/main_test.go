@@ -16,8 +16,8 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
-	"github.com/sessionstore/sessionstore/internal/testplugin"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/testplugin"
 )
 
 // testNowEnv fixes the clock of the sessionstore command in tests (an
