@@ -200,7 +200,7 @@ const unsealCacheSize = 8
 func UnsealKeyFile(data []byte, id KeyIdentity) ([]byte, error) {
 	file := id.file()
 	if file == "" {
-		return nil, fmt.Errorf("keyring: %w (use WithKeyIdentity or $%s)", ErrIdentityRequired, KeyIdentityEnv)
+		return nil, fmt.Errorf("keyring: %w (use WithKeyIdentity, -identity or $%s)", ErrIdentityRequired, KeyIdentityEnv)
 	}
 	idData, err := readIdentityFile(file)
 	if err != nil {
