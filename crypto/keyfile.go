@@ -8,7 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"filippo.io/age/plugin"
 
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
@@ -58,6 +61,39 @@ func CreateKeyFileWithPassphrase(path string, k *Keyring, passphrase string) err
 		return err
 	}
 	defer clear(data)
+	return createKeyFile(path, data)
+}
+
+// CreateSealedKeyFile is CreateKeyFile, sealing the file to recipients
+// (as "age -a -r", see ParseSealRecipients) and writing them, public,
+// beside it in path+SealedToSuffix, so that ReplaceKeyFile seals to them
+// again. Plugin recipients run their plugin (with ui, nil for
+// DefaultPluginUI) before anything is written.
+func CreateSealedKeyFile(path string, k *Keyring, recipients []string, ui *plugin.ClientUI) error {
+	list := []byte(strings.Join(recipients, "\n") + "\n")
+	rs, err := ParseSealRecipients(list, ui)
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	plain := k.MarshalKeyFile(time.Now())
+	defer clear(plain)
+	data, err := SealKeyFile(plain, rs)
+	if err != nil {
+		return err
+	}
+	if err := createKeyFile(path, data); err != nil {
+		return err
+	}
+	// Public, but written like the key file: O_EXCL, synced.
+	if err := createKeyFile(path+SealedToSuffix, list); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// createKeyFile writes data to a new file at path, mode 0600, durably.
+func createKeyFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
@@ -90,10 +126,26 @@ func ReplaceKeyFile(path string, k *Keyring) error {
 }
 
 // ReplaceKeyFileWithPassphrase is ReplaceKeyFile, protecting the file with
-// passphrase (as "age -p -a") unless it is empty.
+// passphrase (as "age -p -a") unless it is empty. A key file with a
+// path+SealedToSuffix beside it is sealed to the recipients listed there
+// again (their plugins run before anything is written).
 func ReplaceKeyFileWithPassphrase(path string, k *Keyring, passphrase string) error {
 	dir, name, tmp := tempKeyFile(path)
-	data, err := keyFileBytes(k, passphrase)
+	rs, err := ReadSealedTo(path, nil)
+	if err != nil {
+		return err
+	}
+	var data []byte
+	switch {
+	case rs != nil && passphrase != "":
+		return fmt.Errorf("keyring: %s is sealed to the recipients in %s%s: it takes no passphrase", path, path, SealedToSuffix)
+	case rs != nil:
+		plain := k.MarshalKeyFile(time.Now())
+		data, err = SealKeyFile(plain, rs)
+		clear(plain)
+	default:
+		data, err = keyFileBytes(k, passphrase)
+	}
 	if err != nil {
 		return err
 	}

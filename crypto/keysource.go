@@ -45,19 +45,36 @@ func KeyFilesDigest(keyData, recipData []byte) (d [sha256.Size]byte) {
 // the first time one is decrypted, and keeps it to decrypt the key file
 // again after a rotation. It is not safe for concurrent use: stores call
 // it under their key-reload lock.
+//
+// It also opens a key file sealed to age recipients, with the identity
+// file of WithIdentity (see UnsealKeyFile).
 type Passphrase struct {
 	ask  func() (string, error) // nil: none was given
 	p    string
 	have bool
+	id   KeyIdentity
 }
 
 // NewPassphrase returns a Passphrase that asks ask (nil if none was
 // given).
 func NewPassphrase(ask func() (string, error)) *Passphrase { return &Passphrase{ask: ask} }
 
+// WithIdentity sets the identity that opens a key file sealed to age
+// recipients, and returns pp.
+func (pp *Passphrase) WithIdentity(id KeyIdentity) *Passphrase { pp.id = id; return pp }
+
 // Decrypt decrypts the protected key file data read from path. Errors name
-// path; ErrPassphraseRequired if no passphrase was given.
+// path; ErrPassphraseRequired if no passphrase was given, or
+// ErrIdentityRequired if it is sealed to age recipients and no identity
+// file was given.
 func (pp *Passphrase) Decrypt(path string, data []byte) ([]byte, error) {
+	if IsSealedKeyFile(data) {
+		plain, err := UnsealKeyFile(data, pp.id)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return plain, nil
+	}
 	if !pp.have {
 		if pp.ask == nil {
 			return nil, fmt.Errorf("%s: %w (use WithPassphrase)", path, ErrPassphraseRequired)
@@ -78,7 +95,8 @@ func (pp *Passphrase) Decrypt(path string, data []byte) ([]byte, error) {
 // ParseKeyData parses a key file and its recipients file as ReadKeyFiles
 // read them, as every backend loads its keys: a passphrase-protected key
 // file is first decrypted with pass (derive, if not nil, is called just
-// before: backends count derivations made under a record lock), and extra
+// before: backends count derivations, and plugin calls, made under a
+// record lock), and so is one sealed to age recipients, and extra
 // recipients are added to the keyring.
 func ParseKeyData(path string, keyData, recipData []byte, pass *Passphrase, derive func(), extra ...age.Recipient) (*Keyring, error) {
 	if IsEncryptedKeyFile(keyData) {

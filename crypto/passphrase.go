@@ -19,8 +19,9 @@ var KeyFileWorkFactor = 18
 // when no passphrase callback was given.
 var ErrPassphraseRequired = errors.New("key file is passphrase-protected: a passphrase is required")
 
-// IsEncryptedKeyFile reports whether data is a passphrase-protected key
-// file: an age file, binary or armored, as "age -p" writes.
+// IsEncryptedKeyFile reports whether data is a protected key file: an age
+// file, binary or armored, as "age -p" writes (or "age -R", see
+// IsSealedKeyFile).
 func IsEncryptedKeyFile(data []byte) bool {
 	return bytes.HasPrefix(data, []byte("age-encryption.org/v1\n")) ||
 		bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(armor.Header))
@@ -89,14 +90,28 @@ func DecryptKeyFile(data []byte, passphrase string) ([]byte, error) {
 }
 
 // LoadKeyringWithPassphrase is LoadKeyring for a key file that may be
-// passphrase-protected: passphrase is called, once, only if it is.
+// passphrase-protected: passphrase is called, once, only if it is. A key
+// file sealed to age recipients is opened with $SESSIONSTORE_KEY_IDENTITY.
 func LoadKeyringWithPassphrase(path string, passphrase func() (string, error)) (*Keyring, error) {
+	return LoadKeyringWithIdentity(path, passphrase, KeyIdentity{})
+}
+
+// LoadKeyringWithIdentity is LoadKeyringWithPassphrase, opening a key
+// file sealed to age recipients with id.
+func LoadKeyringWithIdentity(path string, passphrase func() (string, error), id KeyIdentity) (*Keyring, error) {
 	keyData, recipData, err := ReadKeyFiles(path)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(keyData)
-	if IsEncryptedKeyFile(keyData) {
+	if IsSealedKeyFile(keyData) {
+		plain, err := UnsealKeyFile(keyData, id)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		defer clear(plain)
+		keyData = plain
+	} else if IsEncryptedKeyFile(keyData) {
 		if passphrase == nil {
 			return nil, fmt.Errorf("keyring: %s: %w", path, ErrPassphraseRequired)
 		}

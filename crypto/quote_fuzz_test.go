@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
 	"filippo.io/age/armor"
 
 	"github.com/sessionstore/sessionstore"
@@ -218,8 +219,20 @@ func FuzzKeyFileErrorsQuoteNothing(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// A key file sealed to an age recipient, opened with an identity file
+	// (a native one: no plugin process per input).
+	idFile := filepath.Join("..", "testdata", "keys", "test-x25519.key")
+	recipient, err := age.ParseX25519Recipient(x.PublicKey(0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealed, err := crypto.SealKeyFile(keys[0], []age.Recipient{recipient})
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, seed := range [][]byte{
 		keys[0], keys[1],
+		sealed, sealed[:len(sealed)/2],
 		[]byte("ghp_1234567890abcdefgh\n"), // a token pasted into the key file
 		[]byte("# a comment\nAGE-SECRET-KEY-1QQQQQQQQQQ\n"),
 		[]byte("AGE-SECRET-KEY-PQ-1QQQQQQQQQQ\n"),
@@ -255,6 +268,11 @@ func FuzzKeyFileErrorsQuoteNothing(f *testing.F) {
 		}
 		if crypto.IsEncryptedKeyFile(input) {
 			plain, err := crypto.DecryptKeyFile(input, "fuzz passphrase")
+			check(err)
+			clear(plain)
+		}
+		if crypto.IsSealedKeyFile(input) {
+			plain, err := crypto.UnsealKeyFile(input, crypto.KeyIdentity{File: idFile})
 			check(err)
 			clear(plain)
 		}

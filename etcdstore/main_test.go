@@ -14,6 +14,7 @@ import (
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
 	"github.com/sessionstore/sessionstore/internal/etcdtest"
+	"github.com/sessionstore/sessionstore/internal/testplugin"
 )
 
 // The multi-host tests re-execute the test binary: TestMain runs the
@@ -27,6 +28,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	etcdtest.Stop()
+	testplugin.Cleanup()
 	os.Exit(code)
 }
 

@@ -57,8 +57,8 @@ func fleet(client *clientv3.Client, prefix string) *protocol.Fleet {
 		Where:     func(name string) string { return recordKey(prefix, name) },
 		ReadAll:   func(ctx context.Context) ([]protocol.Raw, error) { return readAll(ctx, client, prefix) },
 		Hosts:     func(ctx context.Context) ([]Host, error) { return Hosts(ctx, client, prefix) },
-		Open: func(ctx context.Context, keyFile string, pass func() (string, error)) (*protocol.Store, error) {
-			s, err := Open(ctx, client, prefix, WithKeyFile(keyFile), WithPassphrase(pass))
+		Open: func(ctx context.Context, keyFile string, pass func() (string, error), id crypto.KeyIdentity) (*protocol.Store, error) {
+			s, err := Open(ctx, client, prefix, WithKeyFile(keyFile), WithPassphrase(pass), WithKeyIdentity(id.File), WithPluginUI(id.UI))
 			if err != nil {
 				return nil, err
 			}

@@ -36,6 +36,11 @@ type RotateOptions struct {
 	// the rotated key file is protected with the same passphrase.
 	Passphrase func() (string, error)
 
+	// Identity, for a key file sealed to age recipients (plugins), opens
+	// it; the rotated key file is sealed again to the recipients in
+	// keyFile+crypto.SealedToSuffix.
+	Identity crypto.KeyIdentity
+
 	// Progress, if set, is called at each step (never concurrently).
 	Progress func(RotateEvent)
 }
@@ -113,7 +118,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	if err := crypto.RemoveTempKeyFile(keyFile); err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
-	old, pass, err := keys.Load(keyFile, opts.Passphrase)
+	old, pass, err := keys.Load(keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
@@ -186,7 +191,8 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	// Step 2: reseal each record under its own lock.
 	stores := make(map[string]*Store)
 	for _, d := range dirs {
-		s, err := Open(d, WithKeyFile(keyFile), WithoutWatcher(), WithPassphrase(func() (string, error) { return pass, nil }))
+		s, err := Open(d, WithKeyFile(keyFile), WithoutWatcher(), WithPassphrase(func() (string, error) { return pass, nil }),
+			WithKeyIdentity(opts.Identity.File), WithPluginUI(opts.Identity.UI))
 		if err != nil {
 			return nil, fmt.Errorf("rotate: %w", err)
 		}
@@ -253,13 +259,14 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 type CheckOptions struct {
 	Workers    int                    // records checked in parallel; 0 means 1
 	Passphrase func() (string, error) // for a passphrase-protected key file
+	Identity   crypto.KeyIdentity     // for a key file sealed to age recipients
 }
 
 // Check reports, for every record in dirs, which identity of keyFile opens
 // it. A record that no identity opens, or that does not verify, has Err
 // set. Check changes nothing.
 func Check(ctx context.Context, keyFile string, dirs []string, opts CheckOptions) ([]RecordStatus, error) {
-	ring, _, err := keys.Load(keyFile, opts.Passphrase)
+	ring, _, err := keys.Load(keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"filippo.io/age/plugin"
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/keys"
@@ -87,6 +88,19 @@ func WithoutListen() Option { return func(o *options) { o.noListen = true } }
 func WithPassphrase(ask func() (string, error)) Option {
 	return func(o *options) { o.keys.AskPass = ask }
 }
+
+// WithKeyIdentity opens a key file sealed to age recipients (as "rekey
+// -init -seal-to" makes) with the age identity file at path, usually an
+// age plugin's identity stub (AGE-PLUGIN-NAME-1…); the default is
+// $SESSIONSTORE_KEY_IDENTITY. The plugin (age-plugin-NAME on $PATH) runs
+// once per process for a given key file, and again only when the key
+// file changes: never for a record.
+func WithKeyIdentity(path string) Option { return func(o *options) { o.keys.Identity.File = path } }
+
+// WithPluginUI sets how an age plugin's messages and prompts (a PIN, a
+// touch) reach the user. The default, crypto.DefaultPluginUI, writes them
+// to standard error and prompts only if standard error is a terminal.
+func WithPluginUI(ui *plugin.ClientUI) Option { return func(o *options) { o.keys.Identity.UI = ui } }
 
 // WithLogger logs the Store's background events (reconnections of its
 // listening connection, lost leases, key reloads) to l. The default

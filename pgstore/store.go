@@ -118,8 +118,8 @@ func fleet(pool *pgxpool.Pool, namespace string, opts []Option) (*protocol.Fleet
 		Where:     func(name string) string { return where(t, namespace, name) },
 		ReadAll:   func(ctx context.Context) ([]protocol.Raw, error) { return readAll(ctx, pool, t, namespace) },
 		Hosts:     func(ctx context.Context) ([]Host, error) { return hosts(ctx, pool, t, namespace) },
-		Open: func(ctx context.Context, keyFile string, pass func() (string, error)) (*protocol.Store, error) {
-			s, err := Open(ctx, pool, namespace, append(opts, WithKeyFile(keyFile), WithPassphrase(pass))...)
+		Open: func(ctx context.Context, keyFile string, pass func() (string, error), id crypto.KeyIdentity) (*protocol.Store, error) {
+			s, err := Open(ctx, pool, namespace, append(opts, WithKeyFile(keyFile), WithPassphrase(pass), WithKeyIdentity(id.File), WithPluginUI(id.UI))...)
 			if err != nil {
 				return nil, err
 			}

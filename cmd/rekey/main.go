@@ -1,7 +1,7 @@
 // Command rekey creates and rotates sessionstore keys, and checks which key
 // each record is sealed to.
 //
-//	rekey -init -key FILE [-pq]
+//	rekey -init -key FILE [-pq] [-seal-to RECIPIENT…]
 //	rekey -key FILE -dir DIR [-dir DIR…] [-pq] [-keep-old] [-dry-run] [-j N]
 //	rekey -check -key FILE -dir DIR [-dir DIR…] [-json] [-j N]
 //	rekey -stage -key FILE [-pq]
@@ -35,7 +35,7 @@ import (
 )
 
 const usage = `Usage:
-    rekey -init -key FILE [-pq] [-passphrase-file P]
+    rekey -init -key FILE [-pq] [-passphrase-file P | -seal-to RECIPIENT...]
     rekey -key FILE -dir DIR [-dir DIR...] [-pq] [-keep-old] [-dry-run] [-j N]
     rekey -check -key FILE -dir DIR [-dir DIR...] [-json] [-j N]
 
@@ -88,6 +88,17 @@ Options:
                 The key file is (with -init: is to be) passphrase-protected,
                 as "age -p" writes; read the passphrase from the first line
                 of P. A rotated key file keeps the same passphrase.
+    -seal-to RECIPIENT
+                With -init: seal FILE to RECIPIENT, an age recipient (age1...),
+                usually an age plugin's (age1yubikey1..., age1tpm1...), whose
+                secret never lies in a file. Repeat for several (a spare
+                token). The recipients are written, public, to
+                FILE.sealed-to, and every later rewrite of FILE by rekey
+                seals to them again. The plugin (age-plugin-NAME) must be on
+                $PATH.
+    -identity F The age identity file (for a plugin, its identity stub,
+                AGE-PLUGIN-NAME-1...) that opens a FILE sealed with -seal-to.
+                Defaults to $SESSIONSTORE_KEY_IDENTITY.
     -version    Print the version.
 
 Rotation writes the key file with a new primary first and the old keys after
@@ -132,8 +143,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var (
 		initFlag, check, jsonOut, pq, keepOld, dryRun, version bool
 		stage, retire                                          bool
-		keyFile, passFile                                      string
-		dirs                                                   dirList
+		keyFile, passFile, identity                            string
+		dirs, sealTo                                           dirList
 		workers                                                int
 		ef                                                     etcdFlags
 	)
@@ -148,6 +159,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&workers, "j", 1, "")
 	fs.BoolVar(&version, "version", false, "")
 	fs.StringVar(&passFile, "passphrase-file", "", "")
+	fs.Var(&sealTo, "seal-to", "")
+	fs.StringVar(&identity, "identity", "", "")
 	fs.BoolVar(&stage, "stage", false, "")
 	fs.BoolVar(&retire, "retire", false, "")
 	fs.StringVar(&ef.urls, "etcd", "", "")
@@ -235,6 +248,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("-check takes no -pq, -keep-old or -dry-run")
 	case workers < 1:
 		return usageErr("-j must be at least 1")
+	case len(sealTo) > 0 && !initFlag:
+		return usageErr("-seal-to goes with -init; later rewrites seal to FILE%s", crypto.SealedToSuffix)
+	case len(sealTo) > 0 && passFile != "":
+		return usageErr("-seal-to and -passphrase-file do not go together")
+	case len(sealTo) > 0 && keyFile == "-":
+		return usageErr("-seal-to needs a key file, beside which it writes FILE%s", crypto.SealedToSuffix)
 	}
 	if keyFile == "" {
 		var err error
@@ -253,6 +272,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if passFile != "" {
 		passphrase = func() (string, error) { return cliutil.ReadPassphrase(passFile) }
 	}
+	id := crypto.KeyIdentity{File: identity}
 	if etcd {
 		c, err := ef.dial(ctx, stderr)
 		if err != nil {
@@ -260,17 +280,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer c.Close()
 		if check {
-			return runEtcdCheck(ctx, c, ef, keyFile, etcdstore.CheckOptions{Workers: workers, Passphrase: passphrase}, jsonOut, stdout, fail)
+			return runEtcdCheck(ctx, c, ef, keyFile, etcdstore.CheckOptions{Workers: workers, Passphrase: passphrase, Identity: id}, jsonOut, stdout, fail)
 		}
-		return runEtcdRotate(ctx, c, ef, keyFile, retire, etcdstore.RotateOptions{DryRun: dryRun, Workers: workers, Passphrase: passphrase}, stdout, stderr, fail)
+		return runEtcdRotate(ctx, c, ef, keyFile, retire, etcdstore.RotateOptions{DryRun: dryRun, Workers: workers, Passphrase: passphrase, Identity: id}, stdout, stderr, fail)
 	}
 	switch {
 	case initFlag:
-		return runInit(keyFile, pq, passphrase, stdout, stderr, fail)
+		return runInit(keyFile, pq, passphrase, sealTo, stdout, stderr, fail)
 	case stage:
-		return runStage(ctx, keyFile, etcdstore.StageOptions{Kind: kind, Passphrase: passphrase}, stdout, stderr, fail)
+		return runStage(ctx, keyFile, etcdstore.StageOptions{Kind: kind, Passphrase: passphrase, Identity: id}, stdout, stderr, fail)
 	case check:
-		statuses, err := filestore.Check(ctx, keyFile, dirs, filestore.CheckOptions{Workers: workers, Passphrase: passphrase})
+		statuses, err := filestore.Check(ctx, keyFile, dirs, filestore.CheckOptions{Workers: workers, Passphrase: passphrase, Identity: id})
 		if err != nil {
 			return fail(err)
 		}
@@ -278,12 +298,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		return runRotate(ctx, keyFile, dirs, filestore.RotateOptions{
 			Kind: kind, KeepOld: keepOld, DryRun: dryRun, Workers: workers,
-			Progress: progressLine(stderr), Passphrase: passphrase,
+			Progress: progressLine(stderr), Passphrase: passphrase, Identity: id,
 		}, stdout, stderr, fail)
 	}
 }
 
-func runInit(keyFile string, pq bool, passphrase func() (string, error), stdout, stderr io.Writer, fail func(error) int) int {
+func runInit(keyFile string, pq bool, passphrase func() (string, error), sealTo []string, stdout, stderr io.Writer, fail func(error) int) int {
 	exists := func() int {
 		return fail(fmt.Errorf("%s already exists, and rekey never overwrites a key file: to rotate its key, run rekey -key %s -dir DIR "+
 			"(or rekey -stage -key %s for a store on etcd); for a new key, choose another path", keyFile, keyFile, keyFile))
@@ -303,14 +323,24 @@ func runInit(keyFile string, pq bool, passphrase func() (string, error), stdout,
 			return fail(err)
 		}
 	}
-	if keyFile == "-" { // as age-keygen: the key to standard output
+	switch {
+	case keyFile == "-": // as age-keygen: the key to standard output
 		if err := crypto.WriteKeyFile(stdout, k, pass); err != nil {
 			return fail(err)
 		}
-	} else if err := crypto.CreateKeyFileWithPassphrase(keyFile, k, pass); errors.Is(err, fs.ErrExist) {
-		return exists() // made meanwhile
-	} else if err != nil {
-		return fail(err)
+	case len(sealTo) > 0:
+		if err := crypto.CreateSealedKeyFile(keyFile, k, sealTo, nil); errors.Is(err, fs.ErrExist) {
+			return fail(fmt.Errorf("%s or %s%s already exists, and rekey never overwrites a key file; nothing changed", keyFile, keyFile, crypto.SealedToSuffix))
+		} else if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stderr, "Sealed to %d recipient(s), listed in %s%s\n", len(sealTo), keyFile, crypto.SealedToSuffix)
+	default:
+		if err := crypto.CreateKeyFileWithPassphrase(keyFile, k, pass); errors.Is(err, fs.ErrExist) {
+			return exists() // made meanwhile
+		} else if err != nil {
+			return fail(err)
+		}
 	}
 	fmt.Fprintf(stderr, "Public key: %s\n", k.PublicKey(0))
 	return 0

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age/plugin"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/sessionstore/sessionstore"
@@ -17,6 +19,7 @@ import (
 	"github.com/sessionstore/sessionstore/etcdstore"
 	"github.com/sessionstore/sessionstore/filestore"
 	"github.com/sessionstore/sessionstore/internal/etcdtest"
+	"github.com/sessionstore/sessionstore/internal/testplugin"
 )
 
 func TestMain(m *testing.M) {
@@ -29,6 +32,14 @@ type stopsEtcd struct{ *testing.M }
 
 func (m stopsEtcd) Run() int {
 	defer etcdtest.Stop()
+	// The test plugin, on $PATH for the scripts and their commands.
+	dir, err := testplugin.Build()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer testplugin.Cleanup()
+	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return m.M.Run()
 }
 
@@ -44,10 +55,15 @@ func TestScripts(t *testing.T) {
 			"eseed":   cmdEtcdSeed,
 			"host":    cmdHost,
 			"crash":   cmdCrash,
+			"plugkey": cmdPlugKey,
+			"plugged": cmdPlugged,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("SESSIONSTORE_KEY_FILE", "")
 			env.Setenv("CREDENTIALS_DIRECTORY", "")
+			env.Setenv(crypto.KeyIdentityEnv, "")
+			env.Setenv(testplugin.LogEnv, filepath.Join(env.WorkDir, "plugin.log"))
+			env.Setenv(testplugin.RefuseEnv, "")
 			env.Setenv("ETCD", endpoint)
 			env.Setenv("PREFIX", etcdtest.Prefix(t)+"/"+filepath.Base(env.WorkDir))
 			return nil
@@ -66,7 +82,8 @@ func cmdSeed(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	n, err := strconv.Atoi(args[2])
 	ts.Check(err)
-	s, err := filestore.Open(ts.MkAbs(args[1]), filestore.WithKeyFile(ts.MkAbs(args[0])), filestore.WithoutWatcher())
+	s, err := filestore.Open(ts.MkAbs(args[1]), filestore.WithKeyFile(ts.MkAbs(args[0])), filestore.WithoutWatcher(),
+		filestore.WithKeyIdentity(ts.Getenv(crypto.KeyIdentityEnv)))
 	ts.Check(err)
 	defer s.Close()
 	ctx, cancel := ctx5s()
@@ -81,7 +98,8 @@ func cmdGet(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 3 {
 		ts.Fatalf("usage: get KEY DIR NAME")
 	}
-	s, err := filestore.Open(ts.MkAbs(args[1]), filestore.WithKeyFile(ts.MkAbs(args[0])), filestore.WithoutWatcher())
+	s, err := filestore.Open(ts.MkAbs(args[1]), filestore.WithKeyFile(ts.MkAbs(args[0])), filestore.WithoutWatcher(),
+		filestore.WithKeyIdentity(ts.Getenv(crypto.KeyIdentityEnv)))
 	ts.Check(err)
 	defer s.Close()
 	ctx, cancel := ctx5s()
@@ -130,6 +148,32 @@ func cmdCrash(ts *testscript.TestScript, neg bool, args []string) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		ts.Fatalf("crash: the rotation did not reach the key file: %v", err)
+	}
+}
+
+// plugkey FILE VAR: make a key for the test plugin (age-plugin-sstest, on
+// $PATH): its identity stub in FILE, its recipient in $VAR. $MISSING is
+// then the recipient of a plugin that is not installed.
+func cmdPlugKey(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: plugkey FILE VAR")
+	}
+	r, err := testplugin.NewKey(ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Setenv(args[1], r)
+	ts.Setenv("MISSING", plugin.EncodeRecipient("sstestgone", []byte("none")))
+}
+
+// plugged UNWRAP WRAP: the test plugin ran UNWRAP times to open a file
+// and WRAP times to seal one, in the processes that rekey ran.
+func cmdPlugged(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: plugged UNWRAP WRAP")
+	}
+	unwrap, wrap, err := testplugin.Count(ts.Getenv(testplugin.LogEnv))
+	ts.Check(err)
+	if got, want := fmt.Sprint(unwrap, " ", wrap), args[0]+" "+args[1]; got != want {
+		ts.Fatalf("plugin runs (unwrap wrap): %s, want %s", got, want)
 	}
 }
 

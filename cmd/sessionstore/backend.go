@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
 )
 
@@ -59,13 +60,14 @@ var (
 type dirBackend struct {
 	dir, keyFile string // keyFile is "" for rm, which needs no key
 	passphrase   func() (string, error)
+	identity     string           // -identity, for a key file sealed to age recipients
 	store        *filestore.Store // opened on first use
 }
 
 // openDir returns the backend of dir. Unless create, dir must exist:
 // reading or deleting from a mistyped directory is an error, not an
 // empty store.
-func openDir(dir, keyFile string, passphrase func() (string, error), create bool) (*dirBackend, error) {
+func openDir(dir, keyFile string, passphrase func() (string, error), identity string, create bool) (*dirBackend, error) {
 	if !create {
 		fi, err := os.Stat(dir)
 		if err != nil {
@@ -75,7 +77,7 @@ func openDir(dir, keyFile string, passphrase func() (string, error), create bool
 			return nil, fmt.Errorf("store directory %s is not a directory", strconv.Quote(dir))
 		}
 	}
-	b := &dirBackend{dir: dir, keyFile: keyFile, passphrase: passphrase}
+	b := &dirBackend{dir: dir, keyFile: keyFile, passphrase: passphrase, identity: identity}
 	if create {
 		if _, err := b.open(); err != nil {
 			return nil, err
@@ -88,7 +90,7 @@ func (b *dirBackend) open() (*filestore.Store, error) {
 	if b.store != nil {
 		return b.store, nil
 	}
-	opts := []filestore.Option{filestore.WithKeyFile(b.keyFile), filestore.WithoutWatcher()}
+	opts := []filestore.Option{filestore.WithKeyFile(b.keyFile), filestore.WithoutWatcher(), filestore.WithKeyIdentity(b.identity)}
 	if b.passphrase != nil {
 		opts = append(opts, filestore.WithPassphrase(b.passphrase))
 	}
@@ -115,7 +117,8 @@ func (b *dirBackend) List(ctx context.Context) ([]record, error) {
 func (b *dirBackend) list(ctx context.Context, match func(string) bool) ([]record, error) {
 	// Check says which identity opens each record and when it was
 	// written; Get then reads the session itself.
-	statuses, err := filestore.Check(ctx, b.keyFile, []string{b.dir}, filestore.CheckOptions{Passphrase: b.passphrase})
+	statuses, err := filestore.Check(ctx, b.keyFile, []string{b.dir}, filestore.CheckOptions{Passphrase: b.passphrase,
+		Identity: crypto.KeyIdentity{File: b.identity}})
 	if err != nil {
 		return nil, err
 	}

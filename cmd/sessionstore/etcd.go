@@ -43,19 +43,20 @@ type etcdBackend struct {
 
 	keyFile    string // for the Store token opens
 	passphrase func() (string, error)
+	identity   string // -identity, for a key file sealed to age recipients
 }
 
 // openEtcd connects to f.urls for cmd and checks that etcd answers (a read
 // of the prefix, within ctx). ls and show load the key file, import opens
 // the store under prefix, rm needs no key.
-func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, passphrase func() (string, error), stderr io.Writer) (*etcdBackend, error) {
+func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, passphrase func() (string, error), identity string, stderr io.Writer) (*etcdBackend, error) {
 	b := &etcdBackend{prefix: strings.TrimRight(prefix, "/")}
 	if b.prefix == "" {
 		return nil, fmt.Errorf("-prefix %s names no prefix: give the service its own, such as /sessionstore/prod", strconv.Quote(prefix))
 	}
 	if cmd == "ls" || cmd == "show" || cmd == "token" {
 		var err error
-		if b.ring, err = crypto.LoadKeyringWithPassphrase(keyFile, passphrase); err != nil {
+		if b.ring, err = crypto.LoadKeyringWithIdentity(keyFile, passphrase, crypto.KeyIdentity{File: identity}); err != nil {
 			return nil, err
 		}
 	}
@@ -102,7 +103,7 @@ func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, pas
 		}
 		return nil, fmt.Errorf("etcd %s: reading %s: %w", f.urls, strconv.Quote(b.recordsPrefix()), err)
 	}
-	b.client, b.keyFile, b.passphrase = client, keyFile, passphrase
+	b.client, b.keyFile, b.passphrase, b.identity = client, keyFile, passphrase, identity
 	if cmd == "import" {
 		if err := b.openStore(ctx); err != nil {
 			client.Close()
@@ -120,7 +121,7 @@ func (b *etcdBackend) openStore(ctx context.Context) error {
 	if b.store != nil {
 		return nil
 	}
-	opts := []etcdstore.Option{etcdstore.WithKeyFile(b.keyFile)}
+	opts := []etcdstore.Option{etcdstore.WithKeyFile(b.keyFile), etcdstore.WithKeyIdentity(b.identity)}
 	if b.passphrase != nil {
 		opts = append(opts, etcdstore.WithPassphrase(b.passphrase))
 	}

@@ -102,6 +102,10 @@ Options:
     -passphrase-file P
                 The key file is passphrase-protected; read the passphrase
                 from the first line of P.
+    -identity F The key file is sealed to age recipients (rekey -init
+                -seal-to): open it with the age identity file F, usually an
+                age plugin's identity stub. Defaults to
+                $SESSIONSTORE_KEY_IDENTITY.
     -json       Print one JSON object per session (or imported file), one
                 per line. Tokens are redacted unless -reveal.
     -reveal     With show: print the tokens. The only way to see one; a
@@ -159,6 +163,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 type options struct {
 	cmd                    string
 	dir, keyFile, passFile string
+	identity               string
 	etcd                   etcdFlags
 	prefix                 string
 	name                   string
@@ -205,6 +210,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.dir, "dir", "", "")
 	fs.StringVar(&o.keyFile, "key", "", "")
 	fs.StringVar(&o.passFile, "passphrase-file", "", "")
+	fs.StringVar(&o.identity, "identity", "", "")
 	fs.StringVar(&o.etcd.urls, "etcd", "", "")
 	fs.StringVar(&o.etcd.cacert, "etcd-cacert", "", "")
 	fs.StringVar(&o.etcd.cert, "etcd-cert", "", "")
@@ -281,7 +287,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	// Deleting needs write access to the store, not its key.
 	if o.cmd == "rm" {
-		o.keyFile, o.passFile = "", ""
+		o.keyFile, o.passFile, o.identity = "", "", ""
 	}
 	if o.keyFile == "" && o.cmd != "rm" {
 		var err error
@@ -298,10 +304,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 	var b backend
 	if o.dir != "" {
-		b, err = openDir(o.dir, o.keyFile, o.passphrase, o.cmd == "import")
+		b, err = openDir(o.dir, o.keyFile, o.passphrase, o.identity, o.cmd == "import")
 	} else {
 		octx, cancel := context.WithTimeout(ctx, etcdOpenTimeout)
-		b, err = openEtcd(octx, o.etcd, o.prefix, o.cmd, o.keyFile, o.passphrase, stderr)
+		b, err = openEtcd(octx, o.etcd, o.prefix, o.cmd, o.keyFile, o.passphrase, o.identity, stderr)
 		cancel()
 	}
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/testplugin"
 )
 
 // testNowEnv fixes the clock of the sessionstore command in tests (an
@@ -43,7 +44,15 @@ func TestMain(m *testing.M) {
 		etcdOpenTimeout = d
 	}
 	crypto.KeyFileWorkFactor = 10 // fast passphrase tests; the default is age's 18
-	testscript.Main(m, map[string]func(){"sessionstore": main})
+	testscript.Main(removesPlugin{m}, map[string]func(){"sessionstore": main})
+}
+
+// removesPlugin runs the tests, then removes the test plugin they built.
+type removesPlugin struct{ *testing.M }
+
+func (m removesPlugin) Run() int {
+	defer testplugin.Cleanup()
+	return m.M.Run()
 }
 
 // TestScripts runs the command-line tests in testdata/*.txt.
@@ -315,7 +324,7 @@ func TestImportProgress(t *testing.T) {
 		}
 		files = append(files, f)
 	}
-	b, err := openDir(filepath.Join(dir, "s"), keyFile, nil, true)
+	b, err := openDir(filepath.Join(dir, "s"), keyFile, nil, "", true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,18 +30,19 @@ func LockFile(ctx context.Context, keyFile string) (unlock func(), err error) {
 	return func() { lk.Unlock(); lk.Close() }, nil
 }
 
-// Load loads keyFile, asking for its passphrase if it is protected, and
-// returns the passphrase ("" if none) for writing it back.
-func Load(keyFile string, askPass func() (string, error)) (*crypto.Keyring, string, error) {
+// Load loads keyFile, asking for its passphrase if it is protected (or
+// opening it with id if it is sealed to age recipients), and returns the
+// passphrase ("" if none) for writing it back.
+func Load(keyFile string, askPass func() (string, error), id crypto.KeyIdentity) (*crypto.Keyring, string, error) {
 	var pass string
-	ring, err := crypto.LoadKeyringWithPassphrase(keyFile, func() (string, error) {
+	ring, err := crypto.LoadKeyringWithIdentity(keyFile, func() (string, error) {
 		if askPass == nil {
 			return "", crypto.ErrPassphraseRequired
 		}
 		p, err := askPass()
 		pass = p
 		return p, err
-	})
+	}, id)
 	return ring, pass, err
 }
 

@@ -57,8 +57,11 @@ type Config struct {
 	Ring    *crypto.Keyring // fixed keys
 	Extra   []age.Recipient // sealed to as well
 	AskPass func() (string, error)
-	Log     *slog.Logger
-	Derive  func() // called on each key derivation (scrypt), for tests
+	// Identity opens a key file sealed to age recipients (plugins): once
+	// per process for given key file bytes (see crypto.UnsealKeyFile).
+	Identity crypto.KeyIdentity
+	Log      *slog.Logger
+	Derive   func() // called on each key derivation (scrypt), for tests
 }
 
 // New loads the keys of c. Without File or Ring it uses the default key
@@ -87,7 +90,7 @@ func New(c Config) (*Keys, error) {
 	if abs, err := filepath.Abs(k.file); err == nil {
 		k.file = abs
 	}
-	k.pass = crypto.NewPassphrase(c.AskPass)
+	k.pass = crypto.NewPassphrase(c.AskPass).WithIdentity(c.Identity)
 	if _, err := k.Reload(); err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ type Fleet struct {
 	ReadAll   func(ctx context.Context) ([]Raw, error)
 	Hosts     func(ctx context.Context) ([]Host, error)
 	// Open opens a Store on keyFile, to reseal records through.
-	Open func(ctx context.Context, keyFile string, passphrase func() (string, error)) (*Store, error)
+	Open func(ctx context.Context, keyFile string, passphrase func() (string, error), id crypto.KeyIdentity) (*Store, error)
 }
 
 // OpenRecord opens raw, the record of raw.Name, with ring.
@@ -122,6 +122,11 @@ type StageOptions struct {
 	// Passphrase, for a passphrase-protected key file, is called once;
 	// the key file keeps the same passphrase.
 	Passphrase func() (string, error)
+
+	// Identity, for a key file sealed to age recipients (plugins), opens
+	// it; the key file is sealed again to the recipients in
+	// keyFile+crypto.SealedToSuffix.
+	Identity crypto.KeyIdentity
 }
 
 // A StageReport says what Stage did.
@@ -136,7 +141,7 @@ type StageReport struct {
 // Stage adds a new identity to keyFile after the others, decrypt-only, and
 // marks it staged (step 1). See the backends' Stage.
 func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport, error) {
-	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase)
+	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
 	}
@@ -181,6 +186,11 @@ type RotateOptions struct {
 	// Passphrase, for a passphrase-protected key file, is called once;
 	// the key file keeps the same passphrase.
 	Passphrase func() (string, error)
+
+	// Identity, for a key file sealed to age recipients (plugins), opens
+	// it; the key file is sealed again to the recipients in
+	// keyFile+crypto.SealedToSuffix.
+	Identity crypto.KeyIdentity
 }
 
 // A RotateReport says what Promote or Retire did (or, with an error, what
@@ -201,7 +211,7 @@ type RotateReport struct {
 // Promote is step 2: it promotes keyFile's staged identity to the primary
 // and reseals every record to it. See the backends' Promote.
 func (f *Fleet) Promote(ctx context.Context, keyFile string, opts RotateOptions) (*RotateReport, error) {
-	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase)
+	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
@@ -242,7 +252,7 @@ func (f *Fleet) Promote(ctx context.Context, keyFile string, opts RotateOptions)
 // it reseals the records still under an old key and drops the old
 // identities from keyFile. See the backends' Retire.
 func (f *Fleet) Retire(ctx context.Context, keyFile string, opts RotateOptions) (*RotateReport, error) {
-	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase)
+	ring, pass, unlock, err := openKeyFile(ctx, keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("retire: %w", err)
 	}
@@ -304,7 +314,7 @@ func (f *Fleet) resealAll(ctx context.Context, step string, ring, next *crypto.K
 			return fmt.Errorf("%s: %w", step, err)
 		}
 	}
-	s, err := f.Open(ctx, keyFile, func() (string, error) { return pass, nil })
+	s, err := f.Open(ctx, keyFile, func() (string, error) { return pass, nil }, opts.Identity)
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
@@ -347,6 +357,7 @@ func (f *Fleet) resealAll(ctx context.Context, step string, ring, next *crypto.K
 type CheckOptions struct {
 	Workers    int                    // records checked in parallel; 0 means 1
 	Passphrase func() (string, error) // for a passphrase-protected key file
+	Identity   crypto.KeyIdentity     // for a key file sealed to age recipients (plugins)
 }
 
 // A CheckReport is what Check found.
@@ -361,7 +372,7 @@ type CheckReport struct {
 // Check reports, for every record, which identity of keyFile opens it,
 // and the live hosts with their keys. It changes nothing.
 func (f *Fleet) Check(ctx context.Context, keyFile string, opts CheckOptions) (*CheckReport, error) {
-	ring, _, err := keys.Load(keyFile, opts.Passphrase)
+	ring, _, err := keys.Load(keyFile, opts.Passphrase, opts.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
@@ -538,7 +549,7 @@ func (k *knownSet) clear() {
 
 // openKeyFile locks keyFile, removes a temp key file that a killed
 // rotation left (it holds secret keys), and loads it.
-func openKeyFile(ctx context.Context, keyFile string, askPass func() (string, error)) (ring *crypto.Keyring, pass string, unlock func(), err error) {
+func openKeyFile(ctx context.Context, keyFile string, askPass func() (string, error), id crypto.KeyIdentity) (ring *crypto.Keyring, pass string, unlock func(), err error) {
 	unlock, err = keys.LockFile(ctx, keyFile)
 	if err != nil {
 		return nil, "", nil, err
@@ -547,7 +558,7 @@ func openKeyFile(ctx context.Context, keyFile string, askPass func() (string, er
 		unlock()
 		return nil, "", nil, err
 	}
-	ring, pass, err = keys.Load(keyFile, askPass)
+	ring, pass, err = keys.Load(keyFile, askPass, id)
 	if err != nil {
 		unlock()
 		return nil, "", nil, err
