@@ -109,10 +109,10 @@ func (b *backend) Names(ctx context.Context) ([]string, error) {
 
 // Heartbeat writes the Store's heartbeat row, alive for the lock TTL.
 func (b *backend) Heartbeat(ctx context.Context, h protocol.Host) error {
-	_, err := b.pool.Exec(ctx, `INSERT INTO `+b.t.hosts+` (namespace, id, host, pid, fingerprints, expires_at)
-		VALUES ($1, $2, $3, $4, $5, now() + $6 * interval '1 millisecond')
+	_, err := b.pool.Exec(ctx, `INSERT INTO `+b.t.hosts+` (namespace, id, host, pid, fingerprints, written, expires_at)
+		VALUES ($1, $2, $3, $4, $5, now(), now() + $6 * interval '1 millisecond')
 		ON CONFLICT (namespace, id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-			fingerprints = excluded.fingerprints, expires_at = excluded.expires_at`,
+			fingerprints = excluded.fingerprints, written = excluded.written, expires_at = excluded.expires_at`,
 		b.ns, b.id, h.Host, h.PID, h.Keys, b.ttl.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("pgstore: heartbeat in %s: %w", b.t.hosts, err)
@@ -130,7 +130,7 @@ func (b *backend) Close() error {
 
 // hosts returns the live heartbeats of namespace ns.
 func hosts(ctx context.Context, pool *pgxpool.Pool, t tables, ns string) ([]protocol.Host, error) {
-	rows, err := pool.Query(ctx, `SELECT id, host, pid, fingerprints, expires_at FROM `+t.hosts+`
+	rows, err := pool.Query(ctx, `SELECT id, host, pid, fingerprints, written FROM `+t.hosts+`
 		WHERE namespace = $1 AND expires_at > now()`, ns)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: hosts %s: %w", t.hosts, err)

@@ -14,7 +14,7 @@
 //
 //	records(namespace, name, record bytea, version)   the sealed record (the age format of a file record)
 //	locks(namespace, name, holder, generation, expires_at)   a lease row per locked record
-//	hosts(namespace, id, host, pid, fingerprints, expires_at)   heartbeats of open Stores
+//	hosts(namespace, id, host, pid, fingerprints, written, expires_at)   heartbeats of open Stores
 //
 // A record binds its namespace and its auth type: a row copied to another
 // name or namespace does not open (sessionstore.ErrTampered); an older row

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS {S}.hosts (
     host text NOT NULL,
     pid integer NOT NULL,
     fingerprints text[] NOT NULL,
+    written timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
     PRIMARY KEY (namespace, id)
 );`, "{S}", s)
