@@ -233,11 +233,14 @@ func (f *Feed) Changed(name string, ver int64, data []byte) {
 // generation changed meanwhile (the new feed may have missed a change
 // after ver) or the feed already reported a later change. It returns the
 // highest sequence number seen if seq is below it (a rollback), else 0.
-func (s *Store) fill(gen uint64, name string, ver int64, a sessionstore.AuthObject, seq uint64, written time.Time) (rollback uint64) {
+// known is the version the Store knew of before the read began (knownVer;
+// 0 for a write): a read below it is not late but went back, a rollback if
+// its sequence number did too (a row restored with its old version).
+func (s *Store) fill(gen uint64, name string, ver, known int64, a sessionstore.AuthObject, seq uint64, written time.Time) (rollback uint64) {
 	s.cache.Lock()
 	defer s.cache.Unlock()
 	s.cache.UpdateLocked(name, func(e entry) entry {
-		if e.ver > ver {
+		if e.ver > ver && (ver >= known || seq >= e.maxSeq) {
 			// A read older than what this Store knows (another Get's, or
 			// the feed's, was faster): late, not a rollback.
 			return e
@@ -253,6 +256,14 @@ func (s *Store) fill(gen uint64, name string, ver int64, a sessionstore.AuthObje
 		return entry{ok: true, auth: a, ver: ver, seq: seq, written: written, maxSeq: seq, gen: gen}
 	})
 	return rollback
+}
+
+// knownVer is the version of name's record this Store knows of, for fill.
+func (s *Store) knownVer(name string) int64 {
+	if e := s.cache.Get(name); e != nil {
+		return e.ver
+	}
+	return 0
 }
 
 // forget drops name's cached value if it is older than version ver (0:

@@ -181,7 +181,7 @@ func (s *Store) getSlow(ctx context.Context, authType string) (sessionstore.Auth
 // load reads name's record and returns its value, from the cache if the
 // record has not changed since it was cached, and caches it.
 func (s *Store) load(ctx context.Context, name string) (sessionstore.AuthObject, error) {
-	gen := s.watch.gen.Load() // before the read: see fill
+	gen, known := s.watch.gen.Load(), s.knownVer(name) // before the read: see fill
 	raw, err := s.b.Read(ctx, name)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
@@ -194,7 +194,7 @@ func (s *Store) load(ctx context.Context, name string) (sessionstore.AuthObject,
 	if e := s.cache.Get(name); e != nil && e.ok && e.ver == raw.Ver {
 		// Unchanged since cached: no decryption; the current generation
 		// vouches for it from now on.
-		s.fill(gen, name, e.ver, e.auth, e.seq, e.written)
+		s.fill(gen, name, e.ver, known, e.auth, e.seq, e.written)
 		return e.auth, nil
 	}
 	rec, err := s.open(raw.Data, name)
@@ -205,7 +205,7 @@ func (s *Store) load(ctx context.Context, name string) (sessionstore.AuthObject,
 	if err != nil {
 		return sessionstore.AuthObject{}, fmt.Errorf("%s: %s: %w", s.pkg, where, err)
 	}
-	if prev := s.fill(gen, name, raw.Ver, a, rec.Seq, rec.Written); prev != 0 {
+	if prev := s.fill(gen, name, raw.Ver, known, a, rec.Seq, rec.Written); prev != 0 {
 		return sessionstore.AuthObject{}, s.rollbackError(name, prev, rec.Seq)
 	}
 	return a, nil

@@ -142,7 +142,7 @@ func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func
 		})
 		return sessionstore.AuthObject{}, nil
 	}
-	s.fill(gen, name, ver, next, seq, now)
+	s.fill(gen, name, ver, 0, next, seq, now)
 	return next.Clone(), nil
 }
 
@@ -150,6 +150,7 @@ func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func
 // does not open is reported in current.err, not as an error: Set replaces
 // it, Update returns it.
 func (s *Store) readCurrent(ctx context.Context, gen uint64, ring *crypto.Keyring, name string) (*current, error) {
+	known := s.knownVer(name) // before the read: see fill
 	raw, err := s.b.Read(ctx, name)
 	if err != nil {
 		return nil, err
@@ -170,7 +171,7 @@ func (s *Store) readCurrent(ctx context.Context, gen uint64, ring *crypto.Keyrin
 	if err != nil {
 		return &current{exists: true, ver: raw.Ver, seq: rec.Seq, err: fmt.Errorf("%s: %s: %w", s.pkg, where, err)}, nil
 	}
-	if prev := s.fill(gen, name, raw.Ver, a, rec.Seq, rec.Written); prev != 0 {
+	if prev := s.fill(gen, name, raw.Ver, known, a, rec.Seq, rec.Written); prev != 0 {
 		return &current{exists: true, ver: raw.Ver, seq: rec.Seq, err: s.rollbackError(name, prev, rec.Seq)}, nil
 	}
 	return &current{exists: true, auth: a, ver: raw.Ver, seq: rec.Seq, written: rec.Written}, nil
