@@ -46,7 +46,7 @@ var runs atomic.Int64
 // TestScripts runs the command-line tests in testdata/*.txt.
 func TestScripts(t *testing.T) {
 	endpoint := etcdtest.Endpoint(t) // one embedded etcd for every script
-	pg := pgtest.Shared(t) // one PostgreSQL for every script
+	pg := pgtest.Shared(t)           // one PostgreSQL for every script
 	run := runs.Add(1)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
