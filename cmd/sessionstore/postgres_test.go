@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,4 +145,119 @@ func openPgStore(ctx context.Context, ts *testscript.TestScript, key string) (se
 		ts.Fatalf("%v", err)
 	}
 	return s, func() { s.Close(); pool.Close() }
+}
+
+// readmeSQL returns the README's ```sql block that holds what.
+func readmeSQL(t *testing.T, what string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
+		if strings.Contains(m[1], what) {
+			return m[1]
+		}
+	}
+	t.Fatalf("README.md has no sql block with %q", what)
+	return ""
+}
+
+// inSchema is README SQL for schema and role instead of sessionstore and
+// sessionstore_app.
+func inSchema(sql, schema, role string) string {
+	sql = strings.ReplaceAll(sql, "sessionstore_app", "\x00")
+	sql = regexp.MustCompile(`\bsessionstore\b`).ReplaceAllString(sql, schema)
+	return strings.ReplaceAll(sql, "\x00", role)
+}
+
+// TestLeastPrivilegeRole checks the README's pgstore SQL: the tables it
+// lists are those Open's error asks for, and a role with only its GRANTs
+// can use the Store and the functions the commands call.
+func TestLeastPrivilegeRole(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := pgtest.Shared(t)
+	id := fmt.Sprintf("%d", time.Now().UnixNano())
+	schema, role := "grants_"+id, "app_"+id
+	roleURL := c.CreateRole(t, role, "secret-"+id)
+	k, err := crypto.GenerateKeyring(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rolePool, err := pgxpool.New(ctx, roleURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rolePool.Close()
+
+	// The role may not create the tables: Open's error holds the SQL,
+	// which is the README's.
+	tables := readmeSQL(t, "CREATE TABLE")
+	_, err = pgstore.Open(ctx, rolePool, "ns", pgstore.WithSchema(schema), pgstore.WithKeyring(k))
+	if err == nil {
+		t.Fatal("a role without CREATE opened a Store on a missing schema")
+	}
+	if got := strings.ReplaceAll(err.Error(), `"`+schema+`"`, "sessionstore"); !strings.Contains(got, strings.TrimSpace(tables)) {
+		t.Errorf("Open's error does not hold the README's tables:\n%s\nREADME:\n%s", err, tables)
+	}
+
+	c.Exec(t, inSchema(tables, schema, role))
+	c.Exec(t, inSchema(readmeSQL(t, "GRANT"), schema, role))
+
+	opts := []pgstore.Option{pgstore.WithSchema(schema), pgstore.WithKeyring(k)}
+	listening, err := pgstore.Open(ctx, rolePool, "ns", opts...)
+	if err != nil {
+		t.Fatalf("Open as the role: %v", err)
+	}
+	defer listening.Close()
+	polling, err := pgstore.Open(ctx, rolePool, "ns", append(opts, pgstore.WithoutListen())...)
+	if err != nil {
+		t.Fatalf("Open WithoutListen as the role: %v", err)
+	}
+	defer polling.Close()
+	a := sessionstore.AuthObject{AccessToken: "secret-a", RefreshToken: "secret-r"}
+	if err := listening.Set(ctx, "server", a); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if got, err := polling.Get(ctx, "server"); err != nil || got.AccessToken != "secret-a" {
+		t.Fatalf("Get: %v, %v", got.AccessToken, err)
+	}
+	if _, err := polling.Update(ctx, "server", func(old sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		old.AccessToken = "secret-b"
+		return old, nil
+	}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := listening.Get(ctx, "server")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if got.AccessToken == "secret-b" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the listening Store still serves %q", got.AccessToken)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := listening.Set(ctx, "other", a); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if err := polling.Delete(ctx, "other"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	recs, err := pgstore.ReadRecords(ctx, rolePool, "ns", k, pgstore.WithSchema(schema))
+	if err != nil || len(recs) != 1 || recs[0].Err != nil {
+		t.Fatalf("ReadRecords: %v, %+v", err, recs)
+	}
+	hosts, err := pgstore.Hosts(ctx, rolePool, "ns", pgstore.WithSchema(schema))
+	if err != nil || len(hosts) != 2 {
+		t.Fatalf("Hosts: %v, %d hosts, want 2", err, len(hosts))
+	}
+	if err := pgstore.Remove(ctx, rolePool, "ns", "server", pgstore.WithSchema(schema)); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
 }
