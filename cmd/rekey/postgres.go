@@ -30,18 +30,20 @@ func (f pgFlags) fleet(pool *pgxpool.Pool) fleet {
 	if f.schema != pgstore.DefaultSchema {
 		flags += " -schema " + strconv.Quote(f.schema)
 	}
-	schema := pgstore.WithSchema(f.schema)
+	// The Store that a step reseals through needs no listening connection
+	// (and so works through a transaction-pooling proxy).
+	opts := []pgstore.Option{pgstore.WithSchema(f.schema), pgstore.WithoutListen()}
 	return fleet{
 		flag:  "-postgres",
 		flags: flags,
-		promote: func(ctx context.Context, keyFile string, opts protocol.RotateOptions) (*protocol.RotateReport, error) {
-			return pgstore.Promote(ctx, pool, f.namespace, keyFile, opts, schema)
+		promote: func(ctx context.Context, keyFile string, ro protocol.RotateOptions) (*protocol.RotateReport, error) {
+			return pgstore.Promote(ctx, pool, f.namespace, keyFile, ro, opts...)
 		},
-		retire: func(ctx context.Context, keyFile string, opts protocol.RotateOptions) (*protocol.RotateReport, error) {
-			return pgstore.Retire(ctx, pool, f.namespace, keyFile, opts, schema)
+		retire: func(ctx context.Context, keyFile string, ro protocol.RotateOptions) (*protocol.RotateReport, error) {
+			return pgstore.Retire(ctx, pool, f.namespace, keyFile, ro, opts...)
 		},
-		check: func(ctx context.Context, keyFile string, opts protocol.CheckOptions) (*protocol.CheckReport, error) {
-			return pgstore.Check(ctx, pool, f.namespace, keyFile, opts, schema)
+		check: func(ctx context.Context, keyFile string, co protocol.CheckOptions) (*protocol.CheckReport, error) {
+			return pgstore.Check(ctx, pool, f.namespace, keyFile, co, opts...)
 		},
 	}
 }
