@@ -8,10 +8,13 @@
 //	rekey -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
 //	rekey -retire -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
 //	rekey -check -key FILE -etcd URLS -prefix P [-json] [-j N]
+//	rekey -key FILE -postgres URL -namespace N [-schema S] [-dry-run] [-j N]
+//	rekey -retire -key FILE -postgres URL -namespace N [-schema S] [-dry-run] [-j N]
+//	rekey -check -key FILE -postgres URL -namespace N [-schema S] [-json] [-j N]
 //
 // Rotation is safe while other processes use the store: see
-// filestore.Rotate for the protocol on one host, and etcdstore.Stage,
-// Rotate and Retire for the staged rotation across hosts. Run "rekey -h"
+// filestore.Rotate for the protocol on one host, and etcdstore's and
+// pgstore's Stage, Promote and Retire for the staged rotation across hosts. Run "rekey -h"
 // for the full usage.
 package main
 
@@ -29,9 +32,10 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
-	"github.com/sessionstore/sessionstore/etcdstore"
 	"github.com/sessionstore/sessionstore/filestore"
 	"github.com/sessionstore/sessionstore/internal/cliutil"
+	"github.com/sessionstore/sessionstore/internal/protocol"
+	"github.com/sessionstore/sessionstore/pgstore"
 )
 
 const usage = `Usage:
@@ -39,11 +43,12 @@ const usage = `Usage:
     rekey -key FILE -dir DIR [-dir DIR...] [-pq] [-keep-old] [-dry-run] [-j N]
     rekey -check -key FILE -dir DIR [-dir DIR...] [-json] [-j N]
 
-  Many hosts on etcd, in three steps (distribute FILE to every host after each):
+  Many hosts on etcd or PostgreSQL, in three steps (distribute FILE to every
+  host after each); FLEET is -etcd URLS -prefix P or -postgres URL -namespace N:
     rekey -stage -key FILE [-pq]
-    rekey -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
-    rekey -retire -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
-    rekey -check -key FILE -etcd URLS -prefix P [-json] [-j N]
+    rekey -key FILE FLEET [-dry-run] [-j N]
+    rekey -retire -key FILE FLEET [-dry-run] [-j N]
+    rekey -check -key FILE FLEET [-json] [-j N]
 
 Options:
     -init       Create FILE with a new identity (age-keygen's format, mode
@@ -54,9 +59,11 @@ Options:
                 $CREDENTIALS_DIRECTORY/sessionstore.key.
     -dir DIR    A store directory. Repeat for several.
     -check      Report each record; exit 0 if and only if all of them open
-                with the primary (with -etcd: and every live host uses it).
+                with the primary (with -etcd or -postgres: and every live
+                host uses it).
     -json       With -check, print one JSON object per record (never a
-                token); with -etcd, then one per live host ("host_id").
+                token); with -etcd or -postgres, then one per live host
+                ("host_id").
     -stage      Add a new identity to FILE after the others, decrypt-only
                 (step 1). Run again, it changes nothing and names the key
                 already staged.
@@ -64,10 +71,20 @@ Options:
                 identity to the primary and reseal every record under -prefix
                 (step 2). Refused, with FILE unchanged, while a live host
                 lacks the staged key.
-    -retire     With -etcd: reseal the records still under an old key and
-                drop the old keys from FILE (step 3). Refused, with FILE
-                unchanged, while a live host's primary is not FILE's primary.
+    -retire     With -etcd or -postgres: reseal the records still under an
+                old key and drop the old keys from FILE (step 3). Refused,
+                with FILE unchanged, while a live host's primary is not
+                FILE's primary.
     -prefix P   The store's etcd prefix, as given to etcdstore.Open.
+    -postgres URL
+                The PostgreSQL server, a libpq URL or key=value string
+                (postgres://user@host/db?sslmode=verify-full); an empty
+                one (-postgres '') takes libpq's PG* environment variables
+                (PGHOST, PGUSER, PGPASSWORD, ...). Step 2, as -etcd.
+    -namespace N
+                The store's namespace, as given to pgstore.Open.
+    -schema S   The schema of the store's tables (default sessionstore), as
+                given to pgstore.WithSchema.
     -etcd-cacert F, -etcd-cert F, -etcd-key F
                 TLS: the CA of etcd's certificates; a client certificate
                 and its key, if etcd wants one.
@@ -106,7 +123,7 @@ it, reseals every record under its lock, checks that every record opens with
 the new primary alone, then removes the old keys (unless -keep-old). Running
 processes keep working throughout. If rekey is interrupted, run it again.
 
-Across hosts (etcd), every host must have each step's key file before the
+Across hosts (etcd, PostgreSQL), every host must have each step's key file before the
 next step: rekey checks the live hosts' heartbeats (each open Store lists the
 fingerprints of its keys, primary first, and rereads its key file every 2 s)
 and refuses, naming the hosts, when one is not ready.
@@ -126,6 +143,12 @@ Examples:
           -etcd-user sessionstore-prod -prefix /sessionstore/prod   # hosts' primaries
     $ rekey -retire -key sessionstore.key -etcd https://etcd-1:2379 -etcd-cacert ca.pem \
           -etcd-user sessionstore-prod -prefix /sessionstore/prod
+
+    $ export PGPASSWORD=...                       # or a ~/.pgpass entry
+    $ rekey -key sessionstore.key -namespace prod \
+          -postgres 'postgres://sessionstore@db-1,db-2/app?target_session_attrs=read-write'
+    $ rekey -check -key sessionstore.key -postgres '' -namespace prod   # PGHOST, PGUSER...
+    $ rekey -retire -key sessionstore.key -postgres '' -namespace prod
 `
 
 // dirList is a repeatable -dir flag.
@@ -147,6 +170,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		dirs, sealTo                                           dirList
 		workers                                                int
 		ef                                                     etcdFlags
+		pf                                                     pgFlags
 	)
 	fs.BoolVar(&initFlag, "init", false, "")
 	fs.StringVar(&keyFile, "key", "", "")
@@ -169,6 +193,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&ef.cert, "etcd-cert", "", "")
 	fs.StringVar(&ef.key, "etcd-key", "", "")
 	fs.StringVar(&ef.user, "etcd-user", "", "")
+	fs.StringVar(&pf.url, "postgres", "", "")
+	fs.StringVar(&pf.namespace, "namespace", "", "")
+	fs.StringVar(&pf.schema, "schema", pgstore.DefaultSchema, "")
 
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "rekey: error: "+format+"\n", a...)
@@ -185,7 +212,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// The new identity keeps the primary's kind unless -pq or -pq=false
 	// was given.
 	kind := crypto.SameKind
+	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) {
+		set[f.Name] = true
 		if f.Name == "pq" {
 			kind = crypto.X25519
 			if pq {
@@ -199,6 +228,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	etcd := ef.urls != ""
+	pg := set["postgres"] // -postgres '' is libpq's environment variables
+	fleetFlag := "-etcd"
+	if pg {
+		fleetFlag = "-postgres"
+	}
 	keyOnly := "-init" // the modes that only write the key file
 	if stage {
 		keyOnly = "-stage"
@@ -218,28 +252,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("-init, -stage, -retire and -check do not go together")
 	case (initFlag || stage) && len(dirs) > 0:
 		return usageErr("%s takes no -dir", keyOnly)
-	case (initFlag || stage) && etcd:
-		return usageErr("%s takes no -etcd: it only writes the key file", keyOnly)
-	case etcd && len(dirs) > 0:
-		return usageErr("-dir and -etcd do not go together")
+	case (initFlag || stage) && (etcd || pg):
+		return usageErr("%s takes no %s: it only writes the key file", keyOnly, fleetFlag)
+	case etcd && pg:
+		return usageErr("-etcd and -postgres do not go together")
+	case (etcd || pg) && len(dirs) > 0:
+		return usageErr("-dir and %s do not go together", fleetFlag)
+	case !pg && (set["namespace"] || set["schema"]):
+		return usageErr("-namespace and -schema go with -postgres")
+	case pg && pf.namespace == "":
+		return usageErr("-postgres needs -namespace, the store's namespace")
+	case pg && pf.schema == "":
+		return usageErr("-schema names no schema")
 	case !etcd && (ef.prefix != "" || ef.cacert != "" || ef.cert != "" || ef.key != "" || ef.user != ""):
 		return usageErr("-prefix and the -etcd-… flags go with -etcd")
 	case etcd && ef.prefix == "":
 		return usageErr("-etcd needs -prefix, the store's etcd prefix")
 	case (ef.cert == "") != (ef.key == ""):
 		return usageErr("-etcd-cert and -etcd-key go together")
-	case retire && !etcd:
-		return usageErr("-retire needs -etcd URLS -prefix P")
-	case !initFlag && !stage && !etcd && len(dirs) == 0:
+	case retire && !etcd && !pg:
+		return usageErr("-retire needs -etcd URLS -prefix P or -postgres URL -namespace N")
+	case !initFlag && !stage && !etcd && !pg && len(dirs) == 0:
 		if len(args) == 0 {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-		return usageErr("no store directory: give at least one -dir, or -etcd URLS -prefix P")
-	case etcd && keepOld:
-		return usageErr("-keep-old goes with -dir; with -etcd, the old keys stay until -retire")
-	case etcd && pqSet:
-		return usageErr("-pq goes with -init, -stage or -dir; with -etcd, stage a post-quantum key with -stage -pq")
+		return usageErr("no store directory: give at least one -dir, or -etcd URLS -prefix P, or -postgres URL -namespace N")
+	case (etcd || pg) && keepOld:
+		return usageErr("-keep-old goes with -dir; with %s, the old keys stay until -retire", fleetFlag)
+	case (etcd || pg) && pqSet:
+		return usageErr("-pq goes with -init, -stage or -dir; with %s, stage a post-quantum key with -stage -pq", fleetFlag)
 	case stage && (keepOld || dryRun || jsonOut):
 		return usageErr("-stage takes no -keep-old, -dry-run or -json")
 	case jsonOut && !check:
@@ -273,22 +315,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 		passphrase = func() (string, error) { return cliutil.ReadPassphrase(passFile) }
 	}
 	id := crypto.KeyIdentity{File: identity}
-	if etcd {
-		c, err := ef.dial(ctx, stderr)
-		if err != nil {
-			return fail(err)
+	if etcd || pg {
+		var f fleet
+		if etcd {
+			c, err := ef.dial(ctx, stderr)
+			if err != nil {
+				return fail(err)
+			}
+			defer c.Close()
+			f = ef.fleet(c)
+		} else {
+			pool, err := pf.connect(ctx)
+			if err != nil {
+				return fail(err)
+			}
+			defer pool.Close()
+			f = pf.fleet(pool)
 		}
-		defer c.Close()
 		if check {
-			return runEtcdCheck(ctx, c, ef, keyFile, etcdstore.CheckOptions{Workers: workers, Passphrase: passphrase, Identity: id}, jsonOut, stdout, fail)
+			return runFleetCheck(ctx, f, keyFile, protocol.CheckOptions{Workers: workers, Passphrase: passphrase, Identity: id}, jsonOut, stdout, fail)
 		}
-		return runEtcdRotate(ctx, c, ef, keyFile, retire, etcdstore.RotateOptions{DryRun: dryRun, Workers: workers, Passphrase: passphrase, Identity: id}, stdout, stderr, fail)
+		return runFleetRotate(ctx, f, keyFile, retire, protocol.RotateOptions{DryRun: dryRun, Workers: workers, Passphrase: passphrase, Identity: id}, stdout, stderr, fail)
 	}
 	switch {
 	case initFlag:
 		return runInit(keyFile, pq, passphrase, sealTo, stdout, stderr, fail)
 	case stage:
-		return runStage(ctx, keyFile, etcdstore.StageOptions{Kind: kind, Passphrase: passphrase, Identity: id}, stdout, stderr, fail)
+		return runStage(ctx, keyFile, protocol.StageOptions{Kind: kind, Passphrase: passphrase, Identity: id}, stdout, stderr, fail)
 	case check:
 		statuses, err := filestore.Check(ctx, keyFile, dirs, filestore.CheckOptions{Workers: workers, Passphrase: passphrase, Identity: id})
 		if err != nil {
@@ -306,7 +359,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func runInit(keyFile string, pq bool, passphrase func() (string, error), sealTo []string, stdout, stderr io.Writer, fail func(error) int) int {
 	exists := func() int {
 		return fail(fmt.Errorf("%s already exists, and rekey never overwrites a key file: to rotate its key, run rekey -key %s -dir DIR "+
-			"(or rekey -stage -key %s for a store on etcd); for a new key, choose another path", keyFile, keyFile, keyFile))
+			"(or rekey -stage -key %s for a store on etcd or PostgreSQL); for a new key, choose another path", keyFile, keyFile, keyFile))
 	}
 	if keyFile != "-" { // before asking for a passphrase
 		if _, err := os.Lstat(keyFile); err == nil {
@@ -347,19 +400,9 @@ func runInit(keyFile string, pq bool, passphrase func() (string, error), sealTo 
 }
 
 func runCheck(statuses []filestore.RecordStatus, jsonOut bool, stdout io.Writer, fail func(error) int) int {
-	bad := 0
-	enc := json.NewEncoder(stdout)
-	for _, st := range statuses {
-		if st.Err != nil || st.Key != 0 {
-			bad++
-		}
-		if jsonOut {
-			if err := enc.Encode(st); err != nil {
-				return fail(err)
-			}
-			continue
-		}
-		fmt.Fprintln(stdout, describe(st))
+	bad, err := printRecords(statuses, jsonOut, stdout)
+	if err != nil {
+		return fail(err)
 	}
 	if bad > 0 {
 		return fail(fmt.Errorf("%d of %d records are not under the primary key", bad, len(statuses)))
@@ -368,6 +411,25 @@ func runCheck(statuses []filestore.RecordStatus, jsonOut bool, stdout io.Writer,
 		fmt.Fprintf(stdout, "all %d records open with the primary key\n", len(statuses))
 	}
 	return 0
+}
+
+// printRecords prints -check's line (with -json: object) of each record
+// and returns how many are not under the primary key.
+func printRecords(statuses []filestore.RecordStatus, jsonOut bool, stdout io.Writer) (bad int, err error) {
+	enc := json.NewEncoder(stdout)
+	for _, st := range statuses {
+		if st.Err != nil || st.Key != 0 {
+			bad++
+		}
+		if jsonOut {
+			if err := enc.Encode(st); err != nil {
+				return bad, err
+			}
+			continue
+		}
+		fmt.Fprintln(stdout, describe(st))
+	}
+	return bad, nil
 }
 
 // describe is one line of -check's text output.

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"filippo.io/age/plugin"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/sessionstore/sessionstore"
@@ -20,6 +22,8 @@ import (
 	"github.com/sessionstore/sessionstore/filestore"
 	"github.com/sessionstore/sessionstore/internal/etcdtest"
 	"github.com/sessionstore/sessionstore/internal/testplugin"
+	"github.com/sessionstore/sessionstore/internal/pgtest"
+	"github.com/sessionstore/sessionstore/pgstore"
 )
 
 func TestMain(m *testing.M) {
@@ -27,7 +31,8 @@ func TestMain(m *testing.M) {
 	testscript.Main(stopsEtcd{m}, map[string]func(){"rekey": main})
 }
 
-// stopsEtcd runs the tests, then stops the scripts' embedded etcd.
+// stopsEtcd runs the tests, then stops the scripts' embedded etcd and
+// PostgreSQL.
 type stopsEtcd struct{ *testing.M }
 
 func (m stopsEtcd) Run() int {
@@ -40,12 +45,19 @@ func (m stopsEtcd) Run() int {
 	}
 	defer testplugin.Cleanup()
 	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	defer pgtest.StopShared()
 	return m.M.Run()
 }
+
+// runs numbers the runs of TestScripts (go test -count=N), whose scripts
+// share one PostgreSQL: each run's namespaces are its own.
+var runs atomic.Int64
 
 // TestScripts runs the command-line tests in testdata/*.txt.
 func TestScripts(t *testing.T) {
 	endpoint := etcdtest.Endpoint(t) // one embedded etcd for every script
+	pg := pgtest.Shared(t)           // one PostgreSQL for every script
+	run := runs.Add(1)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -66,6 +78,9 @@ func TestScripts(t *testing.T) {
 			env.Setenv(testplugin.RefuseEnv, "")
 			env.Setenv("ETCD", endpoint)
 			env.Setenv("PREFIX", etcdtest.Prefix(t)+"/"+filepath.Base(env.WorkDir))
+			env.Setenv("PGURL", pg.URL())
+			env.Setenv("PGPORT_TEST", strconv.Itoa(pg.Port()))
+			env.Setenv("NS", fmt.Sprintf("%s-%d", filepath.Base(env.WorkDir), run))
 			return nil
 		},
 	})
@@ -178,31 +193,76 @@ func cmdPlugged(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // eseed KEY N: store N sessions rec-0 … rec-(N-1) under $PREFIX in $ETCD.
+// fleetArgs takes the leading -pg of args: the store is $NS on $PGURL,
+// else $PREFIX on $ETCD.
+func fleetArgs(args []string) (pg bool, rest []string) {
+	if len(args) > 0 && args[0] == "-pg" {
+		return true, args[1:]
+	}
+	return false, args
+}
+
+// openFleet opens a Store of the script's fleet with ring's keys, fixed,
+// or else with keyFile's, on a client or pool of its own (another host);
+// stop closes both.
+func openFleet(ts *testscript.TestScript, pg bool, keyFile string, ring *crypto.Keyring) (s sessionstore.Store, stop func()) {
+	ctx, cancel := ctx5s()
+	defer cancel()
+	var (
+		closeConn func()
+		err       error
+	)
+	if pg {
+		pool, perr := pgxpool.New(ctx, ts.Getenv("PGURL"))
+		ts.Check(perr)
+		opt := pgstore.WithKeyFile(keyFile)
+		if ring != nil {
+			opt = pgstore.WithKeyring(ring)
+		}
+		s, err = pgstore.Open(ctx, pool, ts.Getenv("NS"), opt)
+		closeConn = pool.Close
+	} else {
+		c, cerr := etcdtest.Dial(ts.Getenv("ETCD"))
+		ts.Check(cerr)
+		opt := etcdstore.WithKeyFile(keyFile)
+		if ring != nil {
+			opt = etcdstore.WithKeyring(ring)
+		}
+		s, err = etcdstore.Open(ctx, c, ts.Getenv("PREFIX"), opt)
+		closeConn = func() { c.Close() }
+	}
+	if err != nil {
+		closeConn()
+		ts.Fatalf("open: %v", err)
+	}
+	return s, func() { s.Close(); closeConn() }
+}
+
+// eseed [-pg] KEY N: store N sessions rec-0 … rec-(N-1) under $PREFIX in
+// $ETCD (with -pg: in namespace $NS on $PGURL).
 func cmdEtcdSeed(ts *testscript.TestScript, neg bool, args []string) {
+	pg, args := fleetArgs(args)
 	if len(args) != 2 {
-		ts.Fatalf("usage: eseed KEY N")
+		ts.Fatalf("usage: eseed [-pg] KEY N")
 	}
 	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
-	c, err := etcdtest.Dial(ts.Getenv("ETCD"))
-	ts.Check(err)
-	defer c.Close()
+	s, stop := openFleet(ts, pg, ts.MkAbs(args[0]), nil)
+	defer stop()
 	ctx, cancel := ctx5s()
 	defer cancel()
-	s, err := etcdstore.Open(ctx, c, ts.Getenv("PREFIX"), etcdstore.WithKeyFile(ts.MkAbs(args[0])))
-	ts.Check(err)
-	defer s.Close()
 	for i := range n {
 		ts.Check(s.Set(ctx, "rec-"+strconv.Itoa(i), sessionstore.AuthObject{AccessToken: "token-" + strconv.Itoa(i)}))
 	}
 }
 
-// host KEY: open a Store under $PREFIX with KEY's keys, fixed, on an
-// etcd client of its own (another host), until "host -stop" or the
-// script's end. Its heartbeat lists those keys.
+// host [-pg] KEY: open a Store under $PREFIX (with -pg: of $NS) with
+// KEY's keys, fixed, on an etcd client (a pool) of its own: another host,
+// until "host -stop" or the script's end. Its heartbeat lists those keys.
 func cmdHost(ts *testscript.TestScript, neg bool, args []string) {
+	pg, args := fleetArgs(args)
 	if len(args) != 1 {
-		ts.Fatalf("usage: host KEY | host -stop")
+		ts.Fatalf("usage: host [-pg] KEY | host -stop")
 	}
 	if args[0] == "-stop" {
 		if stop, ok := hosts.LoadAndDelete(ts); ok {
@@ -212,17 +272,9 @@ func cmdHost(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ring, err := crypto.LoadKeyring(ts.MkAbs(args[0]))
 	ts.Check(err)
-	c, err := etcdtest.Dial(ts.Getenv("ETCD"))
-	ts.Check(err)
-	ctx, cancel := ctx5s()
-	defer cancel()
-	s, err := etcdstore.Open(ctx, c, ts.Getenv("PREFIX"), etcdstore.WithKeyring(ring))
-	if err != nil {
-		c.Close()
-		ts.Fatalf("host: %v", err)
-	}
+	_, closeAll := openFleet(ts, pg, "", ring)
 	var once sync.Once
-	stop := func() { once.Do(func() { s.Close(); c.Close() }) }
+	stop := func() { once.Do(closeAll) }
 	ts.Defer(stop)
 	hosts.Store(ts, stop)
 }

@@ -15,8 +15,9 @@ import (
 	"github.com/sessionstore/sessionstore/filestore"
 )
 
-// A backend is where the sessions are kept: a store directory (-dir) or an
-// etcd prefix (-etcd). The commands see only this interface.
+// A backend is where the sessions are kept: a store directory (-dir), or a
+// fleet's store: an etcd prefix (-etcd) or a PostgreSQL namespace
+// (-postgres). The commands see only this interface.
 type backend interface {
 	// List reports every record, in name order, including those that do
 	// not open (their record has Err set): it never stops at a bad one.
@@ -173,17 +174,23 @@ func (b *dirBackend) Delete(ctx context.Context, name string) error {
 }
 
 func (b *dirBackend) Put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error {
-	if err := sessionstore.ValidateAuthType(name); err != nil {
-		return err
-	}
 	s, err := b.open()
 	if err != nil {
+		return err
+	}
+	return put(ctx, s, name, a, replace)
+}
+
+// put is Put on a Store: unless replace, it writes only where no record
+// is (else errExists), under the record's lock.
+func put(ctx context.Context, s sessionstore.Store, name string, a sessionstore.AuthObject, replace bool) error {
+	if err := sessionstore.ValidateAuthType(name); err != nil {
 		return err
 	}
 	if replace {
 		return s.Set(ctx, name, a)
 	}
-	_, err = s.Update(ctx, name, func(_ sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
+	_, err := s.Update(ctx, name, func(_ sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
 		if exists {
 			return sessionstore.AuthObject{}, errExists
 		}

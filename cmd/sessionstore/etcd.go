@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
+	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
 // etcdPasswordEnv holds the password of -etcd-user: never on the command
@@ -29,37 +29,28 @@ type etcdFlags struct {
 	urls, cacert, cert, key, user string
 }
 
-// etcdBackend is an etcd prefix. ls, show and token read it with
-// etcdstore.ReadRecords and ReadRecord and rm deletes with
-// etcdstore.Remove: none of them opens a Store, so none takes a lease for
-// a heartbeat nor appears among the live hosts that rekey checks. Only
-// import, which writes sessions sealed to its keys, and token when it
-// refreshes, open a Store.
-type etcdBackend struct {
+// etcdFleet is an etcd prefix.
+type etcdFleet struct {
 	client *clientv3.Client
-	prefix string           // without a trailing "/"
-	ring   *crypto.Keyring  // ls, show and token
-	store  *etcdstore.Store // import; token once it refreshes
-
-	keyFile    string // for the Store token opens
-	passphrase func() (string, error)
-	identity   string // -identity, for a key file sealed to age recipients
+	urls   string
+	prefix string // without a trailing "/"
 }
 
 // openEtcd connects to f.urls for cmd and checks that etcd answers (a read
 // of the prefix, within ctx). ls and show load the key file, import opens
 // the store under prefix, rm needs no key.
-func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, passphrase func() (string, error), identity string, stderr io.Writer) (*etcdBackend, error) {
-	b := &etcdBackend{prefix: strings.TrimRight(prefix, "/")}
-	if b.prefix == "" {
+func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, passphrase func() (string, error), identity string, stderr io.Writer) (*fleetBackend, error) {
+	e := &etcdFleet{urls: f.urls, prefix: strings.TrimRight(prefix, "/")}
+	if e.prefix == "" {
 		return nil, fmt.Errorf("-prefix %s names no prefix: give the service its own, such as /sessionstore/prod", strconv.Quote(prefix))
 	}
-	if cmd == "ls" || cmd == "show" || cmd == "token" {
-		var err error
-		if b.ring, err = crypto.LoadKeyringWithIdentity(keyFile, passphrase, crypto.KeyIdentity{File: identity}); err != nil {
-			return nil, err
-		}
-	}
+	return openFleet(ctx, cmd, keyFile, passphrase, identity, func(ctx context.Context) (fleet, error) {
+		return e, e.dial(ctx, f, stderr)
+	})
+}
+
+// dial makes e's client and checks that etcd answers.
+func (e *etcdFleet) dial(ctx context.Context, f etcdFlags, stderr io.Writer) error {
 	cfg := clientv3.Config{
 		Endpoints:   strings.Split(f.urls, ","),
 		DialTimeout: 5 * time.Second,
@@ -74,17 +65,17 @@ func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, pas
 		if f.cacert != "" {
 			pem, err := os.ReadFile(f.cacert)
 			if err != nil {
-				return nil, fmt.Errorf("etcd CA certificate %s: %w", strconv.Quote(f.cacert), pathErrCause(err))
+				return fmt.Errorf("etcd CA certificate %s: %w", strconv.Quote(f.cacert), pathErrCause(err))
 			}
 			tc.RootCAs = x509.NewCertPool()
 			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("etcd CA certificate %s: no PEM certificate in it", strconv.Quote(f.cacert))
+				return fmt.Errorf("etcd CA certificate %s: no PEM certificate in it", strconv.Quote(f.cacert))
 			}
 		}
 		if f.cert != "" {
 			c, err := tls.LoadX509KeyPair(f.cert, f.key)
 			if err != nil {
-				return nil, fmt.Errorf("etcd client certificate %s (key %s): %w", strconv.Quote(f.cert), strconv.Quote(f.key), pathErrCause(err))
+				return fmt.Errorf("etcd client certificate %s (key %s): %w", strconv.Quote(f.cert), strconv.Quote(f.key), pathErrCause(err))
 			}
 			tc.Certificates = []tls.Certificate{c}
 		}
@@ -92,110 +83,47 @@ func openEtcd(ctx context.Context, f etcdFlags, prefix, cmd, keyFile string, pas
 	}
 	client, err := clientv3.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("etcd %s: %w", f.urls, err)
+		return fmt.Errorf("etcd %s: %w", f.urls, err)
 	}
 	// Does etcd answer, and may we read the prefix? Asked before anything
 	// else, so that an unreachable etcd is reported as such.
-	if _, err := client.Get(ctx, b.recordsPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
+	if _, err := client.Get(ctx, e.recordsPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
 		client.Close()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("etcd %s did not answer in time (is it running, and are -etcd-* right?): %w", f.urls, ctx.Err())
+			return e.unanswered(ctx.Err())
 		}
-		return nil, fmt.Errorf("etcd %s: reading %s: %w", f.urls, strconv.Quote(b.recordsPrefix()), err)
+		return fmt.Errorf("etcd %s: reading %s: %w", f.urls, strconv.Quote(e.recordsPrefix()), err)
 	}
-	b.client, b.keyFile, b.passphrase, b.identity = client, keyFile, passphrase, identity
-	if cmd == "import" {
-		if err := b.openStore(ctx); err != nil {
-			client.Close()
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("etcd %s did not answer in time (is it running, and are -etcd-* right?): %w", f.urls, err)
-			}
-			return nil, err
-		}
-	}
-	return b, nil
-}
-
-// openStore opens the Store that writes, once.
-func (b *etcdBackend) openStore(ctx context.Context) error {
-	if b.store != nil {
-		return nil
-	}
-	opts := []etcdstore.Option{etcdstore.WithKeyFile(b.keyFile), etcdstore.WithKeyIdentity(b.identity)}
-	if b.passphrase != nil {
-		opts = append(opts, etcdstore.WithPassphrase(b.passphrase))
-	}
-	s, err := etcdstore.Open(ctx, b.client, b.prefix, opts...)
-	if err != nil {
-		return err
-	}
-	b.store = s
+	e.client = client
 	return nil
 }
 
-func (b *etcdBackend) Close() error {
-	var err error
-	if b.store != nil {
-		err = b.store.Close()
-	}
-	b.client.Close()
-	return err
+func (e *etcdFleet) unanswered(err error) error {
+	return fmt.Errorf("etcd %s did not answer in time (is it running, and are -etcd-* right?): %w", e.urls, err)
 }
 
-func (b *etcdBackend) recordsPrefix() string { return b.prefix + "/records/" }
+func (e *etcdFleet) recordsPrefix() string { return e.prefix + "/records/" }
 
-func (b *etcdBackend) List(ctx context.Context) ([]record, error) {
-	recs, err := etcdstore.ReadRecords(ctx, b.client, b.prefix, b.ring)
-	if err != nil {
-		return nil, err
+func (e *etcdFleet) where() string { return "under " + strconv.Quote(e.recordsPrefix()) }
+
+func (e *etcdFleet) Close() { e.client.Close() }
+
+func (e *etcdFleet) Open(ctx context.Context, keyFile string, passphrase func() (string, error), identity string) (sessionstore.Store, error) {
+	opts := []etcdstore.Option{etcdstore.WithKeyFile(keyFile), etcdstore.WithKeyIdentity(identity)}
+	if passphrase != nil {
+		opts = append(opts, etcdstore.WithPassphrase(passphrase))
 	}
-	out := make([]record, len(recs))
-	for i, r := range recs {
-		out[i] = recordOf(r)
-	}
-	return out, nil
+	return etcdstore.Open(ctx, e.client, e.prefix, opts...)
 }
 
-// recordOf is what the commands know of r.
-func recordOf(r etcdstore.Record) record {
-	return record{Name: r.AuthType, Key: r.Key, PublicKey: r.PublicKey, Seq: r.Seq, Written: r.Written, Auth: r.Auth, Err: r.Err}
+func (e *etcdFleet) ReadRecords(ctx context.Context, ring *crypto.Keyring) ([]protocol.Record, error) {
+	return etcdstore.ReadRecords(ctx, e.client, e.prefix, ring)
 }
 
-func (b *etcdBackend) Get(ctx context.Context, name string) (record, error) {
-	r, err := etcdstore.ReadRecord(ctx, b.client, b.prefix, b.ring, name)
-	if errors.Is(err, sessionstore.ErrNotFound) {
-		return record{}, b.notFound(name)
-	}
-	if err != nil {
-		return record{}, err
-	}
-	return recordOf(r), nil
+func (e *etcdFleet) ReadRecord(ctx context.Context, ring *crypto.Keyring, name string) (protocol.Record, error) {
+	return etcdstore.ReadRecord(ctx, e.client, e.prefix, ring, name)
 }
 
-func (b *etcdBackend) notFound(name string) error {
-	return fmt.Errorf("%w %s under %s", errNoSession, strconv.Quote(name), strconv.Quote(b.recordsPrefix()))
-}
-
-func (b *etcdBackend) Delete(ctx context.Context, name string) error {
-	err := etcdstore.Remove(ctx, b.client, b.prefix, name)
-	if errors.Is(err, sessionstore.ErrNotFound) {
-		return b.notFound(name)
-	}
-	return err
-}
-
-func (b *etcdBackend) Put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error {
-	if err := sessionstore.ValidateAuthType(name); err != nil {
-		return err
-	}
-	if replace {
-		return b.store.Set(ctx, name, a)
-	}
-	_, err := b.store.Update(ctx, name, func(_ sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
-		if exists {
-			return sessionstore.AuthObject{}, errExists
-		}
-		return a, nil
-	})
-	return err
+func (e *etcdFleet) Remove(ctx context.Context, name string) error {
+	return etcdstore.Remove(ctx, e.client, e.prefix, name)
 }

@@ -1,13 +1,16 @@
 // Command sessionstore lists, shows, deletes and imports the sessions of a
-// sessionstore store directory or etcd prefix, without ever printing a
-// token unless asked to with show -reveal or token.
+// sessionstore store directory, etcd prefix or PostgreSQL namespace,
+// without ever printing a token unless asked to with show -reveal or token.
 //
-//	sessionstore ls     (-dir DIR | -etcd URLS -prefix P) [-key FILE] [-json]
-//	sessionstore show   (-dir DIR | -etcd URLS -prefix P) [-key FILE] NAME [-json] [-reveal]
-//	sessionstore rm     (-dir DIR | -etcd URLS -prefix P) NAME
-//	sessionstore import (-dir DIR | -etcd URLS -prefix P) [-key FILE] [-podiojs] [-name NAME] [-force] FILE...
-//	sessionstore import (-dir DIR | -etcd URLS -prefix P) [-key FILE] -oauth -name NAME [-force] FILE|-
-//	sessionstore token  (-dir DIR | -etcd URLS -prefix P) [-key FILE] -token-url URL -client-id ID [-client-secret-file FILE] NAME [-json]
+//	sessionstore ls     STORE [-key FILE] [-json]
+//	sessionstore show   STORE [-key FILE] NAME [-json] [-reveal]
+//	sessionstore rm     STORE NAME
+//	sessionstore import STORE [-key FILE] [-podiojs] [-name NAME] [-force] FILE...
+//	sessionstore import STORE [-key FILE] -oauth -name NAME [-force] FILE|-
+//	sessionstore token  STORE [-key FILE] -token-url URL -client-id ID [-client-secret-file FILE] NAME [-json]
+//
+// where STORE is -dir DIR, -etcd URLS -prefix P, or -postgres URL
+// -namespace N [-schema S].
 //
 // Run "sessionstore -h" for the full usage.
 package main
@@ -26,6 +29,7 @@ import (
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/cliutil"
+	"github.com/sessionstore/sessionstore/pgstore"
 )
 
 const usage = `Usage:
@@ -38,10 +42,10 @@ const usage = `Usage:
                         [-client-secret-file FILE] NAME [-json]
     sessionstore -version
 
-    STORE is -dir DIR (one host) or -etcd URLS -prefix P (a fleet). On
-    etcd, ls, show and token (unless it refreshes) only read and rm takes
-    the session's lock alone: none of them is among the live hosts that
-    rekey checks.
+    STORE is -dir DIR (one host), or a fleet: -etcd URLS -prefix P, or
+    -postgres URL -namespace N [-schema S]. On a fleet, ls, show and token
+    (unless it refreshes) only read and rm takes the session's lock alone:
+    none of them is among the live hosts that rekey checks.
 
 Commands:
     ls          List every session: name, expiry (and how long from now),
@@ -78,7 +82,7 @@ Commands:
                 from -token-url, refreshed through the store's
                 single-flight refresh (one refresh for every process and
                 host, stored before it is printed). Reading a valid token
-                writes nothing (on etcd: no lease, no heartbeat); only a
+                writes nothing (on a fleet: no lease, no heartbeat); only a
                 refresh opens the store to write. A session whose refresh
                 token the provider refused (invalid_grant) is marked as
                 needing a new login: token, and every program using the
@@ -97,6 +101,17 @@ Options:
     -etcd-user USER
                 Authenticate to etcd as USER, with the password in
                 $ETCD_PASSWORD.
+    -postgres URL
+                The PostgreSQL server, a libpq URL or key=value string,
+                such as postgres://app@db-1,db-2/app?target_session_attrs=read-write;
+                an empty one (-postgres '') takes libpq's PG* environment
+                variables (PGHOST, PGUSER, PGPASSWORD, ...). Put the
+                password in $PGPASSWORD or ~/.pgpass, not on the command
+                line, where ps shows it.
+    -namespace N
+                The store's namespace, as given to pgstore.Open, such as
+                prod.
+    -schema S   The schema of the store's tables (default sessionstore).
     -key FILE   The age identity file. Defaults to $SESSIONSTORE_KEY_FILE,
                 else $CREDENTIALS_DIRECTORY/sessionstore.key.
     -passphrase-file P
@@ -148,11 +163,14 @@ Examples:
     $ sessionstore rm -etcd https://etcd1:2379 -prefix /sessionstore/prod -etcd-cacert ca.pem server
     $ ETCD_PASSWORD=... sessionstore ls -etcd https://etcd1:2379,https://etcd2:2379 \
           -prefix /sessionstore/prod -etcd-cacert ca.pem -etcd-user myapp -key /etc/myapp/sessionstore.key
+    $ PGPASSWORD=... sessionstore ls -postgres postgres://myapp@db1/myapp -namespace prod \
+          -key /etc/myapp/sessionstore.key
+    $ PGHOST=db1 PGUSER=myapp sessionstore rm -postgres '' -namespace prod server
 `
 
-// etcdOpenTimeout bounds connecting to etcd: a variable so that tests can
-// shorten it.
-var etcdOpenTimeout = 10 * time.Second
+// openTimeout bounds connecting to etcd or PostgreSQL: a variable so that
+// tests can shorten it.
+var openTimeout = 10 * time.Second
 
 // now is the clock: a variable so that tests can fix it.
 var now = time.Now
@@ -166,6 +184,7 @@ type options struct {
 	identity               string
 	etcd                   etcdFlags
 	prefix                 string
+	pg                     pgFlags
 	name                   string
 	jsonOut, reveal, force bool
 	podiojs, oauth         bool
@@ -217,6 +236,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.etcd.key, "etcd-key", "", "")
 	fs.StringVar(&o.etcd.user, "etcd-user", "", "")
 	fs.StringVar(&o.prefix, "prefix", "", "")
+	fs.StringVar(&o.pg.url, "postgres", "", "")
+	fs.StringVar(&o.pg.namespace, "namespace", "", "")
+	fs.StringVar(&o.pg.schema, "schema", pgstore.DefaultSchema, "")
 	fs.BoolVar(&o.jsonOut, "json", false, "")
 	fs.BoolVar(&o.reveal, "reveal", false, "")
 	fs.BoolVar(&o.podiojs, "podiojs", false, "")
@@ -244,14 +266,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return !set[flagName]
 	}
+	// -postgres '' is libpq's environment variables.
+	pg := set["postgres"] || set["namespace"] || set["schema"]
 	switch {
 	case o.dir != "" && (set["etcd"] || set["prefix"]):
 		return usageErr("give -dir DIR or -etcd URLS -prefix P, not both")
-	case o.dir == "" && !set["etcd"] && !set["prefix"]:
-		return usageErr("no store: give -dir DIR or -etcd URLS -prefix P")
-	case o.dir == "" && (o.etcd.urls == "" || o.prefix == ""):
+	case pg && (o.dir != "" || set["etcd"] || set["prefix"]):
+		return usageErr("give -postgres URL -namespace N alone, without -dir or -etcd")
+	case o.dir == "" && !set["etcd"] && !set["prefix"] && !pg:
+		return usageErr("no store: give -dir DIR, -etcd URLS -prefix P or -postgres URL -namespace N")
+	case pg && (!set["postgres"] || o.pg.namespace == ""):
+		return usageErr("-postgres URL and -namespace N go together")
+	case pg && o.pg.schema == "":
+		return usageErr("-schema names no schema")
+	case o.dir == "" && !pg && (o.etcd.urls == "" || o.prefix == ""):
 		return usageErr("-etcd URLS and -prefix P go together")
-	case o.dir != "" && (set["etcd-cacert"] || set["etcd-cert"] || set["etcd-key"] || set["etcd-user"]):
+	case (o.dir != "" || pg) && (set["etcd-cacert"] || set["etcd-cert"] || set["etcd-key"] || set["etcd-user"]):
 		return usageErr("-etcd-cacert, -etcd-cert, -etcd-key and -etcd-user go with -etcd")
 	case (o.etcd.cert == "") != (o.etcd.key == ""):
 		return usageErr("-etcd-cert and -etcd-key go together")
@@ -306,8 +336,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if o.dir != "" {
 		b, err = openDir(o.dir, o.keyFile, o.passphrase, o.identity, o.cmd == "import")
 	} else {
-		octx, cancel := context.WithTimeout(ctx, etcdOpenTimeout)
-		b, err = openEtcd(octx, o.etcd, o.prefix, o.cmd, o.keyFile, o.passphrase, o.identity, stderr)
+		octx, cancel := context.WithTimeout(ctx, openTimeout)
+		if pg {
+			b, err = openPostgres(octx, o.pg, o.cmd, o.keyFile, o.passphrase, o.identity)
+		} else {
+			b, err = openEtcd(octx, o.etcd, o.prefix, o.cmd, o.keyFile, o.passphrase, o.identity, stderr)
+		}
 		cancel()
 	}
 	if err != nil {

@@ -17,8 +17,24 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/pgtest"
 	"github.com/sessionstore/sessionstore/internal/testplugin"
 )
+
+// openFleetStore opens the store that a script's DIR argument names:
+// "etcd:" is $PREFIX on $ETCD, "pg:" is $NS on $PGURL; ok is false for a
+// directory.
+func openFleetStore(ctx context.Context, ts *testscript.TestScript, key, dir string) (s sessionstore.Store, closeAll func(), ok bool) {
+	switch dir {
+	case "etcd:":
+		s, c := openEtcdStore(ctx, ts, key)
+		return s, func() { s.Close(); c.Close() }, true
+	case "pg:":
+		s, closeAll := openPgStore(ctx, ts, key)
+		return s, closeAll, true
+	}
+	return nil, nil, false
+}
 
 // testNowEnv fixes the clock of the sessionstore command in tests (an
 // RFC 3339 time). Only this test binary reads it.
@@ -41,16 +57,18 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(testEtcdTimeoutEnv + ": " + err.Error())
 		}
-		etcdOpenTimeout = d
+		openTimeout = d
 	}
 	crypto.KeyFileWorkFactor = 10 // fast passphrase tests; the default is age's 18
-	testscript.Main(removesPlugin{m}, map[string]func(){"sessionstore": main})
+	testscript.Main(cleansUp{m}, map[string]func(){"sessionstore": main})
 }
 
-// removesPlugin runs the tests, then removes the test plugin they built.
-type removesPlugin struct{ *testing.M }
+// cleansUp runs the tests, then stops the shared PostgreSQL and removes
+// the test plugin they built.
+type cleansUp struct{ *testing.M }
 
-func (m removesPlugin) Run() int {
+func (m cleansUp) Run() int {
+	defer pgtest.StopShared()
 	defer testplugin.Cleanup()
 	return m.M.Run()
 }
@@ -65,6 +83,8 @@ func TestScripts(t *testing.T) {
 			"session":     cmdSession,
 			"joinkeys":    cmdJoinKeys,
 			"etcd":        cmdEtcd,
+			"pg":          cmdPostgres,
+			"pgsql":       cmdPgSQL,
 			"etcdcp":      cmdEtcdCopy,
 			"etcdput":     cmdEtcdPut,
 			"etcdrev":     cmdEtcdRev,
@@ -115,7 +135,7 @@ func cmdJoinKeys(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(crypto.CreateKeyFile(ts.MkAbs(args[0]), k))
 }
 
-// session KEY DIR NAME (DIR "etcd:" is $ETCD, $PREFIX) [expires=DURATION] [refresh] [scope=S] [ref=TYPE:ID] [extra=K]:
+// session KEY DIR NAME (DIR "etcd:" is $ETCD, $PREFIX; "pg:" is $PGURL, $NS) [expires=DURATION] [refresh] [scope=S] [ref=TYPE:ID] [extra=K]:
 // store a session whose tokens are secret-access-NAME, secret-refresh-NAME
 // (with refresh) and, under extra key K, secret-extra-NAME. The expiry is
 // relative to $SESSIONSTORE_TEST_NOW (else now). A passphrase-protected
@@ -156,10 +176,8 @@ func cmdSession(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if args[1] == "etcd:" {
-		s, c := openEtcdStore(ctx, ts, args[0])
-		defer c.Close()
-		defer s.Close()
+	if s, closeAll, ok := openFleetStore(ctx, ts, args[0], args[1]); ok {
+		defer closeAll()
 		ts.Check(s.Set(ctx, name, a))
 		return
 	}
@@ -190,7 +208,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"frob"}, 2, `unknown command "frob"`},
 		{[]string{"-dir", dir, "ls"}, 2, "give a command first"},
 		{[]string{"ls", "-bogus"}, 2, "flag provided but not defined: -bogus"},
-		{[]string{"ls"}, 2, "no store: give -dir DIR or -etcd URLS -prefix P"},
+		{[]string{"ls"}, 2, "no store: give -dir DIR, -etcd URLS -prefix P or -postgres URL -namespace N"},
 		{[]string{"ls", "-etcd", "http://127.0.0.1:2379"}, 2, "-etcd URLS and -prefix P go together"},
 		{[]string{"ls", "-prefix", "/p"}, 2, "-etcd URLS and -prefix P go together"},
 		{[]string{"ls", "-dir", dir, "-etcd", "http://127.0.0.1:2379", "-prefix", "/p"}, 2, "not both"},

@@ -85,10 +85,8 @@ func cmdProvider(ts *testscript.TestScript, neg bool, args []string) {
 		if len(args) == 5 {
 			a.Expiry = time.Now().Add(-time.Minute)
 		}
-		if args[2] == "etcd:" {
-			s, c := openEtcdStore(ctx, ts, args[1])
-			defer c.Close()
-			defer s.Close()
+		if s, closeAll, ok := openFleetStore(ctx, ts, args[1], args[2]); ok {
+			defer closeAll()
 			ts.Check(s.Set(ctx, args[3], a))
 			return
 		}

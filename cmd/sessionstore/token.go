@@ -14,7 +14,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/sessionstore/sessionstore"
-	"github.com/sessionstore/sessionstore/etcdstore"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
@@ -124,16 +123,16 @@ func clientSecret(file string) (string, error) {
 // TokenStore is the directory's Store: reading from it takes no lock.
 func (b *dirBackend) TokenStore() (sessionstore.Store, error) { return b.open() }
 
-// TokenStore is a Store that reads with etcdstore.ReadRecord (no lease,
+// TokenStore is a Store that reads with the fleet's ReadRecord (no lease,
 // no heartbeat) and opens the Store that writes only for a refresh.
-func (b *etcdBackend) TokenStore() (sessionstore.Store, error) { return readingStore{b}, nil }
+func (b *fleetBackend) TokenStore() (sessionstore.Store, error) { return readingStore{b}, nil }
 
-// readingStore is the etcd prefix as token uses it: Get reads without a
-// Store; anything else opens one.
-type readingStore struct{ b *etcdBackend }
+// readingStore is the fleet as token uses it: Get reads without a Store;
+// anything else opens one.
+type readingStore struct{ b *fleetBackend }
 
 func (r readingStore) Get(ctx context.Context, name string) (sessionstore.AuthObject, error) {
-	rec, err := etcdstore.ReadRecord(ctx, r.b.client, r.b.prefix, r.b.ring, name)
+	rec, err := r.b.f.ReadRecord(ctx, r.b.ring, name)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
@@ -143,7 +142,7 @@ func (r readingStore) Get(ctx context.Context, name string) (sessionstore.AuthOb
 	return rec.Auth, nil
 }
 
-func (r readingStore) store(ctx context.Context) (*etcdstore.Store, error) {
+func (r readingStore) store(ctx context.Context) (sessionstore.Store, error) {
 	if err := r.b.openStore(ctx); err != nil {
 		return nil, err
 	}
@@ -176,7 +175,7 @@ func (r readingStore) Delete(ctx context.Context, name string) error {
 }
 
 func (r readingStore) List(ctx context.Context) ([]string, error) {
-	recs, err := etcdstore.ReadRecords(ctx, r.b.client, r.b.prefix, r.b.ring)
+	recs, err := r.b.f.ReadRecords(ctx, r.b.ring)
 	if err != nil {
 		return nil, err
 	}

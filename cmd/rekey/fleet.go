@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sessionstore/sessionstore/internal/protocol"
+)
+
+// A fleet is a store that many hosts share, rotated in staged steps that
+// check the hosts' heartbeats: an etcd prefix or a PostgreSQL namespace.
+type fleet struct {
+	flag    string // "-etcd", "-postgres"
+	flags   string // the flags that name it, in a command to run next
+	promote func(ctx context.Context, keyFile string, opts protocol.RotateOptions) (*protocol.RotateReport, error)
+	retire  func(ctx context.Context, keyFile string, opts protocol.RotateOptions) (*protocol.RotateReport, error)
+	check   func(ctx context.Context, keyFile string, opts protocol.CheckOptions) (*protocol.CheckReport, error)
+}
+
+func runStage(ctx context.Context, keyFile string, opts protocol.StageOptions, stdout, stderr io.Writer, fail func(error) int) int {
+	rep, err := protocol.Stage(ctx, keyFile, opts)
+	if err != nil {
+		return fail(err)
+	}
+	if rep.Already {
+		fmt.Fprintf(stdout, "already staged: %s (%s); nothing changed\n", rep.PublicKey, rep.Fingerprint)
+	} else {
+		fmt.Fprintf(stdout, "staged key: %s (%s), decrypt-only until promoted\n", rep.PublicKey, rep.Fingerprint)
+	}
+	if rep.Kind != rep.PrimaryKind {
+		fmt.Fprintf(stderr, "rekey: the staged key is %s; the primary is %s: promoting it changes the kind\n", rep.Kind, rep.PrimaryKind)
+	}
+	fmt.Fprintf(stdout, "next: distribute %s to every host, then run: rekey -key %s -etcd URLS -prefix P (or -postgres URL -namespace N)\n", keyFile, keyFile)
+	return 0
+}
+
+func runFleetRotate(ctx context.Context, f fleet, keyFile string, retire bool, opts protocol.RotateOptions, stdout, stderr io.Writer, fail func(error) int) int {
+	step := f.promote
+	if retire {
+		step = f.retire
+	}
+	rep, err := step(ctx, keyFile, opts)
+	if rep != nil {
+		for _, h := range rep.Lacking {
+			fmt.Fprintf(stdout, "NOT READY %s\n", describeHost(h, rep.Fingerprint))
+		}
+		for _, st := range rep.Records {
+			if st.Err != nil {
+				fmt.Fprintf(stdout, "FAIL     %s: %v\n", st.Location, st.Err)
+			}
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	resealed := 0
+	for _, st := range rep.Records {
+		if st.Resealed {
+			resealed++
+		}
+	}
+	switch {
+	case opts.DryRun && retire:
+		fmt.Fprintf(stdout, "dry run: %s; would reseal the records under old keys among %d and retire the old keys; nothing changed\n",
+			hostsReady(len(rep.Hosts), "uses "+rep.Fingerprint+" as its primary", "use "+rep.Fingerprint+" as their primary"), len(rep.Records))
+	case opts.DryRun:
+		fmt.Fprintf(stdout, "dry run: %s; would promote it and reseal %d records; nothing changed\n",
+			hostsReady(len(rep.Hosts), "holds the staged key "+rep.Fingerprint, "hold the staged key "+rep.Fingerprint), len(rep.Records))
+		kindChange(stderr, rep.Kind, rep.OldKind, "would be", "is")
+	case retire && rep.Retired == 0:
+		fmt.Fprintf(stdout, "no old keys in %s; nothing to retire\n", keyFile)
+	case retire:
+		fmt.Fprintf(stdout, "resealed %d of %d records; all open with the primary key %s\n", resealed, len(rep.Records), rep.Fingerprint)
+		fmt.Fprintf(stdout, "retired %d old key(s)\n", rep.Retired)
+		fmt.Fprintf(stdout, "next: distribute %s to every host\n", keyFile)
+	default:
+		if rep.Resumed {
+			fmt.Fprintf(stdout, "resumed an interrupted promotion\n")
+		}
+		fmt.Fprintf(stdout, "new primary key: %s (%s)\n", rep.PublicKey, rep.Fingerprint)
+		kindChange(stderr, rep.Kind, rep.OldKind, "is", "was")
+		fmt.Fprintf(stdout, "resealed %d of %d records; %d under the old key (written meanwhile by hosts with the previous key file)\n",
+			resealed, len(rep.Records), rep.Stragglers)
+		fmt.Fprintf(stdout, "next: distribute %s to every host, then run: rekey -retire -key %s %s\n", keyFile, keyFile, f.flags)
+	}
+	return 0
+}
+
+// hostJSON is a host in -check -json's output.
+type hostJSON struct {
+	ID          string    `json:"host_id"`
+	Host        string    `json:"host"`
+	PID         int       `json:"pid"`
+	Keys        []string  `json:"keys"`
+	Time        time.Time `json:"time"`
+	UsesPrimary bool      `json:"uses_primary"`
+}
+
+func runFleetCheck(ctx context.Context, f fleet, keyFile string, opts protocol.CheckOptions, jsonOut bool, stdout io.Writer, fail func(error) int) int {
+	rep, err := f.check(ctx, keyFile, opts)
+	if err != nil {
+		return fail(err)
+	}
+	badRecs, err := printRecords(rep.Records, jsonOut, stdout)
+	if err != nil {
+		return fail(err)
+	}
+	badHosts := 0
+	enc := json.NewEncoder(stdout)
+	for _, h := range rep.Hosts {
+		uses := h.Primary() == rep.Fingerprint
+		if !uses {
+			badHosts++
+		}
+		if jsonOut {
+			if err := enc.Encode(hostJSON{ID: h.ID, Host: h.Host, PID: h.PID, Keys: h.Keys, Time: h.Time, UsesPrimary: uses}); err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		lacks := ""
+		if rep.Staged != "" && !h.Holds(rep.Staged) {
+			lacks = "; LACKS the staged key"
+		}
+		fmt.Fprintf(stdout, "host     %s%s\n", describeHost(h, rep.Fingerprint), lacks)
+	}
+	if !jsonOut && rep.Staged != "" {
+		fmt.Fprintf(stdout, "staged   %s: decrypt-only until promoted (rekey -key %s %s …)\n", rep.Staged, keyFile, f.flag)
+	}
+	var errs []error
+	if badRecs > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d records are not under the primary key", badRecs, len(rep.Records)))
+	}
+	if badHosts > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d live hosts do not use the primary key %s of %s", badHosts, len(rep.Hosts), rep.Fingerprint, keyFile))
+	}
+	if len(errs) > 0 {
+		return fail(errors.Join(errs...))
+	}
+	if !jsonOut {
+		fmt.Fprintf(stdout, "all %d records open with the primary key %s; %s\n", len(rep.Records), rep.Fingerprint, hostsReady(len(rep.Hosts), "uses it", "use it"))
+	}
+	return 0
+}
+
+// hostsReady says that the n live hosts all do what one does, or that
+// there are none.
+func hostsReady(n int, one, many string) string {
+	switch n {
+	case 0:
+		return "no live hosts"
+	case 1:
+		return "the one live host " + one
+	}
+	return fmt.Sprintf("all %d live hosts %s", n, many)
+}
+
+// describeHost describes a live host and its keys, against primary (a
+// fingerprint).
+func describeHost(h protocol.Host, primary string) string {
+	what := "primary " + h.Primary()
+	if h.Primary() == primary {
+		what += " (the key file's primary)"
+	}
+	return fmt.Sprintf("%s pid %d (lease %s): %s; keys %s", h.Host, h.PID, h.ID, what, strings.Join(h.Keys, ", "))
+}
