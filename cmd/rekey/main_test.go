@@ -21,8 +21,8 @@ import (
 	"github.com/sessionstore/sessionstore/etcdstore"
 	"github.com/sessionstore/sessionstore/filestore"
 	"github.com/sessionstore/sessionstore/internal/etcdtest"
-	"github.com/sessionstore/sessionstore/internal/testplugin"
 	"github.com/sessionstore/sessionstore/internal/pgtest"
+	"github.com/sessionstore/sessionstore/internal/testplugin"
 	"github.com/sessionstore/sessionstore/pgstore"
 )
 
