@@ -187,12 +187,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&identity, "identity", "", "")
 	fs.BoolVar(&stage, "stage", false, "")
 	fs.BoolVar(&retire, "retire", false, "")
-	fs.StringVar(&ef.urls, "etcd", "", "")
+	fs.StringVar(&ef.URLs, "etcd", "", "")
 	fs.StringVar(&ef.prefix, "prefix", "", "")
-	fs.StringVar(&ef.cacert, "etcd-cacert", "", "")
-	fs.StringVar(&ef.cert, "etcd-cert", "", "")
-	fs.StringVar(&ef.key, "etcd-key", "", "")
-	fs.StringVar(&ef.user, "etcd-user", "", "")
+	fs.StringVar(&ef.CACert, "etcd-cacert", "", "")
+	fs.StringVar(&ef.Cert, "etcd-cert", "", "")
+	fs.StringVar(&ef.Key, "etcd-key", "", "")
+	fs.StringVar(&ef.User, "etcd-user", "", "")
 	fs.StringVar(&pf.url, "postgres", "", "")
 	fs.StringVar(&pf.namespace, "namespace", "", "")
 	fs.StringVar(&pf.schema, "schema", pgstore.DefaultSchema, "")
@@ -227,7 +227,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, cliutil.Version())
 		return 0
 	}
-	etcd := ef.urls != ""
+	etcd := ef.URLs != ""
 	pg := set["postgres"] // -postgres '' is libpq's environment variables
 	fleetFlag := "-etcd"
 	if pg {
@@ -264,11 +264,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("-postgres needs -namespace, the store's namespace")
 	case pg && pf.schema == "":
 		return usageErr("-schema names no schema")
-	case !etcd && (ef.prefix != "" || ef.cacert != "" || ef.cert != "" || ef.key != "" || ef.user != ""):
+	case !etcd && (ef.prefix != "" || ef.CACert != "" || ef.Cert != "" || ef.Key != "" || ef.User != ""):
 		return usageErr("-prefix and the -etcd-… flags go with -etcd")
 	case etcd && ef.prefix == "":
 		return usageErr("-etcd needs -prefix, the store's etcd prefix")
-	case (ef.cert == "") != (ef.key == ""):
+	case (ef.Cert == "") != (ef.Key == ""):
 		return usageErr("-etcd-cert and -etcd-key go together")
 	case retire && !etcd && !pg:
 		return usageErr("-retire needs -etcd URLS -prefix P or -postgres URL -namespace N")

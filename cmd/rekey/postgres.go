@@ -19,7 +19,7 @@ type pgFlags struct {
 
 // connect returns a pool of the server, after one query has reached it.
 func (f pgFlags) connect(ctx context.Context) (*pgxpool.Pool, error) {
-	ctx, cancel := context.WithTimeout(ctx, cliutil.PostgresTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cliutil.DialTimeout)
 	defer cancel()
 	return cliutil.Postgres(ctx, f.url)
 }

@@ -19,7 +19,7 @@ type fleet interface {
 	Remove(ctx context.Context, name string) error
 	// Open opens the Store that writes: a host while it is open.
 	Open(ctx context.Context, keyFile string, passphrase func() (string, error), identity string) (sessionstore.Store, error)
-	// where says where the records are, quoted: `under "/p/records/"`.
+	// where says where the records are, quoted: `under "/p"`.
 	where() string
 	// unanswered is the error of a fleet that did not answer in time.
 	unanswered(err error) error

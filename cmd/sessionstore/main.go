@@ -182,7 +182,7 @@ type options struct {
 	cmd                    string
 	dir, keyFile, passFile string
 	identity               string
-	etcd                   etcdFlags
+	etcd                   cliutil.EtcdFlags
 	prefix                 string
 	pg                     pgFlags
 	name                   string
@@ -230,11 +230,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.keyFile, "key", "", "")
 	fs.StringVar(&o.passFile, "passphrase-file", "", "")
 	fs.StringVar(&o.identity, "identity", "", "")
-	fs.StringVar(&o.etcd.urls, "etcd", "", "")
-	fs.StringVar(&o.etcd.cacert, "etcd-cacert", "", "")
-	fs.StringVar(&o.etcd.cert, "etcd-cert", "", "")
-	fs.StringVar(&o.etcd.key, "etcd-key", "", "")
-	fs.StringVar(&o.etcd.user, "etcd-user", "", "")
+	fs.StringVar(&o.etcd.URLs, "etcd", "", "")
+	fs.StringVar(&o.etcd.CACert, "etcd-cacert", "", "")
+	fs.StringVar(&o.etcd.Cert, "etcd-cert", "", "")
+	fs.StringVar(&o.etcd.Key, "etcd-key", "", "")
+	fs.StringVar(&o.etcd.User, "etcd-user", "", "")
 	fs.StringVar(&o.prefix, "prefix", "", "")
 	fs.StringVar(&o.pg.url, "postgres", "", "")
 	fs.StringVar(&o.pg.namespace, "namespace", "", "")
@@ -279,14 +279,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usageErr("-postgres URL and -namespace N go together")
 	case pg && o.pg.schema == "":
 		return usageErr("-schema names no schema")
-	case o.dir == "" && !pg && (o.etcd.urls == "" || o.prefix == ""):
+	case o.dir == "" && !pg && (o.etcd.URLs == "" || o.prefix == ""):
 		return usageErr("-etcd URLS and -prefix P go together")
 	case (o.dir != "" || pg) && (set["etcd-cacert"] || set["etcd-cert"] || set["etcd-key"] || set["etcd-user"]):
 		return usageErr("-etcd-cacert, -etcd-cert, -etcd-key and -etcd-user go with -etcd")
-	case (o.etcd.cert == "") != (o.etcd.key == ""):
+	case (o.etcd.Cert == "") != (o.etcd.Key == ""):
 		return usageErr("-etcd-cert and -etcd-key go together")
-	case o.etcd.user != "" && os.Getenv(etcdPasswordEnv) == "":
-		return usageErr("-etcd-user needs the password in $%s", etcdPasswordEnv)
+	case o.etcd.User != "" && os.Getenv(cliutil.EtcdPasswordEnv) == "":
+		return usageErr("-etcd-user needs the password in $%s", cliutil.EtcdPasswordEnv)
 	case !only("json", "ls", "show", "import", "token"):
 		return usageErr("-json goes with ls, show, import or token")
 	case !only("reveal", "show"):

@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// PostgresTimeout bounds connecting to PostgreSQL and the first query.
-const PostgresTimeout = 10 * time.Second
+// DialTimeout bounds connecting to etcd or PostgreSQL and the first request.
+const DialTimeout = 10 * time.Second
 
 // Postgres returns a pool of connections to the server of connString (a
 // libpq URL or key=value string; "" takes libpq's PG* environment
