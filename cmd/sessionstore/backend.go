@@ -62,7 +62,8 @@ type dirBackend struct {
 	dir, keyFile string // keyFile is "" for rm, which needs no key
 	passphrase   func() (string, error)
 	identity     string           // -identity, for a key file sealed to age recipients
-	store        *filestore.Store // opened on first use
+	ring         *crypto.Keyring  // ls, show: loaded on first use
+	store        *filestore.Store // import, token: opened on first use
 }
 
 // openDir returns the backend of dir. Unless create, dir must exist:
@@ -111,50 +112,46 @@ func (b *dirBackend) Close() error {
 }
 
 func (b *dirBackend) List(ctx context.Context) ([]record, error) {
-	return b.list(ctx, nil)
-}
-
-// list reports the records whose names match (all if match is nil).
-func (b *dirBackend) list(ctx context.Context, match func(string) bool) ([]record, error) {
-	// Check says which identity opens each record and when it was
-	// written; Get then reads the session itself.
-	statuses, err := filestore.Check(ctx, b.keyFile, []string{b.dir}, filestore.CheckOptions{Passphrase: b.passphrase,
-		Identity: crypto.KeyIdentity{File: b.identity}})
+	ring, err := b.keyring()
 	if err != nil {
 		return nil, err
 	}
-	var recs []record
-	for _, st := range statuses {
-		if match != nil && !match(st.AuthType) {
-			continue
-		}
-		r := record{Name: st.AuthType, Key: st.Key, PublicKey: st.PublicKey, Seq: st.Seq, Written: st.Written, Err: st.Err}
-		if r.Err == nil {
-			s, err := b.open()
-			if err != nil {
-				return nil, err
-			}
-			if r.Auth, err = s.Get(ctx, st.AuthType); err != nil {
-				r.Err, r.Key, r.PublicKey = err, -1, ""
-			}
-		}
-		recs = append(recs, r)
+	recs, err := filestore.ReadRecords(ctx, b.dir, ring)
+	if err != nil {
+		return nil, err
 	}
-	return recs, nil
+	out := make([]record, len(recs))
+	for i, r := range recs {
+		out[i] = recordOf(r)
+	}
+	return out, nil
 }
 
 func (b *dirBackend) Get(ctx context.Context, name string) (record, error) {
-	if err := sessionstore.ValidateAuthType(name); err != nil {
-		return record{}, err
-	}
-	recs, err := b.list(ctx, func(n string) bool { return n == name })
+	ring, err := b.keyring()
 	if err != nil {
 		return record{}, err
 	}
-	if len(recs) == 0 {
+	r, err := filestore.ReadRecord(ctx, b.dir, ring, name)
+	if errors.Is(err, sessionstore.ErrNotFound) {
 		return record{}, b.notFound(name)
 	}
-	return recs[0], nil
+	if err != nil {
+		return record{}, err
+	}
+	return recordOf(r), nil
+}
+
+// keyring loads the key file, once.
+func (b *dirBackend) keyring() (*crypto.Keyring, error) {
+	if b.ring == nil {
+		ring, err := crypto.LoadKeyringWithIdentity(b.keyFile, b.passphrase, crypto.KeyIdentity{File: b.identity})
+		if err != nil {
+			return nil, err
+		}
+		b.ring = ring
+	}
+	return b.ring, nil
 }
 
 func (b *dirBackend) notFound(name string) error {
