@@ -495,7 +495,7 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 	ver, err := l.Commit(ctx, raw.Ver, ct)
 	if errors.Is(err, ErrAmbiguous) {
 		unlock()
-		ver, err = s.settle(ctx, l, r.AuthType, ct, err)
+		ver, err = s.settle(ctx, l, r.AuthType, raw.Ver, ct, err)
 	}
 	s.forget(r.AuthType, 0)
 	if err != nil {

@@ -130,7 +130,7 @@ func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func
 		// Release the lock first: no attempt still in flight can then
 		// pass its fence, so what is read next tells the outcome for good.
 		unlock()
-		ver, err = s.settle(ctx, l, name, ct, err)
+		ver, err = s.settle(ctx, l, name, cur.ver, ct, err)
 	}
 	if err != nil {
 		s.forget(name, 0)
@@ -183,7 +183,7 @@ func (s *Store) readCurrent(ctx context.Context, gen uint64, ring *crypto.Keyrin
 // taken. It reads with a context of its own, since the caller's may be
 // done. If it cannot tell, its error wraps
 // sessionstore.ErrOutcomeUnknown.
-func (s *Store) settle(ctx context.Context, l Lock, name string, ct []byte, cause error) (int64, error) {
+func (s *Store) settle(ctx context.Context, l Lock, name string, ver int64, ct []byte, cause error) (int64, error) {
 	where := s.b.Where(name)
 	unknown := func(why error) error {
 		return fmt.Errorf("%s: writing %s: %w (%w; reading it back: %v); re-read the record before retrying",
@@ -200,16 +200,20 @@ func (s *Store) settle(ctx context.Context, l Lock, name string, ct []byte, caus
 	case ct == nil && raw.Data == nil:
 		return raw.Ver, nil
 	}
+	// Another host may have written after an applied write (which
+	// released the lock). A backend that keeps history tells; without
+	// it, only a record still at the version the write was fenced on
+	// shows that nothing was written.
 	if h, ok := l.(Historian); ok && ct != nil {
-		// Another host may have written after an applied attempt (which
-		// released the lock): look back through the record's history.
-		ver, applied, err := h.AppliedSince(rctx, name, ct)
+		v, applied, err := h.AppliedSince(rctx, name, ct)
 		if err != nil {
 			return 0, unknown(err)
 		}
 		if applied {
-			return ver, nil
+			return v, nil
 		}
+	} else if raw.Ver != ver {
+		return 0, unknown(errors.New("the record changed since"))
 	}
 	return 0, fmt.Errorf("%s: writing %s: %w; not applied", s.pkg, where, cause)
 }
