@@ -94,15 +94,10 @@ func (pp *Passphrase) Decrypt(path string, data []byte) ([]byte, error) {
 
 // ParseKeyData parses a key file and its recipients file as ReadKeyFiles
 // read them, as every backend loads its keys: a passphrase-protected key
-// file is first decrypted with pass (derive, if not nil, is called just
-// before: backends count derivations, and plugin calls, made under a
-// record lock), and so is one sealed to age recipients, and extra
-// recipients are added to the keyring.
-func ParseKeyData(path string, keyData, recipData []byte, pass *Passphrase, derive func(), extra ...age.Recipient) (*Keyring, error) {
+// file is first decrypted with pass, and so is one sealed to age
+// recipients, and extra recipients are added to the keyring.
+func ParseKeyData(path string, keyData, recipData []byte, pass *Passphrase, extra ...age.Recipient) (*Keyring, error) {
 	if IsEncryptedKeyFile(keyData) {
-		if derive != nil {
-			derive()
-		}
 		plain, err := pass.Decrypt(path, keyData)
 		if err != nil {
 			return nil, err

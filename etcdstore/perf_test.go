@@ -26,7 +26,6 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
-	"github.com/sessionstore/sessionstore/internal/pacer"
 )
 
 var perf = flag.Bool("perf", false, "run TestPerformanceTargets: benchmark pairs, interleaved, against the performance targets (docs/PERFORMANCE.md)")
@@ -220,7 +219,7 @@ func alternate(n int, ours, floor func() error) (o, f time.Duration, err error) 
 //   - ours: a second Store, on its own client, returns the new value from
 //     Get. With tick > 0, one goroutine polls it every tick, all along (as
 //     a reader that knows nothing of the writes does), paced by a
-//     pacer.Pacer: a time.Ticker under 1 ms ticks about every millisecond
+//     pacer: a time.Ticker under 1 ms ticks about every millisecond
 //     in a runtime with nothing else to run. With tick 0, it polls in a tight
 //     loop (Get, runtime.Gosched) from the moment the commit is heard
 //     until it sees the value: on 2 vCPUs, spinning all through the write
@@ -309,10 +308,9 @@ func visibility(tb testing.TB, n int, tick time.Duration) (ours, floor, gaps []t
 	}
 	got := make(chan result, 1)
 	go func() {
-		var p *pacer.Pacer
+		var p *pacer
 		if tick > 0 {
-			p = pacer.Start(tick)
-			defer p.Stop()
+			p = startPacer(tick) // this goroutine ends with the reads
 		}
 		for i := 1; i <= n; i++ {
 			want := value(i).AccessToken[:9]
@@ -338,7 +336,7 @@ func visibility(tb testing.TB, n int, tick time.Duration) (ours, floor, gaps []t
 					return
 				}
 				if p != nil {
-					p.Wait() // a reader that polls at a period
+					p.wait() // a reader that polls at a period
 				} else {
 					runtime.Gosched() // a reader that spins
 				}

@@ -113,7 +113,6 @@ func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, _ time.T
 		}
 	}
 
-	s.reads.Add(1)
 	data, id, err := readRecordID(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -190,7 +189,6 @@ func (s *Store) forget(name string) {
 // file is reloaded once and the record tried again: a rotation may just
 // have happened.
 func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
-	s.opens.Add(1)
 	rec, _, err := s.keys.Ring().Open(data, name)
 	if errors.Is(err, sessionstore.ErrWrongKey) {
 		if changed, rerr := s.keys.Reload(); rerr == nil && changed {

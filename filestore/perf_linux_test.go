@@ -25,7 +25,6 @@ import (
 
 	"github.com/sessionstore/sessionstore/filestore"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
-	"github.com/sessionstore/sessionstore/internal/pacer"
 )
 
 // The Linux-only parts of the -perf report: cross-process visibility
@@ -73,21 +72,20 @@ func fsType(dir string) string {
 func init() {
 	// pollreader: get the record in a busy loop (yielding with
 	// runtime.Gosched, never sleeping: time.Sleep(50µs) sleeps ~1 ms
-	// here), or paced by a pacer.Pacer if the mode names a period
+	// here), or paced by a pacer if the mode names a period
 	// ("watch/100us", "nowatch/100us": a time.Ticker under 1 ms ticks
 	// about every millisecond in an idle process), and report each new
 	// value with the time it was seen; at the end, how often it really
 	// polled.
 	children["pollreader"] = func(ctx context.Context, s *filestore.Store, c childSpec) error {
 		mode, every, _ := strings.Cut(c.mode, "/")
-		var p *pacer.Pacer
+		var p *pacer
 		if every != "" {
 			d, err := time.ParseDuration(every)
 			if err != nil {
 				return err
 			}
-			p = pacer.Start(d)
-			defer p.Stop()
+			p = startPacer(d) // the child exits when this returns
 		}
 		last := ""
 		for i := range 3 { // warm: cache, validate (starts the watcher), then trusted
@@ -114,7 +112,7 @@ func init() {
 				fmt.Println("seen", v, now)
 			}
 			if p != nil {
-				p.Wait()
+				p.wait()
 			} else {
 				runtime.Gosched()
 			}
@@ -479,4 +477,56 @@ func countSyscalls(path string) (int, map[string]int, error) {
 		total++
 	}
 	return total, counts, sc.Err()
+}
+
+// A pacer paces one goroutine's polling loop at a period under a
+// millisecond, which Go's timers cannot keep: a runtime with nothing else
+// to run waits for its next timer in epoll_wait, whose timeout is in
+// whole milliseconds, so a 100 µs time.Ticker ticks about every
+// millisecond. A pacer sleeps in nanosleep(2) instead, on its goroutine's
+// thread, locked to it for good (the thread ends with the goroutine), with
+// 1 ns of timer slack instead of the default 50 µs.
+type pacer struct {
+	period time.Duration
+	next   time.Time
+}
+
+// startPacer returns a pacer for the calling goroutine, which must end
+// once it is done with it.
+func startPacer(period time.Duration) *pacer {
+	runtime.LockOSThread()
+	syscall.RawSyscall(syscall.SYS_PRCTL, 29, 1, 0) // PR_SET_TIMERSLACK, linux/prctl.h
+	return &pacer{period: period, next: time.Now().Add(period)}
+}
+
+// wait sleeps until the next period begins (at once if it has begun). A
+// late wait does not make the next ones early to catch up.
+func (p *pacer) wait() {
+	now := time.Now()
+	if d := p.next.Sub(now); d > 0 {
+		ts := syscall.NsecToTimespec(d.Nanoseconds())
+		for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+		}
+		now = now.Add(d)
+	}
+	p.next = now.Add(p.period)
+}
+
+// The real period of a loop paced every 100 µs, as ns/op: by a pacer, and
+// by a time.Ticker (about 1 ms in a process with nothing else to run).
+//
+//	go test ./filestore -run '^$' -bench '100us$'
+func BenchmarkPacer100us(b *testing.B) {
+	p := startPacer(100 * time.Microsecond) // the benchmark's goroutine ends after it
+	for b.Loop() {
+		p.wait()
+	}
+}
+
+func BenchmarkTicker100us(b *testing.B) {
+	t := time.NewTicker(100 * time.Microsecond)
+	defer t.Stop()
+	for b.Loop() {
+		<-t.C
+	}
 }

@@ -102,7 +102,7 @@ func TestSealedKeyFileAcrossProcesses(t *testing.T) {
 		require.NoError(t, s.Set(ctx, name, sampleAuth()))
 		got, err := s.Get(ctx, name)
 		require.NoError(t, err)
-		assert.Equal(t, sampleAuth(), got)
+		assert.True(t, got.Equal(sampleAuth()), "the session reads back")
 	}
 	assert.Equal(t, rep.NewPublicKey, s.Keyring().PublicKey(0), "the Store follows the rotation")
 	assert.Equal(t, afterRotate+1, unwrapped(), "the reload after the rotation runs the plugin once, not per record")

@@ -51,12 +51,6 @@ type Store struct {
 	watcher     watchState
 	prefetching sync.Map // auth type → chan struct{}, closed when the background load under way ends
 	writing     sync.Map // auth type → *[sha256.Size]byte: the digest of a write under way
-
-	// Counters for tests and debugging: record files read, records
-	// decrypted, key derivations while this Store held a record lock.
-	reads, opens     atomic.Uint64
-	derivedUnderLock atomic.Uint64
-	locksHeld        atomic.Int32 // record locks this Store holds now
 }
 
 var _ sessionstore.Store = (*Store)(nil)
@@ -89,7 +83,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	o.keys.Pkg, o.keys.Log, o.keys.Derive = "filestore", s.log, s.countDerivation
+	o.keys.Pkg, o.keys.Log = "filestore", s.log
 	var err error
 	if s.keys, err = keys.New(o.keys); err != nil {
 		return nil, err

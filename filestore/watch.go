@@ -331,7 +331,6 @@ func (s *Store) invalidate(authType, stem, path string) {
 	if !cached {
 		return
 	}
-	s.reads.Add(1)
 	data, err := readRecord(path)
 	present := err == nil
 	d := sha256.Sum256(data)

@@ -199,7 +199,6 @@ func (s *Store) maxSeq(authType string) uint64 {
 // replaces it, Update returns it. If n vouches for the record (a Set's
 // note), it is not decrypted: current.auth is then empty.
 func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note) (*current, error) {
-	s.reads.Add(1)
 	data, err := readRecord(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -219,7 +218,6 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note
 	if n.vouchesFor(d, ring, s.now()) {
 		return &current{exists: true, seq: n.seq}, nil
 	}
-	s.opens.Add(1)
 	rec, _, err := ring.Open(data, authType)
 	if err != nil {
 		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))}, nil
@@ -282,12 +280,7 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func()
 // lock takes stem's lock file exclusively, honouring ctx. It also returns
 // the lock file's descriptor, where the writers' note is.
 func (s *Store) lock(ctx context.Context, stem string) (unlock func(), fd lockFD, err error) {
-	release, fd, err := lockFile(ctx, s.lockPath(stem))
-	if err != nil {
-		return nil, noNote, err
-	}
-	s.locksHeld.Add(1)
-	return func() { s.locksHeld.Add(-1); release() }, fd, nil
+	return lockFile(ctx, s.lockPath(stem))
 }
 
 // processLocks holds one in-process lock per lock file path: goroutines

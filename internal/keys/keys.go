@@ -24,12 +24,11 @@ import (
 
 // Keys is a Store's keyring. It is safe for concurrent use.
 type Keys struct {
-	file   string // "": fixed keys
-	pkg    string // the backend's name, the prefix of its errors
-	extra  []age.Recipient
-	pass   *crypto.Passphrase
-	log    *slog.Logger
-	derive func() // called on each key derivation (scrypt)
+	file  string // "": fixed keys
+	pkg   string // the backend's name, the prefix of its errors
+	extra []age.Recipient
+	pass  *crypto.Passphrase
+	log   *slog.Logger
 
 	mu  sync.Mutex // serialises reloads
 	cur atomic.Pointer[state]
@@ -61,13 +60,12 @@ type Config struct {
 	// per process for given key file bytes (see crypto.UnsealKeyFile).
 	Identity crypto.KeyIdentity
 	Log      *slog.Logger
-	Derive   func() // called on each key derivation (scrypt), for tests
 }
 
 // New loads the keys of c. Without File or Ring it uses the default key
 // file (see crypto.DefaultKeyFile).
 func New(c Config) (*Keys, error) {
-	k := &Keys{pkg: c.Pkg, extra: c.Extra, log: c.Log, derive: c.Derive}
+	k := &Keys{pkg: c.Pkg, extra: c.Extra, log: c.Log}
 	if k.log == nil {
 		k.log = slog.New(slog.DiscardHandler)
 	}
@@ -135,7 +133,7 @@ func (k *Keys) Reload() (changed bool, err error) {
 		}
 		return false, nil
 	}
-	ring, err := crypto.ParseKeyData(k.file, keyData, recipData, k.pass, k.derive, k.extra...)
+	ring, err := crypto.ParseKeyData(k.file, keyData, recipData, k.pass, k.extra...)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", k.pkg, err)
 	}
@@ -236,7 +234,3 @@ func (k *Keys) stable(before filesID, statErr error) filesID {
 		(before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now))
 	return before
 }
-
-// FilesSafe reports whether the loaded key files' identity stands for
-// their bytes, so that Changed costs two fstatat calls (tests).
-func (k *Keys) FilesSafe() bool { return k.cur.Load().files.safe }
