@@ -21,7 +21,6 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
-	"github.com/sessionstore/sessionstore/internal/pacer"
 	"github.com/sessionstore/sessionstore/pgstore"
 )
 
@@ -275,7 +274,7 @@ func BenchmarkUpdateFloor(b *testing.B) {
 //
 //   - the commit: a raw LISTEN connection hears the write's notification;
 //   - ours: a reader Store (a pool of its own) polling Get every 100 µs
-//     (internal/pacer) sees the new value;
+//     (pacer_linux_test.go) sees the new value;
 //   - floor: another raw LISTEN connection hears the notification, SELECTs
 //     the row and age.Decrypt opens it.
 func BenchmarkVisibility(b *testing.B) {
@@ -360,8 +359,7 @@ func BenchmarkVisibility(b *testing.B) {
 		want := value(i).AccessToken
 		got := make(chan time.Time, 1)
 		go func() {
-			p := pacer.Start(100 * time.Microsecond)
-			defer p.Stop()
+			p := startPacer(100 * time.Microsecond)
 			for {
 				if a, err := reader.Get(ctx, "server"); err == nil && a.AccessToken == want {
 					got <- time.Now()
@@ -370,7 +368,7 @@ func BenchmarkVisibility(b *testing.B) {
 				if ctx.Err() != nil {
 					return
 				}
-				p.Wait()
+				p.wait()
 			}
 		}()
 		require.NoError(b, writer.Set(ctx, "server", value(i)))
