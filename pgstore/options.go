@@ -11,16 +11,16 @@ import (
 	"github.com/sessionstore/sessionstore/internal/keys"
 )
 
-// Defaults of the options.
-const (
-	DefaultLockTTL      = 15 * time.Second
-	DefaultMaxStaleness = 2 * time.Second
-	DefaultSchema       = "sessionstore"
-)
-
 // An Option configures Open and the functions that take a pool and a
 // namespace.
 type Option func(*options)
+
+// Defaults of the options.
+const (
+	DefaultSchema       = "sessionstore"
+	DefaultLockTTL      = 15 * time.Second
+	DefaultMaxStaleness = 2 * time.Second
+)
 
 type options struct {
 	lockTTL      time.Duration
@@ -81,14 +81,6 @@ func WithRecipients(r ...age.Recipient) Option {
 // record's lock polls for it.
 func WithoutListen() Option { return func(o *options) { o.noListen = true } }
 
-// WithPassphrase gives the passphrase of a passphrase-protected key file
-// (an age-encrypted identity file, as "age -p" writes). It is called at
-// most once per Open, and only if the key file is protected; the Store
-// keeps the passphrase to reload the key file after a rotation.
-func WithPassphrase(ask func() (string, error)) Option {
-	return func(o *options) { o.keys.AskPass = ask }
-}
-
 // WithKeyIdentity opens a key file sealed to age recipients (as "rekey
 // -init -seal-to" makes) with the age identity file at path, usually an
 // age plugin's identity stub (AGE-PLUGIN-NAME-1…); the default is
@@ -97,12 +89,20 @@ func WithPassphrase(ask func() (string, error)) Option {
 // file changes: never for a record.
 func WithKeyIdentity(path string) Option { return func(o *options) { o.keys.Identity.File = path } }
 
-// WithPluginUI sets how an age plugin's messages and prompts (a PIN, a
-// touch) reach the user. The default, crypto.DefaultPluginUI, writes them
-// to standard error and prompts only if standard error is a terminal.
-func WithPluginUI(ui *plugin.ClientUI) Option { return func(o *options) { o.keys.Identity.UI = ui } }
+// WithPassphrase gives the passphrase of a passphrase-protected key file
+// (an age-encrypted identity file, as "age -p" writes). It is called at
+// most once per Open, and only if the key file is protected; the Store
+// keeps the passphrase to reload the key file after a rotation.
+func WithPassphrase(ask func() (string, error)) Option {
+	return func(o *options) { o.keys.AskPass = ask }
+}
 
 // WithLogger logs the Store's background events (reconnections of its
 // listening connection, lost leases, key reloads) to l. The default
 // discards them. pgx logs through the pool's own tracer.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.keys.Log = l } }
+
+// WithPluginUI sets how an age plugin's messages and prompts (a PIN, a
+// touch) reach the user. The default, crypto.DefaultPluginUI, writes them
+// to standard error and prompts only if standard error is a terminal.
+func WithPluginUI(ui *plugin.ClientUI) Option { return func(o *options) { o.keys.Identity.UI = ui } }

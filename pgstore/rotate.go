@@ -19,23 +19,10 @@ import (
 //  3. Retire, once every live host's primary is the new key, reseals the
 //     stragglers and drops the old identities.
 
-// ErrRotationIncomplete is returned (wrapped) when a step cannot finish
-// because some record does not open. It is the same value in every
-// backend.
-var ErrRotationIncomplete = protocol.ErrRotationIncomplete
-
-// ErrHostsNotReady is returned (wrapped) when a live host lacks the key a
-// step needs: the step changed nothing, and the error names the hosts.
-var ErrHostsNotReady = protocol.ErrHostsNotReady
-
-// The options and reports of the staged steps and Check.
+// StageOptions configures Stage, and a StageReport says what it did.
 type (
-	StageOptions  = protocol.StageOptions
-	StageReport   = protocol.StageReport
-	RotateOptions = protocol.RotateOptions
-	RotateReport  = protocol.RotateReport
-	CheckOptions  = protocol.CheckOptions
-	CheckReport   = protocol.CheckReport
+	StageOptions = protocol.StageOptions
+	StageReport  = protocol.StageReport
 )
 
 // Stage adds a new identity to keyFile after the others, decrypt-only, and
@@ -44,6 +31,13 @@ type (
 func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport, error) {
 	return protocol.Stage(ctx, keyFile, opts)
 }
+
+// RotateOptions configures Promote and Retire, and a RotateReport says
+// what they did (or, with an error, what they found).
+type (
+	RotateOptions = protocol.RotateOptions
+	RotateReport  = protocol.RotateReport
+)
 
 // Promote is step 2: once every live host of namespace holds keyFile's
 // staged identity (else ErrHostsNotReady, nothing changed) and every
@@ -71,6 +65,12 @@ func Retire(ctx context.Context, pool *pgxpool.Pool, namespace, keyFile string, 
 	return f.Retire(ctx, keyFile, opts)
 }
 
+// CheckOptions configures Check, and a CheckReport is what it found.
+type (
+	CheckOptions = protocol.CheckOptions
+	CheckReport  = protocol.CheckReport
+)
+
 // Check reports, for every record of namespace, which identity of keyFile
 // opens it, and the live hosts with their keys. It changes nothing.
 func Check(ctx context.Context, pool *pgxpool.Pool, namespace, keyFile string, opts CheckOptions, storeOpts ...Option) (*CheckReport, error) {
@@ -80,3 +80,12 @@ func Check(ctx context.Context, pool *pgxpool.Pool, namespace, keyFile string, o
 	}
 	return f.Check(ctx, keyFile, opts)
 }
+
+// ErrRotationIncomplete is returned (wrapped) when a step cannot finish
+// because some record does not open. It is the same value in every
+// backend.
+var ErrRotationIncomplete = protocol.ErrRotationIncomplete
+
+// ErrHostsNotReady is returned (wrapped) when a live host lacks the key a
+// step needs: the step changed nothing, and the error names the hosts.
+var ErrHostsNotReady = protocol.ErrHostsNotReady
