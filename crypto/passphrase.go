@@ -35,22 +35,11 @@ func EncryptKeyFile(plain []byte, passphrase string) ([]byte, error) {
 		return nil, fmt.Errorf("keyring: %v", err)
 	}
 	r.SetWorkFactor(KeyFileWorkFactor)
-	var out bytes.Buffer
-	aw := armor.NewWriter(&out)
-	w, err := age.Encrypt(aw, r)
+	out, err := armorEncrypt(plain, r)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %v", err)
 	}
-	if _, err := w.Write(plain); err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
-	}
-	if err := aw.Close(); err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
-	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
 // maxKeyFileWorkFactor is the highest scrypt work factor (log2 N)

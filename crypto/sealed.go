@@ -142,20 +142,29 @@ func parseSealRecipient(s string, ui *plugin.ClientUI) (age.Recipient, error) {
 // SealKeyFile seals a key file's contents to recipients (armored), as
 // "age -a -R" does. Plugin recipients run their plugin.
 func SealKeyFile(plain []byte, recipients []age.Recipient) ([]byte, error) {
+	out, err := armorEncrypt(plain, recipients...)
+	if err != nil {
+		return nil, pluginErr("seal the key file", recipients, nil, err)
+	}
+	return out, nil
+}
+
+// armorEncrypt encrypts plain to recipients, armored, as "age -a" does.
+func armorEncrypt(plain []byte, recipients ...age.Recipient) ([]byte, error) {
 	var out bytes.Buffer
 	aw := armor.NewWriter(&out)
 	w, err := age.Encrypt(aw, recipients...)
 	if err != nil {
-		return nil, pluginErr("seal the key file", recipients, nil, err)
+		return nil, err
 	}
 	if _, err := w.Write(plain); err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
+		return nil, err
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
+		return nil, err
 	}
 	if err := aw.Close(); err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
+		return nil, err
 	}
 	return out.Bytes(), nil
 }
