@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/sessionstore/sessionstore"
@@ -25,7 +26,7 @@ import (
 // nothing: the Store's keys are probably stale (a rotation happened), and
 // the record may be fine for every other process.
 func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
-	_, err := s.write(ctx, "set", authType, decide.Set(auth), true)
+	_, err := s.write(ctx, "set", authType, decide.Set(auth), &auth)
 	return err
 }
 
@@ -36,7 +37,7 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 // cannot be opened makes Update fail without calling fn.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
-	return s.write(ctx, "update", authType, decide.Update(fn), false)
+	return s.write(ctx, "update", authType, decide.Update(fn), nil)
 }
 
 // Delete removes the session stored under authType, whatever the record
@@ -44,7 +45,7 @@ func (s *Store) Update(ctx context.Context, authType string,
 // error. Sequence numbers keep growing across a Delete:
 // a later Set is not a rollback, a replayed older record is.
 func (s *Store) Delete(ctx context.Context, authType string) error {
-	_, err := s.write(ctx, "delete", authType, decide.Delete(), false)
+	_, err := s.write(ctx, "delete", authType, decide.Delete(), nil)
 	return err
 }
 
@@ -59,11 +60,18 @@ type current struct {
 }
 
 // write runs the write protocol of one record: lock, check the keys,
-// read the current record, let fn decide, seal, write durably, unlock. A
-// Set (set) needs no value from the current record: the writers' note may
-// vouch for it (note.go).
+// read the current record, let fn decide, seal, write durably, unlock.
+//
+// A Set knows what it stores before it sees the current record (set is
+// its value; nil for Update and Delete): it seals before taking the lock,
+// so that a writer waiting for the lock encrypts while another one writes,
+// and holds the lock for reading and writing alone. What it sealed is used
+// if it still fits under the lock: sealed to the keys loaded there, with a
+// sequence number above the current record's, and not long ago. Otherwise
+// it seals again, under the lock. A Set needs no value from the current
+// record either: the writers' note may vouch for it (note.go).
 func (s *Store) write(ctx context.Context, op, authType string,
-	decideFn decide.Func, set bool) (sessionstore.AuthObject, error) {
+	decideFn decide.Func, set *sessionstore.AuthObject) (sessionstore.AuthObject, error) {
 	if err := s.checkOpen(op); err != nil {
 		return sessionstore.AuthObject{}, err
 	}
@@ -78,14 +86,23 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, err
 	}
 	path := s.recordPath(stem)
+	var pre *sealed
+	done := func() {}
+	if set != nil {
+		if pre, done, err = s.sealAhead(ctx, op, path, authType, *set); err != nil {
+			return sessionstore.AuthObject{}, err
+		}
+		defer pre.clear()
+	}
 	unlock, lockFD, err := s.lockCurrentKeys(ctx, stem)
+	done()
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
 	defer unlock()
 	ring := s.keys.Ring()
 	var n *note
-	if set {
+	if set != nil {
 		n = readNote(lockFD)
 	}
 	cur, err := s.readCurrent(ring, authType, path, n)
@@ -120,11 +137,14 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		return sessionstore.AuthObject{}, nil
 	}
 
-	rec, err := s.seal(ring, op, path, authType, next, max(cur.seq, s.maxSeq(authType))+1)
-	if err != nil {
-		return sessionstore.AuthObject{}, err
+	minSeq := max(cur.seq, s.maxSeq(authType)) + 1
+	rec := pre
+	if rec == nil || rec.ring != ring || rec.seq < minSeq || s.now().Sub(rec.written) > maxSealAge {
+		if rec, err = s.seal(ring, op, path, authType, next, minSeq); err != nil {
+			return sessionstore.AuthObject{}, err
+		}
+		defer rec.clear()
 	}
-	defer rec.clear()
 	dir, done, err := s.openDir(dirInfo)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
@@ -151,8 +171,37 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	return rec.auth.Clone(), nil
 }
 
+// maxSealAge bounds how long before the write a Set may have sealed its
+// record (its written time): a Set that waited longer for the lock seals
+// again.
+const maxSealAge = 250 * time.Millisecond
+
+// sealSlots bounds how many Sets of this process have sealed ahead and
+// wait for their lock: more than GOMAXPROCS would take the CPU from the
+// lock holder, and the more Sets seal at once, the more of them take the
+// lock in another order than they sealed in, and must seal again (their
+// sequence number is then too low).
+var sealSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// sealAhead seals a Set's value before its lock is taken (see write); done
+// gives its slot back, once the lock is taken.
+func (s *Store) sealAhead(ctx context.Context, op, path, authType string, a sessionstore.AuthObject) (rec *sealed, done func(), err error) {
+	select {
+	case sealSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("filestore: %s %q: %w", op, authType, ctx.Err())
+	}
+	done = func() { <-sealSlots }
+	if rec, err = s.seal(s.keys.Ring(), op, path, authType, a, s.maxSeq(authType)+1); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return rec, done, nil
+}
+
 // A sealed is a record sealed for a write.
 type sealed struct {
+	ring    *crypto.Keyring // the keys it was sealed with
 	auth    sessionstore.AuthObject
 	seq     uint64
 	written time.Time
@@ -183,7 +232,7 @@ func (s *Store) seal(ring *crypto.Keyring, op, path, authType string, a sessions
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %s: %w", path, err)
 	}
-	return &sealed{auth: a, seq: seq, written: now, ct: ct, fp: ring.Fingerprint(0)}, nil
+	return &sealed{ring: ring, auth: a, seq: seq, written: now, ct: ct, fp: ring.Fingerprint(0)}, nil
 }
 
 // maxSeq returns the highest sequence number seen for authType.

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"runtime"
 	"sync"
 )
 
@@ -35,7 +36,12 @@ func (l *Locks) Lock(ctx context.Context, name string) (unlock func(), err error
 	case nl.ch <- struct{}{}:
 		return func() {
 			<-nl.ch
-			l.release(name, nl)
+			if l.release(name, nl) {
+				// A waiter now holds the lock, but it runs only when this
+				// goroutine yields the processor: yield now, or a caller
+				// that goes on to prepare its next write keeps it waiting.
+				runtime.Gosched()
+			}
 		}, nil
 	case <-ctx.Done():
 		l.release(name, nl)
@@ -43,10 +49,13 @@ func (l *Locks) Lock(ctx context.Context, name string) (unlock func(), err error
 	}
 }
 
-func (l *Locks) release(name string, nl *nameLock) {
+// release drops a reference to name's lock and reports whether others
+// still wait for it.
+func (l *Locks) release(name string, nl *nameLock) (waiters bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if nl.refs--; nl.refs == 0 {
 		delete(l.m, name)
 	}
+	return nl.refs > 0
 }
