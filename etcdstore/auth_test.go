@@ -19,13 +19,10 @@ import (
 // there (records, locks, heartbeats), and cannot read outside it.
 func TestRoleConfinedToPrefix(t *testing.T) {
 	ctx := ctxT(t)
-	peer, err := etcdtest.FreeURL()
-	require.NoError(t, err)
-	clientURL, err := etcdtest.FreeURL()
-	require.NoError(t, err)
-	m, err := etcdtest.StartMember(etcdtest.MemberConfig{Name: "auth", Dir: t.TempDir(), PeerURL: peer, Client: clientURL}, 30*time.Second)
+	m, err := etcdtest.StartSingle("auth", t.TempDir(), 30*time.Second)
 	require.NoError(t, err)
 	defer m.Close()
+	clientURL := m.Endpoint
 
 	root := etcdtest.NewClient(t, clientURL)
 	const prefix = "/sessionstore/prod"

@@ -49,14 +49,7 @@ func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
 		if testEtcd.dir, testEtcd.err = os.MkdirTemp("", "sessionstore-cli-etcd-"); testEtcd.err != nil {
 			return
 		}
-		var peer, client string
-		if peer, testEtcd.err = etcdtest.FreeURL(); testEtcd.err != nil {
-			return
-		}
-		if client, testEtcd.err = etcdtest.FreeURL(); testEtcd.err != nil {
-			return
-		}
-		testEtcd.m, testEtcd.err = etcdtest.StartMember(etcdtest.MemberConfig{Name: "cli", Dir: testEtcd.dir, PeerURL: peer, Client: client}, 60*time.Second)
+		testEtcd.m, testEtcd.err = etcdtest.StartSingle("cli", testEtcd.dir, 60*time.Second)
 	})
 	ts.Check(testEtcd.err)
 	ts.Setenv("ETCD", testEtcd.m.Endpoint)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -127,8 +128,21 @@ func (m *ProcMember) Restart() error {
 
 // StartCluster starts a cluster of c.Size members, each a child process
 // running c.Command, and waits until every member is ready (a quorum
-// formed).
+// formed). Its ports are free when picked, and another process may take
+// one before a member binds it: a member that ends before it is ready
+// makes it start the cluster again, on other ports, up to 3 times.
 func StartCluster(c ClusterConfig) (*Cluster, error) {
+	dir := c.Dir
+	for attempt := 1; ; attempt++ {
+		c.Dir = filepath.Join(dir, strconv.Itoa(attempt))
+		cl, err := startCluster(c)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "ended before it was ready") {
+			return cl, err
+		}
+	}
+}
+
+func startCluster(c ClusterConfig) (*Cluster, error) {
 	if c.Size == 0 {
 		c.Size = 3
 	}

@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,6 +97,27 @@ func FreeURL() (string, error) {
 	return "http://" + l.Addr().String(), nil
 }
 
+// StartSingle starts a single-member server named name, its data under
+// dir, on free loopback ports. A port is free when picked, and another
+// process may take it before the member binds it: then it tries again, on
+// other ports, up to 3 times.
+func StartSingle(name, dir string, timeout time.Duration) (*Member, error) {
+	for attempt := 1; ; attempt++ {
+		peer, err := FreeURL()
+		if err != nil {
+			return nil, err
+		}
+		client, err := FreeURL()
+		if err != nil {
+			return nil, err
+		}
+		m, err := StartMember(MemberConfig{Name: name, Dir: filepath.Join(dir, strconv.Itoa(attempt)), PeerURL: peer, Client: client}, timeout)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return m, err
+		}
+	}
+}
+
 // shared is the one single-member server of a test package.
 var shared struct {
 	once sync.Once
@@ -112,14 +135,7 @@ func Endpoint(t testing.TB) string {
 		if shared.err != nil {
 			return
 		}
-		var peer, client string
-		if peer, shared.err = FreeURL(); shared.err != nil {
-			return
-		}
-		if client, shared.err = FreeURL(); shared.err != nil {
-			return
-		}
-		shared.m, shared.err = StartMember(MemberConfig{Name: "shared", Dir: shared.dir, PeerURL: peer, Client: client}, 30*time.Second)
+		shared.m, shared.err = StartSingle("shared", shared.dir, 30*time.Second)
 	})
 	if shared.err != nil {
 		t.Fatalf("etcdtest: %v", shared.err)
