@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -186,8 +187,19 @@ func (m *procMember) start(command []string, spec []byte) error {
 // running command (which calls maybeRunMember first) with its data under
 // dir, and waits until every member is ready (a quorum formed). Raft ticks
 // every 20 ms and elects after 200 ms: fast elections that a loaded
-// machine does not trigger by mistake.
+// machine does not trigger by mistake. The ports are free when picked, and
+// another process may take one first: a member that ends before it is
+// ready makes it start the cluster again, on other ports, up to 3 times.
 func startCluster(size int, dir string, command []string) (*cluster, error) {
+	for attempt := 1; ; attempt++ {
+		cl, err := startClusterIn(size, filepath.Join(dir, strconv.Itoa(attempt)), command)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "ended before it was ready") {
+			return cl, err
+		}
+	}
+}
+
+func startClusterIn(size int, dir string, command []string) (*cluster, error) {
 	const timeout = 60 * time.Second
 	cl := &cluster{}
 	var cfgs []memberConfig
