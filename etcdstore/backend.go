@@ -148,6 +148,7 @@ func (b *backend) session(ctx context.Context, h *protocol.Host) (*concurrency.S
 			revoke(b.client, sess.Lease())
 			return nil, err
 		}
+		b.lastKeys = h.Keys
 	}
 	b.sess = sess
 	return sess, nil
@@ -188,10 +189,16 @@ func (b *backend) Heartbeat(ctx context.Context, h protocol.Host) error {
 	if same {
 		return nil
 	}
-	return b.putHeartbeat(ctx, sess, h)
+	if err := b.putHeartbeat(ctx, sess, h); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lastKeys = h.Keys
+	return nil
 }
 
-// putHeartbeat writes h on sess's lease. b.mu may be held.
+// putHeartbeat writes h on sess's lease.
 func (b *backend) putHeartbeat(ctx context.Context, sess *concurrency.Session, h protocol.Host) error {
 	data, err := json.Marshal(h)
 	if err != nil {
@@ -201,10 +208,6 @@ func (b *backend) putHeartbeat(ctx context.Context, sess *concurrency.Session, h
 	if _, err := b.client.Put(ctx, key, string(data), clientv3.WithLease(sess.Lease())); err != nil {
 		return fmt.Errorf("etcdstore: heartbeat %s: %w", key, ctxErr(ctx, err))
 	}
-	if b.mu.TryLock() {
-		defer b.mu.Unlock()
-	}
-	b.lastKeys = h.Keys
 	return nil
 }
 

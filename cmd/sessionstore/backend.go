@@ -116,15 +116,7 @@ func (b *dirBackend) List(ctx context.Context) ([]record, error) {
 	if err != nil {
 		return nil, err
 	}
-	recs, err := filestore.ReadRecords(ctx, b.dir, ring)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]record, len(recs))
-	for i, r := range recs {
-		out[i] = recordOf(r)
-	}
-	return out, nil
+	return recordsOf(filestore.ReadRecords(ctx, b.dir, ring))
 }
 
 func (b *dirBackend) Get(ctx context.Context, name string) (record, error) {
@@ -133,13 +125,7 @@ func (b *dirBackend) Get(ctx context.Context, name string) (record, error) {
 		return record{}, err
 	}
 	r, err := filestore.ReadRecord(ctx, b.dir, ring, name)
-	if errors.Is(err, sessionstore.ErrNotFound) {
-		return record{}, b.notFound(name)
-	}
-	if err != nil {
-		return record{}, err
-	}
-	return recordOf(r), nil
+	return oneRecord(r, err, b.notFound(name))
 }
 
 // keyring loads the key file, once.

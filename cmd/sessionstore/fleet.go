@@ -93,7 +93,16 @@ func (b *fleetBackend) Close() error {
 }
 
 func (b *fleetBackend) List(ctx context.Context) ([]record, error) {
-	recs, err := b.f.ReadRecords(ctx, b.ring)
+	return recordsOf(b.f.ReadRecords(ctx, b.ring))
+}
+
+// recordOf is what the commands know of r.
+func recordOf(r protocol.Record) record {
+	return record{Name: r.AuthType, Key: r.Key, PublicKey: r.PublicKey, Seq: r.Seq, Written: r.Written, Auth: r.Auth, Err: r.Err}
+}
+
+// recordsOf is what a backend's ReadRecords returned, as the commands see it.
+func recordsOf(recs []protocol.Record, err error) ([]record, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -104,20 +113,21 @@ func (b *fleetBackend) List(ctx context.Context) ([]record, error) {
 	return out, nil
 }
 
-// recordOf is what the commands know of r.
-func recordOf(r protocol.Record) record {
-	return record{Name: r.AuthType, Key: r.Key, PublicKey: r.PublicKey, Seq: r.Seq, Written: r.Written, Auth: r.Auth, Err: r.Err}
-}
-
-func (b *fleetBackend) Get(ctx context.Context, name string) (record, error) {
-	r, err := b.f.ReadRecord(ctx, b.ring, name)
+// oneRecord is what a backend's ReadRecord returned, as the commands see
+// it: notFound for a record that is not there.
+func oneRecord(r protocol.Record, err, notFound error) (record, error) {
 	if errors.Is(err, sessionstore.ErrNotFound) {
-		return record{}, b.notFound(name)
+		return record{}, notFound
 	}
 	if err != nil {
 		return record{}, err
 	}
 	return recordOf(r), nil
+}
+
+func (b *fleetBackend) Get(ctx context.Context, name string) (record, error) {
+	r, err := b.f.ReadRecord(ctx, b.ring, name)
+	return oneRecord(r, err, b.notFound(name))
 }
 
 func (b *fleetBackend) notFound(name string) error {
