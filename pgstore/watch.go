@@ -89,7 +89,7 @@ func (b *backend) Watch(ctx context.Context, f *protocol.Feed) error {
 		if c.Ver == 0 {
 			continue // a lock released, nothing written
 		}
-		if !f.Cached(c.Name) {
+		if !f.Wants(c.Name, c.Ver) {
 			f.Changed(c.Name, c.Ver, nil)
 			continue
 		}

@@ -181,11 +181,13 @@ func (f *Feed) Serving() bool { return f.s.Watching() }
 // Log is the Store's logger.
 func (f *Feed) Log() *slog.Logger { return f.s.log }
 
-// Cached reports whether the Store holds name's value: a feed that
-// learns of a change without the record's bytes reads them only then.
-func (f *Feed) Cached(name string) bool {
+// Wants reports whether the Store holds a value of name's record older
+// than version ver: a feed that learns of a change without the record's
+// bytes reads them only then (not for a record the Store does not cache,
+// nor for its own write, which it knows already).
+func (f *Feed) Wants(name string, ver int64) bool {
 	e := f.s.cache.Get(name)
-	return e != nil && e.ok
+	return e != nil && e.ok && e.ver < ver
 }
 
 // Changed records a change of name's record to version ver (data nil: it
