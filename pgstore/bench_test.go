@@ -245,6 +245,29 @@ func BenchmarkSetFloor(b *testing.B) {
 	}
 }
 
+// BenchmarkSetInterleaved alternates a Set of ours with one of the
+// floor's, op by op, so that both see the same machine, and reports each
+// one's mean time and their ratio (the row's target: ≤ 1.3).
+func BenchmarkSetInterleaved(b *testing.B) {
+	s, f := writePair(b)
+	ctx, a := context.Background(), token2K()
+	var ours, floor time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if err := s.Set(ctx, "server", a); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := f.set(ctx, a); err != nil {
+			b.Fatal(err)
+		}
+		ours, floor = ours+t1.Sub(t0), floor+time.Since(t1)
+	}
+	b.ReportMetric(float64(ours.Microseconds())/float64(b.N), "ours-µs/op")
+	b.ReportMetric(float64(floor.Microseconds())/float64(b.N), "floor-µs/op")
+	b.ReportMetric(float64(ours)/float64(floor), "ratio")
+}
+
 func BenchmarkUpdate(b *testing.B) {
 	s, _ := writePair(b)
 	ctx := context.Background()
