@@ -65,7 +65,7 @@ func readRaw(ctx context.Context, q querier, t tables, ns, name string) (protoco
 		return protocol.Raw{Name: name}, nil
 	}
 	if err != nil {
-		return protocol.Raw{}, fmt.Errorf("pgstore: read %s: %w", where(t, ns, name), err)
+		return protocol.Raw{}, fmt.Errorf("pgstore: read %s: %w", where(t, ns, name), noTables(t, err))
 	}
 	return raw, nil
 }
@@ -82,7 +82,7 @@ func (b *backend) ReadAll(ctx context.Context) ([]protocol.Raw, error) {
 func readAll(ctx context.Context, pool *pgxpool.Pool, t tables, ns string) ([]protocol.Raw, error) {
 	rows, err := pool.Query(ctx, `SELECT name, record, version FROM `+t.records+` WHERE namespace = $1 ORDER BY name`, ns)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: read %s: %w", t.records, err)
+		return nil, fmt.Errorf("pgstore: read %s: %w", t.records, noTables(t, err))
 	}
 	raws, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (protocol.Raw, error) {
 		var raw protocol.Raw
@@ -90,7 +90,7 @@ func readAll(ctx context.Context, pool *pgxpool.Pool, t tables, ns string) ([]pr
 		return raw, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: read %s: %w", t.records, err)
+		return nil, fmt.Errorf("pgstore: read %s: %w", t.records, noTables(t, err))
 	}
 	return slices.DeleteFunc(raws, func(r protocol.Raw) bool { return sessionstore.ValidateAuthType(r.Name) != nil }), nil
 }
@@ -133,7 +133,7 @@ func hosts(ctx context.Context, pool *pgxpool.Pool, t tables, ns string) ([]prot
 	rows, err := pool.Query(ctx, `SELECT id, host, pid, fingerprints, written FROM `+t.hosts+`
 		WHERE namespace = $1 AND expires_at > now()`, ns)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: hosts %s: %w", t.hosts, err)
+		return nil, fmt.Errorf("pgstore: hosts %s: %w", t.hosts, noTables(t, err))
 	}
 	hs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (protocol.Host, error) {
 		var h protocol.Host
@@ -141,7 +141,7 @@ func hosts(ctx context.Context, pool *pgxpool.Pool, t tables, ns string) ([]prot
 		return h, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: hosts %s: %w", t.hosts, err)
+		return nil, fmt.Errorf("pgstore: hosts %s: %w", t.hosts, noTables(t, err))
 	}
 	protocol.SortHosts(hs)
 	return hs, nil

@@ -25,7 +25,7 @@ import (
 )
 
 // Each benchmark stands next to its floor, measured in the same run
-// (docs: DESIGN's pgstore rows). Nothing here asserts a time:
+// (docs/PERFORMANCE.md, the pgstore rows). Nothing here asserts a time:
 //
 //	go test ./pgstore -run '^$' -bench . -benchtime 200x
 

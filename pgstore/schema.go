@@ -2,10 +2,12 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -79,4 +81,14 @@ func ensureSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error 
 			t.schema, err, schemaSQL(t.schema))
 	}
 	return nil
+}
+
+// noTables adds a hint to PostgreSQL's undefined_table error: the first
+// Open of a namespace creates the tables.
+func noTables(t tables, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" {
+		return fmt.Errorf("%w (the tables of schema %s do not exist yet: Open creates them)", err, t.schema)
+	}
+	return err
 }
