@@ -10,6 +10,7 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/names"
 	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
@@ -91,7 +92,7 @@ func ReadRecord(ctx context.Context, client *clientv3.Client, prefix string, rin
 	if err != nil {
 		return Record{}, err
 	}
-	if _, err := stemOf(authType); err != nil {
+	if _, err := names.Stem(authType); err != nil {
 		return Record{}, err
 	}
 	raw, err := readRaw(ctx, client, prefix, authType)
@@ -104,17 +105,10 @@ func ReadRecord(ctx context.Context, client *clientv3.Client, prefix string, rin
 	return fleet(client, prefix).OpenRecord(raw, ring), nil
 }
 
-// readPrefix checks the arguments of a read and returns the prefix without
-// its trailing "/".
 func readPrefix(client *clientv3.Client, prefix string, ring *crypto.Keyring) (string, error) {
-	switch p := strings.TrimRight(prefix, "/"); {
-	case client == nil:
-		return "", fmt.Errorf("etcdstore: read %q: no etcd client", prefix)
-	case p == "":
-		return "", fmt.Errorf("etcdstore: read: the prefix is empty")
-	case ring == nil:
-		return "", fmt.Errorf("etcdstore: read %s: no keyring", p)
-	default:
-		return p, nil
+	p, err := cleanPrefix("read", client, prefix)
+	if err == nil && ring == nil {
+		err = fmt.Errorf("etcdstore: read %s: no keyring", p)
 	}
+	return p, err
 }

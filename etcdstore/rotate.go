@@ -2,7 +2,6 @@ package etcdstore
 
 import (
 	"context"
-	"fmt"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -70,9 +69,9 @@ func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport
 // that hosts with the previous key file seal to the old primary meanwhile
 // are counted in Stragglers; Retire reseals them.
 func Promote(ctx context.Context, client *clientv3.Client, prefix, keyFile string, opts RotateOptions) (*RotateReport, error) {
-	prefix, err := cleanPrefix(prefix)
+	prefix, err := cleanPrefix("promote", client, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("rotate: %w", err)
+		return nil, err
 	}
 	return fleet(client, prefix).Promote(ctx, keyFile, opts)
 }
@@ -88,9 +87,9 @@ func Promote(ctx context.Context, client *clientv3.Client, prefix, keyFile strin
 // resealing, the old keys are kept (ErrRotationIncomplete). A key file
 // with one identity has nothing to retire: Retire reports Retired 0.
 func Retire(ctx context.Context, client *clientv3.Client, prefix, keyFile string, opts RotateOptions) (*RotateReport, error) {
-	prefix, err := cleanPrefix(prefix)
+	prefix, err := cleanPrefix("retire", client, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("retire: %w", err)
+		return nil, err
 	}
 	return fleet(client, prefix).Retire(ctx, keyFile, opts)
 }
@@ -99,9 +98,9 @@ func Retire(ctx context.Context, client *clientv3.Client, prefix, keyFile string
 // opens it, and the live hosts with their keys. A record that no identity
 // opens, or that does not verify, has Err set. Check changes nothing.
 func Check(ctx context.Context, client *clientv3.Client, prefix, keyFile string, opts CheckOptions) (*CheckReport, error) {
-	prefix, err := cleanPrefix(prefix)
+	prefix, err := cleanPrefix("check", client, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("check: %w", err)
+		return nil, err
 	}
 	return fleet(client, prefix).Check(ctx, keyFile, opts)
 }
