@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
 // A Store keeps sessions in memory. It is safe for concurrent use.
@@ -29,24 +30,14 @@ var _ sessionstore.Store = (*Store)(nil)
 
 // data is what every handle of one New shares.
 type data struct {
-	mu       sync.Mutex                         // guards sessions and locks
+	mu       sync.Mutex                         // guards sessions
 	sessions map[string]sessionstore.AuthObject // owned by data: copies go in and out
-	locks    map[string]*recordLock             // held by Update, Set and Delete
-}
-
-// recordLock is one name's lock: a channel of capacity one, so that a
-// waiter can give up when its context ends.
-type recordLock struct {
-	ch      chan struct{}
-	waiters int // guarded by data.mu; the lock is dropped when 0
+	locks    protocol.Locks                     // held by Update, Set and Delete
 }
 
 // New returns an empty Store.
 func New() *Store {
-	return &Store{d: &data{
-		sessions: make(map[string]sessionstore.AuthObject),
-		locks:    make(map[string]*recordLock),
-	}}
+	return &Store{d: &data{sessions: make(map[string]sessionstore.AuthObject)}}
 }
 
 // Handle returns another Store over the same sessions, as another process
@@ -143,7 +134,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// write runs fn under authType's lock and stores what it returns when it
+// write runs fn under authType's lock and stores what it returns if it
 // says so.
 func (s *Store) write(ctx context.Context, op, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, bool, error)) (sessionstore.AuthObject, error) {
@@ -172,29 +163,10 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	return next.Clone(), nil
 }
 
-// lock takes authType's lock, honouring ctx.
 func (s *Store) lock(ctx context.Context, authType string) (unlock func(), err error) {
-	d := s.d
-	d.mu.Lock()
-	l := d.locks[authType]
-	if l == nil {
-		l = &recordLock{ch: make(chan struct{}, 1)}
-		d.locks[authType] = l
+	unlock, err = s.d.locks.Lock(ctx, authType)
+	if err != nil {
+		return nil, fmt.Errorf("memstore: lock %q: %w", authType, err)
 	}
-	l.waiters++
-	d.mu.Unlock()
-	release := func() {
-		d.mu.Lock()
-		if l.waiters--; l.waiters == 0 {
-			delete(d.locks, authType)
-		}
-		d.mu.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, fmt.Errorf("memstore: lock %q: %w", authType, ctx.Err())
-	}
+	return unlock, nil
 }
