@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/decide"
 	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
@@ -73,9 +74,7 @@ func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObje
 
 // Set stores a copy of auth under authType.
 func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
-	_, err := s.write(ctx, "set", authType, func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, bool, error) {
-		return auth, true, nil
-	})
+	_, err := s.write(ctx, "set", authType, decide.Set(auth))
 	return err
 }
 
@@ -83,30 +82,14 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 // what it returns unless fn fails or returns a value Equal to cur.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
-	return s.write(ctx, "update", authType, func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, bool, error) {
-		next, err := fn(cur.Clone(), exists)
-		if err != nil {
-			return sessionstore.AuthObject{}, false, err
-		}
-		return next, !exists || !next.Equal(cur), nil
-	})
+	return s.write(ctx, "update", authType, decide.Update(fn))
 }
 
 // Delete removes the session stored under authType; a missing one is not
 // an error.
 func (s *Store) Delete(ctx context.Context, authType string) error {
-	if err := s.check("delete", authType); err != nil {
-		return err
-	}
-	unlock, err := s.lock(ctx, authType)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	s.d.mu.Lock()
-	delete(s.d.sessions, authType)
-	s.d.mu.Unlock()
-	return nil
+	_, err := s.write(ctx, "delete", authType, decide.Delete())
+	return err
 }
 
 // List returns the stored auth types, sorted.
@@ -134,39 +117,32 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// write runs fn under authType's lock and stores what it returns if it
-// says so.
-func (s *Store) write(ctx context.Context, op, authType string,
-	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, bool, error)) (sessionstore.AuthObject, error) {
+// write decides under authType's lock, as every backend does.
+func (s *Store) write(ctx context.Context, op, authType string, decideFn decide.Func) (sessionstore.AuthObject, error) {
 	if err := s.check(op, authType); err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	unlock, err := s.lock(ctx, authType)
+	unlock, err := s.d.locks.Lock(ctx, authType)
 	if err != nil {
-		return sessionstore.AuthObject{}, err
+		return sessionstore.AuthObject{}, fmt.Errorf("memstore: lock %q: %w", authType, err)
 	}
 	defer unlock()
 	s.d.mu.Lock()
 	cur, exists := s.d.sessions[authType]
 	s.d.mu.Unlock()
-	next, store, err := fn(cur, exists)
+	next, act, err := decideFn(decide.Current{Exists: exists, Auth: cur})
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	if !store {
-		return cur.Clone(), nil
-	}
-	next = next.Clone()
 	s.d.mu.Lock()
-	s.d.sessions[authType] = next
-	s.d.mu.Unlock()
-	return next.Clone(), nil
-}
-
-func (s *Store) lock(ctx context.Context, authType string) (unlock func(), err error) {
-	unlock, err = s.d.locks.Lock(ctx, authType)
-	if err != nil {
-		return nil, fmt.Errorf("memstore: lock %q: %w", authType, err)
+	defer s.d.mu.Unlock()
+	switch act {
+	case decide.Keep:
+		return cur.Clone(), nil
+	case decide.Remove:
+		delete(s.d.sessions, authType)
+		return sessionstore.AuthObject{}, nil
 	}
-	return unlock, nil
+	s.d.sessions[authType] = next.Clone()
+	return next.Clone(), nil
 }
