@@ -1,6 +1,7 @@
 package sessionstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -201,11 +202,8 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 		usedRT     string // the refresh token the failed refresh sent
 	)
 	_, err = ts.s.Update(ts.ctx, ts.name, func(cur AuthObject, exists bool) (AuthObject, error) {
-		if !exists {
-			if getErr != nil { // it names the file or key
-				return AuthObject{}, fmt.Errorf("sessionstore: token for %q: %w", ts.name, getErr)
-			}
-			return AuthObject{}, fmt.Errorf("sessionstore: token for %q: %w", ts.name, ErrNotFound)
+		if !exists { // getErr, if any, names the file or key
+			return AuthObject{}, fmt.Errorf("sessionstore: token for %q: %w", ts.name, cmp.Or(getErr, ErrNotFound))
 		}
 		if !cur.Health.NeedsLogin.IsZero() { // marked meanwhile
 			return AuthObject{}, needsLogin(ts.name, cur.Health)
@@ -327,14 +325,7 @@ func (ts *tokenSource) afterInvalidGrant(err error, usedRT string) *seen {
 
 // valid reports whether l's access token can be used now (see skewFor).
 func (ts *tokenSource) valid(l *seen) bool {
-	a := l.auth
-	if a.AccessToken == "" {
-		return false
-	}
-	if a.Expiry.IsZero() {
-		return true
-	}
-	return timeNow().Add(ts.skewFor(l)).Before(a.Expiry)
+	return l.auth.AccessToken != "" && (l.auth.Expiry.IsZero() || timeNow().Add(ts.skewFor(l)).Before(l.auth.Expiry))
 }
 
 // skewFor is how long before its expiry l's token counts as expired: the
@@ -350,21 +341,11 @@ func (ts *tokenSource) skewFor(l *seen) time.Duration {
 // merge returns fresh, with what the token response did not repeat (the
 // refresh token above all) kept from old.
 func merge(old, fresh AuthObject) AuthObject {
-	if fresh.RefreshToken == "" {
-		fresh.RefreshToken = old.RefreshToken
-	}
-	if fresh.TokenType == "" {
-		fresh.TokenType = old.TokenType
-	}
-	if fresh.Scope == "" {
-		fresh.Scope = old.Scope
-	}
-	if fresh.Ref == (Ref{}) {
-		fresh.Ref = old.Ref
-	}
-	if fresh.TransferToken == "" {
-		fresh.TransferToken = old.TransferToken
-	}
+	fresh.RefreshToken = cmp.Or(fresh.RefreshToken, old.RefreshToken)
+	fresh.TokenType = cmp.Or(fresh.TokenType, old.TokenType)
+	fresh.Scope = cmp.Or(fresh.Scope, old.Scope)
+	fresh.Ref = cmp.Or(fresh.Ref, old.Ref)
+	fresh.TransferToken = cmp.Or(fresh.TransferToken, old.TransferToken)
 	if fresh.Extra == nil && old.Extra != nil {
 		fresh.Extra = old.Clone().Extra
 	}
