@@ -50,25 +50,15 @@ func newBackend(client *clientv3.Client, prefix string, ttl time.Duration, log *
 	return b
 }
 
-func recordsPrefix(prefix string) string { return prefix + "/records/" }
-func locksPrefix(prefix string) string   { return prefix + "/locks/" }
-func hostsPrefix(prefix string) string   { return prefix + "/hosts/" }
-
-// recordKey is name's key; name is valid.
-func recordKey(prefix, name string) string {
+// Where is name's record key; name is valid.
+func (b *backend) Where(name string) string {
 	stem, _ := names.Stem(name)
-	return recordsPrefix(prefix) + stem
+	return b.prefix + "/records/" + stem
 }
-
-func (b *backend) Where(name string) string { return recordKey(b.prefix, name) }
 
 func (b *backend) Read(ctx context.Context, name string) (protocol.Raw, error) {
-	return readRaw(ctx, b.client, b.prefix, name)
-}
-
-func readRaw(ctx context.Context, client *clientv3.Client, prefix, name string) (protocol.Raw, error) {
-	key := recordKey(prefix, name)
-	resp, err := client.Get(ctx, key)
+	key := b.Where(name)
+	resp, err := b.client.Get(ctx, key)
 	if err != nil {
 		return protocol.Raw{}, fmt.Errorf("etcdstore: read %s: %w", key, ctxErr(ctx, err))
 	}
@@ -79,13 +69,8 @@ func readRaw(ctx context.Context, client *clientv3.Client, prefix, name string) 
 }
 
 func (b *backend) ReadAll(ctx context.Context) ([]protocol.Raw, error) {
-	return readAll(ctx, b.client, b.prefix)
-}
-
-// readAll reads every record under prefix.
-func readAll(ctx context.Context, client *clientv3.Client, prefix string) ([]protocol.Raw, error) {
-	pfx := recordsPrefix(prefix)
-	resp, err := client.Get(ctx, pfx, clientv3.WithPrefix())
+	pfx := b.prefix + "/records/"
+	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: read %s: %w", pfx, ctxErr(ctx, err))
 	}
@@ -99,7 +84,7 @@ func readAll(ctx context.Context, client *clientv3.Client, prefix string) ([]pro
 }
 
 func (b *backend) Names(ctx context.Context) ([]string, error) {
-	pfx := recordsPrefix(b.prefix)
+	pfx := b.prefix + "/records/"
 	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: list %s: %w", pfx, err)
@@ -202,7 +187,7 @@ func (b *backend) putHeartbeat(ctx context.Context, sess *concurrency.Session, h
 	if err != nil {
 		return fmt.Errorf("etcdstore: heartbeat: %w", err)
 	}
-	key := hostsPrefix(b.prefix) + fmt.Sprintf("%016x", int64(sess.Lease()))
+	key := b.prefix + "/hosts/" + fmt.Sprintf("%016x", int64(sess.Lease()))
 	if _, err := b.client.Put(ctx, key, string(data), clientv3.WithLease(sess.Lease())); err != nil {
 		return fmt.Errorf("etcdstore: heartbeat %s: %w", key, ctxErr(ctx, err))
 	}
@@ -214,11 +199,9 @@ func (b *backend) Close() error {
 	b.stop()
 	b.mu.Lock()
 	sess := b.sess
-	b.sess = nil
 	b.mu.Unlock()
 	if sess != nil {
-		sess.Orphan()
-		revoke(b.client, sess.Lease())
+		b.dropSession(sess)
 	}
 	return nil
 }
@@ -233,7 +216,7 @@ type lock struct {
 
 func (b *backend) Lock(ctx context.Context, name string) (protocol.Lock, error) {
 	stem, _ := names.Stem(name)
-	pfx := locksPrefix(b.prefix) + stem
+	pfx := b.prefix + "/locks/" + stem
 	for {
 		sess, err := b.session(ctx, nil)
 		if err != nil {
@@ -242,7 +225,7 @@ func (b *backend) Lock(ctx context.Context, name string) (protocol.Lock, error) 
 		m := concurrency.NewMutex(sess, pfx)
 		err = m.Lock(ctx)
 		if err == nil {
-			return &lock{b: b, sess: sess, m: m, key: recordKey(b.prefix, name)}, nil
+			return &lock{b: b, sess: sess, m: m, key: b.Where(name)}, nil
 		}
 		b.abandon(sess, m)
 		if ctx.Err() == nil && b.leaseEnded(sess, err) {

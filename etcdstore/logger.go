@@ -9,11 +9,9 @@ import (
 )
 
 // ClientLogger returns a logger for an etcd client (clientv3.Config.Logger)
-// or embedded server that writes through l, so that etcd's messages reach
-// the program's own log instead of JSON on stderr. With a nil l it
-// discards everything. etcd's debug and info messages go to l at
-// slog.LevelDebug, its warnings and errors at slog.LevelWarn and
-// slog.LevelError.
+// or embedded server that writes through l (nil: nowhere) instead of JSON
+// on stderr: etcd's debug and info messages at slog.LevelDebug, its
+// warnings at slog.LevelWarn, its errors at slog.LevelError.
 func ClientLogger(l *slog.Logger) *zap.Logger {
 	if l == nil {
 		return zap.NewNop()
@@ -21,7 +19,6 @@ func ClientLogger(l *slog.Logger) *zap.Logger {
 	return zap.New(&slogCore{l: l})
 }
 
-// slogCore is a zapcore.Core that writes to a slog.Logger.
 type slogCore struct {
 	l     *slog.Logger
 	attrs []slog.Attr // from With
@@ -61,8 +58,7 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 
 func (c *slogCore) Sync() error { return nil }
 
-// attrs converts zap fields to slog attributes, through zap's own map
-// encoder.
+// attrs converts zap fields to slog attributes through zap's map encoder.
 func attrs(fields []zapcore.Field) []slog.Attr {
 	if len(fields) == 0 {
 		return nil

@@ -28,7 +28,7 @@ func (b *backend) Watch(ctx context.Context, f *protocol.Feed) error {
 	if b.hooks.beforeFreshRead != nil {
 		b.hooks.beforeFreshRead()
 	}
-	pfx := recordsPrefix(b.prefix)
+	pfx := b.prefix + "/records/"
 	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return fmt.Errorf("fresh read of %s: %w", pfx, err)
@@ -92,7 +92,7 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 	// request that comes while a new watch catches up (it syncs such
 	// watches every 100 ms): ask every 10 ms until answered.
 	const retry = 10 * time.Millisecond
-	pfx := recordsPrefix(b.prefix)
+	pfx := b.prefix + "/records/"
 	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
