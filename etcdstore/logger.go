@@ -16,13 +16,10 @@ func ClientLogger(l *slog.Logger) *zap.Logger {
 	if l == nil {
 		return zap.NewNop()
 	}
-	return zap.New(&slogCore{l: l})
+	return zap.New(&slogCore{l.With("logger", "etcd")})
 }
 
-type slogCore struct {
-	l     *slog.Logger
-	attrs []slog.Attr // from With
-}
+type slogCore struct{ l *slog.Logger }
 
 func level(z zapcore.Level) slog.Level {
 	switch {
@@ -40,7 +37,7 @@ func (c *slogCore) Enabled(z zapcore.Level) bool {
 }
 
 func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
-	return &slogCore{l: c.l, attrs: append(append([]slog.Attr(nil), c.attrs...), attrs(fields)...)}
+	return &slogCore{c.l.With(attrs(fields)...)}
 }
 
 func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -51,15 +48,14 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 }
 
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	all := append(append([]slog.Attr{slog.String("logger", "etcd")}, c.attrs...), attrs(fields)...)
-	c.l.LogAttrs(context.Background(), level(e.Level), e.Message, all...)
+	c.l.Log(context.Background(), level(e.Level), e.Message, attrs(fields)...)
 	return nil
 }
 
 func (c *slogCore) Sync() error { return nil }
 
 // attrs converts zap fields to slog attributes through zap's map encoder.
-func attrs(fields []zapcore.Field) []slog.Attr {
+func attrs(fields []zapcore.Field) []any {
 	if len(fields) == 0 {
 		return nil
 	}
@@ -67,7 +63,7 @@ func attrs(fields []zapcore.Field) []slog.Attr {
 	for _, f := range fields {
 		f.AddTo(enc)
 	}
-	out := make([]slog.Attr, 0, len(enc.Fields))
+	out := make([]any, 0, len(enc.Fields))
 	for k, v := range enc.Fields {
 		out = append(out, slog.Any(k, v))
 	}

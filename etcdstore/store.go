@@ -22,8 +22,7 @@ import (
 // goroutines and by processes on any number of hosts.
 type Store struct {
 	*protocol.Store
-	prefix string
-	b      *backend
+	b *backend
 }
 
 var _ sessionstore.Store = (*Store)(nil)
@@ -120,11 +119,8 @@ func Open(ctx context.Context, client *clientv3.Client, prefix string, opts ...O
 		b.Close()
 		return nil, err
 	}
-	return &Store{Store: ps, prefix: prefix, b: b}, nil
+	return &Store{Store: ps, b: b}, nil
 }
-
-// Prefix returns the store's prefix, without a trailing "/".
-func (s *Store) Prefix() string { return s.prefix }
 
 // cleanPrefix checks the arguments every entry point takes and returns the
 // prefix without its trailing "/".
