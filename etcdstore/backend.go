@@ -215,7 +215,7 @@ type lock struct {
 }
 
 func (b *backend) Lock(ctx context.Context, name string) (protocol.Lock, error) {
-	stem, _ := names.Stem(name)
+	stem, _ := names.Stem(name) // no "/": no record's lock prefix contains another's
 	pfx := b.prefix + "/locks/" + stem
 	for {
 		sess, err := b.session(ctx, nil)
