@@ -15,11 +15,8 @@ import (
 
 // An AuthObject is one stored session: what an OAuth 2 token endpoint
 // returned, with an absolute expiry, plus Podio's ref and transfer token.
-//
-// Its tokens never appear in fmt output (any verb), in log/slog output
-// (any handler, at any depth of nesting) nor in encoding/json output: they
-// print as "[redacted]". Backends encode records with a private wire type
-// that keeps every field.
+// Its tokens print as "[redacted]" in fmt (any verb), log/slog (any
+// handler, at any depth) and encoding/json output.
 type AuthObject struct {
 	AccessToken   string         `json:"access_token"`
 	RefreshToken  string         `json:"refresh_token,omitempty"`
@@ -32,15 +29,10 @@ type AuthObject struct {
 	Health        Health         `json:"health,omitzero"`
 }
 
-// Health is what token sources learned of a session, kept with it so that
-// every process and host knows it: whether the provider still takes its
-// refresh token, and when it was last refreshed. It holds no secret.
-//
-// A TokenSource sets NeedsLogin when the provider refuses the stored
-// refresh token with invalid_grant; every TokenSource then returns
-// ErrNeedsLogin without asking the provider, until a session without
-// NeedsLogin is stored (a new login). Set replaces Health with the new
-// value's, as it replaces every field.
+// Health is what token sources learned of a session, stored with it for
+// every process and host. It holds no secret. While NeedsLogin is set,
+// every TokenSource returns ErrNeedsLogin without asking the provider; Set
+// replaces Health as it replaces every field.
 type Health struct {
 	NeedsLogin  time.Time `json:"needs_login,omitzero"`  // when the provider refused the stored refresh token; zero: fine
 	Reason      string    `json:"reason,omitempty"`      // the provider's error code ("invalid_grant"), never a token or description
@@ -70,8 +62,7 @@ func (a AuthObject) String() string {
 		a.Scope, a.Ref, redact(a.TransferToken), extraKeys(a.Extra), healthText(a.Health))
 }
 
-// healthText is " Health:{...}" with h's non-zero fields, or "" for a zero
-// h.
+// healthText is " Health:{...}" with h's non-zero fields, or "".
 func healthText(h Health) string {
 	if h == (Health{}) {
 		return ""
@@ -132,10 +123,9 @@ func (h Health) logValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// MarshalJSON implements json.Marshaler with the tokens redacted, so that
-// an AuthObject nested in a logged or encoded value never leaks one (slog's
-// JSON handler marshals nested values without calling LogValue). Extra
-// shows its keys only. Backends store sessions with their own encoding.
+// MarshalJSON implements json.Marshaler with the tokens redacted (slog's
+// JSON handler marshals nested values without calling LogValue) and
+// Extra's keys only.
 func (a AuthObject) MarshalJSON() ([]byte, error) {
 	type shown struct {
 		AccessToken   string    `json:"access_token"`
@@ -204,9 +194,7 @@ func (a AuthObject) Token() *oauth2.Token {
 		Expiry:       a.Expiry,
 	}
 	extra := make(map[string]any, len(a.Extra)+3)
-	for k, v := range a.Extra {
-		extra[k] = v
-	}
+	maps.Copy(extra, a.Extra)
 	if a.Scope != "" {
 		extra["scope"] = a.Scope
 	}
@@ -222,10 +210,9 @@ func (a AuthObject) Token() *oauth2.Token {
 	return t.WithExtra(extra)
 }
 
-// FromToken returns the AuthObject of t. It reads the token response's
-// scope, Podio's ref ({"type":"user","id":1}) and transfer_token from
-// t.Extra; other extra fields cannot be enumerated through *oauth2.Token
-// and are not kept.
+// FromToken returns the AuthObject of t, with the scope, Podio's ref and
+// transfer_token of t.Extra; other extra fields (which *oauth2.Token cannot
+// enumerate) are not kept.
 func FromToken(t *oauth2.Token) AuthObject {
 	if t == nil {
 		return AuthObject{}

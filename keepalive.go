@@ -7,38 +7,24 @@ import (
 	"time"
 )
 
-// Bounds of KeepAlive's waits: it reads the session again at least every
-// keepAliveMaxWait (a new login, a session stored with an earlier expiry,
-// a mark set elsewhere), and never sooner than keepAliveMinWait after a
-// read.
 const (
 	keepAliveMinWait = 100 * time.Millisecond
-	keepAliveMaxWait = time.Minute
+	keepAliveMaxWait = time.Minute // the session is read again at least this often
+	// A refresh in flight when ctx ends may take this long to be stored,
+	// so that a refresh token the provider already rotated is not lost.
+	keepAliveGrace = 10 * time.Second
 )
 
-// keepAliveGrace is how long a refresh in flight when KeepAlive's ctx
-// ends may still take to finish and be stored: a refresh token the
-// provider already rotated is then not lost with the response.
-const keepAliveGrace = 10 * time.Second
-
-// KeepAlive keeps the session stored in s under authType refreshed, for as
-// long as ctx lives, so that an idle integration's refresh token does not
-// expire unused: it refreshes through a TokenSource (with opts) when the
-// token counts as expired, by the TokenSource's rule. Run on every
-// replica, it still makes one refresh per expiry for the whole fleet: the
-// refresh happens under the record's lock, and a replica that finds a
-// token another one stored uses it.
-//
-// KeepAlive returns nil when ctx ends (a refresh in flight then has up to
-// 10 s to finish and be stored), and an error wrapping ErrNeedsLogin when
-// the session is dead (marked by this KeepAlive or by any other
-// TokenSource). Failed refreshes back off as a TokenSource does (1 s,
-// doubling up to 1 min) and are tried again; so are other errors (a store
-// unreachable for a while, say). A missing session is waited for, read
-// again every 1 s doubling up to 1 min: KeepAlive keeps alive the session
-// stored later (the first login after a deployment, or a new login after
-// "sessionstore rm"). It returns at once for an invalid auth type, a
-// closed Store or a nil refresh.
+// KeepAlive refreshes the session stored in s under authType through a
+// TokenSource (with opts) whenever its token counts as expired, for as long
+// as ctx lives, so that an idle integration's refresh token does not expire
+// unused; run on every replica, it still refreshes once per expiry for the
+// fleet. Failures back off as a TokenSource's do and are tried again; a
+// missing session is waited for (read again every 1 s, doubling up to
+// 1 min). KeepAlive returns nil when ctx ends (a refresh in flight has 10 s
+// more to be stored), an error wrapping ErrNeedsLogin when the session is
+// dead, and at once for an invalid auth type, a closed Store or a nil
+// refresh.
 func KeepAlive(ctx context.Context, s Store, authType string, refresh Refresher, opts ...TokenSourceOption) error {
 	if refresh == nil {
 		return fmt.Errorf("sessionstore: keeping %q alive: no Refresher", authType)
@@ -86,8 +72,8 @@ func KeepAlive(ctx context.Context, s Store, authType string, refresh Refresher,
 	return nil
 }
 
-// untilDue is how long the token this source handed out last stays
-// valid: the wait until it counts as expired, within KeepAlive's bounds.
+// untilDue is how long until the token last handed out counts as
+// expired, within KeepAlive's bounds.
 func (ts *tokenSource) untilDue() time.Duration {
 	l := ts.last.Load()
 	if l == nil || l.auth.Expiry.IsZero() {
@@ -98,12 +84,10 @@ func (ts *tokenSource) untilDue() time.Duration {
 }
 
 // untilRetry is how long KeepAlive waits after its failures-th failure in
-// a row: until the source's backoff ends, and at least 1 s doubling up to
-// 1 min.
+// a row: at least backoff(failures), and until the source's backoff ends.
 func (ts *tokenSource) untilRetry(failures int) time.Duration {
 	ts.mu.Lock()
 	at := ts.retryAt
 	ts.mu.Unlock()
-	d := min(minBackoff<<min(failures-1, 6), maxBackoff)
-	return min(max(d, at.Sub(timeNow())), maxBackoff)
+	return min(max(backoff(failures), at.Sub(timeNow())), time.Minute)
 }

@@ -13,9 +13,7 @@ import (
 	"time"
 )
 
-// maxPodioJSSize bounds what ReadPodioJSFile reads: a session is a few
-// hundred bytes.
-const maxPodioJSSize = 1 << 20
+const maxPodioJSSize = 1 << 20 // a session is a few hundred bytes
 
 // podioJSSession is the object podio-js's file session store writes with
 // JSON.stringify: camelCase, and an expiry relative to the write.
@@ -32,19 +30,14 @@ type podioJSSession struct {
 }
 
 // ReadPodioJSFile reads a session file of podio-js's file session store
-// (tmp/<authType>.json: plaintext, camelCase, expiresIn in seconds) so
-// that it can be migrated with Set. Its Expiry is the file's modification
-// time plus expiresIn. An empty file or an empty object ("{}", a cleared
-// session) is ErrNotFound. Anything else that is not such a session,
-// including a JSON object without an accessToken (another format, such as
-// an OAuth token response), is an error that names the file (quoted, as
-// strconv.Quote writes it, so that no file name reaches a terminal or a log
-// raw) and never quotes the file's contents.
+// (tmp/<authType>.json), to be migrated with Set. Its Expiry is the file's
+// modification time plus expiresIn. An empty file or "{}" (a cleared
+// session) is ErrNotFound; anything else that is not such a session is an
+// error that names the file (quoted) and never quotes its contents.
 func ReadPodioJSFile(path string) (AuthObject, error) {
 	q := strconv.Quote(path)
-	// Refuse a symlink or anything but a regular file before opening (a
-	// FIFO would block the open), and check after that the file opened is
-	// the one inspected.
+	// No symlink, nothing but a regular file (a FIFO would block the
+	// open), and the file opened is the one inspected.
 	lfi, err := os.Lstat(path)
 	if err != nil {
 		return AuthObject{}, podioJSFileError(q, err)
@@ -118,9 +111,8 @@ func ReadPodioJSFile(path string) (AuthObject, error) {
 	return a, nil
 }
 
-// podioJSFileError reports a failure to read the file q (quoted) names.
-// The *fs.PathError's own message, which holds the path raw, is replaced
-// by the quoted name; what it wraps (fs.ErrNotExist, say) is kept.
+// podioJSFileError replaces a *fs.PathError's raw path with q, the quoted
+// one, keeping what it wraps.
 func podioJSFileError(q string, err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {

@@ -1,6 +1,7 @@
 package sessionstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,14 +39,10 @@ func WithExpirySkew(d time.Duration) TokenSourceOption {
 	return func(ts *tokenSource) { ts.skew = d }
 }
 
-// WithEvents makes the token source call fn after each refresh request it
-// makes: one Event per request, whether the refresh was stored
-// (EventRefreshed), failed (EventRefreshFailed) or found the session dead
-// and marked it (EventNeedsLogin). Tokens found refreshed by other
-// processes, and calls answered from a backoff or a mark, make no request
-// and call nothing. fn is called by the goroutine whose Token call made
-// the request, after every lock is released: a slow fn delays that caller
-// alone.
+// WithEvents calls fn after each refresh request the token source makes
+// (not for tokens others refreshed, nor for answers from a backoff or a
+// mark), in the calling goroutine after every lock is released: a slow fn
+// delays that caller alone.
 func WithEvents(fn func(Event)) TokenSourceOption {
 	return func(ts *tokenSource) { ts.events = fn }
 }
@@ -83,48 +80,28 @@ func (k EventKind) String() string {
 var timeNow = time.Now
 
 // TokenSource returns an oauth2.TokenSource for the session stored in s
-// under authType, shared by every process (and, with etcdstore, every
-// host) that uses the same store:
-//
-//   - a valid token is returned from memory, without I/O or allocation
-//     once the backend caches the record;
-//   - otherwise it runs s.Update: under the record's lock it reads the
-//     record again, and if another process refreshed meanwhile, that token
-//     is used and nothing is written;
-//   - else refresh is called and the new token stored before the lock is
-//     released, so a rotating refresh token is used exactly once. The
-//     stored session's Health.LastRefresh says when.
-//
-// A refresh refused with invalid_grant while the refresh token it sent is
-// still the stored one (under the lock) means the session is dead: the
-// source stores it marked (Health.NeedsLogin and Reason set, its tokens
-// kept) and returns an error wrapping both ErrNeedsLogin and the
-// provider's error. From then on every TokenSource of that session, in
-// every process and on every host, returns an error wrapping ErrNeedsLogin
-// without a request to the provider, until a session without NeedsLogin
-// is stored (a new login, with Set).
-//
-// If the lock was lost meanwhile (another host may have refreshed), an
-// invalid_grant marks nothing: the source reads the session again and uses
-// one stored meanwhile. Other failed refreshes (network errors, 5xx,
-// invalid_client, timeouts) leave the stored session untouched and return
-// the refresher's error (an *oauth2.RetrieveError for ConfigRefresher),
-// with the session's tokens redacted from its message and from the
-// provider's description, even where the provider echoed them. The source
-// then backs off: for 1 s, doubling after each further failure up to
-// 1 min, calls that need a refresh get the same error without a request to
-// the provider (a token another process stored meanwhile is still used). A
-// response without a refresh token keeps the old one.
+// under authType, safe for concurrent use (no oauth2.ReuseTokenSource
+// needed); ctx bounds its lock waits and refreshes. A valid token comes
+// from memory. Otherwise, under the record's lock (s.Update), a token
+// another process or host stored meanwhile is used, or refresh is called
+// and its token stored, with Health.LastRefresh, before the lock is
+// released: a rotating refresh token is used once. A response without a
+// refresh token keeps the old one.
 //
 // A token counts as expired WithExpirySkew (default 10 s) before its
-// expiry, or half its lifetime before, if that is shorter; its lifetime
-// counts from the session's last refresh by a TokenSource
-// (Health.LastRefresh), or else from when this source first saw it. With
-// no stored session, Token returns an error wrapping ErrNotFound.
+// expiry, or half its lifetime before if that is shorter; its lifetime
+// counts from Health.LastRefresh, else from when this source first saw it.
 //
-// ctx bounds every lock wait and refresh of the returned source. It is
-// safe for concurrent use; there is no need to wrap it in
-// oauth2.ReuseTokenSource.
+// A failed refresh leaves the stored session untouched and returns the
+// refresher's error (an *oauth2.RetrieveError for ConfigRefresher) with
+// the session's tokens redacted; until a backoff ends (1 s, doubling up to
+// 1 min), calls that need a refresh get that error without a request. An
+// invalid_grant for the refresh token still stored marks the session
+// (Health.NeedsLogin, tokens kept) and returns an error wrapping
+// ErrNeedsLogin and the provider's error; every TokenSource then returns
+// ErrNeedsLogin without a request until a session without the mark is
+// stored. With no stored session, Token returns an error wrapping
+// ErrNotFound.
 func TokenSource(ctx context.Context, s Store, authType string, refresh Refresher,
 	opts ...TokenSourceOption) oauth2.TokenSource {
 	return newTokenSource(ctx, s, authType, refresh, opts)
@@ -155,23 +132,21 @@ type tokenSource struct {
 	failures int        // refreshes failed in a row
 }
 
-// Backoff after a failed refresh: 1 s, doubling up to a minute.
-const (
-	minBackoff = time.Second
-	maxBackoff = time.Minute
-)
+// backoff is the wait after the nth failure in a row: 1 s, doubling up to
+// a minute.
+func backoff(n int) time.Duration { return min(time.Second<<min(n-1, 6), time.Minute) }
 
-// seen is a session a token source handed out, with its token built once.
-// It is immutable once published.
+// seen is a session a token source handed out, with its token built once;
+// immutable once published.
 type seen struct {
 	auth  AuthObject
 	tok   *oauth2.Token
 	since time.Time // when its lifetime started, for this source
 }
 
-// newSeen returns a as a source sees it at now: its lifetime starts at its
-// last refresh, if a TokenSource stored it (so that every process agrees
-// on when it is due), else now.
+// newSeen returns a as seen at now: its lifetime starts at its last
+// refresh by a TokenSource (every process then agrees on when it is due),
+// else now.
 func newSeen(a AuthObject, now time.Time) *seen {
 	since := now
 	if r := a.Health.LastRefresh; !r.IsZero() && r.Before(now) && r.Before(a.Expiry) {
@@ -227,11 +202,8 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 		usedRT     string // the refresh token the failed refresh sent
 	)
 	_, err = ts.s.Update(ts.ctx, ts.name, func(cur AuthObject, exists bool) (AuthObject, error) {
-		if !exists {
-			if getErr != nil { // it names the file or key
-				return AuthObject{}, fmt.Errorf("sessionstore: token for %q: %w", ts.name, getErr)
-			}
-			return AuthObject{}, fmt.Errorf("sessionstore: token for %q: %w", ts.name, ErrNotFound)
+		if !exists { // getErr, if any, names the file or key
+			return AuthObject{}, fmt.Errorf("sessionstore: token for %q: %w", ts.name, cmp.Or(getErr, ErrNotFound))
 		}
 		if !cur.Health.NeedsLogin.IsZero() { // marked meanwhile
 			return AuthObject{}, needsLogin(ts.name, cur.Health)
@@ -309,13 +281,12 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 		}
 		ts.failures++
 		ts.failErr = err
-		ts.retryAt = timeNow().Add(min(minBackoff<<min(ts.failures-1, 6), maxBackoff))
+		ts.retryAt = timeNow().Add(backoff(ts.failures))
 	}
 	return nil, ev, err
 }
 
-// invalidGrant returns the provider's error code if err says that it
-// refused the refresh token (invalid_grant), else "".
+// invalidGrant returns "invalid_grant" if err is the provider's, else "".
 func invalidGrant(err error) string {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
@@ -334,10 +305,8 @@ func needsLogin(name string, h Health) error {
 		name, ErrNeedsLogin, h.NeedsLogin.UTC().Format(time.RFC3339), reason)
 }
 
-// afterInvalidGrant handles a refresh refused with invalid_grant that
-// marked nothing: the refresh token was already used. If another process
-// or host stored a new session meanwhile (a lock whose lease lapsed while
-// this one refreshed), it re-reads and returns that session; otherwise
+// afterInvalidGrant handles an invalid_grant that marked nothing (the lock
+// was lost): it returns a valid session another host stored meanwhile, or
 // nil.
 func (ts *tokenSource) afterInvalidGrant(err error, usedRT string) *seen {
 	if invalidGrant(err) == "" {
@@ -354,19 +323,9 @@ func (ts *tokenSource) afterInvalidGrant(err error, usedRT string) *seen {
 	return newSeen(a, now)
 }
 
-// valid reports whether l's access token can be used now: it expires
-// later than the skew from now, the skew being at most half the token's
-// lifetime (from l.since), so that a short-lived token is not refreshed
-// on every call.
+// valid reports whether l's access token can be used now (see skewFor).
 func (ts *tokenSource) valid(l *seen) bool {
-	a := l.auth
-	if a.AccessToken == "" {
-		return false
-	}
-	if a.Expiry.IsZero() {
-		return true
-	}
-	return timeNow().Add(ts.skewFor(l)).Before(a.Expiry)
+	return l.auth.AccessToken != "" && (l.auth.Expiry.IsZero() || timeNow().Add(ts.skewFor(l)).Before(l.auth.Expiry))
 }
 
 // skewFor is how long before its expiry l's token counts as expired: the
@@ -379,25 +338,14 @@ func (ts *tokenSource) skewFor(l *seen) time.Duration {
 	return skew
 }
 
-// merge returns the refreshed session: fresh's fields, with what the
-// token response did not repeat (the refresh token above all) kept from
-// old.
+// merge returns fresh, with what the token response did not repeat (the
+// refresh token above all) kept from old.
 func merge(old, fresh AuthObject) AuthObject {
-	if fresh.RefreshToken == "" {
-		fresh.RefreshToken = old.RefreshToken
-	}
-	if fresh.TokenType == "" {
-		fresh.TokenType = old.TokenType
-	}
-	if fresh.Scope == "" {
-		fresh.Scope = old.Scope
-	}
-	if fresh.Ref == (Ref{}) {
-		fresh.Ref = old.Ref
-	}
-	if fresh.TransferToken == "" {
-		fresh.TransferToken = old.TransferToken
-	}
+	fresh.RefreshToken = cmp.Or(fresh.RefreshToken, old.RefreshToken)
+	fresh.TokenType = cmp.Or(fresh.TokenType, old.TokenType)
+	fresh.Scope = cmp.Or(fresh.Scope, old.Scope)
+	fresh.Ref = cmp.Or(fresh.Ref, old.Ref)
+	fresh.TransferToken = cmp.Or(fresh.TransferToken, old.TransferToken)
 	if fresh.Extra == nil && old.Extra != nil {
 		fresh.Extra = old.Clone().Extra
 	}

@@ -17,12 +17,11 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/names"
 	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
-// backend is etcd's storage primitives for one Store (see
-// protocol.Backend): records under <prefix>/records/, locks on the
-// Store's lease, the watch, the heartbeat.
+// backend is etcd's storage primitives for one Store (protocol.Backend).
 type backend struct {
 	client *clientv3.Client
 	prefix string
@@ -37,37 +36,29 @@ type backend struct {
 	lastKeys []string // the keys of the last heartbeat put on sess
 }
 
-// releaseTimeout bounds the etcd calls that release a lock or a lease,
-// which run whatever the caller's context; commitAttempts bounds how often
-// a write whose outcome etcd left unknown is tried again, fenced as the
-// first time; maxHistory bounds how many versions of a record
-// AppliedSince reads back.
+// releaseTimeout bounds the calls that release a lock or a lease, which
+// run whatever the caller's context.
 const (
 	releaseTimeout = 5 * time.Second
-	commitAttempts = 5
-	maxHistory     = 64
+	commitAttempts = 5  // tries of a write whose outcome etcd left unknown
+	maxHistory     = 64 // versions AppliedSince reads back
 )
 
-// The key layout under the prefix.
-func recordsPrefix(prefix string) string { return prefix + "/records/" }
-func locksPrefix(prefix string) string   { return prefix + "/locks/" }
-func hostsPrefix(prefix string) string   { return prefix + "/hosts/" }
-
-// recordKey is name's key; name is valid.
-func recordKey(prefix, name string) string {
-	stem, _ := stemOf(name)
-	return recordsPrefix(prefix) + stem
+func newBackend(client *clientv3.Client, prefix string, ttl time.Duration, log *slog.Logger) *backend {
+	b := &backend{client: client, prefix: prefix, ttl: int((ttl + time.Second - 1) / time.Second), log: log}
+	b.bg, b.stop = context.WithCancel(context.Background())
+	return b
 }
 
-func (b *backend) Where(name string) string { return recordKey(b.prefix, name) }
+// Where is name's record key; name is valid.
+func (b *backend) Where(name string) string {
+	stem, _ := names.Stem(name)
+	return b.prefix + "/records/" + stem
+}
 
 func (b *backend) Read(ctx context.Context, name string) (protocol.Raw, error) {
-	return readRaw(ctx, b.client, b.prefix, name)
-}
-
-func readRaw(ctx context.Context, client *clientv3.Client, prefix, name string) (protocol.Raw, error) {
-	key := recordKey(prefix, name)
-	resp, err := client.Get(ctx, key)
+	key := b.Where(name)
+	resp, err := b.client.Get(ctx, key)
 	if err != nil {
 		return protocol.Raw{}, fmt.Errorf("etcdstore: read %s: %w", key, ctxErr(ctx, err))
 	}
@@ -78,19 +69,14 @@ func readRaw(ctx context.Context, client *clientv3.Client, prefix, name string) 
 }
 
 func (b *backend) ReadAll(ctx context.Context) ([]protocol.Raw, error) {
-	return readAll(ctx, b.client, b.prefix)
-}
-
-// readAll reads every record under prefix.
-func readAll(ctx context.Context, client *clientv3.Client, prefix string) ([]protocol.Raw, error) {
-	pfx := recordsPrefix(prefix)
-	resp, err := client.Get(ctx, pfx, clientv3.WithPrefix())
+	pfx := b.prefix + "/records/"
+	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: read %s: %w", pfx, ctxErr(ctx, err))
 	}
 	raws := make([]protocol.Raw, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		if name, ok := nameOf(strings.TrimPrefix(string(kv.Key), pfx)); ok {
+		if name, ok := names.Name(strings.TrimPrefix(string(kv.Key), pfx)); ok {
 			raws = append(raws, protocol.Raw{Name: name, Data: kv.Value, Ver: kv.ModRevision})
 		}
 	}
@@ -98,23 +84,23 @@ func readAll(ctx context.Context, client *clientv3.Client, prefix string) ([]pro
 }
 
 func (b *backend) Names(ctx context.Context) ([]string, error) {
-	pfx := recordsPrefix(b.prefix)
+	pfx := b.prefix + "/records/"
 	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: list %s: %w", pfx, err)
 	}
-	names := make([]string, 0, len(resp.Kvs))
+	list := make([]string, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		if name, ok := nameOf(strings.TrimPrefix(string(kv.Key), pfx)); ok {
-			names = append(names, name)
+		if name, ok := names.Name(strings.TrimPrefix(string(kv.Key), pfx)); ok {
+			list = append(list, name)
 		}
 	}
-	slices.Sort(names)
-	return names, nil
+	slices.Sort(list)
+	return list, nil
 }
 
-// session returns the Store's live lease session, starting a new one
-// (with its heartbeat) if there is none or its lease ended.
+// session returns the Store's lease session, starting a new one (with
+// heartbeat h, if not nil) if there is none or its lease ended.
 func (b *backend) session(ctx context.Context, h *protocol.Host) (*concurrency.Session, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -134,8 +120,7 @@ func (b *backend) session(ctx context.Context, h *protocol.Host) (*concurrency.S
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: %s: granting the lock lease: %w", b.prefix, ctxErr(ctx, err))
 	}
-	// The session's context is the Store's: it keeps the lease alive until
-	// Close, whatever the context of the call that started it.
+	// Kept alive until Close, whatever the context of this call.
 	sess, err := concurrency.NewSession(b.client, concurrency.WithLease(lease.ID),
 		concurrency.WithTTL(b.ttl), concurrency.WithContext(b.bg))
 	if err != nil {
@@ -154,9 +139,8 @@ func (b *backend) session(ctx context.Context, h *protocol.Host) (*concurrency.S
 	return sess, nil
 }
 
-// dropSession ends sess if it is still the Store's session: its lease is
-// revoked, so the locks it holds are released even where deleting them
-// failed, and the next write starts a new session.
+// dropSession revokes sess's lease, releasing its locks even where
+// deleting them failed; the next write starts a new session.
 func (b *backend) dropSession(sess *concurrency.Session) {
 	b.mu.Lock()
 	if b.sess == sess {
@@ -176,8 +160,8 @@ func revoke(client *clientv3.Client, id clientv3.LeaseID) {
 	client.Revoke(ctx, id)
 }
 
-// Heartbeat renews the lease if it ended (a new lease, with a new
-// heartbeat) and puts h on the lease if its keys changed.
+// Heartbeat starts a new lease if it ended, and puts h on the lease if
+// its keys changed.
 func (b *backend) Heartbeat(ctx context.Context, h protocol.Host) error {
 	sess, err := b.session(ctx, &h)
 	if err != nil {
@@ -198,35 +182,30 @@ func (b *backend) Heartbeat(ctx context.Context, h protocol.Host) error {
 	return nil
 }
 
-// putHeartbeat writes h on sess's lease.
 func (b *backend) putHeartbeat(ctx context.Context, sess *concurrency.Session, h protocol.Host) error {
 	data, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("etcdstore: heartbeat: %w", err)
 	}
-	key := hostsPrefix(b.prefix) + fmt.Sprintf("%016x", int64(sess.Lease()))
+	key := b.prefix + "/hosts/" + fmt.Sprintf("%016x", int64(sess.Lease()))
 	if _, err := b.client.Put(ctx, key, string(data), clientv3.WithLease(sess.Lease())); err != nil {
 		return fmt.Errorf("etcdstore: heartbeat %s: %w", key, ctxErr(ctx, err))
 	}
 	return nil
 }
 
-// Close stops keeping the lease alive and revokes it (removing the
-// heartbeat and any lock), waiting at most releaseTimeout.
+// Close revokes the lease, removing the heartbeat and any lock.
 func (b *backend) Close() error {
 	b.stop()
 	b.mu.Lock()
 	sess := b.sess
-	b.sess = nil
 	b.mu.Unlock()
 	if sess != nil {
-		sess.Orphan()
-		revoke(b.client, sess.Lease())
+		b.dropSession(sess)
 	}
 	return nil
 }
 
-// A lock is a record's etcd Mutex on the Store's lease, held.
 type lock struct {
 	b        *backend
 	sess     *concurrency.Session
@@ -235,11 +214,9 @@ type lock struct {
 	released bool   // a committed write's transaction deleted m's key
 }
 
-// Lock takes name's concurrency.Mutex under <prefix>/locks/<stem>/ on the
-// Store's lease, starting a new lease if it ended.
 func (b *backend) Lock(ctx context.Context, name string) (protocol.Lock, error) {
-	stem, _ := stemOf(name)
-	pfx := locksPrefix(b.prefix) + stem
+	stem, _ := names.Stem(name) // no "/": no record's lock prefix contains another's
+	pfx := b.prefix + "/locks/" + stem
 	for {
 		sess, err := b.session(ctx, nil)
 		if err != nil {
@@ -248,7 +225,7 @@ func (b *backend) Lock(ctx context.Context, name string) (protocol.Lock, error) 
 		m := concurrency.NewMutex(sess, pfx)
 		err = m.Lock(ctx)
 		if err == nil {
-			return &lock{b: b, sess: sess, m: m, key: recordKey(b.prefix, name)}, nil
+			return &lock{b: b, sess: sess, m: m, key: b.Where(name)}, nil
 		}
 		b.abandon(sess, m)
 		if ctx.Err() == nil && b.leaseEnded(sess, err) {
@@ -259,7 +236,7 @@ func (b *backend) Lock(ctx context.Context, name string) (protocol.Lock, error) 
 }
 
 // leaseEnded reports whether err, from a lock attempt on sess, means that
-// sess's lease is gone (and a new session may succeed).
+// sess's lease is gone.
 func (b *backend) leaseEnded(sess *concurrency.Session, err error) bool {
 	if errors.Is(err, concurrency.ErrSessionExpired) || errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		b.dropSession(sess)
@@ -273,9 +250,8 @@ func (b *backend) leaseEnded(sess *concurrency.Session, err error) bool {
 	}
 }
 
-// abandon removes m's waiter key after a failed Lock, which may have left
-// it in place. If that fails too, the session is dropped, so the key goes
-// with its lease.
+// abandon removes the waiter key a failed Lock may have left, or else
+// drops the session, so that the key goes with its lease.
 func (b *backend) abandon(sess *concurrency.Session, m *concurrency.Mutex) {
 	key := m.Key()
 	if key == "" || key == "\x00" {
@@ -289,9 +265,8 @@ func (b *backend) abandon(sess *concurrency.Session, m *concurrency.Mutex) {
 	}
 }
 
-// Unlock releases the Mutex, unless a committed write already did. If
-// etcd cannot be told, the session is dropped: its lease ends, and the
-// lock with it, within the TTL.
+// Unlock releases the Mutex unless a committed write did; if etcd cannot
+// be told, the session is dropped.
 func (l *lock) Unlock() {
 	if l.released {
 		return
@@ -305,12 +280,11 @@ func (l *lock) Unlock() {
 	}
 }
 
-// Commit writes data (nil: a delete) in a transaction fenced on the
-// record's revision and on the Mutex still being held, which also deletes
-// the Mutex's key: the lock is released in the write's round trip. An
-// error that leaves the outcome unknown is retried, fenced as before: a
-// transaction that fails its fence answers with the record and the lock
-// key, which tell whether an earlier attempt was applied.
+// Commit writes in one transaction fenced on the record's revision and
+// on the Mutex, which also deletes the Mutex's key. An error that leaves
+// the outcome unknown is retried, fenced as before: a failed fence
+// answers with the record and the lock key, which tell whether an earlier
+// attempt was applied.
 func (l *lock) Commit(ctx context.Context, ver int64, data []byte) (int64, error) {
 	key, m := l.key, l.m
 	op := clientv3.OpDelete(key)
@@ -373,12 +347,9 @@ func (l *lock) Commit(ctx context.Context, ver int64, data []byte) (int64, error
 	}
 }
 
-// AppliedSince reports whether the record held data at some revision after
-// the lock was taken (data's age header is random: no other write has its
-// bytes), walking back through the record's history from now. It returns
-// an error if the history cannot tell (compacted, deleted since, or too
-// many writes since the lock); the error does not name the record, which
-// its callers do.
+// AppliedSince walks the record's history back to the lock's revision
+// for data (whose random age header no other write has). Its errors do not
+// name the record: its callers do.
 func (l *lock) AppliedSince(ctx context.Context, _ string, data []byte) (int64, bool, error) {
 	var lockRev int64
 	if h := l.m.Header(); h != nil {
@@ -412,8 +383,8 @@ func appliedSince(ctx context.Context, client *clientv3.Client, key string, data
 	return 0, false, fmt.Errorf("more than %d writes to the record since the lock", maxHistory)
 }
 
-// ctxErr returns ctx's error if ctx is done (the etcd client may report a
-// deadline as a gRPC status), else err.
+// ctxErr wraps ctx's error if ctx is done: etcd may report it as a gRPC
+// status.
 func ctxErr(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("%w (%v)", cerr, err)

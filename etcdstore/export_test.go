@@ -3,6 +3,7 @@ package etcdstore
 import (
 	"context"
 
+	"github.com/sessionstore/sessionstore/internal/names"
 	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
@@ -17,8 +18,8 @@ func WithHooks(beforeFreshRead, beforeWatch, onResponse func()) Option {
 // CancelWatch ends the current watch, as a canceled watch would end.
 func (s *Store) CancelWatch() { protocol.RestartFeed(s.Store) }
 
-// StemOf is stemOf.
-var StemOf = stemOf
+// StemOf is names.Stem.
+var StemOf = names.Stem
 
 // LeaseID is the ID of the Store's current lease, or 0.
 func (s *Store) LeaseID() int64 {

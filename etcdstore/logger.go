@@ -9,23 +9,17 @@ import (
 )
 
 // ClientLogger returns a logger for an etcd client (clientv3.Config.Logger)
-// or embedded server that writes through l, so that etcd's messages reach
-// the program's own log instead of JSON on stderr. With a nil l it
-// discards everything. etcd's debug and info messages go to l at
-// slog.LevelDebug, its warnings and errors at slog.LevelWarn and
-// slog.LevelError.
+// or embedded server that writes through l (nil: nowhere) instead of JSON
+// on stderr: etcd's debug and info messages at slog.LevelDebug, its
+// warnings at slog.LevelWarn, its errors at slog.LevelError.
 func ClientLogger(l *slog.Logger) *zap.Logger {
 	if l == nil {
 		return zap.NewNop()
 	}
-	return zap.New(&slogCore{l: l})
+	return zap.New(&slogCore{l.With("logger", "etcd")})
 }
 
-// slogCore is a zapcore.Core that writes to a slog.Logger.
-type slogCore struct {
-	l     *slog.Logger
-	attrs []slog.Attr // from With
-}
+type slogCore struct{ l *slog.Logger }
 
 func level(z zapcore.Level) slog.Level {
 	switch {
@@ -43,7 +37,7 @@ func (c *slogCore) Enabled(z zapcore.Level) bool {
 }
 
 func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
-	return &slogCore{l: c.l, attrs: append(append([]slog.Attr(nil), c.attrs...), attrs(fields)...)}
+	return &slogCore{c.l.With(attrs(fields)...)}
 }
 
 func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -54,16 +48,14 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 }
 
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	all := append(append([]slog.Attr{slog.String("logger", "etcd")}, c.attrs...), attrs(fields)...)
-	c.l.LogAttrs(context.Background(), level(e.Level), e.Message, all...)
+	c.l.Log(context.Background(), level(e.Level), e.Message, attrs(fields)...)
 	return nil
 }
 
 func (c *slogCore) Sync() error { return nil }
 
-// attrs converts zap fields to slog attributes, through zap's own map
-// encoder.
-func attrs(fields []zapcore.Field) []slog.Attr {
+// attrs converts zap fields to slog attributes through zap's map encoder.
+func attrs(fields []zapcore.Field) []any {
 	if len(fields) == 0 {
 		return nil
 	}
@@ -71,7 +63,7 @@ func attrs(fields []zapcore.Field) []slog.Attr {
 	for _, f := range fields {
 		f.AddTo(enc)
 	}
-	out := make([]slog.Attr, 0, len(enc.Fields))
+	out := make([]any, 0, len(enc.Fields))
 	for k, v := range enc.Fields {
 		out = append(out, slog.Any(k, v))
 	}

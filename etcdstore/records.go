@@ -10,28 +10,27 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/names"
 	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
-// A Host is the heartbeat of one open Store, under <prefix>/hosts/<id>,
-// bound to the Store's lease: it disappears when the Store closes or its
-// process dies (after the lock TTL). ID is the lease, in hex. It carries
-// nothing secret.
+// A Host is the heartbeat of one open Store, under <prefix>/hosts/<id>
+// (ID: its lease, in hex), gone when the Store closes or after its lock
+// TTL. It carries nothing secret.
 type Host = protocol.Host
 
-// RecordStatus describes one record, as Check, Promote and Retire see it:
-// Store is the prefix, Location the record's etcd key. It never holds a
-// token.
+// RecordStatus describes one record, as Check, Promote and Retire see it
+// (Store: the prefix, Location: the record's key). It holds no token.
 type RecordStatus = protocol.RecordStatus
 
-// A Record is one record as ReadRecords reads it: its status, as Check
-// reports it, and the session it holds when it opens (Err nil).
+// A Record is one record as ReadRecords reads it: its status, and the
+// session it holds if it opens.
 type Record = protocol.Record
 
 // Hosts returns the heartbeats of the Stores open on prefix: one per live
 // Store (a process may have several), sorted by host and pid.
 func Hosts(ctx context.Context, client *clientv3.Client, prefix string) ([]Host, error) {
-	pfx := hostsPrefix(strings.TrimRight(prefix, "/"))
+	pfx := strings.TrimRight(prefix, "/") + "/hosts/"
 	resp, err := client.Get(ctx, pfx, clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: hosts %s: %w", pfx, err)
@@ -51,11 +50,12 @@ func Hosts(ctx context.Context, client *clientv3.Client, prefix string) ([]Host,
 
 // fleet is what the staged steps and the readers need of prefix.
 func fleet(client *clientv3.Client, prefix string) *protocol.Fleet {
+	b := &backend{client: client, prefix: prefix}
 	return &protocol.Fleet{
 		Pkg:       "etcdstore",
 		Namespace: prefix,
-		Where:     func(name string) string { return recordKey(prefix, name) },
-		ReadAll:   func(ctx context.Context) ([]protocol.Raw, error) { return readAll(ctx, client, prefix) },
+		Where:     b.Where,
+		ReadAll:   b.ReadAll,
 		Hosts:     func(ctx context.Context) ([]Host, error) { return Hosts(ctx, client, prefix) },
 		Open: func(ctx context.Context, keyFile string, pass func() (string, error), id crypto.KeyIdentity) (*protocol.Store, error) {
 			s, err := Open(ctx, client, prefix, WithKeyFile(keyFile), WithPassphrase(pass), WithKeyIdentity(id.File), WithPluginUI(id.UI))
@@ -67,14 +67,11 @@ func fleet(client *clientv3.Client, prefix string) *protocol.Fleet {
 	}
 }
 
-// ReadRecords reads every record under prefix and opens it with ring, for
-// programs that only look, such as an operator's listing. Unlike Open it
-// takes no lease and writes no heartbeat, so it never appears among the
-// live Hosts that a rotation checks; it changes nothing. A record that does
-// not open (sealed to another key, tampered, corrupt) is returned with Err
-// set, never skipped; keys that are not records of this store are skipped,
-// as List skips them. The records are sorted by auth type. Having seen no
-// earlier version, it cannot tell a record rolled back (a Store can).
+// ReadRecords reads every record under prefix, sorted by auth type, and
+// opens it with ring, for programs that only look. It changes nothing,
+// takes no lease and never appears among Hosts. A record that does not
+// open is returned with Err set; it cannot tell a record rolled back (a
+// Store can).
 func ReadRecords(ctx context.Context, client *clientv3.Client, prefix string, ring *crypto.Keyring) ([]Record, error) {
 	prefix, err := readPrefix(client, prefix, ring)
 	if err != nil {
@@ -83,38 +80,31 @@ func ReadRecords(ctx context.Context, client *clientv3.Client, prefix string, ri
 	return fleet(client, prefix).ReadRecords(ctx, ring)
 }
 
-// ReadRecord is ReadRecords for the record of authType alone. A missing
-// record is an error wrapping sessionstore.ErrNotFound; one that does not
-// open is returned with Err set.
+// ReadRecord is ReadRecords for the record of authType alone; a missing
+// one is an error wrapping sessionstore.ErrNotFound.
 func ReadRecord(ctx context.Context, client *clientv3.Client, prefix string, ring *crypto.Keyring, authType string) (Record, error) {
 	prefix, err := readPrefix(client, prefix, ring)
 	if err != nil {
 		return Record{}, err
 	}
-	if _, err := stemOf(authType); err != nil {
+	if _, err := names.Stem(authType); err != nil {
 		return Record{}, err
 	}
-	raw, err := readRaw(ctx, client, prefix, authType)
+	b := &backend{client: client, prefix: prefix}
+	raw, err := b.Read(ctx, authType)
 	if err != nil {
 		return Record{}, err
 	}
 	if raw.Data == nil {
-		return Record{}, fmt.Errorf("etcdstore: %s: %w", recordKey(prefix, authType), sessionstore.ErrNotFound)
+		return Record{}, fmt.Errorf("etcdstore: %s: %w", b.Where(authType), sessionstore.ErrNotFound)
 	}
 	return fleet(client, prefix).OpenRecord(raw, ring), nil
 }
 
-// readPrefix checks the arguments of a read and returns the prefix without
-// its trailing "/".
 func readPrefix(client *clientv3.Client, prefix string, ring *crypto.Keyring) (string, error) {
-	switch p := strings.TrimRight(prefix, "/"); {
-	case client == nil:
-		return "", fmt.Errorf("etcdstore: read %q: no etcd client", prefix)
-	case p == "":
-		return "", fmt.Errorf("etcdstore: read: the prefix is empty")
-	case ring == nil:
-		return "", fmt.Errorf("etcdstore: read %s: no keyring", p)
-	default:
-		return p, nil
+	p, err := cleanPrefix("read", client, prefix)
+	if err == nil && ring == nil {
+		err = fmt.Errorf("etcdstore: read %s: no keyring", p)
 	}
+	return p, err
 }

@@ -2,32 +2,14 @@ package etcdstore
 
 import (
 	"context"
-	"fmt"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
-// A rotation across hosts is staged, as Kubernetes rotates its
-// encryption-at-rest keys. Every host uses the same key file; the operator
-// distributes it after each step, and each step checks, through the hosts'
-// heartbeats, that every live host holds what it needs:
-//
-//  1. Stage: a new identity is added to the key file after the others,
-//     decrypt-only. Hosts that have it open records sealed to it.
-//  2. Promote: once every live host holds the staged identity, it becomes
-//     the primary (the old primary is kept, decrypt-only) and every record
-//     is resealed to it. Hosts that still have the previous key file seal
-//     their writes to the old primary, which every host can still open.
-//  3. Retire: once every live host's primary is the new key, records that
-//     such hosts sealed to the old one are resealed, and the old
-//     identities are dropped from the key file.
-
 // ErrRotationIncomplete is returned (wrapped) when a step cannot finish
-// because some record does not open (before anything changed, or after
-// resealing, when the old keys are kept). The records are named. It is the
-// same value in every backend.
+// because some record does not open; the error names the records.
 var ErrRotationIncomplete = protocol.ErrRotationIncomplete
 
 // ErrHostsNotReady is returned (wrapped) when a live host lacks the key a
@@ -44,64 +26,49 @@ type (
 	CheckReport   = protocol.CheckReport
 )
 
-// Stage adds a new identity to keyFile after the others, decrypt-only, and
-// marks it staged (step 1). The operator then distributes the key file to
-// every host. If keyFile already has a staged identity, Stage changes
-// nothing and reports it (Already), whatever its kind: a rerun never piles
-// up identities, and a key file already distributed stays valid (asking
-// for the other kind then is an error). It refuses a key file whose
-// rotation was promoted but not retired (finish it with Retire first).
-// Stage holds keyFile+".lock" and removes a temp key file that a killed
-// rotation left.
+// Stage is step 1 of a rotation across hosts: it adds a new identity to
+// keyFile after the others, decrypt-only, for the operator to distribute
+// to every host. If keyFile already has a staged identity, it changes
+// nothing and reports it (Already). It refuses a key file whose rotation
+// was promoted but not retired.
 func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport, error) {
 	return protocol.Stage(ctx, keyFile, opts)
 }
 
-// Promote is step 2: it promotes keyFile's staged identity to the primary
-// and reseals every record under prefix to it, each under its etcd lock
-// and fenced, through a Store opened on keyFile.
-//
-// Before it changes anything, it checks that every live host (Hosts)
-// holds the staged identity, and that every record opens with the keys on
-// hand; otherwise it returns an error wrapping ErrHostsNotReady (with
-// report.Lacking) or ErrRotationIncomplete, and keyFile is byte for byte
-// as it was. The key file it writes is marked as a rotation in progress:
-// if Promote is interrupted, running it again resumes (Resumed). Records
-// that hosts with the previous key file seal to the old primary meanwhile
-// are counted in Stragglers; Retire reseals them.
+// Promote is step 2: once every live host holds the staged identity, it
+// makes it keyFile's primary and reseals every record under prefix to it.
+// If a host is not ready or a record does not open with the keys on hand,
+// it changes nothing and returns an error wrapping ErrHostsNotReady (with
+// report.Lacking) or ErrRotationIncomplete. Run again after an
+// interruption, it resumes (Resumed).
 func Promote(ctx context.Context, client *clientv3.Client, prefix, keyFile string, opts RotateOptions) (*RotateReport, error) {
-	prefix, err := cleanPrefix(prefix)
+	prefix, err := cleanPrefix("promote", client, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("rotate: %w", err)
+		return nil, err
 	}
 	return fleet(client, prefix).Promote(ctx, keyFile, opts)
 }
 
-// Retire is step 3: once every live host's primary is keyFile's primary,
-// it reseals the records still under an old key (written by hosts that had
-// the previous key file) and drops the old identities from keyFile.
-//
-// Before it changes anything, it checks the hosts' heartbeats (else
-// ErrHostsNotReady, with report.Lacking) and that every record opens with
-// the keys on hand (else ErrRotationIncomplete); keyFile is then byte for
-// byte as it was. If a record does not open with the new primary after
-// resealing, the old keys are kept (ErrRotationIncomplete). A key file
-// with one identity has nothing to retire: Retire reports Retired 0.
+// Retire is step 3: once every live host's primary is keyFile's, it
+// reseals the records still sealed to an old key and drops the old
+// identities from keyFile, after the same checks as Promote. If a record
+// does not open with the new primary after resealing, the old keys are
+// kept (ErrRotationIncomplete).
 func Retire(ctx context.Context, client *clientv3.Client, prefix, keyFile string, opts RotateOptions) (*RotateReport, error) {
-	prefix, err := cleanPrefix(prefix)
+	prefix, err := cleanPrefix("retire", client, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("retire: %w", err)
+		return nil, err
 	}
 	return fleet(client, prefix).Retire(ctx, keyFile, opts)
 }
 
-// Check reports, for every record under prefix, which identity of keyFile
-// opens it, and the live hosts with their keys. A record that no identity
-// opens, or that does not verify, has Err set. Check changes nothing.
+// Check reports which identity of keyFile opens each record under prefix
+// (Err set where none does), and the live hosts with their keys. It
+// changes nothing.
 func Check(ctx context.Context, client *clientv3.Client, prefix, keyFile string, opts CheckOptions) (*CheckReport, error) {
-	prefix, err := cleanPrefix(prefix)
+	prefix, err := cleanPrefix("check", client, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("check: %w", err)
+		return nil, err
 	}
 	return fleet(client, prefix).Check(ctx, keyFile, opts)
 }

@@ -11,31 +11,24 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/sessionstore/sessionstore/internal/names"
 	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
-// Watch runs one generation of the Store's watch on <prefix>/records/.
-//
-// It starts from a fresh read of the prefix's revision and watches from
-// it. etcd vouches for the cache through progress notifications: each
-// progress request follows a linearizable read of the cluster's revision,
-// and an answer at that revision or later says that every change
-// acknowledged before the request has been delivered (a member that lags
-// behind the cluster, as a follower may after an election, answers with
-// its own older revision: that answer vouches for nothing). The watch
-// requires a leader, so that a member cut off from the cluster ends it
-// instead of serving it stale; it ends too when etcd leaves a request
-// unanswered for the staleness bound.
+// Watch runs one generation of the watch on <prefix>/records/, from a
+// fresh read. A progress answer vouches for the cache only at or past the
+// cluster's revision read before the request (a lagging member answers
+// below it); the watch requires a leader, so that a member cut off from
+// the cluster ends it.
 func (b *backend) Watch(ctx context.Context, f *protocol.Feed) error {
-	// A stream of the Store's own (gRPC metadata makes it distinct), so
-	// that its progress requests and their answers are its own.
+	// A gRPC stream of the Store's own, so that progress answers are its own.
 	ctx = metadata.AppendToOutgoingContext(ctx, "sessionstore-watch", fmt.Sprintf("%p", b))
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	if b.hooks.beforeFreshRead != nil {
 		b.hooks.beforeFreshRead()
 	}
-	pfx := recordsPrefix(b.prefix)
+	pfx := b.prefix + "/records/"
 	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return fmt.Errorf("fresh read of %s: %w", pfx, err)
@@ -66,7 +59,7 @@ func (b *backend) Watch(ctx context.Context, f *protocol.Feed) error {
 			go b.requestProgress(ctx, cancel, f, &pending)
 		}
 		for _, ev := range wr.Events {
-			name, ok := nameOf(strings.TrimPrefix(string(ev.Kv.Key), pfx))
+			name, ok := names.Name(strings.TrimPrefix(string(ev.Kv.Key), pfx))
 			if !ok {
 				continue
 			}
@@ -86,22 +79,20 @@ func (b *backend) Watch(ctx context.Context, f *protocol.Feed) error {
 	return errors.New("watch channel closed")
 }
 
-// A progressRequest is a progress request awaiting its answer.
 type progressRequest struct {
 	sent int64 // when it was made (Feed.Mono)
 	rev  int64 // the cluster's revision then: the answer must be at least this
 }
 
 // requestProgress asks etcd for a progress notification three times per
-// staleness bound. If no answer came within the bound, it ends the watch
-// (cancel), to be restarted from a fresh read.
+// staleness bound, and ends the watch if none came within the bound.
 func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc, f *protocol.Feed, pending *atomic.Pointer[progressRequest]) {
 	every := max(f.MaxStaleness()/3, time.Millisecond)
 	// Until the first answer the cache serves nothing, and etcd drops a
 	// request that comes while a new watch catches up (it syncs such
 	// watches every 100 ms): ask every 10 ms until answered.
 	const retry = 10 * time.Millisecond
-	pfx := recordsPrefix(b.prefix)
+	pfx := b.prefix + "/records/"
 	t := time.NewTimer(every)
 	defer t.Stop()
 	for {

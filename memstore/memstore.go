@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/decide"
+	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
 // A Store keeps sessions in memory. It is safe for concurrent use.
@@ -29,24 +31,14 @@ var _ sessionstore.Store = (*Store)(nil)
 
 // data is what every handle of one New shares.
 type data struct {
-	mu       sync.Mutex                         // guards sessions and locks
+	mu       sync.Mutex                         // guards sessions
 	sessions map[string]sessionstore.AuthObject // owned by data: copies go in and out
-	locks    map[string]*recordLock             // held by Update, Set and Delete
-}
-
-// recordLock is one name's lock: a channel of capacity one, so that a
-// waiter can give up when its context ends.
-type recordLock struct {
-	ch      chan struct{}
-	waiters int // guarded by data.mu; the lock is dropped when 0
+	locks    protocol.Locks                     // held by Update, Set and Delete
 }
 
 // New returns an empty Store.
 func New() *Store {
-	return &Store{d: &data{
-		sessions: make(map[string]sessionstore.AuthObject),
-		locks:    make(map[string]*recordLock),
-	}}
+	return &Store{d: &data{sessions: make(map[string]sessionstore.AuthObject)}}
 }
 
 // Handle returns another Store over the same sessions, as another process
@@ -82,9 +74,7 @@ func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObje
 
 // Set stores a copy of auth under authType.
 func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
-	_, err := s.write(ctx, "set", authType, func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, bool, error) {
-		return auth, true, nil
-	})
+	_, err := s.write(ctx, "set", authType, decide.Set(auth))
 	return err
 }
 
@@ -92,30 +82,14 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 // what it returns unless fn fails or returns a value Equal to cur.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
-	return s.write(ctx, "update", authType, func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, bool, error) {
-		next, err := fn(cur.Clone(), exists)
-		if err != nil {
-			return sessionstore.AuthObject{}, false, err
-		}
-		return next, !exists || !next.Equal(cur), nil
-	})
+	return s.write(ctx, "update", authType, decide.Update(fn))
 }
 
 // Delete removes the session stored under authType; a missing one is not
 // an error.
 func (s *Store) Delete(ctx context.Context, authType string) error {
-	if err := s.check("delete", authType); err != nil {
-		return err
-	}
-	unlock, err := s.lock(ctx, authType)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	s.d.mu.Lock()
-	delete(s.d.sessions, authType)
-	s.d.mu.Unlock()
-	return nil
+	_, err := s.write(ctx, "delete", authType, decide.Delete())
+	return err
 }
 
 // List returns the stored auth types, sorted.
@@ -143,58 +117,32 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// write runs fn under authType's lock and stores what it returns when it
-// says so.
-func (s *Store) write(ctx context.Context, op, authType string,
-	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, bool, error)) (sessionstore.AuthObject, error) {
+// write decides under authType's lock, as every backend does.
+func (s *Store) write(ctx context.Context, op, authType string, decideFn decide.Func) (sessionstore.AuthObject, error) {
 	if err := s.check(op, authType); err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	unlock, err := s.lock(ctx, authType)
+	unlock, err := s.d.locks.Lock(ctx, authType)
 	if err != nil {
-		return sessionstore.AuthObject{}, err
+		return sessionstore.AuthObject{}, fmt.Errorf("memstore: lock %q: %w", authType, err)
 	}
 	defer unlock()
 	s.d.mu.Lock()
 	cur, exists := s.d.sessions[authType]
 	s.d.mu.Unlock()
-	next, store, err := fn(cur, exists)
+	next, act, err := decideFn(decide.Current{Exists: exists, Auth: cur})
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	if !store {
-		return cur.Clone(), nil
-	}
-	next = next.Clone()
 	s.d.mu.Lock()
-	s.d.sessions[authType] = next
-	s.d.mu.Unlock()
+	defer s.d.mu.Unlock()
+	switch act {
+	case decide.Keep:
+		return cur.Clone(), nil
+	case decide.Remove:
+		delete(s.d.sessions, authType)
+		return sessionstore.AuthObject{}, nil
+	}
+	s.d.sessions[authType] = next.Clone()
 	return next.Clone(), nil
-}
-
-// lock takes authType's lock, honouring ctx.
-func (s *Store) lock(ctx context.Context, authType string) (unlock func(), err error) {
-	d := s.d
-	d.mu.Lock()
-	l := d.locks[authType]
-	if l == nil {
-		l = &recordLock{ch: make(chan struct{}, 1)}
-		d.locks[authType] = l
-	}
-	l.waiters++
-	d.mu.Unlock()
-	release := func() {
-		d.mu.Lock()
-		if l.waiters--; l.waiters == 0 {
-			delete(d.locks, authType)
-		}
-		d.mu.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, fmt.Errorf("memstore: lock %q: %w", authType, ctx.Err())
-	}
 }

@@ -31,6 +31,8 @@ type options struct {
 	keys         keys.Config
 }
 
+func keyOption(set func(*keys.Config)) Option { return func(o *options) { set(&o.keys) } }
+
 func newOptions(opts []Option) options {
 	o := options{lockTTL: DefaultLockTTL, maxStaleness: DefaultMaxStaleness, schema: DefaultSchema, now: time.Now}
 	for _, opt := range opts {
@@ -50,10 +52,9 @@ func newOptions(opts []Option) options {
 // live as long.
 func WithLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL = d } }
 
-// WithKeyFile reads the keys from an age identity file (and its
-// ".recipients" file). The Store rereads it before every write and when a
-// record does not open, so it follows a staged rotation.
-func WithKeyFile(path string) Option { return func(o *options) { o.keys.File = path } }
+// WithKeyFile reads the keys from the age identity file at path and its
+// ".recipients" file, reread before every write to follow a rotation.
+func WithKeyFile(path string) Option { return keyOption(keys.File(path)) }
 
 // WithMaxStaleness bounds how long a cached value is served without
 // hearing from the server (default 2 s): the Store's listening connection
@@ -61,18 +62,14 @@ func WithKeyFile(path string) Option { return func(o *options) { o.keys.File = p
 // which arrives after every change committed before it.
 func WithMaxStaleness(d time.Duration) Option { return func(o *options) { o.maxStaleness = d } }
 
-// WithKeyring uses fixed keys. Such a Store cannot follow a rotation:
-// long-running processes should use WithKeyFile.
-func WithKeyring(k *crypto.Keyring) Option { return func(o *options) { o.keys.Ring = k } }
+// WithKeyring uses fixed keys: such a Store cannot follow a rotation.
+func WithKeyring(k *crypto.Keyring) Option { return keyOption(keys.Ring(k)) }
 
 // WithSchema puts the tables in schema name (default "sessionstore").
 func WithSchema(name string) Option { return func(o *options) { o.schema = name } }
 
-// WithRecipients seals every record to r as well, beyond the primary and
-// the key file's ".recipients".
-func WithRecipients(r ...age.Recipient) Option {
-	return func(o *options) { o.keys.Extra = append(o.keys.Extra, r...) }
-}
+// WithRecipients seals every record to r as well.
+func WithRecipients(r ...age.Recipient) Option { return keyOption(keys.Recipients(r...)) }
 
 // WithoutListen is for a pool behind a transaction-pooling proxy
 // (PgBouncer), where LISTEN does not work: the Store keeps no listening
@@ -81,28 +78,19 @@ func WithRecipients(r ...age.Recipient) Option {
 // record's lock polls for it.
 func WithoutListen() Option { return func(o *options) { o.noListen = true } }
 
-// WithKeyIdentity opens a key file sealed to age recipients (as "rekey
-// -init -seal-to" makes) with the age identity file at path, usually an
-// age plugin's identity stub (AGE-PLUGIN-NAME-1…); the default is
-// $SESSIONSTORE_KEY_IDENTITY. The plugin (age-plugin-NAME on $PATH) runs
-// once per process for a given key file, and again only when the key
-// file changes: never for a record.
-func WithKeyIdentity(path string) Option { return func(o *options) { o.keys.Identity.File = path } }
+// WithKeyIdentity opens a key file sealed to age recipients with the age
+// identity file at path (default $SESSIONSTORE_KEY_IDENTITY).
+func WithKeyIdentity(path string) Option { return keyOption(keys.IdentityFile(path)) }
 
-// WithPassphrase gives the passphrase of a passphrase-protected key file
-// (an age-encrypted identity file, as "age -p" writes). It is called at
-// most once per Open, and only if the key file is protected; the Store
-// keeps the passphrase to reload the key file after a rotation.
-func WithPassphrase(ask func() (string, error)) Option {
-	return func(o *options) { o.keys.AskPass = ask }
-}
+// WithPassphrase gives the passphrase of a passphrase-protected key file:
+// ask is called at most once per Open, and only if the file is protected.
+func WithPassphrase(ask func() (string, error)) Option { return keyOption(keys.Passphrase(ask)) }
 
 // WithLogger logs the Store's background events (reconnections of its
 // listening connection, lost leases, key reloads) to l. The default
 // discards them. pgx logs through the pool's own tracer.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.keys.Log = l } }
+func WithLogger(l *slog.Logger) Option { return keyOption(keys.Logger(l)) }
 
-// WithPluginUI sets how an age plugin's messages and prompts (a PIN, a
-// touch) reach the user. The default, crypto.DefaultPluginUI, writes them
-// to standard error and prompts only if standard error is a terminal.
-func WithPluginUI(ui *plugin.ClientUI) Option { return func(o *options) { o.keys.Identity.UI = ui } }
+// WithPluginUI sets how an age plugin's messages and prompts reach the
+// user (default crypto.DefaultPluginUI).
+func WithPluginUI(ui *plugin.ClientUI) Option { return keyOption(keys.PluginUI(ui)) }
