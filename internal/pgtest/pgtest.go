@@ -66,35 +66,47 @@ func Set(name, value string) Option {
 // test's cleanup stops it.
 func Start(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
-	c := newCluster(t, opts)
+	c, err := newCluster(t.TempDir(), opts)
+	if err == nil {
+		cleanup(t, c)
+		err = c.initAndStart()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// initAndStart makes the cluster's data directory with initdb and starts
+// its server.
+func (c *Cluster) initAndStart() error {
 	if out, err := c.tool("initdb", "-D", c.data, "-U", "postgres", "--auth=trust",
 		"--locale=C", "--encoding=UTF8", "--no-sync"); err != nil {
-		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
+		return fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
 	hba := "local all all trust\n" +
 		"host all postgres 127.0.0.1/32 trust\n" +
 		"host replication postgres 127.0.0.1/32 trust\n" +
 		"host all all 127.0.0.1/32 scram-sha-256\n"
-	if err := c.writeFile("pg_hba.conf", hba); err != nil {
-		t.Fatalf("pgtest: %v", err)
+	path := filepath.Join(c.data, "pg_hba.conf")
+	if err := os.WriteFile(path, []byte(hba), 0o600); err != nil {
+		return err
 	}
-	c.startFirst(t)
-	return c
+	if err := c.chown(path); err != nil {
+		return err
+	}
+	return c.startFirst()
 }
 
 // startFirst starts a new cluster's server, on another port if another
 // process took the one it was given.
-func (c *Cluster) startFirst(t testing.TB) {
-	t.Helper()
+func (c *Cluster) startFirst() error {
 	for attempt := 1; ; attempt++ {
 		err := c.start()
-		if err == nil {
-			return
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "could not bind") {
+			return err
 		}
-		if attempt == 3 || !strings.Contains(err.Error(), "could not bind") {
-			t.Fatalf("pgtest: %v", err)
-		}
-		c.port = freePort(t)
+		c.port = freePort()
 	}
 }
 
@@ -105,12 +117,18 @@ func (c *Cluster) startFirst(t testing.TB) {
 func StartWithStandby(t testing.TB, opts ...Option) (primary, standby *Cluster) {
 	t.Helper()
 	primary = Start(t, append([]Option{Set("synchronous_standby_names", "*"), Set("synchronous_commit", "on")}, opts...)...)
-	standby = newCluster(t, opts)
+	standby, err := newCluster(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup(t, standby)
 	if out, err := standby.tool("pg_basebackup", "-D", standby.data, "-h", "127.0.0.1",
 		"-p", strconv.Itoa(primary.port), "-U", "postgres", "-X", "stream", "-R", "-c", "fast", "--no-sync"); err != nil {
 		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
 	}
-	standby.startFirst(t)
+	if err := standby.startFirst(); err != nil {
+		t.Fatal(err)
+	}
 	primary.WaitSync(t)
 	return primary, standby
 }
@@ -150,7 +168,7 @@ func (c *Cluster) Promote(t testing.TB) {
 		return errors.New("still in recovery")
 	})
 	if err != nil {
-		t.Fatalf("pgtest: promote: %v\n%s", err, c.logTail(20))
+		t.Fatalf("pgtest: promote: %v\n%s", err, lastLines(c.Log(), 20))
 	}
 }
 
@@ -158,17 +176,11 @@ func (c *Cluster) Promote(t testing.TB) {
 // restarts).
 func (c *Cluster) Port() int { return c.port }
 
-// DataDir returns the data directory.
-func (c *Cluster) DataDir() string { return c.data }
-
 // URL returns the superuser's connection URL:
 // postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable.
 func (c *Cluster) URL() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
 }
-
-// ConnString is URL.
-func (c *Cluster) ConnString() string { return c.URL() }
 
 // MultiHostURL returns the superuser's URL listing every cluster, with
 // target_session_attrs=read-write: a client connects to whichever accepts
@@ -180,10 +192,6 @@ func MultiHostURL(clusters ...*Cluster) string {
 	}
 	return "postgres://postgres@" + strings.Join(hosts, ",") + "/postgres?sslmode=disable&target_session_attrs=read-write"
 }
-
-// LogPath returns the server log's path (every start of this cluster
-// appends to it).
-func (c *Cluster) LogPath() string { return c.logPath }
 
 // Log returns the server log so far. It holds the statements, with their
 // parameters, only with Set("log_statement", "all").
@@ -249,7 +257,7 @@ func (c *Cluster) Stop() error {
 	if proc == nil {
 		return nil
 	}
-	if err := interrupt(proc); err == nil {
+	if err := proc.Signal(os.Interrupt); err == nil {
 		select {
 		case <-done:
 			c.forget()
@@ -306,24 +314,24 @@ func (c *Cluster) forget() {
 	c.proc, c.done = nil, nil
 }
 
-// newCluster makes an empty data directory the server's user owns and
-// registers the cleanup that stops the server.
-func newCluster(t testing.TB, opts []Option) *Cluster {
-	t.Helper()
+// newCluster makes an empty data directory under dir that the server's
+// user owns.
+func newCluster(dir string, opts []Option) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	owner, err := serverOwner()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	dir := t.TempDir()
 	if owner != nil {
-		reachable(t, dir)
+		if err := reachable(dir); err != nil {
+			return nil, err
+		}
 	}
 	c := &Cluster{dir: dir, data: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log"),
-		bin: bin, owner: owner, port: freePort(t), settings: map[string]string{
+		bin: bin, owner: owner, port: freePort(), settings: map[string]string{
 			"listen_addresses":           "127.0.0.1",
 			"shared_buffers":             "16MB",
 			"max_connections":            "100",
@@ -340,20 +348,22 @@ func newCluster(t testing.TB, opts []Option) *Cluster {
 		o(c.settings)
 	}
 	if err := os.Mkdir(c.data, 0o700); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	if err := c.chown(c.data); err != nil {
-		t.Fatal(err)
-	}
+	return c, c.chown(c.data)
+}
+
+// cleanup makes the end of the test stop c's server, and show its log
+// if the test failed.
+func cleanup(t testing.TB, c *Cluster) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("pgtest: log of the server on port %d (%s), last lines:\n%s", c.port, c.logPath, c.logTail(30))
+			t.Logf("pgtest: log of the server on port %d (%s), last lines:\n%s", c.port, c.logPath, lastLines(c.Log(), 30))
 		}
 		if err := c.Stop(); err != nil {
 			t.Error(err)
 		}
 	})
-	return c
 }
 
 // start starts the postmaster as a child of the test process and waits
@@ -442,22 +452,12 @@ func (c *Cluster) tool(name string, args ...string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
-func (c *Cluster) writeFile(name, content string) error {
-	path := filepath.Join(c.data, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		return err
-	}
-	return c.chown(path)
-}
-
 func (c *Cluster) chown(path string) error {
 	if c.owner == nil {
 		return nil
 	}
 	return os.Chown(path, c.owner.uid, c.owner.gid)
 }
-
-func (c *Cluster) logTail(n int) string { return lastLines(c.Log(), n) }
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -496,15 +496,15 @@ var ports struct {
 }
 
 // freePort returns a loopback port that was free a moment ago and that no
-// other cluster of this process was given.
-func freePort(t testing.TB) int {
-	t.Helper()
+// other cluster of this process was given (a cluster keeps its port
+// across restarts).
+func freePort() int {
 	ports.Lock()
 	defer ports.Unlock()
 	for {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("pgtest: %v", err)
+			panic(err) // no loopback: no test can run
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
@@ -540,8 +540,7 @@ func serverOwner() (*account, error) {
 
 // reachable lets the postgres user traverse dir's path: it adds the x
 // bits to the directories under the temp root that lack them.
-func reachable(t testing.TB, dir string) {
-	t.Helper()
+func reachable(dir string) error {
 	root := os.Getenv("GOTMPDIR")
 	if root == "" {
 		root = os.TempDir()
@@ -549,18 +548,19 @@ func reachable(t testing.TB, dir string) {
 	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
 		st, err := os.Stat(d)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if st.Mode().Perm()&0o001 != 0 {
 			continue
 		}
 		if !strings.HasPrefix(d, root+string(filepath.Separator)) {
-			t.Fatalf("pgtest: the postgres user cannot reach %s: %s is not searchable by others (set TMPDIR to a directory it can reach)", dir, d)
+			return fmt.Errorf("pgtest: the postgres user cannot reach %s: %s is not searchable by others (set TMPDIR to a directory it can reach)", dir, d)
 		}
 		if err := os.Chmod(d, st.Mode().Perm()|0o011); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }
 
 var bins struct {

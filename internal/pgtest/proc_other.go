@@ -17,8 +17,6 @@ func runAs(cmd *exec.Cmd, owner *account) error {
 	return nil
 }
 
-func interrupt(p *os.Process) error { return p.Signal(os.Interrupt) }
-
 // kill SIGKILLs the postmaster; its backends exit when they notice.
 func kill(p *os.Process) []int {
 	p.Kill()
