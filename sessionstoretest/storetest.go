@@ -51,7 +51,6 @@ func TestStore(t *testing.T, mk MakeStores) {
 		{"CallerOwnsValues", testCallerOwnsValues},
 		{"UpdateRunsFnOnce", testUpdateRunsFnOnce},
 		{"UpdateErrorWritesNothing", testUpdateErrorWritesNothing},
-		{"UpdateEqualKeepsValue", testUpdateEqualKeepsValue},
 		{"UpdateExclusiveAcrossStores", testUpdateExclusive},
 		{"UpdateHonoursContext", testUpdateHonoursContext},
 		{"WritesVisibleToOtherStore", testVisibility},
@@ -62,25 +61,14 @@ func TestStore(t *testing.T, mk MakeStores) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			openFn, stop := mk(t)
-			var mu sync.Mutex
-			var opened []sessionstore.Store
-			t.Cleanup(func() {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, s := range opened {
-					s.Close()
-				}
-				if stop != nil {
-					stop()
-				}
-			})
+			if stop != nil {
+				t.Cleanup(stop) // after the Stores' cleanups, which run first
+			}
 			tt.fn(t, func() sessionstore.Store {
 				t.Helper()
 				s, err := openFn()
 				require.NoError(t, err, "open a Store")
-				mu.Lock()
-				opened = append(opened, s)
-				mu.Unlock()
+				t.Cleanup(func() { s.Close() })
 				return s
 			})
 		})
@@ -114,6 +102,15 @@ func assertSame(t *testing.T, want, got sessionstore.AuthObject, msgAndArgs ...a
 	assert.True(t, want.Equal(got), append([]any{"want %+v, got %+v", want, got}, msgAndArgs...)...)
 }
 
+// assertStored checks that s holds want under name.
+func assertStored(t *testing.T, s sessionstore.Store, name string, want sessionstore.AuthObject, msgAndArgs ...any) {
+	t.Helper()
+	got, err := s.Get(ctxOf(t), name)
+	if assert.NoError(t, err, msgAndArgs...) {
+		assertSame(t, want, got, msgAndArgs...)
+	}
+}
+
 // validNames are auth types every backend accepts, hostile ones included.
 var validNames = []string{
 	"server", "client", "password", "app", "app:12345", "user@example.com",
@@ -129,10 +126,7 @@ func testAuthTypes(t *testing.T, open func() sessionstore.Store) {
 		require.NoError(t, s.Set(ctx, name, sample(i)), "Set %q", name)
 	}
 	for i, name := range validNames {
-		got, err := s.Get(ctx, name)
-		if assert.NoError(t, err, "Get %q", name) {
-			assertSame(t, sample(i), got, "name %q", name)
-		}
+		assertStored(t, s, name, sample(i), "name %q", name)
 	}
 	names, err := s.List(ctx)
 	require.NoError(t, err)
@@ -183,9 +177,7 @@ func testMissing(t *testing.T, open func() sessionstore.Store) {
 	assert.Equal(t, 1, calls)
 	assert.False(t, sawExists, "exists is false for a missing record")
 	assertSame(t, sample(1), got)
-	stored, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), stored)
+	assertStored(t, s, "server", sample(1))
 }
 
 func testRoundTrip(t *testing.T, open func() sessionstore.Store) {
@@ -193,17 +185,10 @@ func testRoundTrip(t *testing.T, open func() sessionstore.Store) {
 	s := open()
 	require.NoError(t, s.Set(ctx, "server", sample(1)))
 	require.NoError(t, s.Set(ctx, "server", sample(2)), "Set replaces")
-	got, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(2), got)
-	assert.Equal(t, sample(2).Extra, got.Extra, "Extra comes back as JSON decodes it")
-
+	assertStored(t, s, "server", sample(2), "Extra comes back as JSON decodes it")
 	minimal := sessionstore.AuthObject{AccessToken: "only-access"}
 	require.NoError(t, s.Set(ctx, "client", minimal))
-	got, err = s.Get(ctx, "client")
-	require.NoError(t, err)
-	assertSame(t, minimal, got)
-	assert.True(t, got.Expiry.IsZero(), "a zero expiry stays zero")
+	assertStored(t, s, "client", minimal, "a zero expiry stays zero")
 
 	// Health is stored with the session, and replaced with it: a Set
 	// without a needs-login mark clears one.
@@ -211,13 +196,9 @@ func testRoundTrip(t *testing.T, open func() sessionstore.Store) {
 	marked.Health = sessionstore.Health{NeedsLogin: time.Date(2030, 1, 2, 3, 4, 6, 0, time.UTC), Reason: "invalid_grant",
 		LastRefresh: time.Date(2030, 1, 2, 2, 4, 5, 0, time.UTC)}
 	require.NoError(t, s.Set(ctx, "server", marked))
-	got, err = s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, marked, got)
+	assertStored(t, s, "server", marked)
 	require.NoError(t, s.Set(ctx, "server", sample(4)))
-	got, err = s.Get(ctx, "server")
-	require.NoError(t, err)
-	assert.Equal(t, sessionstore.Health{}, got.Health, "a new session clears the mark")
+	assertStored(t, s, "server", sample(4), "a new session clears the mark")
 }
 
 func testCallerOwnsValues(t *testing.T, open func() sessionstore.Store) {
@@ -235,9 +216,7 @@ func testCallerOwnsValues(t *testing.T, open func() sessionstore.Store) {
 	got.Extra["list"].([]any)[0] = "changed after Get"
 	got.AccessToken = "changed"
 
-	again, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), again, "changing a value from Get changes nothing stored")
+	assertStored(t, s, "server", sample(1), "changing a value from Get changes nothing stored")
 
 	_, err = s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
 		cur.Extra["obj"].(map[string]any)["k"] = "changed in a failing fn"
@@ -252,9 +231,7 @@ func testCallerOwnsValues(t *testing.T, open func() sessionstore.Store) {
 	returned.Extra["n"] = float64(7)
 	want := sample(1)
 	want.Scope = "updated"
-	again, err = s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, want, again, "neither a failed fn's changes nor Update's result are shared with the store")
+	assertStored(t, s, "server", want, "neither a failed fn's changes nor Update's result are shared with the store")
 }
 
 func testUpdateRunsFnOnce(t *testing.T, open func() sessionstore.Store) {
@@ -271,6 +248,13 @@ func testUpdateRunsFnOnce(t *testing.T, open func() sessionstore.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, calls, "fn runs exactly once")
 	assertSame(t, sample(2), got, "Update returns what it stored")
+
+	got, err = s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		return cur, nil
+	})
+	require.NoError(t, err)
+	assertSame(t, sample(2), got, "an Update that returns cur unchanged")
+	assertStored(t, s, "server", sample(2), "an Update that returns cur unchanged keeps the value")
 }
 
 func testUpdateErrorWritesNothing(t *testing.T, open func() sessionstore.Store) {
@@ -282,9 +266,7 @@ func testUpdateErrorWritesNothing(t *testing.T, open func() sessionstore.Store) 
 		return sample(2), boom
 	})
 	assert.ErrorIs(t, err, boom, "Update returns fn's error")
-	got, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), got, "nothing written")
+	assertStored(t, s, "server", sample(1), "nothing written")
 
 	_, err = s.Update(ctx, "absent", func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
 		return sample(2), boom
@@ -294,26 +276,11 @@ func testUpdateErrorWritesNothing(t *testing.T, open func() sessionstore.Store) 
 	assert.ErrorIs(t, err, sessionstore.ErrNotFound, "a failed Update creates nothing")
 }
 
-func testUpdateEqualKeepsValue(t *testing.T, open func() sessionstore.Store) {
-	ctx := ctxOf(t)
-	s := open()
-	require.NoError(t, s.Set(ctx, "server", sample(1)))
-	got, err := s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
-		return cur, nil
-	})
-	require.NoError(t, err)
-	assertSame(t, sample(1), got)
-	stored, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), stored)
-}
-
 func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 	ctx := ctxOf(t)
 	stores := []sessionstore.Store{open(), open()}
 	const perWorker, workersPerStore = 15, 3
 	var wg sync.WaitGroup
-	errs := make(chan error, len(stores)*workersPerStore)
 	for _, s := range stores {
 		for range workersPerStore {
 			wg.Go(func() {
@@ -325,8 +292,7 @@ func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 						cur.Extra["n"] = cur.Extra["n"].(float64) + 1
 						return cur, nil
 					})
-					if err != nil {
-						errs <- err
+					if !assert.NoError(t, err) {
 						return
 					}
 				}
@@ -334,10 +300,6 @@ func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 		}
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		assert.NoError(t, err)
-	}
 	want := float64(len(stores) * workersPerStore * perWorker)
 	for i, s := range stores {
 		assert.Eventually(t, func() bool {
@@ -358,7 +320,6 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 	const writers, sets, readers = 3, 25, 2
 	done := make(chan struct{})
 	var rwg, wwg sync.WaitGroup
-	errs := make(chan error, writers+readers)
 	for range readers {
 		rwg.Go(func() {
 			for {
@@ -367,8 +328,7 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 					return
 				default:
 				}
-				if _, err := reader.Get(ctx, "server"); err != nil {
-					errs <- err
+				if _, err := reader.Get(ctx, "server"); !assert.NoError(t, err) {
 					return
 				}
 			}
@@ -378,8 +338,7 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 		s := open()
 		wwg.Go(func() {
 			for i := range sets {
-				if err := s.Set(ctx, "server", sample(100*(w+1)+i)); err != nil {
-					errs <- err
+				if !assert.NoError(t, s.Set(ctx, "server", sample(100*(w+1)+i))) {
 					return
 				}
 			}
@@ -388,10 +347,6 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 	wwg.Wait()
 	close(done)
 	rwg.Wait()
-	close(errs)
-	for err := range errs {
-		assert.NoError(t, err)
-	}
 	got, err := open().Get(ctx, "server")
 	require.NoError(t, err)
 	n := int(got.Extra["n"].(float64))
@@ -430,9 +385,7 @@ func testVisibility(t *testing.T, open func() sessionstore.Store) {
 	ctx := ctxOf(t)
 	s1, s2 := open(), open()
 	require.NoError(t, s1.Set(ctx, "server", sample(1)))
-	got, err := s2.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), got, "a new Store sees a record written before it read")
+	assertStored(t, s2, "server", sample(1), "a new Store sees a record written before it read")
 
 	for i := 2; i <= 4; i++ {
 		require.NoError(t, s1.Set(ctx, "server", sample(i)))
@@ -471,9 +424,7 @@ func testDeleteAndList(t *testing.T, open func() sessionstore.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "server"}, names)
 	require.NoError(t, s.Set(ctx, "client", sample(9)), "a deleted name can be set again")
-	got, err := s.Get(ctx, "client")
-	require.NoError(t, err)
-	assertSame(t, sample(9), got)
+	assertStored(t, s, "client", sample(9))
 }
 
 func testClose(t *testing.T, open func() sessionstore.Store) {
@@ -497,7 +448,5 @@ func testClose(t *testing.T, open func() sessionstore.Store) {
 	_, err = s1.List(ctx)
 	assert.ErrorIs(t, err, sessionstore.ErrClosed, "List")
 
-	got, err := s2.Get(ctx, "server")
-	require.NoError(t, err, "another Store over the same data stays open")
-	assertSame(t, sample(1), got, "and the data is intact")
+	assertStored(t, s2, "server", sample(1), "another Store over the same data stays open, the data intact")
 }
