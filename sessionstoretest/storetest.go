@@ -111,6 +111,22 @@ func assertStored(t *testing.T, s sessionstore.Store, name string, want sessions
 	}
 }
 
+// list returns s's names.
+func list(t *testing.T, s sessionstore.Store) []string {
+	t.Helper()
+	names, err := s.List(ctxOf(t))
+	require.NoError(t, err)
+	return names
+}
+
+// notCalled is an Update fn that fails the test if it runs.
+func notCalled(t *testing.T, msg string) func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
+	return func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		t.Error(msg)
+		return cur, nil
+	}
+}
+
 // validNames are auth types every backend accepts, hostile ones included.
 var validNames = []string{
 	"server", "client", "password", "app", "app:12345", "user@example.com",
@@ -128,15 +144,11 @@ func testAuthTypes(t *testing.T, open func() sessionstore.Store) {
 	for i, name := range validNames {
 		assertStored(t, s, name, sample(i), "name %q", name)
 	}
-	names, err := s.List(ctx)
-	require.NoError(t, err)
-	assert.ElementsMatch(t, validNames, names, "List returns every name exactly")
+	assert.ElementsMatch(t, validNames, list(t, s), "List returns every name exactly")
 	for _, name := range validNames {
 		assert.NoError(t, s.Delete(ctx, name), "Delete %q", name)
 	}
-	names, err = s.List(ctx)
-	require.NoError(t, err)
-	assert.Empty(t, names)
+	assert.Empty(t, list(t, s))
 }
 
 func testInvalidAuthTypes(t *testing.T, open func() sessionstore.Store) {
@@ -146,18 +158,11 @@ func testInvalidAuthTypes(t *testing.T, open func() sessionstore.Store) {
 		_, err := s.Get(ctx, name)
 		assert.ErrorIs(t, err, sessionstore.ErrInvalidAuthType, "Get %q", name)
 		assert.ErrorIs(t, s.Set(ctx, name, sample(1)), sessionstore.ErrInvalidAuthType, "Set %q", name)
-		called := false
-		_, err = s.Update(ctx, name, func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
-			called = true
-			return cur, nil
-		})
+		_, err = s.Update(ctx, name, notCalled(t, fmt.Sprintf("Update %q must not call fn", name)))
 		assert.ErrorIs(t, err, sessionstore.ErrInvalidAuthType, "Update %q", name)
-		assert.False(t, called, "Update %q must not call fn", name)
 		assert.ErrorIs(t, s.Delete(ctx, name), sessionstore.ErrInvalidAuthType, "Delete %q", name)
 	}
-	names, err := s.List(ctx)
-	require.NoError(t, err)
-	assert.Empty(t, names, "nothing was stored")
+	assert.Empty(t, list(t, s), "nothing was stored")
 }
 
 func testMissing(t *testing.T, open func() sessionstore.Store) {
@@ -370,13 +375,8 @@ func testUpdateHonoursContext(t *testing.T, open func() sessionstore.Store) {
 	<-holding
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	called := false
-	_, err := s2.Update(short, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
-		called = true
-		return cur, nil
-	})
+	_, err := s2.Update(short, "server", notCalled(t, "fn does not run without the lock"))
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "a lock wait ends with its context")
-	assert.False(t, called, "fn does not run without the lock")
 	close(release)
 	require.NoError(t, <-done)
 }
@@ -399,30 +399,22 @@ func testVisibility(t *testing.T, open func() sessionstore.Store) {
 		_, err := s2.Get(ctx, "server")
 		return errors.Is(err, sessionstore.ErrNotFound)
 	}, Visibility, time.Millisecond, "the other Store sees the delete")
-	names, err := s2.List(ctx)
-	require.NoError(t, err)
-	assert.Empty(t, names)
+	assert.Empty(t, list(t, s2))
 }
 
 func testDeleteAndList(t *testing.T, open func() sessionstore.Store) {
 	ctx := ctxOf(t)
 	s := open()
-	names, err := s.List(ctx)
-	require.NoError(t, err)
-	assert.Empty(t, names, "a new store is empty")
+	assert.Empty(t, list(t, s), "a new store is empty")
 	for i, name := range []string{"server", "app:12345", "client", "Zeta", "alpha"} {
 		require.NoError(t, s.Set(ctx, name, sample(i)))
 	}
-	names, err = s.List(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "client", "server"}, names, "sorted")
+	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "client", "server"}, list(t, s), "sorted")
 	require.NoError(t, s.Delete(ctx, "client"))
 	require.NoError(t, s.Delete(ctx, "client"), "twice")
-	_, err = s.Get(ctx, "client")
+	_, err := s.Get(ctx, "client")
 	assert.ErrorIs(t, err, sessionstore.ErrNotFound)
-	names, err = s.List(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "server"}, names)
+	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "server"}, list(t, s))
 	require.NoError(t, s.Set(ctx, "client", sample(9)), "a deleted name can be set again")
 	assertStored(t, s, "client", sample(9))
 }
@@ -439,10 +431,7 @@ func testClose(t *testing.T, open func() sessionstore.Store) {
 	_, err = s1.Get(ctx, "server")
 	assert.ErrorIs(t, err, sessionstore.ErrClosed, "Get")
 	assert.ErrorIs(t, s1.Set(ctx, "server", sample(2)), sessionstore.ErrClosed, "Set")
-	_, err = s1.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
-		t.Error("fn runs on a closed Store")
-		return cur, nil
-	})
+	_, err = s1.Update(ctx, "server", notCalled(t, "fn runs on a closed Store"))
 	assert.ErrorIs(t, err, sessionstore.ErrClosed, "Update")
 	assert.ErrorIs(t, s1.Delete(ctx, "server"), sessionstore.ErrClosed, "Delete")
 	_, err = s1.List(ctx)
