@@ -12,13 +12,11 @@ import (
 
 // runAs makes cmd run as owner (nil: as ourselves) and die with the test
 // process, so that a test binary killed by its timeout leaves no server.
-func runAs(cmd *exec.Cmd, owner *account) error {
-	attr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+func runAs(cmd *exec.Cmd, owner *account) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if owner != nil {
-		attr.Credential = &syscall.Credential{Uid: uint32(owner.uid), Gid: uint32(owner.gid)}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(owner.uid), Gid: uint32(owner.gid)}
 	}
-	cmd.SysProcAttr = attr
-	return nil
 }
 
 // kill SIGKILLs the postmaster and its children, as a crash of the
