@@ -267,15 +267,12 @@ func testUpdateErrorWritesNothing(t *testing.T, open func() sessionstore.Store) 
 	s := open()
 	require.NoError(t, s.Set(ctx, "server", sample(1)))
 	boom := errors.New("fn failed")
-	_, err := s.Update(ctx, "server", func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
-		return sample(2), boom
-	})
+	fail := func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) { return sample(2), boom }
+	_, err := s.Update(ctx, "server", fail)
 	assert.ErrorIs(t, err, boom, "Update returns fn's error")
 	assertStored(t, s, "server", sample(1), "nothing written")
 
-	_, err = s.Update(ctx, "absent", func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
-		return sample(2), boom
-	})
+	_, err = s.Update(ctx, "absent", fail)
 	assert.ErrorIs(t, err, boom)
 	_, err = s.Get(ctx, "absent")
 	assert.ErrorIs(t, err, sessionstore.ErrNotFound, "a failed Update creates nothing")

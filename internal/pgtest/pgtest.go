@@ -77,8 +77,7 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 	return c
 }
 
-// initAndStart makes the cluster's data directory with initdb and starts
-// its server.
+// initAndStart runs initdb and starts the server.
 func (c *Cluster) initAndStart() error {
 	if out, err := c.tool("initdb", "-D", c.data, "-U", "postgres", "--auth=trust",
 		"--locale=C", "--encoding=UTF8", "--no-sync"); err != nil {
@@ -171,8 +170,7 @@ func (c *Cluster) Promote(t testing.TB) {
 	}
 }
 
-// Port returns the server's TCP port on 127.0.0.1 (the same across
-// restarts).
+// Port returns the server's TCP port on 127.0.0.1, the same across restarts.
 func (c *Cluster) Port() int { return c.port }
 
 // URL returns the superuser's connection URL:
@@ -199,8 +197,7 @@ func (c *Cluster) Log() string {
 	return string(b)
 }
 
-// Pool returns a pool of the superuser's connections, closed at the end of
-// the test.
+// Pool returns a pool of the superuser's connections, closed at the test's end.
 func (c *Cluster) Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	p, err := pgxpool.New(context.Background(), c.URL())
@@ -306,7 +303,6 @@ func (c *Cluster) running() (*os.Process, chan struct{}) {
 	return c.proc, c.done
 }
 
-// forget forgets the reaped process.
 func (c *Cluster) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -353,8 +349,7 @@ func newCluster(dir string, opts []Option) (*Cluster, error) {
 	return c, c.chown(c.data)
 }
 
-// cleanup makes the end of the test stop c's server, and show its log
-// if the test failed.
+// cleanup stops c's server at the test's end, showing its log if it failed.
 func cleanup(t testing.TB, c *Cluster) {
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -366,8 +361,7 @@ func cleanup(t testing.TB, c *Cluster) {
 	})
 }
 
-// start starts the postmaster as a child of the test process and waits
-// until it accepts connections.
+// start starts the postmaster and waits until it accepts connections.
 func (c *Cluster) start() error {
 	log, err := os.OpenFile(c.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
