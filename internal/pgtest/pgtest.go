@@ -48,7 +48,6 @@ type Cluster struct {
 	port               int
 	settings           map[string]string
 
-	mu   sync.Mutex
 	proc *os.Process   // the running postmaster; nil when stopped
 	done chan struct{} // closed when proc has been reaped
 }
@@ -249,14 +248,14 @@ func (c *Cluster) Restart(t testing.TB) {
 // it; one that does not stop within 30 s is killed. Stopping a stopped
 // server does nothing.
 func (c *Cluster) Stop() error {
-	proc, done := c.running()
+	proc, done := c.proc, c.done
 	if proc == nil {
 		return nil
 	}
 	if err := proc.Signal(os.Interrupt); err == nil {
 		select {
 		case <-done:
-			c.forget()
+			c.proc, c.done = nil, nil
 			return nil
 		case <-time.After(stopTimeout):
 		}
@@ -271,7 +270,7 @@ func (c *Cluster) Stop() error {
 // It returns once they are gone and the port is closed. Killing a stopped
 // server does nothing.
 func (c *Cluster) Kill() error {
-	proc, done := c.running()
+	proc, done := c.proc, c.done
 	if proc == nil {
 		return nil
 	}
@@ -281,7 +280,7 @@ func (c *Cluster) Kill() error {
 	case <-time.After(stopTimeout):
 		return fmt.Errorf("pgtest: postmaster %d survived SIGKILL for %v", proc.Pid, stopTimeout)
 	}
-	c.forget()
+	c.proc, c.done = nil, nil
 	return poll(stopTimeout, func(context.Context) error {
 		for _, pid := range left {
 			if alive(pid) {
@@ -295,18 +294,6 @@ func (c *Cluster) Kill() error {
 		}
 		return nil
 	})
-}
-
-func (c *Cluster) running() (*os.Process, chan struct{}) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.proc, c.done
-}
-
-func (c *Cluster) forget() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.proc, c.done = nil, nil
 }
 
 // newCluster makes an empty data directory under dir that the server's
@@ -384,9 +371,7 @@ func (c *Cluster) start() error {
 		cmd.Wait()
 		close(done)
 	}()
-	c.mu.Lock()
 	c.proc, c.done = cmd.Process, done
-	c.mu.Unlock()
 	err = poll(readyTimeout, func(ctx context.Context) error {
 		select {
 		case <-done:
@@ -407,7 +392,7 @@ func (c *Cluster) start() error {
 		if !errors.Is(err, errExited) {
 			c.Kill()
 		}
-		c.forget()
+		c.proc, c.done = nil, nil
 		tail := c.Log()[from:]
 		return fmt.Errorf("postgres on port %d not ready: %w; its log:\n%s", c.port, err, lastLines(tail, 30))
 	}
