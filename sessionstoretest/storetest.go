@@ -1,11 +1,7 @@
 // Package sessionstoretest helps test sessionstore backends and the
-// programs that use them.
-//
-// TestStore is the conformance suite that every sessionstore.Store passes
-// (filestore, etcdstore and memstore run it from their own tests); a new
-// backend runs it too. Provider is a real OAuth 2 provider on loopback that
-// rotates refresh tokens, for tests and examples that refresh tokens
-// through sessionstore.TokenSource.
+// programs that use them: TestStore is the conformance suite that every
+// sessionstore.Store passes, and Provider a real OAuth 2 provider on
+// loopback that rotates refresh tokens.
 package sessionstoretest
 
 import (
