@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -288,6 +289,7 @@ func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 							cur = sessionstore.AuthObject{AccessToken: "t", Extra: map[string]any{"n": float64(0)}}
 						}
 						cur.Extra["n"] = cur.Extra["n"].(float64) + 1
+						runtime.Gosched() // a Store that is not exclusive loses updates here
 						return cur, nil
 					})
 					if !assert.NoError(t, err) {
