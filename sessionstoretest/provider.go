@@ -25,13 +25,6 @@ const (
 	AppToken     = "test-app-token"
 )
 
-// Credentials and the provider: a real OAuth 2 authorization server and API
-// on loopback (net/http/httptest), for the tests of programs that use
-// sessionstore and for its examples. It speaks the token endpoint protocol
-// that golang.org/x/oauth2 uses, plus Podio's password and app grants, and it
-// rotates refresh tokens the way strict providers do: a refresh token works
-// once, and reusing it gets invalid_grant.
-
 // Stats counts what the provider saw.
 type Stats struct {
 	TokenRequests int // requests to the token endpoint, whatever their answer
@@ -43,35 +36,31 @@ type Stats struct {
 	Failures      int // token requests answered with an injected failure (SetFailing, SetTokenError)
 }
 
-// A Provider is a local OAuth 2 provider and API. Its methods are safe for
-// concurrent use.
+// A Provider is a real OAuth 2 authorization server and API on loopback
+// (net/http/httptest). It speaks the token endpoint protocol of
+// golang.org/x/oauth2, plus Podio's password and app grants, and rotates
+// refresh tokens as strict providers do: a refresh token works once, and
+// reusing it gets invalid_grant. Its methods are safe for concurrent use.
 type Provider struct {
 	*httptest.Server
+	lifetime time.Duration
 
-	mu             sync.Mutex // guards everything below
-	lifetime       time.Duration
-	omitRefresh    bool
-	fail           bool
-	failStatus     int    // SetTokenError's status; 0: 503
-	failCode       string // SetTokenError's error code
-	echo           bool
-	refreshDelay   time.Duration
-	n              int
-	access         map[string]time.Time // access token → expiry
-	refresh        map[string]bool      // refresh token → still usable
-	refreshSubject map[string]string    // refresh token → ref type:id
-	stats          Stats
+	mu           sync.Mutex // guards everything below
+	omitRefresh  bool
+	failStatus   int    // SetTokenError's status; 0: working
+	failCode     string // SetTokenError's error code
+	echo         bool
+	refreshDelay time.Duration
+	n            int
+	access       map[string]time.Time // access token → expiry
+	refresh      map[string]string    // usable refresh token → its subject, type:id
+	stats        Stats
 }
 
 // NewProvider starts a provider on 127.0.0.1 whose access tokens live for
 // lifetime. Close it when done.
 func NewProvider(lifetime time.Duration) *Provider {
-	s := &Provider{
-		lifetime:       lifetime,
-		access:         make(map[string]time.Time),
-		refresh:        make(map[string]bool),
-		refreshSubject: make(map[string]string),
-	}
+	s := &Provider{lifetime: lifetime, access: map[string]time.Time{}, refresh: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth/token", s.token)
 	mux.HandleFunc("GET /api/me", s.api)
@@ -108,9 +97,11 @@ func (s *Provider) Stats() Stats {
 
 // SetFailing makes the token endpoint answer 503 (true) or work (false).
 func (s *Provider) SetFailing(fail bool) {
-	s.mu.Lock()
-	s.fail, s.failStatus, s.failCode = fail, 0, ""
-	s.mu.Unlock()
+	if fail {
+		s.SetTokenError(http.StatusServiceUnavailable, "temporarily_unavailable")
+	} else {
+		s.SetTokenError(0, "")
+	}
 }
 
 // SetTokenError makes the token endpoint answer every request with HTTP
@@ -118,7 +109,7 @@ func (s *Provider) SetFailing(fail bool) {
 // "invalid_client" or 400 "invalid_grant"); status 0 makes it work again.
 func (s *Provider) SetTokenError(status int, code string) {
 	s.mu.Lock()
-	s.fail, s.failStatus, s.failCode = status != 0, status, code
+	s.failStatus, s.failCode = status, code
 	s.mu.Unlock()
 }
 
@@ -128,14 +119,9 @@ func (s *Provider) SetTokenError(status int, code string) {
 // work, and issue refresh tokens that do.
 func (s *Provider) RevokeRefreshTokens() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for rt := range s.refresh {
-		s.refresh[rt] = false
-	}
+	clear(s.refresh)
+	s.mu.Unlock()
 }
-
-// SetLifetime makes the access tokens issued from now on live for d.
-func (s *Provider) SetLifetime(d time.Duration) { s.mu.Lock(); s.lifetime = d; s.mu.Unlock() }
 
 // SetEchoTokens makes error responses repeat the refresh token they were
 // sent in their error_description, as careless providers do: a test that
@@ -175,8 +161,8 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	fail, failStatus, failCode, delay, echo := s.fail, s.failStatus, s.failCode, s.refreshDelay, s.echo
-	if fail {
+	failStatus, failCode, delay, echo := s.failStatus, s.failCode, s.refreshDelay, s.echo
+	if failStatus != 0 {
 		s.stats.Failures++
 	}
 	s.mu.Unlock()
@@ -186,53 +172,49 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		}
 		return ""
 	}
-	if fail {
-		if failStatus == 0 {
-			failStatus, failCode = http.StatusServiceUnavailable, "temporarily_unavailable"
-		}
+	if failStatus != 0 {
 		oauthError(w, failStatus, failCode, describe(failCode))
 		return
 	}
-	switch r.PostForm.Get("grant_type") {
+	var subject string // type:id
+	switch f := r.PostForm; f.Get("grant_type") {
 	case "refresh_token":
 		time.Sleep(delay)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		rt := r.PostForm.Get("refresh_token")
-		if !s.refresh[rt] {
+		rt := f.Get("refresh_token")
+		subject, ok := s.refresh[rt]
+		if !ok {
 			s.stats.InvalidGrants++
 			oauthError(w, http.StatusBadRequest, "invalid_grant", describe("invalid_grant"))
 			return
 		}
-		subject := s.refreshSubject[rt]
 		s.stats.Refreshes++
-		if s.omitRefresh {
-			s.issue(w, subject, false) // rt stays valid
-			return
+		if !s.omitRefresh {
+			delete(s.refresh, rt) // a refresh token works once
 		}
-		s.refresh[rt] = false // a refresh token works once
-		s.issue(w, subject, true)
+		s.issue(w, subject, !s.omitRefresh)
+		return
 	case "password":
-		if r.PostForm.Get("username") != Username || r.PostForm.Get("password") != Password {
-			oauthError(w, http.StatusBadRequest, "invalid_grant")
-			return
+		if f.Get("username") == Username && f.Get("password") == Password {
+			subject = "user:1"
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.stats.Logins++
-		s.issue(w, "user:1", true)
 	case "app": // Podio's app authentication
-		if r.PostForm.Get("app_id") != AppID || r.PostForm.Get("app_token") != AppToken {
-			oauthError(w, http.StatusBadRequest, "invalid_grant")
-			return
+		if f.Get("app_id") == AppID && f.Get("app_token") == AppToken {
+			subject = "app:" + AppID
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.stats.Logins++
-		s.issue(w, "app:"+AppID, true)
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
+		return
 	}
+	if subject == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_grant")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Logins++
+	s.issue(w, subject, true)
 }
 
 // issue writes a token response, with a new refresh token if withRT;
@@ -252,8 +234,7 @@ func (s *Provider) issue(w http.ResponseWriter, subject string, withRT bool) {
 	resp["ref"] = map[string]any{"type": typ, "id": id}
 	if withRT {
 		rt := fmt.Sprintf("refresh-%d", s.n)
-		s.refresh[rt] = true
-		s.refreshSubject[rt] = subject
+		s.refresh[rt] = subject
 		resp["refresh_token"] = rt
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -1,17 +1,14 @@
 // Package sessionstoretest helps test sessionstore backends and the
-// programs that use them.
-//
-// TestStore is the conformance suite that every sessionstore.Store passes
-// (filestore, etcdstore and memstore run it from their own tests); a new
-// backend runs it too. Provider is a real OAuth 2 provider on loopback that
-// rotates refresh tokens, for tests and examples that refresh tokens
-// through sessionstore.TokenSource.
+// programs that use them: TestStore is the conformance suite that every
+// sessionstore.Store passes, and Provider a real OAuth 2 provider on
+// loopback that rotates refresh tokens.
 package sessionstoretest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -51,7 +48,6 @@ func TestStore(t *testing.T, mk MakeStores) {
 		{"CallerOwnsValues", testCallerOwnsValues},
 		{"UpdateRunsFnOnce", testUpdateRunsFnOnce},
 		{"UpdateErrorWritesNothing", testUpdateErrorWritesNothing},
-		{"UpdateEqualKeepsValue", testUpdateEqualKeepsValue},
 		{"UpdateExclusiveAcrossStores", testUpdateExclusive},
 		{"UpdateHonoursContext", testUpdateHonoursContext},
 		{"WritesVisibleToOtherStore", testVisibility},
@@ -62,25 +58,14 @@ func TestStore(t *testing.T, mk MakeStores) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			openFn, stop := mk(t)
-			var mu sync.Mutex
-			var opened []sessionstore.Store
-			t.Cleanup(func() {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, s := range opened {
-					s.Close()
-				}
-				if stop != nil {
-					stop()
-				}
-			})
+			if stop != nil {
+				t.Cleanup(stop) // after the Stores' cleanups, which run first
+			}
 			tt.fn(t, func() sessionstore.Store {
 				t.Helper()
 				s, err := openFn()
 				require.NoError(t, err, "open a Store")
-				mu.Lock()
-				opened = append(opened, s)
-				mu.Unlock()
+				t.Cleanup(func() { s.Close() })
 				return s
 			})
 		})
@@ -114,6 +99,31 @@ func assertSame(t *testing.T, want, got sessionstore.AuthObject, msgAndArgs ...a
 	assert.True(t, want.Equal(got), append([]any{"want %+v, got %+v", want, got}, msgAndArgs...)...)
 }
 
+// assertStored checks that s holds want under name.
+func assertStored(t *testing.T, s sessionstore.Store, name string, want sessionstore.AuthObject, msgAndArgs ...any) {
+	t.Helper()
+	got, err := s.Get(ctxOf(t), name)
+	if assert.NoError(t, err, msgAndArgs...) {
+		assertSame(t, want, got, msgAndArgs...)
+	}
+}
+
+// list returns s's names.
+func list(t *testing.T, s sessionstore.Store) []string {
+	t.Helper()
+	names, err := s.List(ctxOf(t))
+	require.NoError(t, err)
+	return names
+}
+
+// notCalled is an Update fn that fails the test if it runs.
+func notCalled(t *testing.T, msg string) func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
+	return func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		t.Error(msg)
+		return cur, nil
+	}
+}
+
 // validNames are auth types every backend accepts, hostile ones included.
 var validNames = []string{
 	"server", "client", "password", "app", "app:12345", "user@example.com",
@@ -129,20 +139,13 @@ func testAuthTypes(t *testing.T, open func() sessionstore.Store) {
 		require.NoError(t, s.Set(ctx, name, sample(i)), "Set %q", name)
 	}
 	for i, name := range validNames {
-		got, err := s.Get(ctx, name)
-		if assert.NoError(t, err, "Get %q", name) {
-			assertSame(t, sample(i), got, "name %q", name)
-		}
+		assertStored(t, s, name, sample(i), "name %q", name)
 	}
-	names, err := s.List(ctx)
-	require.NoError(t, err)
-	assert.ElementsMatch(t, validNames, names, "List returns every name exactly")
+	assert.ElementsMatch(t, validNames, list(t, s), "List returns every name exactly")
 	for _, name := range validNames {
 		assert.NoError(t, s.Delete(ctx, name), "Delete %q", name)
 	}
-	names, err = s.List(ctx)
-	require.NoError(t, err)
-	assert.Empty(t, names)
+	assert.Empty(t, list(t, s))
 }
 
 func testInvalidAuthTypes(t *testing.T, open func() sessionstore.Store) {
@@ -152,18 +155,11 @@ func testInvalidAuthTypes(t *testing.T, open func() sessionstore.Store) {
 		_, err := s.Get(ctx, name)
 		assert.ErrorIs(t, err, sessionstore.ErrInvalidAuthType, "Get %q", name)
 		assert.ErrorIs(t, s.Set(ctx, name, sample(1)), sessionstore.ErrInvalidAuthType, "Set %q", name)
-		called := false
-		_, err = s.Update(ctx, name, func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
-			called = true
-			return cur, nil
-		})
+		_, err = s.Update(ctx, name, notCalled(t, fmt.Sprintf("Update %q must not call fn", name)))
 		assert.ErrorIs(t, err, sessionstore.ErrInvalidAuthType, "Update %q", name)
-		assert.False(t, called, "Update %q must not call fn", name)
 		assert.ErrorIs(t, s.Delete(ctx, name), sessionstore.ErrInvalidAuthType, "Delete %q", name)
 	}
-	names, err := s.List(ctx)
-	require.NoError(t, err)
-	assert.Empty(t, names, "nothing was stored")
+	assert.Empty(t, list(t, s), "nothing was stored")
 }
 
 func testMissing(t *testing.T, open func() sessionstore.Store) {
@@ -183,9 +179,7 @@ func testMissing(t *testing.T, open func() sessionstore.Store) {
 	assert.Equal(t, 1, calls)
 	assert.False(t, sawExists, "exists is false for a missing record")
 	assertSame(t, sample(1), got)
-	stored, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), stored)
+	assertStored(t, s, "server", sample(1))
 }
 
 func testRoundTrip(t *testing.T, open func() sessionstore.Store) {
@@ -193,17 +187,10 @@ func testRoundTrip(t *testing.T, open func() sessionstore.Store) {
 	s := open()
 	require.NoError(t, s.Set(ctx, "server", sample(1)))
 	require.NoError(t, s.Set(ctx, "server", sample(2)), "Set replaces")
-	got, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(2), got)
-	assert.Equal(t, sample(2).Extra, got.Extra, "Extra comes back as JSON decodes it")
-
+	assertStored(t, s, "server", sample(2), "Extra comes back as JSON decodes it")
 	minimal := sessionstore.AuthObject{AccessToken: "only-access"}
 	require.NoError(t, s.Set(ctx, "client", minimal))
-	got, err = s.Get(ctx, "client")
-	require.NoError(t, err)
-	assertSame(t, minimal, got)
-	assert.True(t, got.Expiry.IsZero(), "a zero expiry stays zero")
+	assertStored(t, s, "client", minimal, "a zero expiry stays zero")
 
 	// Health is stored with the session, and replaced with it: a Set
 	// without a needs-login mark clears one.
@@ -211,13 +198,9 @@ func testRoundTrip(t *testing.T, open func() sessionstore.Store) {
 	marked.Health = sessionstore.Health{NeedsLogin: time.Date(2030, 1, 2, 3, 4, 6, 0, time.UTC), Reason: "invalid_grant",
 		LastRefresh: time.Date(2030, 1, 2, 2, 4, 5, 0, time.UTC)}
 	require.NoError(t, s.Set(ctx, "server", marked))
-	got, err = s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, marked, got)
+	assertStored(t, s, "server", marked)
 	require.NoError(t, s.Set(ctx, "server", sample(4)))
-	got, err = s.Get(ctx, "server")
-	require.NoError(t, err)
-	assert.Equal(t, sessionstore.Health{}, got.Health, "a new session clears the mark")
+	assertStored(t, s, "server", sample(4), "a new session clears the mark")
 }
 
 func testCallerOwnsValues(t *testing.T, open func() sessionstore.Store) {
@@ -235,9 +218,7 @@ func testCallerOwnsValues(t *testing.T, open func() sessionstore.Store) {
 	got.Extra["list"].([]any)[0] = "changed after Get"
 	got.AccessToken = "changed"
 
-	again, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), again, "changing a value from Get changes nothing stored")
+	assertStored(t, s, "server", sample(1), "changing a value from Get changes nothing stored")
 
 	_, err = s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
 		cur.Extra["obj"].(map[string]any)["k"] = "changed in a failing fn"
@@ -252,9 +233,7 @@ func testCallerOwnsValues(t *testing.T, open func() sessionstore.Store) {
 	returned.Extra["n"] = float64(7)
 	want := sample(1)
 	want.Scope = "updated"
-	again, err = s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, want, again, "neither a failed fn's changes nor Update's result are shared with the store")
+	assertStored(t, s, "server", want, "neither a failed fn's changes nor Update's result are shared with the store")
 }
 
 func testUpdateRunsFnOnce(t *testing.T, open func() sessionstore.Store) {
@@ -271,6 +250,13 @@ func testUpdateRunsFnOnce(t *testing.T, open func() sessionstore.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, calls, "fn runs exactly once")
 	assertSame(t, sample(2), got, "Update returns what it stored")
+
+	got, err = s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
+		return cur, nil
+	})
+	require.NoError(t, err)
+	assertSame(t, sample(2), got, "an Update that returns cur unchanged")
+	assertStored(t, s, "server", sample(2), "an Update that returns cur unchanged keeps the value")
 }
 
 func testUpdateErrorWritesNothing(t *testing.T, open func() sessionstore.Store) {
@@ -278,34 +264,15 @@ func testUpdateErrorWritesNothing(t *testing.T, open func() sessionstore.Store) 
 	s := open()
 	require.NoError(t, s.Set(ctx, "server", sample(1)))
 	boom := errors.New("fn failed")
-	_, err := s.Update(ctx, "server", func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
-		return sample(2), boom
-	})
+	fail := func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) { return sample(2), boom }
+	_, err := s.Update(ctx, "server", fail)
 	assert.ErrorIs(t, err, boom, "Update returns fn's error")
-	got, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), got, "nothing written")
+	assertStored(t, s, "server", sample(1), "nothing written")
 
-	_, err = s.Update(ctx, "absent", func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error) {
-		return sample(2), boom
-	})
+	_, err = s.Update(ctx, "absent", fail)
 	assert.ErrorIs(t, err, boom)
 	_, err = s.Get(ctx, "absent")
 	assert.ErrorIs(t, err, sessionstore.ErrNotFound, "a failed Update creates nothing")
-}
-
-func testUpdateEqualKeepsValue(t *testing.T, open func() sessionstore.Store) {
-	ctx := ctxOf(t)
-	s := open()
-	require.NoError(t, s.Set(ctx, "server", sample(1)))
-	got, err := s.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
-		return cur, nil
-	})
-	require.NoError(t, err)
-	assertSame(t, sample(1), got)
-	stored, err := s.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), stored)
 }
 
 func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
@@ -313,7 +280,6 @@ func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 	stores := []sessionstore.Store{open(), open()}
 	const perWorker, workersPerStore = 15, 3
 	var wg sync.WaitGroup
-	errs := make(chan error, len(stores)*workersPerStore)
 	for _, s := range stores {
 		for range workersPerStore {
 			wg.Go(func() {
@@ -323,10 +289,10 @@ func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 							cur = sessionstore.AuthObject{AccessToken: "t", Extra: map[string]any{"n": float64(0)}}
 						}
 						cur.Extra["n"] = cur.Extra["n"].(float64) + 1
+						runtime.Gosched() // a Store that is not exclusive loses updates here
 						return cur, nil
 					})
-					if err != nil {
-						errs <- err
+					if !assert.NoError(t, err) {
 						return
 					}
 				}
@@ -334,10 +300,6 @@ func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 		}
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		assert.NoError(t, err)
-	}
 	want := float64(len(stores) * workersPerStore * perWorker)
 	for i, s := range stores {
 		assert.Eventually(t, func() bool {
@@ -358,7 +320,6 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 	const writers, sets, readers = 3, 25, 2
 	done := make(chan struct{})
 	var rwg, wwg sync.WaitGroup
-	errs := make(chan error, writers+readers)
 	for range readers {
 		rwg.Go(func() {
 			for {
@@ -367,8 +328,7 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 					return
 				default:
 				}
-				if _, err := reader.Get(ctx, "server"); err != nil {
-					errs <- err
+				if _, err := reader.Get(ctx, "server"); !assert.NoError(t, err) {
 					return
 				}
 			}
@@ -378,8 +338,7 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 		s := open()
 		wwg.Go(func() {
 			for i := range sets {
-				if err := s.Set(ctx, "server", sample(100*(w+1)+i)); err != nil {
-					errs <- err
+				if !assert.NoError(t, s.Set(ctx, "server", sample(100*(w+1)+i))) {
 					return
 				}
 			}
@@ -388,10 +347,6 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 	wwg.Wait()
 	close(done)
 	rwg.Wait()
-	close(errs)
-	for err := range errs {
-		assert.NoError(t, err)
-	}
 	got, err := open().Get(ctx, "server")
 	require.NoError(t, err)
 	n := int(got.Extra["n"].(float64))
@@ -415,13 +370,8 @@ func testUpdateHonoursContext(t *testing.T, open func() sessionstore.Store) {
 	<-holding
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	called := false
-	_, err := s2.Update(short, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
-		called = true
-		return cur, nil
-	})
+	_, err := s2.Update(short, "server", notCalled(t, "fn does not run without the lock"))
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "a lock wait ends with its context")
-	assert.False(t, called, "fn does not run without the lock")
 	close(release)
 	require.NoError(t, <-done)
 }
@@ -430,9 +380,7 @@ func testVisibility(t *testing.T, open func() sessionstore.Store) {
 	ctx := ctxOf(t)
 	s1, s2 := open(), open()
 	require.NoError(t, s1.Set(ctx, "server", sample(1)))
-	got, err := s2.Get(ctx, "server")
-	require.NoError(t, err)
-	assertSame(t, sample(1), got, "a new Store sees a record written before it read")
+	assertStored(t, s2, "server", sample(1), "a new Store sees a record written before it read")
 
 	for i := 2; i <= 4; i++ {
 		require.NoError(t, s1.Set(ctx, "server", sample(i)))
@@ -446,34 +394,24 @@ func testVisibility(t *testing.T, open func() sessionstore.Store) {
 		_, err := s2.Get(ctx, "server")
 		return errors.Is(err, sessionstore.ErrNotFound)
 	}, Visibility, time.Millisecond, "the other Store sees the delete")
-	names, err := s2.List(ctx)
-	require.NoError(t, err)
-	assert.Empty(t, names)
+	assert.Empty(t, list(t, s2))
 }
 
 func testDeleteAndList(t *testing.T, open func() sessionstore.Store) {
 	ctx := ctxOf(t)
 	s := open()
-	names, err := s.List(ctx)
-	require.NoError(t, err)
-	assert.Empty(t, names, "a new store is empty")
+	assert.Empty(t, list(t, s), "a new store is empty")
 	for i, name := range []string{"server", "app:12345", "client", "Zeta", "alpha"} {
 		require.NoError(t, s.Set(ctx, name, sample(i)))
 	}
-	names, err = s.List(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "client", "server"}, names, "sorted")
+	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "client", "server"}, list(t, s), "sorted")
 	require.NoError(t, s.Delete(ctx, "client"))
 	require.NoError(t, s.Delete(ctx, "client"), "twice")
-	_, err = s.Get(ctx, "client")
+	_, err := s.Get(ctx, "client")
 	assert.ErrorIs(t, err, sessionstore.ErrNotFound)
-	names, err = s.List(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "server"}, names)
+	assert.Equal(t, []string{"Zeta", "alpha", "app:12345", "server"}, list(t, s))
 	require.NoError(t, s.Set(ctx, "client", sample(9)), "a deleted name can be set again")
-	got, err := s.Get(ctx, "client")
-	require.NoError(t, err)
-	assertSame(t, sample(9), got)
+	assertStored(t, s, "client", sample(9))
 }
 
 func testClose(t *testing.T, open func() sessionstore.Store) {
@@ -488,16 +426,11 @@ func testClose(t *testing.T, open func() sessionstore.Store) {
 	_, err = s1.Get(ctx, "server")
 	assert.ErrorIs(t, err, sessionstore.ErrClosed, "Get")
 	assert.ErrorIs(t, s1.Set(ctx, "server", sample(2)), sessionstore.ErrClosed, "Set")
-	_, err = s1.Update(ctx, "server", func(cur sessionstore.AuthObject, _ bool) (sessionstore.AuthObject, error) {
-		t.Error("fn runs on a closed Store")
-		return cur, nil
-	})
+	_, err = s1.Update(ctx, "server", notCalled(t, "fn runs on a closed Store"))
 	assert.ErrorIs(t, err, sessionstore.ErrClosed, "Update")
 	assert.ErrorIs(t, s1.Delete(ctx, "server"), sessionstore.ErrClosed, "Delete")
 	_, err = s1.List(ctx)
 	assert.ErrorIs(t, err, sessionstore.ErrClosed, "List")
 
-	got, err := s2.Get(ctx, "server")
-	require.NoError(t, err, "another Store over the same data stays open")
-	assertSame(t, sample(1), got, "and the data is intact")
+	assertStored(t, s2, "server", sample(1), "another Store over the same data stays open, the data intact")
 }

@@ -44,5 +44,6 @@ func TestBrokenBackendFails(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err, "the suite must fail on a store that loses updates:\n%s", out)
 	assert.Contains(t, string(out), "--- FAIL: TestBrokenBackendFails/UpdateHonoursContext")
+	assert.Contains(t, string(out), "--- FAIL: TestBrokenBackendFails/UpdateExclusiveAcrossStores", "it loses updates")
 	assert.Contains(t, string(out), "--- PASS: TestBrokenBackendFails/RoundTrip", "the rest of the suite still runs")
 }

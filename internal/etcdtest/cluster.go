@@ -18,7 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// memberEnv carries a MemberConfig (as JSON) to a process that is to run
+// memberEnv carries a memberConfig (as JSON) to a process that is to run
 // one member of a cluster: see MaybeRunMember and StartCluster.
 const memberEnv = "SESSIONSTORE_ETCDTEST_MEMBER"
 
@@ -32,32 +32,27 @@ func MaybeRunMember() {
 	if spec == "" {
 		return
 	}
-	var c MemberConfig
-	if err := json.Unmarshal([]byte(spec), &c); err != nil {
+	var c memberConfig
+	err := json.Unmarshal([]byte(spec), &c)
+	var m *Member
+	if err == nil {
+		m, err = startMember(c, 60*time.Second)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "etcdtest: member:", err)
 		os.Exit(1)
 	}
-	m, err := StartMember(c, 60*time.Second)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fmt.Printf("ready %x\n", uint64(m.Etcd.Server.MemberID()))
+	fmt.Println("ready")
 	io.Copy(io.Discard, os.Stdin)
 	m.Close()
 	os.Exit(0)
 }
 
-// ClusterConfig describes a cluster whose members are child processes.
+// ClusterConfig describes a cluster of 3 members that are child processes.
 type ClusterConfig struct {
-	Size    int      // members; 3 if 0
-	Dir     string   // their data directories go under it
-	Command []string // the program to start for each member, with its arguments; it calls MaybeRunMember first
-	Stderr  io.Writer
-	// TickMs and ElectionMs set raft's timing; 0: 20 and 200 ms, fast
-	// elections that a loaded machine does not trigger by mistake.
-	TickMs, ElectionMs uint
-	Timeout            time.Duration // for the cluster to form; 0: 60 s
+	Dir     string    // their data directories go under it
+	Command []string  // the program to start for each member, with its arguments; it calls MaybeRunMember first
+	Stderr  io.Writer // the members' stderr; nil: discarded
 }
 
 // A Cluster is a running cluster of member processes.
@@ -69,22 +64,13 @@ type Cluster struct {
 type ProcMember struct {
 	Name     string
 	Endpoint string // its client URL
-	ID       uint64 // its raft member ID
-	spec     []byte // its MemberConfig, for Restart
+	spec     []byte // its memberConfig, for Restart
 	command  []string
 	stderr   io.Writer
 
-	mu    sync.Mutex // guards cmd, stdin and ended
+	mu    sync.Mutex // guards cmd and ended
 	cmd   *exec.Cmd
-	stdin io.WriteCloser
 	ended bool
-}
-
-// PID is the member's process ID.
-func (m *ProcMember) PID() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cmd.Process.Pid
 }
 
 // start starts the member's process and waits until it says it is ready.
@@ -92,8 +78,8 @@ func (m *ProcMember) start() error {
 	cmd := exec.Command(m.command[0], m.command[1:]...)
 	cmd.Env = append(os.Environ(), memberEnv+"="+string(m.spec))
 	cmd.Stderr = m.stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
+	// The member ends when this pipe closes: when we end.
+	if _, err := cmd.StdinPipe(); err != nil {
 		return err
 	}
 	stdout, err := cmd.StdoutPipe()
@@ -104,14 +90,11 @@ func (m *ProcMember) start() error {
 		return fmt.Errorf("etcdtest: start member %s: %w", m.Name, err)
 	}
 	m.mu.Lock()
-	m.cmd, m.stdin, m.ended = cmd, stdin, false
+	m.cmd, m.ended = cmd, false
 	m.mu.Unlock()
 	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() {
+	if !sc.Scan() || sc.Text() != "ready" {
 		return fmt.Errorf("etcdtest: member %s ended before it was ready", m.Name)
-	}
-	if _, err := fmt.Sscanf(sc.Text(), "ready %x", &m.ID); err != nil {
-		return err
 	}
 	go io.Copy(io.Discard, stdout)
 	return nil
@@ -126,74 +109,45 @@ func (m *ProcMember) Restart() error {
 	return m.start()
 }
 
-// StartCluster starts a cluster of c.Size members, each a child process
-// running c.Command, and waits until every member is ready (a quorum
-// formed). Its ports are free when picked, and another process may take
-// one before a member binds it: a member that ends before it is ready
-// makes it start the cluster again, on other ports, up to 3 times.
+// StartCluster starts a cluster of 3 members, each a child process running
+// c.Command, and waits until every member is ready (a quorum formed). A
+// port is free when picked, and another process may take it before a
+// member binds it: then it starts the cluster again, on other ports, up to
+// 3 times.
 func StartCluster(c ClusterConfig) (*Cluster, error) {
-	dir := c.Dir
 	for attempt := 1; ; attempt++ {
-		c.Dir = filepath.Join(dir, strconv.Itoa(attempt))
-		cl, err := startCluster(c)
+		cl, err := startCluster(c, filepath.Join(c.Dir, strconv.Itoa(attempt)))
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "ended before it was ready") {
 			return cl, err
 		}
 	}
 }
 
-func startCluster(c ClusterConfig) (*Cluster, error) {
-	if c.Size == 0 {
-		c.Size = 3
-	}
-	if c.TickMs == 0 {
-		c.TickMs, c.ElectionMs = 20, 200
-	}
-	if c.Timeout == 0 {
-		c.Timeout = 60 * time.Second
-	}
-	if c.Stderr == nil {
-		c.Stderr = os.Stderr
+func startCluster(c ClusterConfig, dir string) (*Cluster, error) {
+	cfgs := make([]memberConfig, 3)
+	var initial []string
+	for i := range cfgs {
+		name := fmt.Sprintf("m%d", i+1)
+		cfgs[i] = memberConfig{Name: name, Dir: filepath.Join(dir, name), PeerURL: freeURL(), Client: freeURL()}
+		initial = append(initial, name+"="+cfgs[i].PeerURL)
 	}
 	cl := &Cluster{}
-	var cfgs []MemberConfig
-	var initial []string
-	for i := range c.Size {
-		peer, err := FreeURL()
+	ready := make(chan error, len(cfgs))
+	for _, cfg := range cfgs {
+		cfg.InitialCluster = strings.Join(initial, ",")
+		spec, err := json.Marshal(cfg)
 		if err != nil {
 			return nil, err
 		}
-		client, err := FreeURL()
-		if err != nil {
-			return nil, err
-		}
-		name := fmt.Sprintf("m%d", i+1)
-		cfgs = append(cfgs, MemberConfig{Name: name, Dir: filepath.Join(c.Dir, name), PeerURL: peer, Client: client,
-			TickMs: c.TickMs, Election: c.ElectionMs})
-		initial = append(initial, name+"="+peer)
-	}
-	ready := make(chan error, c.Size)
-	for i := range cfgs {
-		cfgs[i].InitialCluster = strings.Join(initial, ",")
-		spec, err := json.Marshal(cfgs[i])
-		if err != nil {
-			return nil, err
-		}
-		m := &ProcMember{Name: cfgs[i].Name, Endpoint: cfgs[i].Client, spec: spec, command: c.Command, stderr: c.Stderr}
+		m := &ProcMember{Name: cfg.Name, Endpoint: cfg.Client, spec: spec, command: c.Command, stderr: c.Stderr}
 		cl.Members = append(cl.Members, m)
 		go func() { ready <- m.start() }()
 	}
-	timeout := time.After(c.Timeout)
+	// A member that is not ready within its own timeout exits.
 	for range cfgs {
-		select {
-		case err := <-ready:
-			if err != nil {
-				cl.Close()
-				return nil, err
-			}
-		case <-timeout:
+		if err := <-ready; err != nil {
 			cl.Close()
-			return nil, fmt.Errorf("etcdtest: the cluster did not form within %v", c.Timeout)
+			return nil, err
 		}
 	}
 	return cl, nil
@@ -223,15 +177,13 @@ func (c *Cluster) Leader(ctx context.Context, client *clientv3.Client) (*ProcMem
 			cancel()
 			if err != nil {
 				last = err
-				continue
-			}
-			if st.Leader != 0 && st.Leader == st.Header.MemberId {
+			} else if st.Leader != 0 && st.Leader == st.Header.MemberId {
 				return m, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return nil, errors.Join(fmt.Errorf("etcdtest: no leader"), ctx.Err(), last)
+			return nil, errors.Join(errors.New("etcdtest: no leader"), ctx.Err(), last)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -241,11 +193,9 @@ func (c *Cluster) Leader(ctx context.Context, client *clientv3.Client) (*ProcMem
 func (m *ProcMember) Kill() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.ended {
-		return nil
-	}
+	ended := m.ended
 	m.ended = true
-	if m.cmd == nil {
+	if ended || m.cmd == nil {
 		return nil
 	}
 	err := m.cmd.Process.Kill()
@@ -260,8 +210,8 @@ func (m *ProcMember) Ended() bool {
 	return m.ended
 }
 
-// Close kills every member still running, and waits for them: their data
-// is a test's, to be removed. It does not remove the data directories.
+// Close kills every member still running, and waits for them. It does not
+// remove the data directories.
 func (c *Cluster) Close() {
 	for _, m := range c.Members {
 		m.Kill()

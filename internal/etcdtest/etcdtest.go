@@ -5,8 +5,6 @@
 package etcdtest
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -31,24 +29,20 @@ type Member struct {
 	Endpoint string // its client URL
 }
 
-// MemberConfig describes one member of a cluster.
-type MemberConfig struct {
-	Name, Dir        string
-	PeerURL, Client  string // http://127.0.0.1:PORT
-	InitialCluster   string // name=peerURL,…; "" for a single member
-	TickMs, Election uint   // 0: 10 and 100 ms
+// memberConfig describes one member of a cluster.
+type memberConfig struct {
+	Name, Dir       string
+	PeerURL, Client string // http://127.0.0.1:PORT
+	InitialCluster  string // name=peerURL,…; "" for a single member
 }
 
-// StartMember starts a member and waits until it is ready (for a cluster:
+// startMember starts a member and waits until it is ready (for a cluster:
 // until a quorum formed) or timeout passes.
-func StartMember(c MemberConfig, timeout time.Duration) (*Member, error) {
+func startMember(c memberConfig, timeout time.Duration) (*Member, error) {
 	cfg := embed.NewConfig()
-	cfg.Name = c.Name
-	cfg.Dir = c.Dir
-	cfg.TickMs, cfg.ElectionMs = 10, 100
-	if c.TickMs != 0 {
-		cfg.TickMs, cfg.ElectionMs = c.TickMs, c.Election
-	}
+	cfg.Name, cfg.Dir = c.Name, c.Dir
+	// Fast elections that a loaded machine does not trigger by mistake.
+	cfg.TickMs, cfg.ElectionMs = 20, 200
 	cfg.UnsafeNoFsync = true // test data in a temp directory
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	peer, err := url.Parse(c.PeerURL)
@@ -72,29 +66,28 @@ func StartMember(c MemberConfig, timeout time.Duration) (*Member, error) {
 	}
 	select {
 	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		e.Close()
-		return nil, fmt.Errorf("etcdtest: member %s: %w", c.Name, err)
+		return &Member{Etcd: e, Endpoint: c.Client}, nil
+	case err = <-e.Err():
 	case <-time.After(timeout):
 		e.Server.Stop()
-		e.Close()
-		return nil, fmt.Errorf("etcdtest: member %s not ready after %v", c.Name, timeout)
+		err = fmt.Errorf("not ready after %v", timeout)
 	}
-	return &Member{Etcd: e, Endpoint: c.Client}, nil
+	e.Close()
+	return nil, fmt.Errorf("etcdtest: member %s: %w", c.Name, err)
 }
 
 // Close stops the member.
 func (m *Member) Close() { m.Etcd.Close() }
 
-// FreeURL returns http://127.0.0.1:PORT with a port that was free a moment
+// freeURL returns http://127.0.0.1:PORT with a port that was free a moment
 // ago.
-func FreeURL() (string, error) {
+func freeURL() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", err
+		panic(err) // no loopback: no test can run
 	}
 	defer l.Close()
-	return "http://" + l.Addr().String(), nil
+	return "http://" + l.Addr().String()
 }
 
 // StartSingle starts a single-member server named name, its data under
@@ -103,15 +96,7 @@ func FreeURL() (string, error) {
 // other ports, up to 3 times.
 func StartSingle(name, dir string, timeout time.Duration) (*Member, error) {
 	for attempt := 1; ; attempt++ {
-		peer, err := FreeURL()
-		if err != nil {
-			return nil, err
-		}
-		client, err := FreeURL()
-		if err != nil {
-			return nil, err
-		}
-		m, err := StartMember(MemberConfig{Name: name, Dir: filepath.Join(dir, strconv.Itoa(attempt)), PeerURL: peer, Client: client}, timeout)
+		m, err := startMember(memberConfig{Name: name, Dir: filepath.Join(dir, strconv.Itoa(attempt)), PeerURL: freeURL(), Client: freeURL()}, timeout)
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
 			return m, err
 		}
@@ -183,19 +168,4 @@ var unsafe = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 func Prefix(t testing.TB) string {
 	name := unsafe.ReplaceAllString(t.Name(), "_")
 	return fmt.Sprintf("/sessionstore-test/%d-%s", prefixes.Add(1), strings.Trim(name, "_"))
-}
-
-// WaitLeader waits until endpoint's member knows a leader.
-func WaitLeader(ctx context.Context, c *clientv3.Client, endpoint string) error {
-	for {
-		st, err := c.Status(ctx, strings.TrimPrefix(endpoint, "http://"))
-		if err == nil && st.Leader != 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

@@ -48,7 +48,6 @@ type Cluster struct {
 	port               int
 	settings           map[string]string
 
-	mu   sync.Mutex
 	proc *os.Process   // the running postmaster; nil when stopped
 	done chan struct{} // closed when proc has been reaped
 }
@@ -66,35 +65,45 @@ func Set(name, value string) Option {
 // test's cleanup stops it.
 func Start(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
-	c := newCluster(t, opts)
+	c, err := newCluster(t.TempDir(), opts)
+	if err == nil {
+		cleanup(t, c)
+		err = c.initAndStart()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// initAndStart runs initdb and starts the server.
+func (c *Cluster) initAndStart() error {
 	if out, err := c.tool("initdb", "-D", c.data, "-U", "postgres", "--auth=trust",
 		"--locale=C", "--encoding=UTF8", "--no-sync"); err != nil {
-		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
+		return fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
-	hba := "local all all trust\n" +
-		"host all postgres 127.0.0.1/32 trust\n" +
+	hba := "host all postgres 127.0.0.1/32 trust\n" +
 		"host replication postgres 127.0.0.1/32 trust\n" +
 		"host all all 127.0.0.1/32 scram-sha-256\n"
-	if err := c.writeFile("pg_hba.conf", hba); err != nil {
-		t.Fatalf("pgtest: %v", err)
+	path := filepath.Join(c.data, "pg_hba.conf")
+	if err := os.WriteFile(path, []byte(hba), 0o600); err != nil {
+		return err
 	}
-	c.startFirst(t)
-	return c
+	if err := c.chown(path); err != nil {
+		return err
+	}
+	return c.startFirst()
 }
 
 // startFirst starts a new cluster's server, on another port if another
 // process took the one it was given.
-func (c *Cluster) startFirst(t testing.TB) {
-	t.Helper()
+func (c *Cluster) startFirst() error {
 	for attempt := 1; ; attempt++ {
 		err := c.start()
-		if err == nil {
-			return
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "could not bind") {
+			return err
 		}
-		if attempt == 3 || !strings.Contains(err.Error(), "could not bind") {
-			t.Fatalf("pgtest: %v", err)
-		}
-		c.port = freePort(t)
+		c.port = freePort()
 	}
 }
 
@@ -105,12 +114,18 @@ func (c *Cluster) startFirst(t testing.TB) {
 func StartWithStandby(t testing.TB, opts ...Option) (primary, standby *Cluster) {
 	t.Helper()
 	primary = Start(t, append([]Option{Set("synchronous_standby_names", "*"), Set("synchronous_commit", "on")}, opts...)...)
-	standby = newCluster(t, opts)
+	standby, err := newCluster(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup(t, standby)
 	if out, err := standby.tool("pg_basebackup", "-D", standby.data, "-h", "127.0.0.1",
 		"-p", strconv.Itoa(primary.port), "-U", "postgres", "-X", "stream", "-R", "-c", "fast", "--no-sync"); err != nil {
 		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
 	}
-	standby.startFirst(t)
+	if err := standby.startFirst(); err != nil {
+		t.Fatal(err)
+	}
 	primary.WaitSync(t)
 	return primary, standby
 }
@@ -150,25 +165,18 @@ func (c *Cluster) Promote(t testing.TB) {
 		return errors.New("still in recovery")
 	})
 	if err != nil {
-		t.Fatalf("pgtest: promote: %v\n%s", err, c.logTail(20))
+		t.Fatalf("pgtest: promote: %v\n%s", err, lastLines(c.Log(), 20))
 	}
 }
 
-// Port returns the server's TCP port on 127.0.0.1 (the same across
-// restarts).
+// Port returns the server's TCP port on 127.0.0.1, the same across restarts.
 func (c *Cluster) Port() int { return c.port }
-
-// DataDir returns the data directory.
-func (c *Cluster) DataDir() string { return c.data }
 
 // URL returns the superuser's connection URL:
 // postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable.
 func (c *Cluster) URL() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
 }
-
-// ConnString is URL.
-func (c *Cluster) ConnString() string { return c.URL() }
 
 // MultiHostURL returns the superuser's URL listing every cluster, with
 // target_session_attrs=read-write: a client connects to whichever accepts
@@ -181,10 +189,6 @@ func MultiHostURL(clusters ...*Cluster) string {
 	return "postgres://postgres@" + strings.Join(hosts, ",") + "/postgres?sslmode=disable&target_session_attrs=read-write"
 }
 
-// LogPath returns the server log's path (every start of this cluster
-// appends to it).
-func (c *Cluster) LogPath() string { return c.logPath }
-
 // Log returns the server log so far. It holds the statements, with their
 // parameters, only with Set("log_statement", "all").
 func (c *Cluster) Log() string {
@@ -192,8 +196,7 @@ func (c *Cluster) Log() string {
 	return string(b)
 }
 
-// Pool returns a pool of the superuser's connections, closed at the end of
-// the test.
+// Pool returns a pool of the superuser's connections, closed at the test's end.
 func (c *Cluster) Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	p, err := pgxpool.New(context.Background(), c.URL())
@@ -245,14 +248,14 @@ func (c *Cluster) Restart(t testing.TB) {
 // it; one that does not stop within 30 s is killed. Stopping a stopped
 // server does nothing.
 func (c *Cluster) Stop() error {
-	proc, done := c.running()
+	proc, done := c.proc, c.done
 	if proc == nil {
 		return nil
 	}
-	if err := interrupt(proc); err == nil {
+	if err := proc.Signal(os.Interrupt); err == nil {
 		select {
 		case <-done:
-			c.forget()
+			c.proc, c.done = nil, nil
 			return nil
 		case <-time.After(stopTimeout):
 		}
@@ -267,7 +270,7 @@ func (c *Cluster) Stop() error {
 // It returns once they are gone and the port is closed. Killing a stopped
 // server does nothing.
 func (c *Cluster) Kill() error {
-	proc, done := c.running()
+	proc, done := c.proc, c.done
 	if proc == nil {
 		return nil
 	}
@@ -277,7 +280,7 @@ func (c *Cluster) Kill() error {
 	case <-time.After(stopTimeout):
 		return fmt.Errorf("pgtest: postmaster %d survived SIGKILL for %v", proc.Pid, stopTimeout)
 	}
-	c.forget()
+	c.proc, c.done = nil, nil
 	return poll(stopTimeout, func(context.Context) error {
 		for _, pid := range left {
 			if alive(pid) {
@@ -293,38 +296,26 @@ func (c *Cluster) Kill() error {
 	})
 }
 
-func (c *Cluster) running() (*os.Process, chan struct{}) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.proc, c.done
-}
-
-// forget forgets the reaped process.
-func (c *Cluster) forget() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.proc, c.done = nil, nil
-}
-
-// newCluster makes an empty data directory the server's user owns and
-// registers the cleanup that stops the server.
-func newCluster(t testing.TB, opts []Option) *Cluster {
-	t.Helper()
+// newCluster makes an empty data directory under dir that the server's
+// user owns.
+func newCluster(dir string, opts []Option) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	owner, err := serverOwner()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	dir := t.TempDir()
 	if owner != nil {
-		reachable(t, dir)
+		if err := reachable(dir); err != nil {
+			return nil, err
+		}
 	}
 	c := &Cluster{dir: dir, data: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log"),
-		bin: bin, owner: owner, port: freePort(t), settings: map[string]string{
+		bin: bin, owner: owner, port: freePort(), settings: map[string]string{
 			"listen_addresses":           "127.0.0.1",
+			"unix_socket_directories":    "", // the tests use TCP
 			"shared_buffers":             "16MB",
 			"max_connections":            "100",
 			"wal_level":                  "replica",
@@ -340,24 +331,24 @@ func newCluster(t testing.TB, opts []Option) *Cluster {
 		o(c.settings)
 	}
 	if err := os.Mkdir(c.data, 0o700); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	if err := c.chown(c.data); err != nil {
-		t.Fatal(err)
-	}
+	return c, c.chown(c.data)
+}
+
+// cleanup stops c's server at the test's end, showing its log if it failed.
+func cleanup(t testing.TB, c *Cluster) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("pgtest: log of the server on port %d (%s), last lines:\n%s", c.port, c.logPath, c.logTail(30))
+			t.Logf("pgtest: log of the server on port %d (%s), last lines:\n%s", c.port, c.logPath, lastLines(c.Log(), 30))
 		}
 		if err := c.Stop(); err != nil {
 			t.Error(err)
 		}
 	})
-	return c
 }
 
-// start starts the postmaster as a child of the test process and waits
-// until it accepts connections.
+// start starts the postmaster and waits until it accepts connections.
 func (c *Cluster) start() error {
 	log, err := os.OpenFile(c.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -366,21 +357,12 @@ func (c *Cluster) start() error {
 	defer log.Close() // the child has its own descriptor
 	from, _ := log.Seek(0, 2)
 	args := []string{"-D", c.data, "-c", "port=" + strconv.Itoa(c.port)}
-	// The socket goes into the data directory, if its path fits in a
-	// sockaddr_un (107 bytes); TCP is what the tests use.
-	sockets := c.data
-	if len(filepath.Join(c.data, ".s.PGSQL.65535")) > 100 {
-		sockets = ""
-	}
-	args = append(args, "-c", "unix_socket_directories="+sockets)
 	for _, k := range slices.Sorted(maps.Keys(c.settings)) {
 		args = append(args, "-c", k+"="+c.settings[k])
 	}
 	cmd := exec.Command(filepath.Join(c.bin, "postgres"), args...)
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = c.dir, env(), log, log
-	if err := runAs(cmd, c.owner); err != nil {
-		return err
-	}
+	runAs(cmd, c.owner)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
@@ -389,9 +371,7 @@ func (c *Cluster) start() error {
 		cmd.Wait()
 		close(done)
 	}()
-	c.mu.Lock()
 	c.proc, c.done = cmd.Process, done
-	c.mu.Unlock()
 	err = poll(readyTimeout, func(ctx context.Context) error {
 		select {
 		case <-done:
@@ -412,7 +392,7 @@ func (c *Cluster) start() error {
 		if !errors.Is(err, errExited) {
 			c.Kill()
 		}
-		c.forget()
+		c.proc, c.done = nil, nil
 		tail := c.Log()[from:]
 		return fmt.Errorf("postgres on port %d not ready: %w; its log:\n%s", c.port, err, lastLines(tail, 30))
 	}
@@ -436,18 +416,8 @@ func (c *Cluster) tool(name string, args ...string) ([]byte, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
 	cmd.Dir, cmd.Env = c.dir, env()
-	if err := runAs(cmd, c.owner); err != nil {
-		return nil, err
-	}
+	runAs(cmd, c.owner)
 	return cmd.CombinedOutput()
-}
-
-func (c *Cluster) writeFile(name, content string) error {
-	path := filepath.Join(c.data, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		return err
-	}
-	return c.chown(path)
 }
 
 func (c *Cluster) chown(path string) error {
@@ -456,8 +426,6 @@ func (c *Cluster) chown(path string) error {
 	}
 	return os.Chown(path, c.owner.uid, c.owner.gid)
 }
-
-func (c *Cluster) logTail(n int) string { return lastLines(c.Log(), n) }
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -496,15 +464,15 @@ var ports struct {
 }
 
 // freePort returns a loopback port that was free a moment ago and that no
-// other cluster of this process was given.
-func freePort(t testing.TB) int {
-	t.Helper()
+// other cluster of this process was given (a cluster keeps its port
+// across restarts).
+func freePort() int {
 	ports.Lock()
 	defer ports.Unlock()
 	for {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("pgtest: %v", err)
+			panic(err) // no loopback: no test can run
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
@@ -540,8 +508,7 @@ func serverOwner() (*account, error) {
 
 // reachable lets the postgres user traverse dir's path: it adds the x
 // bits to the directories under the temp root that lack them.
-func reachable(t testing.TB, dir string) {
-	t.Helper()
+func reachable(dir string) error {
 	root := os.Getenv("GOTMPDIR")
 	if root == "" {
 		root = os.TempDir()
@@ -549,18 +516,19 @@ func reachable(t testing.TB, dir string) {
 	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
 		st, err := os.Stat(d)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if st.Mode().Perm()&0o001 != 0 {
 			continue
 		}
 		if !strings.HasPrefix(d, root+string(filepath.Separator)) {
-			t.Fatalf("pgtest: the postgres user cannot reach %s: %s is not searchable by others (set TMPDIR to a directory it can reach)", dir, d)
+			return fmt.Errorf("pgtest: the postgres user cannot reach %s: %s is not searchable by others (set TMPDIR to a directory it can reach)", dir, d)
 		}
 		if err := os.Chmod(d, st.Mode().Perm()|0o011); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }
 
 var bins struct {

@@ -4,12 +4,12 @@
 package testplugin
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -35,21 +35,14 @@ var build struct {
 // Build builds the plugin, once per process, and returns its directory.
 func Build() (string, error) {
 	build.once.Do(func() {
-		dir, err := os.MkdirTemp("", "testplugin")
-		if err != nil {
-			build.err = err
+		if build.dir, build.err = os.MkdirTemp("", "testplugin"); build.err != nil {
 			return
 		}
-		exe := "age-plugin-sstest"
-		if runtime.GOOS == "windows" {
-			exe += ".exe"
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, exe), "github.com/sessionstore/sessionstore/internal/testplugin/age-plugin-sstest")
+		// go build -o DIR/ names the program as the OS wants it (.exe).
+		cmd := exec.Command("go", "build", "-o", build.dir+string(filepath.Separator), "github.com/sessionstore/sessionstore/internal/testplugin/age-plugin-sstest")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			build.err = fmt.Errorf("building age-plugin-sstest: %v\n%s", err, out)
-			return
 		}
-		build.dir = dir
 	})
 	return build.dir, build.err
 }
@@ -63,10 +56,9 @@ func Cleanup() {
 
 // A Plugin is the test plugin on $PATH, with one key.
 type Plugin struct {
-	Dir          string // the plugin's directory, on $PATH
 	Recipient    string // age1sstest1…
 	IdentityFile string // a file holding the identity stub AGE-PLUGIN-SSTEST-1…
-	Log          string // the file it logs its runs to
+	log          string // the file it logs its runs to
 }
 
 // Setup builds the plugin, puts it on $PATH and its log in $SSTEST_PLUGIN_LOG
@@ -76,9 +68,9 @@ func Setup(t *testing.T) *Plugin {
 	dir, err := Build()
 	require.NoError(t, err)
 	tmp := t.TempDir()
-	p := &Plugin{Dir: dir, Log: filepath.Join(tmp, "plugin.log"), IdentityFile: filepath.Join(tmp, "identity.txt")}
+	p := &Plugin{log: filepath.Join(tmp, "plugin.log"), IdentityFile: filepath.Join(tmp, "identity.txt")}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	t.Setenv(LogEnv, p.Log)
+	t.Setenv(LogEnv, p.log)
 	t.Setenv(RefuseEnv, "")
 	r, err := NewKey(p.IdentityFile)
 	require.NoError(t, err)
@@ -103,7 +95,7 @@ func NewKey(identityFile string) (recipient string, err error) {
 // (open a file) and to wrap (seal one).
 func (p *Plugin) Calls(t *testing.T) (unwrap, wrap int) {
 	t.Helper()
-	unwrap, wrap, err := Count(p.Log)
+	unwrap, wrap, err := Count(p.log)
 	require.NoError(t, err)
 	return unwrap, wrap
 }
@@ -111,22 +103,10 @@ func (p *Plugin) Calls(t *testing.T) (unwrap, wrap int) {
 // Count returns how many runs of the plugin the log file records, to
 // unwrap and to wrap.
 func Count(log string) (unwrap, wrap int, err error) {
-	f, err := os.Open(log)
-	if os.IsNotExist(err) {
+	b, err := os.ReadFile(log)
+	if errors.Is(err, fs.ErrNotExist) {
 		return 0, 0, nil
 	}
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		switch {
-		case strings.Contains(sc.Text(), "identity-v1"):
-			unwrap++
-		case strings.Contains(sc.Text(), "recipient-v1"):
-			wrap++
-		}
-	}
-	return unwrap, wrap, sc.Err()
+	// Each run logs its arguments: --age-plugin=identity-v1 or recipient-v1.
+	return strings.Count(string(b), "identity-v1"), strings.Count(string(b), "recipient-v1"), err
 }

@@ -32,25 +32,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "age-plugin-sstest:", err)
 		os.Exit(1)
 	}
+	refuse := os.Getenv("SSTEST_PLUGIN_REFUSE")
 	p.HandleRecipient(func(data []byte) (age.Recipient, error) {
-		if msg := os.Getenv("SSTEST_PLUGIN_REFUSE"); msg != "" {
-			return nil, errors.New(msg)
+		if refuse != "" {
+			return nil, errors.New(refuse)
 		}
 		r, err := age.ParseX25519Recipient(string(data))
-		if err != nil {
-			return nil, err
-		}
-		return recipient{r}, nil
+		return recipient{r}, err
 	})
 	p.HandleIdentity(func(data []byte) (age.Identity, error) {
-		if msg := os.Getenv("SSTEST_PLUGIN_REFUSE"); msg != "" {
-			return nil, errors.New(msg)
+		if refuse != "" {
+			return nil, errors.New(refuse)
 		}
 		id, err := age.ParseX25519Identity(string(data))
-		if err != nil {
-			return nil, err
-		}
-		return identity{id}, nil
+		return identity{id}, err
 	})
 	os.Exit(p.Main())
 }
