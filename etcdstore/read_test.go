@@ -96,7 +96,7 @@ func TestReadRecords(t *testing.T) {
 
 	srv := byName("server")
 	require.NoError(t, srv.Err)
-	assert.Equal(t, sampleAuth(), srv.Auth)
+	assert.True(t, sampleAuth().Equal(srv.Auth), "got %v", srv.Auth)
 	assert.Equal(t, 0, srv.Key)
 	assert.Equal(t, ring.PublicKey(0), srv.PublicKey)
 	assert.Equal(t, e.prefix+"/records/server", srv.Location)
