@@ -12,91 +12,92 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
+	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
 // timeFormat is how times are printed: UTC, to the second.
 const timeFormat = "2006-01-02T15:04:05Z"
 
-func runList(ctx context.Context, b backend, o *options) int {
-	recs, err := b.List(ctx)
+func runList(ctx context.Context, b *backend, o *options) int {
+	recs, err := b.ReadRecords(ctx, b.ring)
 	if err != nil {
-		return fail(o.stderr, err)
+		return o.Fail(err)
 	}
 	t := now()
-	if o.jsonOut {
-		enc := json.NewEncoder(o.stdout)
-		for _, r := range recs {
-			if err := enc.Encode(jsonOf(r, t, false, false)); err != nil {
-				return fail(o.stderr, err)
-			}
-		}
-	} else {
-		tw := tabwriter.NewWriter(o.stdout, 0, 0, 2, ' ', 0)
+	enc := json.NewEncoder(o.Stdout)
+	tw := tabwriter.NewWriter(o.Stdout, 0, 0, 2, ' ', 0)
+	if !o.jsonOut {
 		fmt.Fprintln(tw, "NAME\tEXPIRES\tREFRESH\tHEALTH\tSCOPE\tREF\tWRITTEN\tKEY\tSTATUS")
-		for _, r := range recs {
-			expires, refresh, health, scope, ref, written := "-", "-", "-", "-", "-", "-"
-			if r.Err == nil {
-				expires = expiryText(r.Auth.Expiry, t)
-				refresh = yesNo(r.Auth.RefreshToken != "")
-				health = healthText(r.Auth.Health, t, true)
-				scope = orDash(clean(r.Auth.Scope))
-				ref = orDash(clean(r.Auth.Ref.String()))
-				written = r.Written.UTC().Format(timeFormat)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.Name), expires, refresh, health, scope, ref, written, keyLabel(r), statusOf(r.Err))
-		}
-		if err := tw.Flush(); err != nil {
-			return fail(o.stderr, err)
-		}
 	}
 	bad := 0
 	for _, r := range recs {
 		if r.Err != nil {
 			bad++
 		}
+		if o.jsonOut {
+			if err := enc.Encode(jsonOf(r, t, false, false)); err != nil {
+				return o.Fail(err)
+			}
+			continue
+		}
+		expires, refresh, health, scope, ref, written := "-", "-", "-", "-", "-", "-"
+		if r.Err == nil {
+			expires = expiryText(r.Auth.Expiry, t)
+			refresh = "no"
+			if r.Auth.RefreshToken != "" {
+				refresh = "yes"
+			}
+			health = healthText(r.Auth.Health, t, true)
+			scope = orDash(cliutil.Clean(r.Auth.Scope))
+			ref = orDash(cliutil.Clean(r.Auth.Ref.String()))
+			written = r.Written.UTC().Format(timeFormat)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cliutil.Clean(r.AuthType), expires, refresh, health, scope, ref, written, keyLabel(r), statusOf(r.Err))
+	}
+	if err := tw.Flush(); err != nil {
+		return o.Fail(err)
 	}
 	if bad > 0 {
-		return fail(o.stderr, fmt.Errorf("%d of %d sessions do not open; \"sessionstore show NAME\" says why", bad, len(recs)))
+		return o.Fail(fmt.Errorf("%d of %d sessions do not open; \"sessionstore show NAME\" says why", bad, len(recs)))
 	}
 	return 0
 }
 
-func runShow(ctx context.Context, b backend, o *options) int {
-	r, err := b.Get(ctx, o.args[0])
+func runShow(ctx context.Context, b *backend, o *options) int {
+	r, err := b.get(ctx, o.args[0])
 	if err != nil {
-		return fail(o.stderr, err)
+		return o.Fail(err)
 	}
 	reveal := o.reveal && r.Err == nil
 	if reveal {
-		fmt.Fprintf(o.stderr, "sessionstore: warning: printing the tokens of session %s: whoever sees them can act as this session\n", strconv.Quote(r.Name))
+		fmt.Fprintf(o.Stderr, "sessionstore: warning: printing the tokens of session %s: whoever sees them can act as this session\n", strconv.Quote(r.AuthType))
 	}
 	t := now()
 	if o.jsonOut {
-		if err := json.NewEncoder(o.stdout).Encode(jsonOf(r, t, true, reveal)); err != nil {
-			return fail(o.stderr, err)
+		if err := json.NewEncoder(o.Stdout).Encode(jsonOf(r, t, true, reveal)); err != nil {
+			return o.Fail(err)
 		}
 	} else {
-		printShow(o.stdout, r, t, reveal)
+		printShow(o.Stdout, r, t, reveal)
 	}
 	if r.Err != nil {
-		return fail(o.stderr, fmt.Errorf("session %s does not open: %w", strconv.Quote(r.Name), r.Err))
+		return o.Fail(fmt.Errorf("session %s does not open: %w", strconv.Quote(r.AuthType), r.Err))
 	}
 	return 0
 }
 
-func printShow(w io.Writer, r record, t time.Time, reveal bool) {
+func printShow(w io.Writer, r protocol.Record, t time.Time, reveal bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	defer tw.Flush()
 	line := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	line("name", clean(r.Name))
+	line("name", cliutil.Clean(r.AuthType))
 	line("status", statusOf(r.Err))
 	if r.Err != nil {
 		line("key", keyLabel(r))
-		line("error", escapeControls(r.Err.Error()))
+		line("error", cliutil.Escape(r.Err.Error()))
 		return
 	}
 	line("key", fmt.Sprintf("%s (%s)", keyLabel(r), r.PublicKey))
@@ -109,7 +110,7 @@ func printShow(w io.Writer, r record, t time.Time, reveal bool) {
 		lastRefresh = a.Health.LastRefresh.UTC().Format(timeFormat) + " (" + ago(t.Sub(a.Health.LastRefresh)) + ")"
 	}
 	line("last refresh", lastRefresh)
-	line("token type", orDash(clean(a.TokenType)))
+	line("token type", orDash(cliutil.Clean(a.TokenType)))
 	tok := func(s string) string {
 		switch {
 		case s == "":
@@ -123,8 +124,8 @@ func printShow(w io.Writer, r record, t time.Time, reveal bool) {
 	line("access token", tok(a.AccessToken))
 	line("refresh token", tok(a.RefreshToken))
 	line("transfer token", tok(a.TransferToken))
-	line("scope", orDash(clean(a.Scope)))
-	line("ref", orDash(clean(a.Ref.String())))
+	line("scope", orDash(cliutil.Clean(a.Scope)))
+	line("ref", orDash(cliutil.Clean(a.Ref.String())))
 	switch {
 	case len(a.Extra) == 0:
 	case reveal:
@@ -136,14 +137,6 @@ func printShow(w io.Writer, r record, t time.Time, reveal bool) {
 	default:
 		line("extra", strings.Join(slices.Sorted(maps.Keys(a.Extra)), ", ")+" (values redacted)")
 	}
-}
-
-func runRemove(ctx context.Context, b backend, o *options) int {
-	if err := b.Delete(ctx, o.args[0]); err != nil {
-		return fail(o.stderr, err)
-	}
-	fmt.Fprintf(o.stdout, "deleted session %s\n", strconv.Quote(o.args[0]))
-	return 0
 }
 
 // jsonRecord is one line of -json output. Its token fields are filled
@@ -175,8 +168,8 @@ type jsonRecord struct {
 	Extra         map[string]any `json:"extra,omitempty"`
 }
 
-func jsonOf(r record, t time.Time, show, reveal bool) jsonRecord {
-	j := jsonRecord{Name: r.Name, Status: statusOf(r.Err), Key: keyLabel(r), KeyIndex: r.Key, PublicKey: r.PublicKey}
+func jsonOf(r protocol.Record, t time.Time, show, reveal bool) jsonRecord {
+	j := jsonRecord{Name: r.AuthType, Status: statusOf(r.Err), Key: keyLabel(r), KeyIndex: r.Key, PublicKey: r.PublicKey}
 	if r.Err != nil {
 		j.Error = r.Err.Error()
 		return j
@@ -232,7 +225,7 @@ func healthText(h sessionstore.Health, t time.Time, withRefresh bool) string {
 	}
 	s := "needs login since " + h.NeedsLogin.UTC().Format(timeFormat)
 	if h.Reason != "" {
-		s += " (" + clean(h.Reason) + ")"
+		s += " (" + cliutil.Clean(h.Reason) + ")"
 	}
 	return s
 }
@@ -254,7 +247,7 @@ func statusOf(err error) string {
 }
 
 // keyLabel says which identity of the key file opens a record.
-func keyLabel(r record) string {
+func keyLabel(r protocol.Record) string {
 	switch {
 	case r.Err != nil || r.Key < 0:
 		return "none"
@@ -313,52 +306,9 @@ func span(d time.Duration) string {
 	}
 }
 
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
 	return s
-}
-
-// clean quotes s if it holds anything that could garble a line of output
-// or a terminal (control characters, tabs, invalid UTF-8).
-func clean(s string) string {
-	for _, r := range s {
-		if r == unicode.ReplacementChar || !unicode.IsPrint(r) && r != ' ' {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
-
-// escapeControls writes every control character and invalid byte of s
-// (anything clean would quote) as a Go string literal writes it ("\x1b",
-// "\t", "\xff"), leaving the rest as it is: for messages that hold a
-// library's text, where a path may be raw.
-func escapeControls(s string) string {
-	if clean(s) == s {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == ' ' || unicode.IsPrint(r):
-			b.WriteString(s[i : i+n])
-		default:
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		}
-		i += n
-	}
-	return b.String()
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
 
 // progressMin is how many files make an import long enough for a
@@ -25,14 +26,14 @@ type importResult struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-func runImport(ctx context.Context, b backend, o *options) int {
-	prog := newProgress(o.stderr, len(o.args), o.progressOK && len(o.args) >= progressMin)
+func runImport(ctx context.Context, b *backend, o *options) int {
+	prog := newProgress(o.Stderr, len(o.args), o.progressOK && len(o.args) >= progressMin)
 	var imported, skipped, failed int
-	enc := json.NewEncoder(o.stdout)
+	enc := json.NewEncoder(o.Stdout)
 	for i, file := range o.args {
 		if ctx.Err() != nil {
 			prog.clear()
-			return fail(o.stderr, fmt.Errorf("interrupted after %d of %d files", i, len(o.args)))
+			return o.Fail(fmt.Errorf("interrupted after %d of %d files", i, len(o.args)))
 		}
 		res := importOne(ctx, b, file, o)
 		prog.clear()
@@ -48,20 +49,19 @@ func runImport(ctx context.Context, b backend, o *options) int {
 		case o.jsonOut:
 			enc.Encode(res)
 		case res.Result == "failed":
-			fmt.Fprintf(o.stderr, "sessionstore: error: %s: %s\n", fileLabel(file), escapeControls(res.Reason))
+			fmt.Fprintf(o.Stderr, "sessionstore: error: %s: %s\n", fileLabel(file), cliutil.Escape(res.Reason))
 		case res.Result == "skipped":
-			fmt.Fprintf(o.stdout, "skipped  %s: %s\n", fileLabel(file), escapeControls(res.Reason))
+			fmt.Fprintf(o.Stdout, "skipped  %s: %s\n", fileLabel(file), cliutil.Escape(res.Reason))
 		default:
-			fmt.Fprintf(o.stdout, "imported %s as %s\n", fileLabel(file), strconv.Quote(res.Name))
+			fmt.Fprintf(o.Stdout, "imported %s as %s\n", fileLabel(file), strconv.Quote(res.Name))
 		}
 		prog.show(i + 1)
 	}
-	prog.clear()
 	if !o.jsonOut {
-		fmt.Fprintf(o.stdout, "%d of %d files imported, %d skipped, %d failed\n", imported, len(o.args), skipped, failed)
+		fmt.Fprintf(o.Stdout, "%d of %d files imported, %d skipped, %d failed\n", imported, len(o.args), skipped, failed)
 	}
 	if failed > 0 {
-		return fail(o.stderr, fmt.Errorf("%d of %d files not imported", failed, len(o.args)))
+		return o.Fail(fmt.Errorf("%d of %d files not imported", failed, len(o.args)))
 	}
 	return 0
 }
@@ -77,7 +77,7 @@ func fileLabel(file string) string {
 
 // importOne imports one file: a podio-js session, or with -oauth an OAuth
 // token response.
-func importOne(ctx context.Context, b backend, file string, o *options) importResult {
+func importOne(ctx context.Context, b *backend, file string, o *options) importResult {
 	res := importResult{File: file, Result: "failed"}
 	name := o.name
 	if name == "" {
@@ -106,7 +106,7 @@ func importOne(ctx context.Context, b backend, file string, o *options) importRe
 		res.Reason = strings.TrimPrefix(err.Error(), "sessionstore: ")
 		return res
 	}
-	err = b.Put(ctx, name, a, o.force)
+	err = b.put(ctx, name, a, o.force)
 	switch {
 	case errors.Is(err, errExists):
 		res.Reason = fmt.Sprintf("a session %s is already stored; -force replaces it", strconv.Quote(name))
@@ -123,32 +123,29 @@ func importOne(ctx context.Context, b backend, file string, o *options) importRe
 // progress is a line on stderr, rewritten in place, while many files are
 // imported to a terminal.
 type progress struct {
-	w      io.Writer
-	total  int
-	on     bool
-	drawn  int // length of the line on screen
-	prefix string
+	w     io.Writer
+	total int
+	on    bool
+	drawn int // length of the line on screen
 }
 
 func newProgress(w io.Writer, total int, on bool) *progress {
-	return &progress{w: w, total: total, on: on, prefix: "sessionstore: import"}
+	return &progress{w: w, total: total, on: on}
 }
 
+// show draws the line, except for the last file: the summary follows.
 func (p *progress) show(done int) {
-	if !p.on || done == p.total {
-		return
+	if p.on && done < p.total {
+		line := fmt.Sprintf("sessionstore: import %d/%d", done, p.total)
+		fmt.Fprint(p.w, "\r"+line)
+		p.drawn = len(line)
 	}
-	line := fmt.Sprintf("%s %d/%d", p.prefix, done, p.total)
-	fmt.Fprintf(p.w, "\r%s", line)
-	p.drawn = len(line)
 }
 
-// clear erases the progress line, so that other output starts at the
-// beginning of a clean line.
+// clear erases the line, so that other output starts on a clean line.
 func (p *progress) clear() {
-	if p.drawn == 0 {
-		return
+	if p.drawn > 0 {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.drawn))
+		p.drawn = 0
 	}
-	fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.drawn))
-	p.drawn = 0
 }

@@ -1,35 +1,22 @@
 // Command sessionstore lists, shows, deletes and imports the sessions of a
-// sessionstore store directory, etcd prefix or PostgreSQL namespace,
-// without ever printing a token unless asked to with show -reveal or token.
-//
-//	sessionstore ls     STORE [-key FILE] [-json]
-//	sessionstore show   STORE [-key FILE] NAME [-json] [-reveal]
-//	sessionstore rm     STORE NAME
-//	sessionstore import STORE [-key FILE] [-podiojs] [-name NAME] [-force] FILE...
-//	sessionstore import STORE [-key FILE] -oauth -name NAME [-force] FILE|-
-//	sessionstore token  STORE [-key FILE] -token-url URL -client-id ID [-client-secret-file FILE] NAME [-json]
-//
-// where STORE is -dir DIR, -etcd URLS -prefix P, or -postgres URL
-// -namespace N [-schema S].
-//
-// Run "sessionstore -h" for the full usage.
+// store directory, etcd prefix or PostgreSQL namespace, and prints a valid
+// access token for scripts; it prints no other token unless asked to with
+// show -reveal. Run "sessionstore -h" for the usage.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/cliutil"
-	"github.com/sessionstore/sessionstore/pgstore"
 )
 
 const usage = `Usage:
@@ -168,10 +155,6 @@ Examples:
     $ PGHOST=db1 PGUSER=myapp sessionstore rm -postgres '' -namespace prod server
 `
 
-// openTimeout bounds connecting to etcd or PostgreSQL: a variable so that
-// tests can shorten it.
-var openTimeout = 10 * time.Second
-
 // now is the clock: a variable so that tests can fix it.
 var now = time.Now
 
@@ -179,12 +162,11 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 // options are the parsed command line.
 type options struct {
+	cliutil.Command
 	cmd                    string
 	dir, keyFile, passFile string
 	identity               string
-	etcd                   cliutil.EtcdFlags
-	prefix                 string
-	pg                     pgFlags
+	fleet                  cliutil.FleetFlags
 	name                   string
 	jsonOut, reveal, force bool
 	podiojs, oauth         bool
@@ -192,19 +174,15 @@ type options struct {
 	secretFile             string // token: -client-secret-file
 	args                   []string
 	stdin                  io.Reader
-	stdout, stderr         io.Writer
-	passphrase             func() (string, error)
 	progressOK             bool // stderr is a terminal
 }
 
 // run is sessionstore with its arguments, input and outputs; it returns
 // the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "sessionstore: error: %s\n", escapeControls(fmt.Sprintf(format, a...)))
-		fmt.Fprintf(stderr, "sessionstore: run \"sessionstore -h\" for usage\n")
-		return 2
-	}
+	o := options{Command: cliutil.Command{Name: "sessionstore", Usage: usage, Stdout: stdout, Stderr: stderr},
+		stdin: stdin, progressOK: cliutil.IsTerminal(stderr)}
+	usageErr := o.UsageError
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -223,22 +201,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return usageErr("unknown command %q: want ls, show, rm, import or token", args[0])
 	}
-	o := options{cmd: args[0], stdin: stdin, stdout: stdout, stderr: stderr}
+	o.cmd = args[0]
 	fs := flag.NewFlagSet("sessionstore "+o.cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.dir, "dir", "", "")
 	fs.StringVar(&o.keyFile, "key", "", "")
 	fs.StringVar(&o.passFile, "passphrase-file", "", "")
 	fs.StringVar(&o.identity, "identity", "", "")
-	fs.StringVar(&o.etcd.URLs, "etcd", "", "")
-	fs.StringVar(&o.etcd.CACert, "etcd-cacert", "", "")
-	fs.StringVar(&o.etcd.Cert, "etcd-cert", "", "")
-	fs.StringVar(&o.etcd.Key, "etcd-key", "", "")
-	fs.StringVar(&o.etcd.User, "etcd-user", "", "")
-	fs.StringVar(&o.prefix, "prefix", "", "")
-	fs.StringVar(&o.pg.url, "postgres", "", "")
-	fs.StringVar(&o.pg.namespace, "namespace", "", "")
-	fs.StringVar(&o.pg.schema, "schema", pgstore.DefaultSchema, "")
+	o.fleet.Register(fs)
 	fs.BoolVar(&o.jsonOut, "json", false, "")
 	fs.BoolVar(&o.reveal, "reveal", false, "")
 	fs.BoolVar(&o.podiojs, "podiojs", false, "")
@@ -249,23 +219,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.clientID, "client-id", "", "")
 	fs.StringVar(&o.secretFile, "client-secret-file", "", "")
 	var err error
-	if o.args, err = parseInterspersed(fs, args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return 0
-		}
-		return usageErr("%v", err)
+	o.args, err = parseInterspersed(fs, args[1:])
+	if code, ok := o.Parsed(err); !ok {
+		return code
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := cliutil.Visited(fs)
 	only := func(flagName string, cmds ...string) bool {
-		for _, c := range cmds {
-			if c == o.cmd {
-				return true
-			}
-		}
-		return !set[flagName]
+		return slices.Contains(cmds, o.cmd) || !set[flagName]
 	}
+	f := o.fleet
 	// -postgres '' is libpq's environment variables.
 	pg := set["postgres"] || set["namespace"] || set["schema"]
 	switch {
@@ -275,17 +237,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usageErr("give -postgres URL -namespace N alone, without -dir or -etcd")
 	case o.dir == "" && !set["etcd"] && !set["prefix"] && !pg:
 		return usageErr("no store: give -dir DIR, -etcd URLS -prefix P or -postgres URL -namespace N")
-	case pg && (!set["postgres"] || o.pg.namespace == ""):
+	case pg && (!set["postgres"] || f.Namespace == ""):
 		return usageErr("-postgres URL and -namespace N go together")
-	case pg && o.pg.schema == "":
+	case pg && f.Schema == "":
 		return usageErr("-schema names no schema")
-	case o.dir == "" && !pg && (o.etcd.URLs == "" || o.prefix == ""):
+	case o.dir == "" && !pg && (f.Etcd == "" || f.Prefix == ""):
 		return usageErr("-etcd URLS and -prefix P go together")
 	case (o.dir != "" || pg) && (set["etcd-cacert"] || set["etcd-cert"] || set["etcd-key"] || set["etcd-user"]):
 		return usageErr("-etcd-cacert, -etcd-cert, -etcd-key and -etcd-user go with -etcd")
-	case (o.etcd.Cert == "") != (o.etcd.Key == ""):
+	case (f.Cert == "") != (f.Key == ""):
 		return usageErr("-etcd-cert and -etcd-key go together")
-	case o.etcd.User != "" && os.Getenv(cliutil.EtcdPasswordEnv) == "":
+	case f.User != "" && os.Getenv(cliutil.EtcdPasswordEnv) == "":
 		return usageErr("-etcd-user needs the password in $%s", cliutil.EtcdPasswordEnv)
 	case !only("json", "ls", "show", "import", "token"):
 		return usageErr("-json goes with ls, show, import or token")
@@ -315,46 +277,34 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case o.cmd == "import" && !o.oauth && slices.Contains(o.args, "-"):
 		return usageErr("\"-\" (stdin) goes with -oauth; a file named - is ./-")
 	}
-	// Deleting needs write access to the store, not its key.
-	if o.cmd == "rm" {
+	if o.cmd == "rm" { // deleting needs write access to the store, not its key
 		o.keyFile, o.passFile, o.identity = "", "", ""
-	}
-	if o.keyFile == "" && o.cmd != "rm" {
-		var err error
-		if o.keyFile, err = crypto.DefaultKeyFile(); err != nil {
-			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", crypto.KeyFileEnv)
+	} else {
+		var code int
+		var ok bool
+		if o.keyFile, code, ok = o.KeyFile(o.keyFile); !ok {
+			return code
 		}
 	}
-	if o.passFile != "" {
-		o.passphrase = passphraseFrom(o.passFile)
-	}
-	o.progressOK = cliutil.IsTerminal(stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	var b backend
-	if o.dir != "" {
-		b, err = openDir(o.dir, o.keyFile, o.passphrase, o.identity, o.cmd == "import")
-	} else {
-		octx, cancel := context.WithTimeout(ctx, openTimeout)
-		if pg {
-			b, err = openPostgres(octx, o.pg, o.cmd, o.keyFile, o.passphrase, o.identity)
-		} else {
-			b, err = openEtcd(octx, o.etcd, o.prefix, o.cmd, o.keyFile, o.passphrase, o.identity, stderr)
-		}
-		cancel()
-	}
+	b, err := openBackend(ctx, &o, pg)
 	if err != nil {
-		return fail(stderr, err)
+		return o.Fail(err)
 	}
-	defer b.Close()
+	defer b.close()
 	switch o.cmd {
 	case "ls":
 		return runList(ctx, b, &o)
 	case "show":
 		return runShow(ctx, b, &o)
 	case "rm":
-		return runRemove(ctx, b, &o)
+		if err := b.remove(ctx, o.args[0]); err != nil {
+			return o.Fail(err)
+		}
+		fmt.Fprintf(stdout, "deleted session %s\n", strconv.Quote(o.args[0]))
+		return 0
 	case "token":
 		return runToken(ctx, b, &o)
 	default:
@@ -380,37 +330,5 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		rest = append(rest, left[0])
 		args = left[1:]
-	}
-}
-
-// fail reports err and returns exit code 1. A library error's own
-// "sessionstore: " prefix is dropped: the line has one already. Control
-// characters are escaped: a path that a library message holds raw never
-// reaches the terminal raw.
-func fail(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "sessionstore: error: %s\n", errorText(err))
-	return 1
-}
-
-// errorText is err's message for a line of output: without a library's
-// "sessionstore: " prefix, its control characters escaped.
-func errorText(err error) string {
-	return escapeControls(strings.TrimPrefix(err.Error(), "sessionstore: "))
-}
-
-// passphraseFrom returns a function that reads the first line of path,
-// once.
-func passphraseFrom(path string) func() (string, error) {
-	var (
-		pass string
-		err  error
-		done bool
-	)
-	return func() (string, error) {
-		if !done {
-			pass, err = cliutil.ReadPassphrase(path)
-			done = true
-		}
-		return pass, err
 	}
 }

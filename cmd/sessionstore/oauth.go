@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
 
 // maxOAuthSize bounds what import -oauth reads: a token response is a few
@@ -30,14 +31,14 @@ func readOAuthFile(file string, stdin io.Reader, t time.Time) (sessionstore.Auth
 		// ("-") is the way to pipe a response in.
 		fi, err := os.Stat(file)
 		if err != nil {
-			return sessionstore.AuthObject{}, pathErrCause(err)
+			return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
 		}
 		if !fi.Mode().IsRegular() {
 			return sessionstore.AuthObject{}, fmt.Errorf("not a regular file (%v); give - to read stdin", fi.Mode().Type())
 		}
 		f, err := os.Open(file)
 		if err != nil {
-			return sessionstore.AuthObject{}, pathErrCause(err)
+			return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
 		}
 		defer f.Close()
 		r = f
@@ -45,7 +46,7 @@ func readOAuthFile(file string, stdin io.Reader, t time.Time) (sessionstore.Auth
 	data, err := io.ReadAll(io.LimitReader(r, maxOAuthSize+1))
 	defer clear(data)
 	if err != nil {
-		return sessionstore.AuthObject{}, pathErrCause(err)
+		return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
 	}
 	if len(data) > maxOAuthSize {
 		return sessionstore.AuthObject{}, fmt.Errorf("more than %d bytes: not an OAuth token response", maxOAuthSize)
@@ -75,83 +76,73 @@ var oauthErrorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
 // Podio's ref and transfer_token. Other fields are not kept, as
 // sessionstore.FromToken keeps none.
 func parseOAuth(data []byte, t time.Time) (sessionstore.AuthObject, error) {
-	const notOAuth = "not an OAuth token response"
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
-		return sessionstore.AuthObject{}, errors.New("empty: " + notOAuth)
+	bad := func(format string, a ...any) (sessionstore.AuthObject, error) {
+		return sessionstore.AuthObject{}, fmt.Errorf("not an OAuth token response: "+format, a...)
 	}
-	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	err := dec.Decode(&fields)
+	if data = bytes.TrimSpace(data); len(data) == 0 {
+		return sessionstore.AuthObject{}, errors.New("empty: not an OAuth token response")
+	}
+	var r struct {
+		AccessToken   string          `json:"access_token"`
+		TokenType     string          `json:"token_type"`
+		RefreshToken  string          `json:"refresh_token"`
+		Scope         string          `json:"scope"`
+		TransferToken string          `json:"transfer_token"`
+		ExpiresIn     json.RawMessage `json:"expires_in"`
+		Ref           json.RawMessage `json:"ref"`
+		Error         any             `json:"error"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&r)
 	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		return sessionstore.AuthObject{}, fmt.Errorf("%s: malformed JSON at byte %d", notOAuth, syntax.Offset)
+		return bad("malformed JSON at byte %d", syntax.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return sessionstore.AuthObject{}, fmt.Errorf("%s: malformed JSON (it ends early)", notOAuth)
-	case err != nil || fields == nil || dec.More():
-		return sessionstore.AuthObject{}, fmt.Errorf("%s: want one JSON object", notOAuth)
+		return bad("malformed JSON (it ends early)")
+	case errors.As(err, &typ) && typ.Field != "":
+		return bad("%s is not a string", typ.Field)
+	case err != nil || data[0] != '{' || dec.More():
+		return bad("want one JSON object")
 	}
-	str := func(k string) (string, error) {
-		raw, ok := fields[k]
-		if !ok || string(raw) == "null" {
-			return "", nil
+	if r.AccessToken == "" {
+		code, ok := r.Error.(string)
+		switch {
+		case !ok || code == "":
+			return bad("no access_token")
+		case oauthErrorCode.MatchString(code):
+			return sessionstore.AuthObject{}, fmt.Errorf("an OAuth error response (error %s), not a token", strconv.Quote(code))
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", fmt.Errorf("%s: %s is not a string", notOAuth, k)
-		}
-		return s, nil
+		return sessionstore.AuthObject{}, errors.New("an OAuth error response, not a token")
 	}
-	var a sessionstore.AuthObject
-	if a.AccessToken, err = str("access_token"); err != nil {
-		return sessionstore.AuthObject{}, err
-	}
-	if a.AccessToken == "" {
-		if code, err := str("error"); err == nil && code != "" {
-			if oauthErrorCode.MatchString(code) {
-				return sessionstore.AuthObject{}, fmt.Errorf("an OAuth error response (error %s), not a token", strconv.Quote(code))
-			}
-			return sessionstore.AuthObject{}, errors.New("an OAuth error response, not a token")
-		}
-		return sessionstore.AuthObject{}, fmt.Errorf("%s: no access_token", notOAuth)
-	}
-	for k, dst := range map[string]*string{
-		"token_type":     &a.TokenType,
-		"refresh_token":  &a.RefreshToken,
-		"scope":          &a.Scope,
-		"transfer_token": &a.TransferToken,
-	} {
-		if *dst, err = str(k); err != nil {
-			return sessionstore.AuthObject{}, err
-		}
-	}
-	if raw, ok := fields["expires_in"]; ok && string(raw) != "null" {
+	a := sessionstore.AuthObject{AccessToken: r.AccessToken, TokenType: r.TokenType, RefreshToken: r.RefreshToken, Scope: r.Scope, TransferToken: r.TransferToken}
+	if len(r.ExpiresIn) > 0 && string(r.ExpiresIn) != "null" {
 		var n json.Number
-		if err := json.Unmarshal(raw, &n); err != nil {
-			return sessionstore.AuthObject{}, fmt.Errorf("%s: expires_in is not a number", notOAuth)
+		if err := json.Unmarshal(r.ExpiresIn, &n); err != nil {
+			return bad("expires_in is not a number")
 		}
 		secs, err := n.Float64()
 		switch {
 		case err != nil || secs != math.Trunc(secs):
-			return sessionstore.AuthObject{}, fmt.Errorf("%s: expires_in is not a whole number of seconds", notOAuth)
+			return bad("expires_in is not a whole number of seconds")
 		case secs < 0 || secs > math.MaxInt32:
-			return sessionstore.AuthObject{}, fmt.Errorf("%s: expires_in %s is out of range", notOAuth, n)
+			return bad("expires_in %s is out of range", n)
 		case secs > 0:
 			a.Expiry = t.Add(time.Duration(secs) * time.Second).UTC()
 		}
 	}
-	if raw, ok := fields["ref"]; ok && string(raw) != "null" {
+	if len(r.Ref) > 0 && string(r.Ref) != "null" {
 		var ref struct {
 			Type string      `json:"type"`
 			ID   json.Number `json:"id"`
 		}
-		if err := json.Unmarshal(raw, &ref); err != nil {
-			return sessionstore.AuthObject{}, fmt.Errorf("%s: ref is not an object with a type and an id", notOAuth)
+		if err := json.Unmarshal(r.Ref, &ref); err != nil {
+			return bad("ref is not an object with a type and an id")
 		}
 		id, err := ref.ID.Int64()
 		if err != nil {
-			return sessionstore.AuthObject{}, fmt.Errorf("%s: ref id is not an integer", notOAuth)
+			return bad("ref id is not an integer")
 		}
 		a.Ref = sessionstore.Ref{Type: ref.Type, ID: id}
 	}

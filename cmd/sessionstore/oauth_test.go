@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
 
 func TestParseOAuth(t *testing.T) {
@@ -83,7 +84,7 @@ func TestEscapeControls(t *testing.T) {
 		"bad \xff\xfe utf8":                   `bad \xff\xfe utf8`,
 		"ünïcode ✓ \ufffd":                    "ünïcode ✓ \ufffd",
 	} {
-		got := escapeControls(in)
+		got := cliutil.Escape(in)
 		assert.Equal(t, want, got, "%q", in)
 		assert.False(t, strings.ContainsFunc(got, func(r rune) bool { return r < ' ' || r >= 0x7f && r < 0xa0 }), "%q", in)
 	}
