@@ -132,8 +132,7 @@ func runFleetCheck(ctx context.Context, c cliutil.Command, f *cliutil.Backend, k
 	return 0
 }
 
-// hostsReady says that the n live hosts all do what one does, or that
-// there are none.
+// hostsReady says that the n live hosts all do what one does.
 func hostsReady(n int, one, many string) string {
 	switch n {
 	case 0:
@@ -144,8 +143,7 @@ func hostsReady(n int, one, many string) string {
 	return fmt.Sprintf("all %d live hosts %s", n, many)
 }
 
-// describeHost describes a live host and its keys, against primary (a
-// fingerprint).
+// describeHost describes a live host and its keys, against primary.
 func describeHost(h protocol.Host, primary string) string {
 	what := "primary " + h.Primary()
 	if h.Primary() == primary {

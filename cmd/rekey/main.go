@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
@@ -43,14 +42,11 @@ Options:
                 $CREDENTIALS_DIRECTORY/sessionstore.key.
     -dir DIR    A store directory. Repeat for several.
     -check      Report each record; exit 0 if and only if all of them open
-                with the primary (with -etcd or -postgres: and every live
-                host uses it).
+                with the primary (on a fleet: and every live host uses it).
     -json       With -check, print one JSON object per record (never a
-                token); with -etcd or -postgres, then one per live host
-                ("host_id").
+                token), then on a fleet one per live host ("host_id").
     -stage      Add a new identity to FILE after the others, decrypt-only
-                (step 1). Run again, it changes nothing and names the key
-                already staged.
+                (step 1). Run again, it names the key already staged.
     -etcd URLS  The etcd endpoints, comma-separated: promote FILE's staged
                 identity to the primary and reseal every record under -prefix
                 (step 2). Refused, with FILE unchanged, while a live host
@@ -67,20 +63,18 @@ Options:
                 (PGHOST, PGUSER, PGPASSWORD, ...). Step 2, as -etcd.
     -namespace N
                 The store's namespace, as given to pgstore.Open.
-    -schema S   The schema of the store's tables (default sessionstore), as
-                given to pgstore.WithSchema.
+    -schema S   The schema of the store's tables (default sessionstore).
     -etcd-cacert F, -etcd-cert F, -etcd-key F
                 TLS: the CA of etcd's certificates; a client certificate
                 and its key, if etcd wants one.
     -etcd-user U
                 etcd user; the password is read from $ETCD_PASSWORD.
     -pq         Make the new identity post-quantum (ML-KEM-768+X25519);
-                -pq=false makes it X25519. Without -pq, a new identity has
-                the kind of FILE's primary (with -init: X25519), and rekey
-                says so when the kind changes. A rerun after an interrupted
-                rotation, and -stage over a staged key, keep the key already
-                made, whatever its kind; with -pq or -pq=false for the other
-                kind they change nothing and say to finish first.
+                -pq=false makes it X25519. Without -pq, it has the kind of
+                FILE's primary (with -init: X25519); rekey says when the
+                kind changes. A rerun after an interrupted rotation, and
+                -stage over a staged key, keep the key already made (with
+                -pq of the other kind, they change nothing).
     -keep-old   Keep the old identities, decrypt-only, after rotating.
     -dry-run    Say what would change and change nothing; exit 1 where the
                 rotation would fail.
@@ -90,27 +84,21 @@ Options:
                 as "age -p" writes; read the passphrase from the first line
                 of P. A rotated key file keeps the same passphrase.
     -seal-to RECIPIENT
-                With -init: seal FILE to RECIPIENT, an age recipient (age1...),
-                usually an age plugin's (age1yubikey1..., age1tpm1...), whose
-                secret never lies in a file. Repeat for several (a spare
-                token). The recipients are written, public, to
-                FILE.sealed-to, and every later rewrite of FILE by rekey
-                seals to them again. The plugin (age-plugin-NAME) must be on
-                $PATH.
+                With -init: seal FILE to an age recipient, usually a
+                plugin's (age1yubikey1..., age1tpm1...; age-plugin-NAME on
+                $PATH), whose secret never lies in a file. Repeat for
+                several. They are listed in FILE.sealed-to, and every later
+                rewrite of FILE by rekey seals to them again.
     -identity F The age identity file (for a plugin, its identity stub,
                 AGE-PLUGIN-NAME-1...) that opens a FILE sealed with -seal-to.
                 Defaults to $SESSIONSTORE_KEY_IDENTITY.
     -version    Print the version.
 
-Rotation writes the key file with a new primary first and the old keys after
-it, reseals every record under its lock, checks that every record opens with
-the new primary alone, then removes the old keys (unless -keep-old). Running
-processes keep working throughout. If rekey is interrupted, run it again.
-
-Across hosts (etcd, PostgreSQL), every host must have each step's key file before the
-next step: rekey checks the live hosts' heartbeats (each open Store lists the
-fingerprints of its keys, primary first, and rereads its key file every 2 s)
-and refuses, naming the hosts, when one is not ready.
+Running processes keep working throughout a rotation; if rekey is
+interrupted, run it again. On a fleet, every host must have each step's key
+file before the next step: rekey checks the live hosts' heartbeats (each
+open Store lists its keys and rereads its key file every 2 s) and refuses,
+naming the hosts, when one is not ready.
 
 Examples:
     $ rekey -init -key /etc/myapp/sessionstore.key
@@ -135,15 +123,9 @@ Examples:
     $ rekey -retire -key sessionstore.key -postgres '' -namespace prod
 `
 
-// dirList is a repeatable flag.
-type dirList []string
-
-func (d *dirList) String() string     { return strings.Join(*d, ",") }
-func (d *dirList) Set(v string) error { *d = append(*d, v); return nil }
-
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// run is rekey with its arguments and outputs; it returns the exit code.
+// run is rekey; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	c := cliutil.Command{Name: "rekey", Usage: usage, Stdout: stdout, Stderr: stderr}
 	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
@@ -152,13 +134,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		initFlag, check, jsonOut, pq, keepOld, dryRun, version bool
 		stage, retire                                          bool
 		keyFile, passFile, identity                            string
-		dirs, sealTo                                           dirList
+		dirs, sealTo                                           []string
 		workers                                                int
 		ff                                                     cliutil.FleetFlags
 	)
 	fs.BoolVar(&initFlag, "init", false, "")
 	fs.StringVar(&keyFile, "key", "", "")
-	fs.Var(&dirs, "dir", "")
+	fs.Func("dir", "", func(v string) error { dirs = append(dirs, v); return nil })
 	fs.BoolVar(&check, "check", false, "")
 	fs.BoolVar(&jsonOut, "json", false, "")
 	fs.BoolVar(&pq, "pq", false, "")
@@ -167,7 +149,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&workers, "j", 1, "")
 	fs.BoolVar(&version, "version", false, "")
 	fs.StringVar(&passFile, "passphrase-file", "", "")
-	fs.Var(&sealTo, "seal-to", "")
+	fs.Func("seal-to", "", func(v string) error { sealTo = append(sealTo, v); return nil })
 	fs.StringVar(&identity, "identity", "", "")
 	fs.BoolVar(&stage, "stage", false, "")
 	fs.BoolVar(&retire, "retire", false, "")
@@ -176,8 +158,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	set := cliutil.Visited(fs)
-	// The new identity keeps the primary's kind unless -pq or -pq=false
-	// was given.
 	kind := crypto.SameKind
 	if set["pq"] {
 		kind = crypto.X25519
@@ -260,9 +240,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case len(sealTo) > 0 && keyFile == "-":
 		return usageErr("-seal-to needs a key file, beside which it writes FILE%s", crypto.SealedToSuffix)
 	}
-	keyFile, code, ok := c.KeyFile(keyFile)
-	if !ok {
-		return code
+	if !c.KeyFile(&keyFile) {
+		return 2
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -431,16 +410,14 @@ func runRotate(ctx context.Context, c cliutil.Command, keyFile string, dirs []st
 	return 0
 }
 
-// kindChange says, on stderr, when the new primary is of another kind
-// than the old one: a change of kind is never silent.
+// kindChange says when the new primary's kind differs from the old one's.
 func kindChange(stderr io.Writer, kind, old crypto.Kind, is, was string) {
 	if kind != old {
 		fmt.Fprintf(stderr, "rekey: new primary %s %s; the old primary %s %s\n", is, kind, was, old)
 	}
 }
 
-// progressLine reports resealing progress on stderr when it is a terminal
-// and there are many records.
+// progressLine reports progress on a terminal when there are many records.
 func progressLine(stderr io.Writer) func(filestore.RotateEvent) {
 	if !cliutil.IsTerminal(stderr) {
 		return nil

@@ -16,11 +16,8 @@ import (
 )
 
 // A backend is the store the commands work on: a directory, an etcd
-// prefix or a PostgreSQL namespace. ls, show, rm, and token unless it
-// refreshes, go through the backend's functions that open no Store, so
-// that on a fleet none of them writes a heartbeat or is among the live
-// hosts that rekey checks. import, and token when it refreshes, open the
-// Store that writes.
+// prefix or a PostgreSQL namespace. Only import, and token when it
+// refreshes, open a Store: on a fleet, no other command is a live host.
 type backend struct {
 	*cliutil.Backend
 	dir        string
@@ -36,10 +33,8 @@ var (
 	errExists    = errors.New("a session is already stored under this name")
 )
 
-// openBackend opens o's store for o.cmd. A directory must exist, except
-// for import (which creates it): reading or deleting from a mistyped
-// directory is an error, not an empty store. A fleet must answer within
-// cliutil.DialTimeout.
+// openBackend opens o's store for o.cmd. Only import creates a directory:
+// reading from a mistyped one is an error, not an empty store.
 func openBackend(ctx context.Context, o *options, pg bool) (*backend, error) {
 	b := &backend{dir: o.dir, keyFile: o.keyFile, identity: o.identity, passphrase: cliutil.Passphrase(o.passFile)}
 	if b.dir != "" && o.cmd != "import" {
@@ -121,32 +116,18 @@ func (b *backend) close() {
 	b.Close()
 }
 
-// get reads one record, which may not open (its Err set); errNoSession if
-// there is none.
-func (b *backend) get(ctx context.Context, name string) (protocol.Record, error) {
-	r, err := b.ReadRecord(ctx, b.ring, name)
+// found is err, or for sessionstore.ErrNotFound errNoSession, naming the
+// session and the store.
+func (b *backend) found(name string, err error) error {
 	if errors.Is(err, sessionstore.ErrNotFound) {
-		return r, b.notFound(name)
-	}
-	return r, err
-}
-
-// remove deletes a record, whether it opens or not, under its lock.
-func (b *backend) remove(ctx context.Context, name string) error {
-	err := b.Remove(ctx, name)
-	if errors.Is(err, sessionstore.ErrNotFound) {
-		return b.notFound(name)
+		return fmt.Errorf("%w %s %s", errNoSession, strconv.Quote(name), b.Where)
 	}
 	return err
 }
 
-func (b *backend) notFound(name string) error {
-	return fmt.Errorf("%w %s %s", errNoSession, strconv.Quote(name), b.Where)
-}
-
 // put stores a session under name. Unless replace, an existing record
-// (even one that does not open) is left alone: errExists, or the error
-// that says why it does not open.
+// (even one that does not open) is left alone: errExists, or why it does
+// not open.
 func (b *backend) put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error {
 	if err := sessionstore.ValidateAuthType(name); err != nil {
 		return err

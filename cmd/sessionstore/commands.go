@@ -67,8 +67,8 @@ func runList(ctx context.Context, b *backend, o *options) int {
 }
 
 func runShow(ctx context.Context, b *backend, o *options) int {
-	r, err := b.get(ctx, o.args[0])
-	if err != nil {
+	r, err := b.ReadRecord(ctx, b.ring, o.args[0])
+	if err = b.found(o.args[0], err); err != nil {
 		return o.Fail(err)
 	}
 	reveal := o.reveal && r.Err == nil
@@ -213,9 +213,8 @@ func jsonOf(r protocol.Record, t time.Time, show, reveal bool) jsonRecord {
 	return j
 }
 
-// healthText says whether a session works: "fine" (with when a token
-// source last refreshed it, in a listing), or "needs login since TIME
-// (REASON)".
+// healthText is "fine" (in a listing: with the last refresh), or "needs
+// login since TIME (REASON)".
 func healthText(h sessionstore.Health, t time.Time, withRefresh bool) string {
 	if h.NeedsLogin.IsZero() {
 		if withRefresh && !h.LastRefresh.IsZero() {

@@ -66,8 +66,7 @@ func runImport(ctx context.Context, b *backend, o *options) int {
 	return 0
 }
 
-// fileLabel is how a file to import is named in a line of output: quoted,
-// and "stdin" for "-".
+// fileLabel names a file in output: quoted, or stdin for "-".
 func fileLabel(file string) string {
 	if file == "-" {
 		return "stdin"
@@ -75,8 +74,6 @@ func fileLabel(file string) string {
 	return strconv.Quote(file)
 }
 
-// importOne imports one file: a podio-js session, or with -oauth an OAuth
-// token response.
 func importOne(ctx context.Context, b *backend, file string, o *options) importResult {
 	res := importResult{File: file, Result: "failed"}
 	name := o.name
@@ -102,11 +99,9 @@ func importOne(ctx context.Context, b *backend, file string, o *options) importR
 			err = fmt.Errorf("%w; it is an OAuth token response: import it with -oauth -name NAME", err)
 		}
 	}
-	if err != nil {
-		res.Reason = strings.TrimPrefix(err.Error(), "sessionstore: ")
-		return res
+	if err == nil {
+		err = b.put(ctx, name, a, o.force)
 	}
-	err = b.put(ctx, name, a, o.force)
 	switch {
 	case errors.Is(err, errExists):
 		res.Reason = fmt.Sprintf("a session %s is already stored; -force replaces it", strconv.Quote(name))
@@ -120,8 +115,7 @@ func importOne(ctx context.Context, b *backend, file string, o *options) importR
 	return res
 }
 
-// progress is a line on stderr, rewritten in place, while many files are
-// imported to a terminal.
+// progress is a line on a terminal, rewritten in place during an import.
 type progress struct {
 	w     io.Writer
 	total int

@@ -35,87 +35,68 @@ const usage = `Usage:
     none of them is among the live hosts that rekey checks.
 
 Commands:
-    ls          List every session: name, expiry (and how long from now),
-                whether it has a refresh token, its health (fine, and when
-                it was last refreshed; or needs login since when, and the
-                provider's reason), scope, ref, when it was last written,
-                which key it is sealed to (primary, old: decrypt-only,
-                none: no key of yours opens it) and its status (ok, wrong
-                key, tampered, rolled back, unreadable).
-                A record that does not open is listed, never skipped; ls
-                then exits 1.
+    ls          List every session: name, expiry, whether it has a refresh
+                token, health (fine, last refresh; or needs login since
+                when, and why), scope, ref, when last written, the key that
+                opens it (primary, old: decrypt-only, none) and its status
+                (ok, wrong key, tampered, rolled back, unreadable). A record
+                that does not open is listed, and ls exits 1.
     show        Show one session, its tokens redacted.
-    rm          Delete one session, whether it opens or not: the program
-                that uses it logs in afresh. rm needs write access to the
-                store, not its key: no -key (a -key given is not used).
-                It waits for the session's lock, as every writer does. A
-                name that is not stored is an error (exit 1).
-    import      Import podio-js session files (tmp/<authType>.json). The
-                session's name is the file's name without ".json". An
-                empty or cleared ("{}") file is skipped and reported; a
-                file that is not a podio-js session is an error. An
-                unreadable file is reported and the others are imported;
-                the exit status is then 1.
-                With -oauth: import one standard OAuth 2 token response,
-                the JSON object a token endpoint returns (access_token,
-                token_type, refresh_token, expires_in, scope; Podio's ref
-                and transfer_token too), from FILE, or from stdin for "-",
-                as the session -name NAME. Its expiry is the time of the
-                import plus expires_in (none without expires_in).
-                Importing a new login is how a session that needs a new
-                login is healed (with -force: it replaces the old one).
-    token       Print a valid access token of session NAME on stdout, for
-                scripts: the stored one while it is valid, else a new one
-                from -token-url, refreshed through the store's
-                single-flight refresh (one refresh for every process and
-                host, stored before it is printed). Reading a valid token
-                writes nothing (on a fleet: no lease, no heartbeat); only a
-                refresh opens the store to write. A session whose refresh
-                token the provider refused (invalid_grant) is marked as
-                needing a new login: token, and every program using the
-                session, then fails at once, without asking the provider,
-                until a new login is stored (import -force).
+    rm          Delete one session, whether it opens or not, under its lock:
+                the program that uses it logs in afresh. rm needs write
+                access to the store, not its key (a -key given is not used).
+                A name that is not stored is an error.
+    import      Import podio-js session files (tmp/<authType>.json), each
+                as the file's name without ".json". An empty or cleared
+                ("{}") file is skipped; a file that is not a podio-js
+                session, or unreadable, is reported (exit 1) and the others
+                are imported. With -oauth: one standard OAuth 2 token
+                response (access_token, token_type, refresh_token,
+                expires_in, scope; Podio's ref and transfer_token), from
+                FILE or stdin ("-"), expiring expires_in after the import.
+                Importing a new login (-force) heals a session that needs
+                one.
+    token       Print a valid access token of session NAME, for scripts:
+                the stored one while it is valid (reading writes nothing),
+                else one refreshed from -token-url through the store's
+                single-flight refresh, stored before it is printed. A
+                refresh token the provider refuses (invalid_grant) marks
+                the session as needing a new login: token, and every
+                program using it, then fails at once until one is imported.
 
 Options:
-    -dir DIR    The store directory. ls, show and rm never create it;
-                import does (mode 0700).
-    -etcd URLS  The etcd cluster: client URLs, comma-separated, such as
-                https://etcd1:2379,https://etcd2:2379.
+    -dir DIR    The store directory. Only import creates it (mode 0700).
+    -etcd URLS  The etcd client URLs, comma-separated
+                (https://etcd1:2379,https://etcd2:2379).
     -prefix P   The store's etcd prefix, such as /sessionstore/prod.
     -etcd-cacert FILE, -etcd-cert FILE, -etcd-key FILE
-                TLS: the CA that signs etcd's certificates; a client
-                certificate and its key.
+                TLS: the CA of etcd's certificates; a client certificate
+                and its key.
     -etcd-user USER
-                Authenticate to etcd as USER, with the password in
-                $ETCD_PASSWORD.
+                Authenticate to etcd as USER, password in $ETCD_PASSWORD.
     -postgres URL
-                The PostgreSQL server, a libpq URL or key=value string,
-                such as postgres://app@db-1,db-2/app?target_session_attrs=read-write;
+                The PostgreSQL server, a libpq URL or key=value string
+                (postgres://app@db-1,db-2/app?target_session_attrs=read-write);
                 an empty one (-postgres '') takes libpq's PG* environment
-                variables (PGHOST, PGUSER, PGPASSWORD, ...). Put the
-                password in $PGPASSWORD or ~/.pgpass, not on the command
-                line, where ps shows it.
+                variables. Put the password in $PGPASSWORD or ~/.pgpass,
+                not on the command line, where ps shows it.
     -namespace N
-                The store's namespace, as given to pgstore.Open, such as
-                prod.
+                The store's namespace, as given to pgstore.Open.
     -schema S   The schema of the store's tables (default sessionstore).
     -key FILE   The age identity file. Defaults to $SESSIONSTORE_KEY_FILE,
                 else $CREDENTIALS_DIRECTORY/sessionstore.key.
     -passphrase-file P
                 The key file is passphrase-protected; read the passphrase
                 from the first line of P.
-    -identity F The key file is sealed to age recipients (rekey -init
-                -seal-to): open it with the age identity file F, usually an
-                age plugin's identity stub. Defaults to
-                $SESSIONSTORE_KEY_IDENTITY.
+    -identity F Open a key file sealed to age recipients (rekey -init
+                -seal-to) with the age identity file F, usually an age
+                plugin's identity stub. Defaults to $SESSIONSTORE_KEY_IDENTITY.
     -json       Print one JSON object per session (or imported file), one
                 per line. Tokens are redacted unless -reveal.
-    -reveal     With show: print the tokens. The only way to see one; a
-                warning goes to stderr.
-    -podiojs    With import: the files are podio-js sessions (the
-                default).
-    -oauth      With import: FILE (- for stdin) is a standard OAuth 2
-                token response; -name NAME is required.
+    -reveal     With show: print the tokens (a warning goes to stderr).
+    -podiojs    With import: the files are podio-js sessions (the default).
+    -oauth      With import: FILE (- for stdin) is an OAuth 2 token
+                response; -name NAME is required.
     -name NAME  With import of one file: store it under NAME.
     -force      With import: replace a session already stored under the
                 name (by default it is left alone, and reported).
@@ -130,11 +111,9 @@ Options:
 
 Exit status: 0 on success, 1 on an error (or a record that does not open,
 or a file that was not imported), 2 for a usage error, 4 when token finds
-the session needs a new login.
-
-Session names and file names are quoted in messages ("server",
-"tmp/app.json"), and in ls's table when they hold a control character:
-none reaches a terminal raw.
+the session needs a new login. Names and paths are quoted in messages, and
+in ls's table when they hold a control character: none reaches a terminal
+raw.
 
 Examples:
     $ sessionstore ls -dir /var/lib/myapp/sessions -key /etc/myapp/sessionstore.key
@@ -147,7 +126,6 @@ Examples:
     $ get-token | sessionstore import -oauth -name app:12345 -force -dir /var/lib/myapp/sessions -
     $ SESSIONSTORE_CLIENT_SECRET=... sessionstore token -dir /var/lib/myapp/sessions \
           -token-url https://auth.example.com/oauth/token -client-id myapp server
-    $ sessionstore rm -etcd https://etcd1:2379 -prefix /sessionstore/prod -etcd-cacert ca.pem server
     $ ETCD_PASSWORD=... sessionstore ls -etcd https://etcd1:2379,https://etcd2:2379 \
           -prefix /sessionstore/prod -etcd-cacert ca.pem -etcd-user myapp -key /etc/myapp/sessionstore.key
     $ PGPASSWORD=... sessionstore ls -postgres postgres://myapp@db1/myapp -namespace prod \
@@ -177,8 +155,7 @@ type options struct {
 	progressOK             bool // stderr is a terminal
 }
 
-// run is sessionstore with its arguments, input and outputs; it returns
-// the exit code.
+// run is sessionstore; it returns the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o := options{Command: cliutil.Command{Name: "sessionstore", Usage: usage, Stdout: stdout, Stderr: stderr},
 		stdin: stdin, progressOK: cliutil.IsTerminal(stderr)}
@@ -279,12 +256,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if o.cmd == "rm" { // deleting needs write access to the store, not its key
 		o.keyFile, o.passFile, o.identity = "", "", ""
-	} else {
-		var code int
-		var ok bool
-		if o.keyFile, code, ok = o.KeyFile(o.keyFile); !ok {
-			return code
-		}
+	} else if !o.KeyFile(&o.keyFile) {
+		return 2
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -300,7 +273,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "show":
 		return runShow(ctx, b, &o)
 	case "rm":
-		if err := b.remove(ctx, o.args[0]); err != nil {
+		if err := b.found(o.args[0], b.Remove(ctx, o.args[0])); err != nil {
 			return o.Fail(err)
 		}
 		fmt.Fprintf(stdout, "deleted session %s\n", strconv.Quote(o.args[0]))

@@ -20,15 +20,13 @@ import (
 // kilobytes at most.
 const maxOAuthSize = 1 << 20
 
-// readOAuthFile reads a standard OAuth 2 token response (RFC 6749 section
-// 5.1) from file, or from stdin if file is "-", and returns its session,
-// expiring expires_in seconds after t. Its errors never quote the input;
-// the caller names the file.
+// readOAuthFile reads an OAuth 2 token response (RFC 6749 section 5.1)
+// from file, or stdin for "-": the session, expiring expires_in after t.
+// Its errors never quote the input; the caller names the file.
 func readOAuthFile(file string, stdin io.Reader, t time.Time) (sessionstore.AuthObject, error) {
 	r := stdin
 	if file != "-" {
-		// Not a FIFO or a device, whose open or read could block: stdin
-		// ("-") is the way to pipe a response in.
+		// Not a FIFO or a device, whose open or read could block.
 		fi, err := os.Stat(file)
 		if err != nil {
 			return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
@@ -54,8 +52,8 @@ func readOAuthFile(file string, stdin io.Reader, t time.Time) (sessionstore.Auth
 	return parseOAuth(data, t)
 }
 
-// isOAuthFile reports whether file is a regular file that holds an OAuth
-// token response, for a hint when it is imported as another format.
+// isOAuthFile reports whether file is a regular file holding an OAuth
+// token response: a hint when it is imported as podio-js.
 func isOAuthFile(file string) bool {
 	fi, err := os.Lstat(file)
 	if err != nil || !fi.Mode().IsRegular() {
@@ -69,12 +67,10 @@ func isOAuthFile(file string) bool {
 // 5.2), the only part of an error response worth repeating.
 var oauthErrorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
 
-// parseOAuth parses a token response: an object with access_token (a
-// non-empty string), and optionally token_type, refresh_token, scope,
-// expires_in (seconds, a number or a numeric string, as some providers
-// send it; 0 or none: no expiry, as golang.org/x/oauth2 reads it) and
-// Podio's ref and transfer_token. Other fields are not kept, as
-// sessionstore.FromToken keeps none.
+// parseOAuth parses a token response: access_token (required), and
+// token_type, refresh_token, scope, expires_in (seconds, a number or a
+// numeric string; 0 or none: no expiry, as x/oauth2 reads it), Podio's ref
+// and transfer_token. Other fields are dropped, as FromToken drops them.
 func parseOAuth(data []byte, t time.Time) (sessionstore.AuthObject, error) {
 	bad := func(format string, a ...any) (sessionstore.AuthObject, error) {
 		return sessionstore.AuthObject{}, fmt.Errorf("not an OAuth token response: "+format, a...)

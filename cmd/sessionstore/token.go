@@ -15,12 +15,10 @@ import (
 	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
 
-// clientSecretEnv holds the OAuth client secret for token, unless
-// -client-secret-file is given: never a flag value, which ps shows.
+// clientSecretEnv holds the client secret, never a flag (ps shows flags).
 const clientSecretEnv = "SESSIONSTORE_CLIENT_SECRET"
 
-// exitNeedsLogin is token's exit code for a session that needs a new
-// login: a script can tell it from any other failure.
+// exitNeedsLogin is token's exit code for a session that needs a new login.
 const exitNeedsLogin = 4
 
 func runToken(ctx context.Context, b *backend, o *options) int {
@@ -69,16 +67,22 @@ func runToken(ctx context.Context, b *backend, o *options) int {
 		o.Fail(err)
 		fmt.Fprintf(o.Stderr, "sessionstore: session %s needs a new login: log in again and store the new session (sessionstore import -force)\n", strconv.Quote(name))
 		return exitNeedsLogin
-	case errors.Is(err, sessionstore.ErrNotFound):
-		return o.Fail(b.notFound(name))
 	default:
-		return o.Fail(err)
+		return o.Fail(b.found(name, err))
 	}
 }
 
 // readingStore is a fleet as token uses it: Get and List read without a
 // Store (no lease, no heartbeat); a write opens the Store.
 type readingStore struct{ b *backend }
+
+func (r readingStore) write(ctx context.Context, fn func(sessionstore.Store) error) error {
+	s, err := r.b.open(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(s)
+}
 
 func (r readingStore) Get(ctx context.Context, name string) (sessionstore.AuthObject, error) {
 	rec, err := r.b.ReadRecord(ctx, r.b.ring, name)
@@ -89,28 +93,17 @@ func (r readingStore) Get(ctx context.Context, name string) (sessionstore.AuthOb
 }
 
 func (r readingStore) Update(ctx context.Context, name string,
-	fn func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
-	s, err := r.b.open(ctx)
-	if err != nil {
-		return sessionstore.AuthObject{}, err
-	}
-	return s.Update(ctx, name, fn)
+	fn func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error)) (a sessionstore.AuthObject, err error) {
+	err = r.write(ctx, func(s sessionstore.Store) error { a, err = s.Update(ctx, name, fn); return err })
+	return a, err
 }
 
 func (r readingStore) Set(ctx context.Context, name string, a sessionstore.AuthObject) error {
-	s, err := r.b.open(ctx)
-	if err != nil {
-		return err
-	}
-	return s.Set(ctx, name, a)
+	return r.write(ctx, func(s sessionstore.Store) error { return s.Set(ctx, name, a) })
 }
 
 func (r readingStore) Delete(ctx context.Context, name string) error {
-	s, err := r.b.open(ctx)
-	if err != nil {
-		return err
-	}
-	return s.Delete(ctx, name)
+	return r.write(ctx, func(s sessionstore.Store) error { return s.Delete(ctx, name) })
 }
 
 func (r readingStore) List(ctx context.Context) ([]string, error) {

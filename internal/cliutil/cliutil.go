@@ -1,6 +1,4 @@
-// Package cliutil is what the commands rekey and sessionstore share: their
-// error and usage plumbing, secret files, the version string and the
-// flags that reach a fleet (etcd or PostgreSQL).
+// Package cliutil is what the commands rekey and sessionstore share.
 package cliutil
 
 import (
@@ -42,16 +40,14 @@ func (c Command) Fail(err error) int {
 	return 1
 }
 
-// ErrorText is err's message for a line of output: without a leading
-// "NAME: " (a library's own prefix: the line has one already), its control
-// characters escaped (a library's message may hold a path raw).
+// ErrorText is err's message without a library's "NAME: " prefix, its
+// control characters escaped (a library's message may hold a path raw).
 func (c Command) ErrorText(err error) string {
 	return Escape(strings.TrimPrefix(err.Error(), c.Name+": "))
 }
 
-// Parsed handles the error of parsing the flags: ok is true to go on,
-// else code is the exit code: -h prints the usage on Stdout (exit 0), a
-// bad flag is a usage error.
+// Parsed handles fs.Parse's error: unless ok, return code (-h prints the
+// usage: 0; a bad flag: 2).
 func (c Command) Parsed(err error) (code int, ok bool) {
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -63,17 +59,16 @@ func (c Command) Parsed(err error) (code int, ok bool) {
 	return 0, true
 }
 
-// KeyFile returns keyFile, or else crypto.DefaultKeyFile; ok is false,
-// after a usage error, when there is none.
-func (c Command) KeyFile(keyFile string) (_ string, code int, ok bool) {
-	if keyFile != "" {
-		return keyFile, 0, true
+// KeyFile sets an empty *keyFile to crypto.DefaultKeyFile; it reports a
+// usage error (exit 2) and returns false when there is none.
+func (c Command) KeyFile(keyFile *string) bool {
+	var err error
+	if *keyFile == "" {
+		if *keyFile, err = crypto.DefaultKeyFile(); err != nil {
+			c.UsageError("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", crypto.KeyFileEnv)
+		}
 	}
-	keyFile, err := crypto.DefaultKeyFile()
-	if err != nil {
-		return "", c.UsageError("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", crypto.KeyFileEnv), false
-	}
-	return keyFile, 0, true
+	return err == nil
 }
 
 // Visited returns the names of the flags given on the command line.
@@ -84,10 +79,9 @@ func Visited(fs *flag.FlagSet) map[string]bool {
 }
 
 // ReadSecretLine reads the first line of the file at path, a secret (what
-// names it in errors: "passphrase file"). The file is trusted exactly like
-// a key file: a regular file, not a symlink, owned by this user (or root)
-// and readable by nobody else; otherwise the error wraps
-// sessionstore.ErrInsecurePermissions. Errors quote the path.
+// names it in errors, which quote path). The file is trusted like a key
+// file: a regular file, not a symlink, owned by this user (or root) and
+// readable by nobody else; else the error wraps ErrInsecurePermissions.
 func ReadSecretLine(what, path string) (string, error) {
 	q := strconv.Quote(path)
 	f, err := fsutil.OpenNoFollow(path)
@@ -116,8 +110,8 @@ func ReadSecretLine(what, path string) (string, error) {
 	return line, nil
 }
 
-// Passphrase returns the function that reads, once, the passphrase in the
-// first line of the file at path; nil for no path.
+// Passphrase returns a function that reads the passphrase file at path
+// once; nil for no path.
 func Passphrase(path string) func() (string, error) {
 	if path == "" {
 		return nil
@@ -144,7 +138,7 @@ func Version() string {
 }
 
 // PathErrCause returns what a *fs.PathError wraps (its message holds the
-// path raw; the caller names the path, quoted), else err.
+// path raw; the caller quotes it), else err.
 func PathErrCause(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -164,13 +158,9 @@ func Clean(s string) string {
 	return s
 }
 
-// Escape writes every control character and invalid byte of s (anything
-// Clean would quote) as a Go string literal writes it ("\x1b", "\t",
-// "\xff"), leaving the rest as it is.
+// Escape writes every control character and invalid byte of s as a Go
+// string literal would ("\x1b", "\t", "\xff"), the rest as it is.
 func Escape(s string) string {
-	if Clean(s) == s {
-		return s
-	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])

@@ -25,16 +25,15 @@ import (
 	"github.com/sessionstore/sessionstore/pgstore"
 )
 
-// DialTimeout bounds connecting to etcd or PostgreSQL and the first
-// request: a variable so that tests can shorten it.
+// DialTimeout bounds reaching etcd or PostgreSQL (a variable for tests).
 var DialTimeout = 10 * time.Second
 
 // EtcdPasswordEnv holds the password of -etcd-user.
 const EtcdPasswordEnv = "ETCD_PASSWORD"
 
-// FleetFlags are the flags that name a fleet: -etcd URLS -prefix P (TLS
-// and user: -etcd-cacert, -etcd-cert, -etcd-key, -etcd-user), or
-// -postgres URL -namespace N [-schema S].
+// FleetFlags are the flags that name a fleet: -etcd URLS -prefix P (with
+// -etcd-cacert, -etcd-cert, -etcd-key, -etcd-user), or -postgres URL
+// -namespace N [-schema S].
 type FleetFlags struct {
 	Etcd, Prefix, CACert, Cert, Key, User string
 	Postgres, Namespace, Schema           string
@@ -51,10 +50,8 @@ func (f *FleetFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Schema, "schema", pgstore.DefaultSchema, "")
 }
 
-// A Backend is a store's backend functions bound to the store: ReadRecords,
-// ReadRecord and Remove open no Store (no lease, no heartbeat); Open opens
-// the Store that writes. Promote, Retire and Check are the staged rotation
-// of a fleet.
+// A Backend is a backend's functions bound to one store. Only Open opens
+// a Store (a lease, a heartbeat).
 type Backend struct {
 	Flag  string // "-etcd" or "-postgres"
 	Flags string // the flags that name it, in a command to run next
@@ -76,10 +73,9 @@ func (b *Backend) Unanswered(err error) error {
 	return fmt.Errorf("%s did not answer in time (is it running, and %s right?): %w", b.server, b.hint, err)
 }
 
-// Dial connects to the fleet, PostgreSQL if pg else etcd, and checks
-// within ctx that it answers: a read of the prefix, or one query. etcd's
-// client logs its errors, as text, to stderr; -etcd-user's password comes
-// from $ETCD_PASSWORD. Errors never hold a password.
+// Dial connects to the fleet, PostgreSQL if pg else etcd, and checks that
+// it answers within ctx. etcd's client logs its errors to stderr. Errors
+// never hold a password.
 func (f FleetFlags) Dial(ctx context.Context, pg bool, stderr io.Writer) (*Backend, error) {
 	if pg {
 		return f.dialPostgres(ctx)
@@ -197,8 +193,8 @@ func (f FleetFlags) dialPostgres(ctx context.Context) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: %w", name, err)
 	}
-	// The Store that a command opens needs no listening connection (and so
-	// works through a transaction-pooling proxy).
+	// A command's Store needs no listening connection (and so works
+	// through a transaction-pooling proxy).
 	opts := []pgstore.Option{pgstore.WithSchema(f.Schema), pgstore.WithoutListen()}
 	ns := f.Namespace
 	b := &Backend{
