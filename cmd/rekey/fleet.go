@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/sessionstore/sessionstore/internal/cliutil"
 	"github.com/sessionstore/sessionstore/internal/protocol"
@@ -74,16 +73,6 @@ func runFleetRotate(ctx context.Context, c cliutil.Command, f *cliutil.Backend, 
 	return 0
 }
 
-// hostJSON is a host in -check -json's output.
-type hostJSON struct {
-	ID          string    `json:"host_id"`
-	Host        string    `json:"host"`
-	PID         int       `json:"pid"`
-	Keys        []string  `json:"keys"`
-	Time        time.Time `json:"time"`
-	UsesPrimary bool      `json:"uses_primary"`
-}
-
 func runFleetCheck(ctx context.Context, c cliutil.Command, f *cliutil.Backend, keyFile string, opts protocol.CheckOptions, jsonOut bool) int {
 	fail, stdout := c.Fail, c.Stdout
 	rep, err := f.Check(ctx, keyFile, opts)
@@ -102,7 +91,11 @@ func runFleetCheck(ctx context.Context, c cliutil.Command, f *cliutil.Backend, k
 			badHosts++
 		}
 		if jsonOut {
-			if err := enc.Encode(hostJSON{ID: h.ID, Host: h.Host, PID: h.PID, Keys: h.Keys, Time: h.Time, UsesPrimary: uses}); err != nil {
+			if err := enc.Encode(struct {
+				ID string `json:"host_id"`
+				protocol.Host
+				UsesPrimary bool `json:"uses_primary"`
+			}{h.ID, h, uses}); err != nil {
 				return fail(err)
 			}
 			continue

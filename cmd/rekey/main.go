@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
@@ -109,12 +110,10 @@ Examples:
 
     $ rekey -stage -key sessionstore.key          # then distribute it
     $ export ETCD_PASSWORD=...                    # for -etcd-user
-    $ rekey -key sessionstore.key -etcd https://etcd-1:2379,https://etcd-2:2379 \
-          -etcd-cacert ca.pem -etcd-user sessionstore-prod -prefix /sessionstore/prod
-    $ rekey -check -key sessionstore.key -etcd https://etcd-1:2379 -etcd-cacert ca.pem \
-          -etcd-user sessionstore-prod -prefix /sessionstore/prod   # hosts' primaries
-    $ rekey -retire -key sessionstore.key -etcd https://etcd-1:2379 -etcd-cacert ca.pem \
-          -etcd-user sessionstore-prod -prefix /sessionstore/prod
+    $ E='-etcd https://etcd-1:2379,https://etcd-2:2379 -etcd-cacert ca.pem -etcd-user prod -prefix /sessionstore/prod'
+    $ rekey -key sessionstore.key $E              # then distribute it
+    $ rekey -check -key sessionstore.key $E       # the hosts' primaries
+    $ rekey -retire -key sessionstore.key $E
 
     $ export PGPASSWORD=...                       # or a ~/.pgpass entry
     $ rekey -key sessionstore.key -namespace prod \
@@ -122,6 +121,12 @@ Examples:
     $ rekey -check -key sessionstore.key -postgres '' -namespace prod   # PGHOST, PGUSER...
     $ rekey -retire -key sessionstore.key -postgres '' -namespace prod
 `
+
+// list is a repeatable flag.
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -134,13 +139,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		initFlag, check, jsonOut, pq, keepOld, dryRun, version bool
 		stage, retire                                          bool
 		keyFile, passFile, identity                            string
-		dirs, sealTo                                           []string
+		dirs, sealTo                                           list
 		workers                                                int
 		ff                                                     cliutil.FleetFlags
 	)
 	fs.BoolVar(&initFlag, "init", false, "")
 	fs.StringVar(&keyFile, "key", "", "")
-	fs.Func("dir", "", func(v string) error { dirs = append(dirs, v); return nil })
+	fs.Var(&dirs, "dir", "")
 	fs.BoolVar(&check, "check", false, "")
 	fs.BoolVar(&jsonOut, "json", false, "")
 	fs.BoolVar(&pq, "pq", false, "")
@@ -149,7 +154,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&workers, "j", 1, "")
 	fs.BoolVar(&version, "version", false, "")
 	fs.StringVar(&passFile, "passphrase-file", "", "")
-	fs.Func("seal-to", "", func(v string) error { sealTo = append(sealTo, v); return nil })
+	fs.Var(&sealTo, "seal-to", "")
 	fs.StringVar(&identity, "identity", "", "")
 	fs.BoolVar(&stage, "stage", false, "")
 	fs.BoolVar(&retire, "retire", false, "")

@@ -1,17 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/internal/cliutil"
@@ -51,8 +55,8 @@ func runList(ctx context.Context, b *backend, o *options) int {
 				refresh = "yes"
 			}
 			health = healthText(r.Auth.Health, t, true)
-			scope = orDash(cliutil.Clean(r.Auth.Scope))
-			ref = orDash(cliutil.Clean(r.Auth.Ref.String()))
+			scope = cmp.Or(cliutil.Clean(r.Auth.Scope), "-")
+			ref = cmp.Or(cliutil.Clean(r.Auth.Ref.String()), "-")
 			written = r.Written.UTC().Format(timeFormat)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cliutil.Clean(r.AuthType), expires, refresh, health, scope, ref, written, keyLabel(r), statusOf(r.Err))
@@ -76,20 +80,23 @@ func runShow(ctx context.Context, b *backend, o *options) int {
 		fmt.Fprintf(o.Stderr, "sessionstore: warning: printing the tokens of session %s: whoever sees them can act as this session\n", strconv.Quote(r.AuthType))
 	}
 	t := now()
+	j := jsonOf(r, t, true, reveal)
 	if o.jsonOut {
-		if err := json.NewEncoder(o.Stdout).Encode(jsonOf(r, t, true, reveal)); err != nil {
-			return o.Fail(err)
-		}
+		err = json.NewEncoder(o.Stdout).Encode(j)
 	} else {
-		printShow(o.Stdout, r, t, reveal)
+		printShow(o.Stdout, r, j, t)
 	}
-	if r.Err != nil {
-		return o.Fail(fmt.Errorf("session %s does not open: %w", strconv.Quote(r.AuthType), r.Err))
+	if err == nil && r.Err != nil {
+		err = fmt.Errorf("session %s does not open: %w", strconv.Quote(r.AuthType), r.Err)
+	}
+	if err != nil {
+		return o.Fail(err)
 	}
 	return 0
 }
 
-func printShow(w io.Writer, r protocol.Record, t time.Time, reveal bool) {
+// printShow prints r, its tokens as j (from jsonOf) holds them.
+func printShow(w io.Writer, r protocol.Record, j jsonRecord, t time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	defer tw.Flush()
 	line := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
@@ -110,32 +117,21 @@ func printShow(w io.Writer, r protocol.Record, t time.Time, reveal bool) {
 		lastRefresh = a.Health.LastRefresh.UTC().Format(timeFormat) + " (" + ago(t.Sub(a.Health.LastRefresh)) + ")"
 	}
 	line("last refresh", lastRefresh)
-	line("token type", orDash(cliutil.Clean(a.TokenType)))
-	tok := func(s string) string {
-		switch {
-		case s == "":
-			return "none"
-		case reveal:
-			return s
-		default:
-			return "[redacted]"
-		}
-	}
-	line("access token", tok(a.AccessToken))
-	line("refresh token", tok(a.RefreshToken))
-	line("transfer token", tok(a.TransferToken))
-	line("scope", orDash(cliutil.Clean(a.Scope)))
-	line("ref", orDash(cliutil.Clean(a.Ref.String())))
+	line("token type", cmp.Or(cliutil.Clean(a.TokenType), "-"))
+	line("access token", cmp.Or(j.AccessToken, "none"))
+	line("refresh token", cmp.Or(j.RefreshToken, "none"))
+	line("transfer token", cmp.Or(j.TransferToken, "none"))
+	line("scope", cmp.Or(cliutil.Clean(a.Scope), "-"))
+	line("ref", cmp.Or(cliutil.Clean(a.Ref.String()), "-"))
 	switch {
-	case len(a.Extra) == 0:
-	case reveal:
-		data, err := json.Marshal(a.Extra)
+	case len(j.Extra) > 0:
+		data, err := json.Marshal(j.Extra)
 		if err != nil {
 			data = []byte("(does not encode)")
 		}
 		line("extra", string(data))
-	default:
-		line("extra", strings.Join(slices.Sorted(maps.Keys(a.Extra)), ", ")+" (values redacted)")
+	case len(j.ExtraKeys) > 0:
+		line("extra", strings.Join(j.ExtraKeys, ", ")+" (values redacted)")
 	}
 }
 
@@ -178,11 +174,9 @@ func jsonOf(r protocol.Record, t time.Time, show, reveal bool) jsonRecord {
 	j.Seq, j.Written = r.Seq, r.Written.UTC()
 	if !a.Expiry.IsZero() {
 		j.Expiry = a.Expiry.UTC()
-		expired := !a.Expiry.After(t)
-		j.Expired = &expired
+		j.Expired = new(!a.Expiry.After(t))
 	}
-	hasRefresh := a.RefreshToken != ""
-	j.HasRefreshToken = &hasRefresh
+	j.HasRefreshToken = new(a.RefreshToken != "")
 	j.Scope = a.Scope
 	if a.Ref != (sessionstore.Ref{}) {
 		j.Ref = &a.Ref
@@ -305,9 +299,105 @@ func span(d time.Duration) string {
 	}
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
+// clientSecretEnv holds the client secret, never a flag (ps shows flags).
+const clientSecretEnv = "SESSIONSTORE_CLIENT_SECRET"
+
+// exitNeedsLogin is token's exit code for a session that needs a new login.
+const exitNeedsLogin = 4
+
+func runToken(ctx context.Context, b *backend, o *options) int {
+	name := o.args[0]
+	if err := sessionstore.ValidateAuthType(name); err != nil {
+		return o.Fail(err)
 	}
-	return s
+	secret := os.Getenv(clientSecretEnv) // empty for a public client
+	if o.secretFile != "" {
+		var err error
+		if secret, err = cliutil.ReadSecretLine("client secret file", o.secretFile); err != nil {
+			return o.Fail(err)
+		}
+	}
+	cfg := &oauth2.Config{ClientID: o.clientID, ClientSecret: secret, Endpoint: oauth2.Endpoint{TokenURL: o.tokenURL}}
+	var s sessionstore.Store = readingStore{b}
+	if b.dir != "" {
+		var err error
+		if s, err = b.open(ctx); err != nil { // reading takes no lock
+			return o.Fail(err)
+		}
+	}
+	// A missing session is reported from a read: the token source would
+	// take the record's lock (on a fleet, open a Store) to find it missing.
+	_, err := s.Get(ctx, name)
+	if err == nil {
+		var tok *oauth2.Token
+		if tok, err = sessionstore.TokenSource(ctx, s, name, sessionstore.ConfigRefresher(cfg)).Token(); err == nil {
+			if !o.jsonOut {
+				_, err = fmt.Fprintln(o.Stdout, tok.AccessToken)
+			} else {
+				err = json.NewEncoder(o.Stdout).Encode(struct {
+					Name        string    `json:"name"`
+					AccessToken string    `json:"access_token"`
+					TokenType   string    `json:"token_type,omitempty"`
+					Expiry      time.Time `json:"expiry,omitzero"`
+				}{name, tok.AccessToken, tok.TokenType, tok.Expiry.UTC()})
+			}
+			if err == nil {
+				return 0
+			}
+		}
+	}
+	if errors.Is(err, sessionstore.ErrNeedsLogin) {
+		o.Fail(err)
+		fmt.Fprintf(o.Stderr, "sessionstore: session %s needs a new login: log in again and store the new session (sessionstore import -force)\n", strconv.Quote(name))
+		return exitNeedsLogin
+	}
+	return o.Fail(b.found(name, err))
 }
+
+// readingStore is a fleet as token uses it: Get and List read without a
+// Store (no lease, no heartbeat); a write opens the Store.
+type readingStore struct{ b *backend }
+
+func (r readingStore) write(ctx context.Context, fn func(sessionstore.Store) error) error {
+	s, err := r.b.open(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(s)
+}
+
+func (r readingStore) Get(ctx context.Context, name string) (sessionstore.AuthObject, error) {
+	rec, err := r.b.ReadRecord(ctx, r.b.ring, name)
+	if err == nil {
+		err = rec.Err
+	}
+	return rec.Auth, err
+}
+
+func (r readingStore) Update(ctx context.Context, name string,
+	fn func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error)) (a sessionstore.AuthObject, err error) {
+	err = r.write(ctx, func(s sessionstore.Store) error {
+		a, err = s.Update(ctx, name, fn)
+		return err
+	})
+	return a, err
+}
+
+func (r readingStore) Set(ctx context.Context, name string, a sessionstore.AuthObject) error {
+	return r.write(ctx, func(s sessionstore.Store) error { return s.Set(ctx, name, a) })
+}
+
+func (r readingStore) Delete(ctx context.Context, name string) error {
+	return r.write(ctx, func(s sessionstore.Store) error { return s.Delete(ctx, name) })
+}
+
+func (r readingStore) List(ctx context.Context) ([]string, error) {
+	recs, err := r.b.ReadRecords(ctx, r.b.ring)
+	names := make([]string, len(recs))
+	for i, rec := range recs {
+		names[i] = rec.AuthType
+	}
+	return names, err
+}
+
+func (r readingStore) Close() error { return nil } // the backend closes what it opened

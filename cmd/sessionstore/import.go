@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/internal/cliutil"
@@ -28,7 +33,7 @@ type importResult struct {
 
 func runImport(ctx context.Context, b *backend, o *options) int {
 	prog := newProgress(o.Stderr, len(o.args), o.progressOK && len(o.args) >= progressMin)
-	var imported, skipped, failed int
+	count := map[string]int{}
 	enc := json.NewEncoder(o.Stdout)
 	for i, file := range o.args {
 		if ctx.Err() != nil {
@@ -37,14 +42,7 @@ func runImport(ctx context.Context, b *backend, o *options) int {
 		}
 		res := importOne(ctx, b, file, o)
 		prog.clear()
-		switch res.Result {
-		case "imported":
-			imported++
-		case "skipped":
-			skipped++
-		default:
-			failed++
-		}
+		count[res.Result]++
 		switch {
 		case o.jsonOut:
 			enc.Encode(res)
@@ -58,10 +56,10 @@ func runImport(ctx context.Context, b *backend, o *options) int {
 		prog.show(i + 1)
 	}
 	if !o.jsonOut {
-		fmt.Fprintf(o.Stdout, "%d of %d files imported, %d skipped, %d failed\n", imported, len(o.args), skipped, failed)
+		fmt.Fprintf(o.Stdout, "%d of %d files imported, %d skipped, %d failed\n", count["imported"], len(o.args), count["skipped"], count["failed"])
 	}
-	if failed > 0 {
-		return o.Fail(fmt.Errorf("%d of %d files not imported", failed, len(o.args)))
+	if count["failed"] > 0 {
+		return o.Fail(fmt.Errorf("%d of %d files not imported", count["failed"], len(o.args)))
 	}
 	return 0
 }
@@ -142,4 +140,129 @@ func (p *progress) clear() {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.drawn))
 		p.drawn = 0
 	}
+}
+
+// maxOAuthSize bounds what import -oauth reads: a token response is a few
+// kilobytes at most.
+const maxOAuthSize = 1 << 20
+
+// readOAuthFile reads an OAuth 2 token response (RFC 6749 section 5.1)
+// from file, or stdin for "-": the session, expiring expires_in after t.
+// Its errors never quote the input; the caller names the file.
+func readOAuthFile(file string, stdin io.Reader, t time.Time) (sessionstore.AuthObject, error) {
+	r := stdin
+	if file != "-" {
+		// Not a FIFO or a device, whose open or read could block.
+		fi, err := os.Stat(file)
+		if err != nil {
+			return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
+		}
+		if !fi.Mode().IsRegular() {
+			return sessionstore.AuthObject{}, fmt.Errorf("not a regular file (%v); give - to read stdin", fi.Mode().Type())
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxOAuthSize+1))
+	defer clear(data)
+	if err != nil {
+		return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
+	}
+	if len(data) > maxOAuthSize {
+		return sessionstore.AuthObject{}, fmt.Errorf("more than %d bytes: not an OAuth token response", maxOAuthSize)
+	}
+	return parseOAuth(data, t)
+}
+
+// isOAuthFile reports whether file is a regular file holding an OAuth
+// token response: a hint when it is imported as podio-js.
+func isOAuthFile(file string) bool {
+	_, err := readOAuthFile(file, nil, time.Time{})
+	return err == nil
+}
+
+// oauthErrorCode is the form of an OAuth error code (RFC 6749 section
+// 5.2), the only part of an error response worth repeating.
+var oauthErrorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
+
+// parseOAuth parses a token response: access_token (required), and
+// token_type, refresh_token, scope, expires_in (seconds, a number or a
+// numeric string; 0 or none: no expiry, as x/oauth2 reads it), Podio's ref
+// and transfer_token. Other fields are dropped, as FromToken drops them.
+func parseOAuth(data []byte, t time.Time) (sessionstore.AuthObject, error) {
+	bad := func(format string, a ...any) (sessionstore.AuthObject, error) {
+		return sessionstore.AuthObject{}, fmt.Errorf("not an OAuth token response: "+format, a...)
+	}
+	if data = bytes.TrimSpace(data); len(data) == 0 {
+		return sessionstore.AuthObject{}, errors.New("empty: not an OAuth token response")
+	}
+	var r struct {
+		AccessToken   string          `json:"access_token"`
+		TokenType     string          `json:"token_type"`
+		RefreshToken  string          `json:"refresh_token"`
+		Scope         string          `json:"scope"`
+		TransferToken string          `json:"transfer_token"`
+		ExpiresIn     json.RawMessage `json:"expires_in"`
+		Ref           json.RawMessage `json:"ref"`
+		Error         any             `json:"error"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&r)
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return bad("malformed JSON at byte %d", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return bad("malformed JSON (it ends early)")
+	case errors.As(err, &typ) && typ.Field != "":
+		return bad("%s is not a string", typ.Field)
+	case err != nil || data[0] != '{' || dec.More():
+		return bad("want one JSON object")
+	}
+	if r.AccessToken == "" {
+		code, ok := r.Error.(string)
+		switch {
+		case !ok || code == "":
+			return bad("no access_token")
+		case oauthErrorCode.MatchString(code):
+			return sessionstore.AuthObject{}, fmt.Errorf("an OAuth error response (error %s), not a token", strconv.Quote(code))
+		}
+		return sessionstore.AuthObject{}, errors.New("an OAuth error response, not a token")
+	}
+	a := sessionstore.AuthObject{AccessToken: r.AccessToken, TokenType: r.TokenType, RefreshToken: r.RefreshToken, Scope: r.Scope, TransferToken: r.TransferToken}
+	if len(r.ExpiresIn) > 0 && string(r.ExpiresIn) != "null" {
+		var n json.Number
+		if err := json.Unmarshal(r.ExpiresIn, &n); err != nil {
+			return bad("expires_in is not a number")
+		}
+		secs, err := n.Float64()
+		switch {
+		case err != nil || secs != math.Trunc(secs):
+			return bad("expires_in is not a whole number of seconds")
+		case secs < 0 || secs > math.MaxInt32:
+			return bad("expires_in %s is out of range", n)
+		case secs > 0:
+			a.Expiry = t.Add(time.Duration(secs) * time.Second).UTC()
+		}
+	}
+	if len(r.Ref) > 0 && string(r.Ref) != "null" {
+		var ref struct {
+			Type string      `json:"type"`
+			ID   json.Number `json:"id"`
+		}
+		if err := json.Unmarshal(r.Ref, &ref); err != nil {
+			return bad("ref is not an object with a type and an id")
+		}
+		id, err := ref.ID.Int64()
+		if err != nil {
+			return bad("ref id is not an integer")
+		}
+		a.Ref = sessionstore.Ref{Type: ref.Type, ID: id}
+	}
+	return a, nil
 }

@@ -150,10 +150,8 @@ func PathErrCause(err error) error {
 // Clean quotes s if it holds anything that could garble a line of output
 // or a terminal (control characters, tabs, invalid UTF-8).
 func Clean(s string) string {
-	for _, r := range s {
-		if r == unicode.ReplacementChar || !unicode.IsPrint(r) && r != ' ' {
-			return strconv.Quote(s)
-		}
+	if strings.ContainsFunc(s, func(r rune) bool { return r == utf8.RuneError || r != ' ' && !unicode.IsPrint(r) }) {
+		return strconv.Quote(s)
 	}
 	return s
 }
