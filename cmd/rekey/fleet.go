@@ -36,16 +36,16 @@ func runFleetRotate(ctx context.Context, c cliutil.Command, f *cliutil.Backend, 
 	}
 	rep, err := step(ctx, keyFile, opts)
 	stdout, stderr := c.Stdout, c.Stderr
+	n := 0
 	if rep != nil {
 		for _, h := range rep.Lacking {
 			fmt.Fprintf(stdout, "NOT READY %s\n", describeHost(h, rep.Fingerprint))
 		}
-		printFailed(stdout, rep.Records)
+		n = printFailed(stdout, rep.Records)
 	}
 	if err != nil {
 		return c.Fail(err)
 	}
-	n := resealed(rep.Records)
 	switch {
 	case opts.DryRun && retire:
 		fmt.Fprintf(stdout, "dry run: %s; would reseal the records under old keys among %d and retire the old keys; nothing changed\n",

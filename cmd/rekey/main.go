@@ -136,28 +136,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		initFlag, check, jsonOut, pq, keepOld, dryRun, version bool
-		stage, retire                                          bool
-		keyFile, passFile, identity                            string
-		dirs, sealTo                                           list
-		workers                                                int
-		ff                                                     cliutil.FleetFlags
+		initFlag, check, jsonOut, pq, keepOld, dryRun, version, stage, retire bool
+		keyFile, passFile, identity                                           string
+		dirs, sealTo                                                          list
+		workers                                                               int
+		ff                                                                    cliutil.FleetFlags
 	)
-	fs.BoolVar(&initFlag, "init", false, "")
-	fs.StringVar(&keyFile, "key", "", "")
+	for name, p := range map[string]*bool{"init": &initFlag, "check": &check, "json": &jsonOut, "pq": &pq, "keep-old": &keepOld,
+		"dry-run": &dryRun, "version": &version, "stage": &stage, "retire": &retire} {
+		fs.BoolVar(p, name, false, "")
+	}
+	for name, p := range map[string]*string{"key": &keyFile, "passphrase-file": &passFile, "identity": &identity} {
+		fs.StringVar(p, name, "", "")
+	}
 	fs.Var(&dirs, "dir", "")
-	fs.BoolVar(&check, "check", false, "")
-	fs.BoolVar(&jsonOut, "json", false, "")
-	fs.BoolVar(&pq, "pq", false, "")
-	fs.BoolVar(&keepOld, "keep-old", false, "")
-	fs.BoolVar(&dryRun, "dry-run", false, "")
-	fs.IntVar(&workers, "j", 1, "")
-	fs.BoolVar(&version, "version", false, "")
-	fs.StringVar(&passFile, "passphrase-file", "", "")
 	fs.Var(&sealTo, "seal-to", "")
-	fs.StringVar(&identity, "identity", "", "")
-	fs.BoolVar(&stage, "stage", false, "")
-	fs.BoolVar(&retire, "retire", false, "")
+	fs.IntVar(&workers, "j", 1, "")
 	ff.Register(fs)
 	if code, ok := c.Parsed(fs.Parse(args)); !ok {
 		return code
@@ -362,30 +356,25 @@ func printRecords(w io.Writer, statuses []filestore.RecordStatus, jsonOut bool) 
 	return bad, nil
 }
 
-// printFailed prints the records that did not open.
-func printFailed(w io.Writer, records []protocol.RecordStatus) {
+// printFailed prints the records that did not open; it returns how many
+// were resealed.
+func printFailed(w io.Writer, records []protocol.RecordStatus) (resealed int) {
 	for _, st := range records {
 		if st.Err != nil {
 			fmt.Fprintf(w, "FAIL     %s: %v\n", st.Location, st.Err)
 		}
-	}
-}
-
-// resealed counts the records resealed.
-func resealed(records []protocol.RecordStatus) int {
-	n := 0
-	for _, st := range records {
 		if st.Resealed {
-			n++
+			resealed++
 		}
 	}
-	return n
+	return resealed
 }
 
 func runRotate(ctx context.Context, c cliutil.Command, keyFile string, dirs []string, opts filestore.RotateOptions) int {
 	rep, err := filestore.Rotate(ctx, keyFile, dirs, opts)
+	n := 0
 	if rep != nil {
-		printFailed(c.Stdout, rep.Records)
+		n = printFailed(c.Stdout, rep.Records)
 	}
 	if err != nil {
 		return c.Fail(err)
@@ -406,7 +395,7 @@ func runRotate(ctx context.Context, c cliutil.Command, keyFile string, dirs []st
 	}
 	fmt.Fprintf(w, "new primary key: %s\n", rep.NewPublicKey)
 	kindChange(c.Stderr, rep.Kind, rep.OldKind, "is", "was")
-	fmt.Fprintf(w, "resealed %d of %d records; all open with the new key\n", resealed(rep.Records), len(rep.Records))
+	fmt.Fprintf(w, "resealed %d of %d records; all open with the new key\n", n, len(rep.Records))
 	if rep.Retired > 0 {
 		fmt.Fprintf(w, "retired %d old key(s)\n", rep.Retired)
 	} else {

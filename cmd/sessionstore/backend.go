@@ -20,40 +20,35 @@ import (
 // refreshes, open a Store: on a fleet, no other command is a live host.
 type backend struct {
 	*cliutil.Backend
-	dir        string
+	o          *options
 	ring       *crypto.Keyring    // ls, show; token on a fleet
 	store      sessionstore.Store // opened on first write
-	keyFile    string             // "" for rm, which needs no key
-	identity   string
 	passphrase func() (string, error)
 }
 
-var (
-	errNoSession = errors.New("no session")
-	errExists    = errors.New("a session is already stored under this name")
-)
+var errExists = errors.New("a session is already stored under this name")
 
 // openBackend opens o's store for o.cmd. Only import creates a directory:
 // reading from a mistyped one is an error, not an empty store.
 func openBackend(ctx context.Context, o *options, pg bool) (*backend, error) {
-	b := &backend{dir: o.dir, keyFile: o.keyFile, identity: o.identity, passphrase: cliutil.Passphrase(o.passFile)}
-	if b.dir != "" && o.cmd != "import" {
-		fi, err := os.Stat(b.dir)
+	b := &backend{o: o, passphrase: cliutil.Passphrase(o.passFile)}
+	if o.dir != "" && o.cmd != "import" {
+		fi, err := os.Stat(o.dir)
 		if err != nil {
-			return nil, fmt.Errorf("store directory %s: %w", strconv.Quote(b.dir), cliutil.PathErrCause(err))
+			return nil, fmt.Errorf("store directory %s: %w", strconv.Quote(o.dir), cliutil.PathErrCause(err))
 		}
 		if !fi.IsDir() {
-			return nil, fmt.Errorf("store directory %s is not a directory", strconv.Quote(b.dir))
+			return nil, fmt.Errorf("store directory %s is not a directory", strconv.Quote(o.dir))
 		}
 	}
 	var err error
-	if o.cmd == "ls" || o.cmd == "show" || o.cmd == "token" && b.dir == "" {
-		if b.ring, err = crypto.LoadKeyringWithIdentity(b.keyFile, b.passphrase, crypto.KeyIdentity{File: b.identity}); err != nil {
+	if o.cmd == "ls" || o.cmd == "show" || o.cmd == "token" && o.dir == "" {
+		if b.ring, err = crypto.LoadKeyringWithIdentity(o.keyFile, b.passphrase, crypto.KeyIdentity{File: o.identity}); err != nil {
 			return nil, err
 		}
 	}
-	if b.dir != "" {
-		b.Backend = dirBackend(b.dir)
+	if o.dir != "" {
+		b.Backend = dirBackend(o.dir)
 	} else {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cliutil.DialTimeout)
@@ -65,7 +60,7 @@ func openBackend(ctx context.Context, o *options, pg bool) (*backend, error) {
 	if o.cmd == "import" {
 		if _, err := b.open(ctx); err != nil {
 			b.close()
-			if b.dir == "" && ctx.Err() != nil {
+			if o.dir == "" && ctx.Err() != nil {
 				return nil, b.Unanswered(err)
 			}
 			return nil, err
@@ -100,7 +95,7 @@ func dirBackend(dir string) *cliutil.Backend {
 // open opens the Store that writes, once.
 func (b *backend) open(ctx context.Context) (sessionstore.Store, error) {
 	if b.store == nil {
-		s, err := b.Open(ctx, b.keyFile, b.passphrase, b.identity)
+		s, err := b.Open(ctx, b.o.keyFile, b.passphrase, b.o.identity)
 		if err != nil {
 			return nil, err
 		}
@@ -116,11 +111,11 @@ func (b *backend) close() {
 	b.Close()
 }
 
-// found is err, or for sessionstore.ErrNotFound errNoSession, naming the
+// found is err, or for sessionstore.ErrNotFound an error that names the
 // session and the store.
 func (b *backend) found(name string, err error) error {
 	if errors.Is(err, sessionstore.ErrNotFound) {
-		return fmt.Errorf("%w %s %s", errNoSession, strconv.Quote(name), b.Where)
+		return fmt.Errorf("no session %s %s", strconv.Quote(name), b.Where)
 	}
 	return err
 }

@@ -319,7 +319,7 @@ func runToken(ctx context.Context, b *backend, o *options) int {
 	}
 	cfg := &oauth2.Config{ClientID: o.clientID, ClientSecret: secret, Endpoint: oauth2.Endpoint{TokenURL: o.tokenURL}}
 	var s sessionstore.Store = readingStore{b}
-	if b.dir != "" {
+	if o.dir != "" {
 		var err error
 		if s, err = b.open(ctx); err != nil { // reading takes no lock
 			return o.Fail(err)

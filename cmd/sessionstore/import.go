@@ -19,8 +19,7 @@ import (
 	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
 
-// progressMin is how many files make an import long enough for a
-// progress line (on a terminal only).
+// progressMin is how many files an import needs for a progress line.
 const progressMin = 20
 
 // importResult is one line of import -json output.
@@ -32,7 +31,7 @@ type importResult struct {
 }
 
 func runImport(ctx context.Context, b *backend, o *options) int {
-	prog := newProgress(o.Stderr, len(o.args), o.progressOK && len(o.args) >= progressMin)
+	prog := &progress{w: o.Stderr, total: len(o.args), on: o.progressOK && len(o.args) >= progressMin}
 	count := map[string]int{}
 	enc := json.NewEncoder(o.Stdout)
 	for i, file := range o.args {
@@ -121,10 +120,6 @@ type progress struct {
 	drawn int // length of the line on screen
 }
 
-func newProgress(w io.Writer, total int, on bool) *progress {
-	return &progress{w: w, total: total, on: on}
-}
-
 // show draws the line, except for the last file: the summary follows.
 func (p *progress) show(done int) {
 	if p.on && done < p.total {
@@ -134,7 +129,7 @@ func (p *progress) show(done int) {
 	}
 }
 
-// clear erases the line, so that other output starts on a clean line.
+// clear erases the line before other output.
 func (p *progress) clear() {
 	if p.drawn > 0 {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.drawn))
@@ -142,8 +137,7 @@ func (p *progress) clear() {
 	}
 }
 
-// maxOAuthSize bounds what import -oauth reads: a token response is a few
-// kilobytes at most.
+// maxOAuthSize bounds what import -oauth reads (a response is a few KiB).
 const maxOAuthSize = 1 << 20
 
 // readOAuthFile reads an OAuth 2 token response (RFC 6749 section 5.1)

@@ -1,7 +1,6 @@
 // Command sessionstore lists, shows, deletes and imports the sessions of a
-// store directory, etcd prefix or PostgreSQL namespace, and prints a valid
-// access token for scripts; it prints no other token unless asked to with
-// show -reveal. Run "sessionstore -h" for the usage.
+// store, and prints an access token for scripts; it prints no other token
+// unless asked to (show -reveal). Run "sessionstore -h" for the usage.
 package main
 
 import (
@@ -141,18 +140,13 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 // options are the parsed command line.
 type options struct {
 	cliutil.Command
-	cmd                    string
-	dir, keyFile, passFile string
-	identity               string
-	fleet                  cliutil.FleetFlags
-	name                   string
-	jsonOut, reveal, force bool
-	podiojs, oauth         bool
-	tokenURL, clientID     string // token
-	secretFile             string // token: -client-secret-file
-	args                   []string
-	stdin                  io.Reader
-	progressOK             bool // stderr is a terminal
+	cmd, dir, keyFile, passFile, identity  string
+	fleet                                  cliutil.FleetFlags
+	name, tokenURL, clientID, secretFile   string // import -name; token
+	jsonOut, reveal, force, podiojs, oauth bool
+	args                                   []string
+	stdin                                  io.Reader
+	progressOK                             bool // stderr is a terminal
 }
 
 // run is sessionstore; it returns the exit code.
@@ -181,20 +175,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o.cmd = args[0]
 	fs := flag.NewFlagSet("sessionstore "+o.cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.dir, "dir", "", "")
-	fs.StringVar(&o.keyFile, "key", "", "")
-	fs.StringVar(&o.passFile, "passphrase-file", "", "")
-	fs.StringVar(&o.identity, "identity", "", "")
 	o.fleet.Register(fs)
-	fs.BoolVar(&o.jsonOut, "json", false, "")
-	fs.BoolVar(&o.reveal, "reveal", false, "")
-	fs.BoolVar(&o.podiojs, "podiojs", false, "")
-	fs.BoolVar(&o.oauth, "oauth", false, "")
-	fs.StringVar(&o.name, "name", "", "")
-	fs.BoolVar(&o.force, "force", false, "")
-	fs.StringVar(&o.tokenURL, "token-url", "", "")
-	fs.StringVar(&o.clientID, "client-id", "", "")
-	fs.StringVar(&o.secretFile, "client-secret-file", "", "")
+	for name, p := range map[string]*string{"dir": &o.dir, "key": &o.keyFile, "passphrase-file": &o.passFile, "identity": &o.identity,
+		"name": &o.name, "token-url": &o.tokenURL, "client-id": &o.clientID, "client-secret-file": &o.secretFile} {
+		fs.StringVar(p, name, "", "")
+	}
+	for name, p := range map[string]*bool{"json": &o.jsonOut, "reveal": &o.reveal, "podiojs": &o.podiojs, "oauth": &o.oauth, "force": &o.force} {
+		fs.BoolVar(p, name, false, "")
+	}
 	var err error
 	o.args, err = parseInterspersed(fs, args[1:])
 	if code, ok := o.Parsed(err); !ok {

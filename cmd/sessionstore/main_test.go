@@ -274,7 +274,7 @@ func TestSpan(t *testing.T) {
 // end.
 func TestProgress(t *testing.T) {
 	var b bytes.Buffer
-	p := newProgress(&b, 3, true)
+	p := &progress{w: &b, total: 3, on: true}
 	p.show(1)
 	p.clear()
 	b.WriteString("line\n")
@@ -286,26 +286,11 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress wrote %q, want %q", b.String(), want)
 	}
 	b.Reset()
-	off := newProgress(&b, 100, false)
+	off := &progress{w: &b, total: 100}
 	off.show(1)
 	off.clear()
 	if b.Len() != 0 {
 		t.Errorf("progress off wrote %q", b.String())
-	}
-}
-
-func TestClean(t *testing.T) {
-	for in, want := range map[string]string{
-		"server":           "server",
-		"user@example.com": "user@example.com",
-		"global:all read":  "global:all read",
-		"a\tb":             `"a\tb"`,
-		"a\x1b[2Jb":        `"a\x1b[2Jb"`,
-		"bad\xffutf8":      `"bad\xffutf8"`,
-	} {
-		if got := cliutil.Clean(in); got != want {
-			t.Errorf("clean(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

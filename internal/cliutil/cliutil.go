@@ -26,8 +26,7 @@ type Command struct {
 	Stdout, Stderr io.Writer
 }
 
-// UsageError reports a usage error ("NAME: error: ...") and returns exit
-// code 2.
+// UsageError reports a usage error and returns exit code 2.
 func (c Command) UsageError(format string, a ...any) int {
 	fmt.Fprintf(c.Stderr, "%s: error: %s\n", c.Name, Escape(fmt.Sprintf(format, a...)))
 	fmt.Fprintf(c.Stderr, "%s: run \"%s -h\" for usage\n", c.Name, c.Name)
@@ -84,23 +83,16 @@ func Visited(fs *flag.FlagSet) map[string]bool {
 // readable by nobody else; else the error wraps ErrInsecurePermissions.
 func ReadSecretLine(what, path string) (string, error) {
 	q := strconv.Quote(path)
-	f, err := fsutil.OpenNoFollow(path)
-	if errors.Is(err, fsutil.ErrSymlink) {
-		return "", fmt.Errorf("%s %s is a symlink, not followed: %w", what, q, sessionstore.ErrInsecurePermissions)
-	} else if err != nil {
-		return "", fmt.Errorf("%s %s: %w", what, q, PathErrCause(err))
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", what, q, PathErrCause(err))
-	}
-	if err := fsutil.CheckPrivateFile(q, fi); err != nil {
-		return "", fmt.Errorf("%s %w", what, err)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	data, _, err := fsutil.ReadRegularChecked(path, 64<<10, func(fi fs.FileInfo) error { return fsutil.CheckPrivateFile(q, fi) })
 	defer clear(data)
-	if err != nil {
+	switch {
+	case errors.Is(err, fsutil.ErrSymlink):
+		return "", fmt.Errorf("%s %s is a symlink, not followed: %w", what, q, sessionstore.ErrInsecurePermissions)
+	case errors.Is(err, sessionstore.ErrInsecurePermissions):
+		return "", fmt.Errorf("%s %w", what, err)
+	case errors.Is(err, fsutil.ErrTooLarge):
+		return "", fmt.Errorf("%s %s: %w", what, q, fsutil.ErrTooLarge)
+	case err != nil:
 		return "", fmt.Errorf("%s %s: %w", what, q, PathErrCause(err))
 	}
 	line, _, _ := strings.Cut(string(data), "\n")

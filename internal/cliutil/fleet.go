@@ -150,8 +150,7 @@ func (f FleetFlags) dialEtcd(ctx context.Context, stderr io.Writer) (*Backend, e
 	return b, nil
 }
 
-// etcdTLS is the client's TLS configuration: nil for plain http endpoints
-// without certificate flags.
+// etcdTLS is nil for http endpoints without certificate flags.
 func (f FleetFlags) etcdTLS(endpoints []string) (*tls.Config, error) {
 	secure := f.CACert != "" || f.Cert != "" || f.Key != ""
 	for _, e := range endpoints {
