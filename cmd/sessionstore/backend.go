@@ -16,8 +16,8 @@ import (
 )
 
 // A backend is the store the commands work on: a directory, an etcd
-// prefix or a PostgreSQL namespace. Only import, and token when it
-// refreshes, open a Store: on a fleet, no other command is a live host.
+// prefix or a PostgreSQL namespace. On a fleet, only import, and token
+// when it refreshes, open a Store: no other command is a live host.
 type backend struct {
 	*cliutil.Backend
 	o          *options
