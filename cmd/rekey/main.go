@@ -132,7 +132,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run is rekey; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	c := cliutil.Command{Name: "rekey", Usage: usage, Stdout: stdout, Stderr: stderr}
+	c := cliutil.Command{Name: "rekey", Usage: usage, Stdout: stdout, Stderr: stderr, Raw: true}
 	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (

@@ -24,11 +24,12 @@ import (
 type Command struct {
 	Name, Usage    string
 	Stdout, Stderr io.Writer
+	Raw            bool // print messages as they are, not Escape'd (rekey's may span lines)
 }
 
 // UsageError reports a usage error and returns exit code 2.
 func (c Command) UsageError(format string, a ...any) int {
-	fmt.Fprintf(c.Stderr, "%s: error: %s\n", c.Name, Escape(fmt.Sprintf(format, a...)))
+	fmt.Fprintf(c.Stderr, "%s: error: %s\n", c.Name, c.text(fmt.Sprintf(format, a...)))
 	fmt.Fprintf(c.Stderr, "%s: run \"%s -h\" for usage\n", c.Name, c.Name)
 	return 2
 }
@@ -42,7 +43,14 @@ func (c Command) Fail(err error) int {
 // ErrorText is err's message without a library's "NAME: " prefix, its
 // control characters escaped (a library's message may hold a path raw).
 func (c Command) ErrorText(err error) string {
-	return Escape(strings.TrimPrefix(err.Error(), c.Name+": "))
+	return c.text(strings.TrimPrefix(err.Error(), c.Name+": "))
+}
+
+func (c Command) text(s string) string {
+	if c.Raw {
+		return s
+	}
+	return Escape(s)
 }
 
 // Parsed handles fs.Parse's error: unless ok, return code (-h prints the
