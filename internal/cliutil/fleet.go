@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -88,12 +90,7 @@ func (f FleetFlags) dialEtcd(ctx context.Context, stderr io.Writer) (*Backend, e
 	if prefix == "" {
 		return nil, fmt.Errorf("-prefix %s names no prefix: give the service its own, such as /sessionstore/prod", strconv.Quote(f.Prefix))
 	}
-	var endpoints []string
-	for u := range strings.SplitSeq(f.Etcd, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			endpoints = append(endpoints, u)
-		}
-	}
+	endpoints := strings.FieldsFunc(f.Etcd, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 	if len(endpoints) == 0 {
 		return nil, errors.New("-etcd: no endpoint")
 	}
@@ -152,11 +149,8 @@ func (f FleetFlags) dialEtcd(ctx context.Context, stderr io.Writer) (*Backend, e
 
 // etcdTLS is nil for http endpoints without certificate flags.
 func (f FleetFlags) etcdTLS(endpoints []string) (*tls.Config, error) {
-	secure := f.CACert != "" || f.Cert != "" || f.Key != ""
-	for _, e := range endpoints {
-		secure = secure || strings.HasPrefix(e, "https://")
-	}
-	if !secure {
+	https := func(e string) bool { return strings.HasPrefix(e, "https://") }
+	if f.CACert == "" && f.Cert == "" && f.Key == "" && !slices.ContainsFunc(endpoints, https) {
 		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
