@@ -185,9 +185,7 @@ func jsonOf(r protocol.Record, t time.Time, show, reveal bool) jsonRecord {
 	if h := a.Health; !h.NeedsLogin.IsZero() {
 		j.Health, j.NeedsLogin, j.Reason = "needs login", h.NeedsLogin.UTC(), h.Reason
 	}
-	if !a.Health.LastRefresh.IsZero() {
-		j.LastRefresh = a.Health.LastRefresh.UTC()
-	}
+	j.LastRefresh = a.Health.LastRefresh.UTC() // omitted when zero
 	if !show {
 		return j
 	}
