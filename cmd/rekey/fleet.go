@@ -5,64 +5,46 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"time"
 
+	"github.com/sessionstore/sessionstore/internal/cliutil"
 	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
-// A fleet is a store that many hosts share, rotated in staged steps that
-// check the hosts' heartbeats: an etcd prefix or a PostgreSQL namespace.
-type fleet struct {
-	flag    string // "-etcd", "-postgres"
-	flags   string // the flags that name it, in a command to run next
-	promote func(ctx context.Context, keyFile string, opts protocol.RotateOptions) (*protocol.RotateReport, error)
-	retire  func(ctx context.Context, keyFile string, opts protocol.RotateOptions) (*protocol.RotateReport, error)
-	check   func(ctx context.Context, keyFile string, opts protocol.CheckOptions) (*protocol.CheckReport, error)
-}
-
-func runStage(ctx context.Context, keyFile string, opts protocol.StageOptions, stdout, stderr io.Writer, fail func(error) int) int {
+func runStage(ctx context.Context, c cliutil.Command, keyFile string, opts protocol.StageOptions) int {
 	rep, err := protocol.Stage(ctx, keyFile, opts)
 	if err != nil {
-		return fail(err)
+		return c.Fail(err)
 	}
+	stdout := c.Stdout
 	if rep.Already {
 		fmt.Fprintf(stdout, "already staged: %s (%s); nothing changed\n", rep.PublicKey, rep.Fingerprint)
 	} else {
 		fmt.Fprintf(stdout, "staged key: %s (%s), decrypt-only until promoted\n", rep.PublicKey, rep.Fingerprint)
 	}
 	if rep.Kind != rep.PrimaryKind {
-		fmt.Fprintf(stderr, "rekey: the staged key is %s; the primary is %s: promoting it changes the kind\n", rep.Kind, rep.PrimaryKind)
+		fmt.Fprintf(c.Stderr, "rekey: the staged key is %s; the primary is %s: promoting it changes the kind\n", rep.Kind, rep.PrimaryKind)
 	}
 	fmt.Fprintf(stdout, "next: distribute %s to every host, then run: rekey -key %s -etcd URLS -prefix P (or -postgres URL -namespace N)\n", keyFile, keyFile)
 	return 0
 }
 
-func runFleetRotate(ctx context.Context, f fleet, keyFile string, retire bool, opts protocol.RotateOptions, stdout, stderr io.Writer, fail func(error) int) int {
-	step := f.promote
+func runFleetRotate(ctx context.Context, c cliutil.Command, f *cliutil.Backend, keyFile string, retire bool, opts protocol.RotateOptions) int {
+	step := f.Promote
 	if retire {
-		step = f.retire
+		step = f.Retire
 	}
 	rep, err := step(ctx, keyFile, opts)
+	stdout, stderr := c.Stdout, c.Stderr
+	n := 0
 	if rep != nil {
 		for _, h := range rep.Lacking {
 			fmt.Fprintf(stdout, "NOT READY %s\n", describeHost(h, rep.Fingerprint))
 		}
-		for _, st := range rep.Records {
-			if st.Err != nil {
-				fmt.Fprintf(stdout, "FAIL     %s: %v\n", st.Location, st.Err)
-			}
-		}
+		n = printFailed(stdout, rep.Records)
 	}
 	if err != nil {
-		return fail(err)
-	}
-	resealed := 0
-	for _, st := range rep.Records {
-		if st.Resealed {
-			resealed++
-		}
+		return c.Fail(err)
 	}
 	switch {
 	case opts.DryRun && retire:
@@ -75,7 +57,7 @@ func runFleetRotate(ctx context.Context, f fleet, keyFile string, retire bool, o
 	case retire && rep.Retired == 0:
 		fmt.Fprintf(stdout, "no old keys in %s; nothing to retire\n", keyFile)
 	case retire:
-		fmt.Fprintf(stdout, "resealed %d of %d records; all open with the primary key %s\n", resealed, len(rep.Records), rep.Fingerprint)
+		fmt.Fprintf(stdout, "resealed %d of %d records; all open with the primary key %s\n", n, len(rep.Records), rep.Fingerprint)
 		fmt.Fprintf(stdout, "retired %d old key(s)\n", rep.Retired)
 		fmt.Fprintf(stdout, "next: distribute %s to every host\n", keyFile)
 	default:
@@ -85,28 +67,19 @@ func runFleetRotate(ctx context.Context, f fleet, keyFile string, retire bool, o
 		fmt.Fprintf(stdout, "new primary key: %s (%s)\n", rep.PublicKey, rep.Fingerprint)
 		kindChange(stderr, rep.Kind, rep.OldKind, "is", "was")
 		fmt.Fprintf(stdout, "resealed %d of %d records; %d under the old key (written meanwhile by hosts with the previous key file)\n",
-			resealed, len(rep.Records), rep.Stragglers)
-		fmt.Fprintf(stdout, "next: distribute %s to every host, then run: rekey -retire -key %s %s\n", keyFile, keyFile, f.flags)
+			n, len(rep.Records), rep.Stragglers)
+		fmt.Fprintf(stdout, "next: distribute %s to every host, then run: rekey -retire -key %s %s\n", keyFile, keyFile, f.Flags)
 	}
 	return 0
 }
 
-// hostJSON is a host in -check -json's output.
-type hostJSON struct {
-	ID          string    `json:"host_id"`
-	Host        string    `json:"host"`
-	PID         int       `json:"pid"`
-	Keys        []string  `json:"keys"`
-	Time        time.Time `json:"time"`
-	UsesPrimary bool      `json:"uses_primary"`
-}
-
-func runFleetCheck(ctx context.Context, f fleet, keyFile string, opts protocol.CheckOptions, jsonOut bool, stdout io.Writer, fail func(error) int) int {
-	rep, err := f.check(ctx, keyFile, opts)
+func runFleetCheck(ctx context.Context, c cliutil.Command, f *cliutil.Backend, keyFile string, opts protocol.CheckOptions, jsonOut bool) int {
+	fail, stdout := c.Fail, c.Stdout
+	rep, err := f.Check(ctx, keyFile, opts)
 	if err != nil {
 		return fail(err)
 	}
-	badRecs, err := printRecords(rep.Records, jsonOut, stdout)
+	badRecs, err := printRecords(stdout, rep.Records, jsonOut)
 	if err != nil {
 		return fail(err)
 	}
@@ -118,7 +91,11 @@ func runFleetCheck(ctx context.Context, f fleet, keyFile string, opts protocol.C
 			badHosts++
 		}
 		if jsonOut {
-			if err := enc.Encode(hostJSON{ID: h.ID, Host: h.Host, PID: h.PID, Keys: h.Keys, Time: h.Time, UsesPrimary: uses}); err != nil {
+			if err := enc.Encode(struct {
+				ID string `json:"host_id"`
+				protocol.Host
+				UsesPrimary bool `json:"uses_primary"`
+			}{h.ID, h, uses}); err != nil {
 				return fail(err)
 			}
 			continue
@@ -130,7 +107,7 @@ func runFleetCheck(ctx context.Context, f fleet, keyFile string, opts protocol.C
 		fmt.Fprintf(stdout, "host     %s%s\n", describeHost(h, rep.Fingerprint), lacks)
 	}
 	if !jsonOut && rep.Staged != "" {
-		fmt.Fprintf(stdout, "staged   %s: decrypt-only until promoted (rekey -key %s %s …)\n", rep.Staged, keyFile, f.flag)
+		fmt.Fprintf(stdout, "staged   %s: decrypt-only until promoted (rekey -key %s %s …)\n", rep.Staged, keyFile, f.Flag)
 	}
 	var errs []error
 	if badRecs > 0 {
@@ -148,8 +125,7 @@ func runFleetCheck(ctx context.Context, f fleet, keyFile string, opts protocol.C
 	return 0
 }
 
-// hostsReady says that the n live hosts all do what one does, or that
-// there are none.
+// hostsReady says that the n live hosts all do what one does.
 func hostsReady(n int, one, many string) string {
 	switch n {
 	case 0:
@@ -160,8 +136,7 @@ func hostsReady(n int, one, many string) string {
 	return fmt.Sprintf("all %d live hosts %s", n, many)
 }
 
-// describeHost describes a live host and its keys, against primary (a
-// fingerprint).
+// describeHost describes a live host and its keys, against primary.
 func describeHost(h protocol.Host, primary string) string {
 	what := "primary " + h.Primary()
 	if h.Primary() == primary {

@@ -1,21 +1,6 @@
 // Command rekey creates and rotates sessionstore keys, and checks which key
-// each record is sealed to.
-//
-//	rekey -init -key FILE [-pq] [-seal-to RECIPIENT…]
-//	rekey -key FILE -dir DIR [-dir DIR…] [-pq] [-keep-old] [-dry-run] [-j N]
-//	rekey -check -key FILE -dir DIR [-dir DIR…] [-json] [-j N]
-//	rekey -stage -key FILE [-pq]
-//	rekey -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
-//	rekey -retire -key FILE -etcd URLS -prefix P [-dry-run] [-j N]
-//	rekey -check -key FILE -etcd URLS -prefix P [-json] [-j N]
-//	rekey -key FILE -postgres URL -namespace N [-schema S] [-dry-run] [-j N]
-//	rekey -retire -key FILE -postgres URL -namespace N [-schema S] [-dry-run] [-j N]
-//	rekey -check -key FILE -postgres URL -namespace N [-schema S] [-json] [-j N]
-//
-// Rotation is safe while other processes use the store: see
-// filestore.Rotate for the protocol on one host, and etcdstore's and
-// pgstore's Stage, Promote and Retire for the staged rotation across hosts. Run "rekey -h"
-// for the full usage.
+// each record is sealed to: on one host (-dir), or staged across the hosts
+// of a fleet (-etcd, -postgres). Run "rekey -h" for the usage.
 package main
 
 import (
@@ -35,7 +20,6 @@ import (
 	"github.com/sessionstore/sessionstore/filestore"
 	"github.com/sessionstore/sessionstore/internal/cliutil"
 	"github.com/sessionstore/sessionstore/internal/protocol"
-	"github.com/sessionstore/sessionstore/pgstore"
 )
 
 const usage = `Usage:
@@ -59,14 +43,11 @@ Options:
                 $CREDENTIALS_DIRECTORY/sessionstore.key.
     -dir DIR    A store directory. Repeat for several.
     -check      Report each record; exit 0 if and only if all of them open
-                with the primary (with -etcd or -postgres: and every live
-                host uses it).
+                with the primary (on a fleet: and every live host uses it).
     -json       With -check, print one JSON object per record (never a
-                token); with -etcd or -postgres, then one per live host
-                ("host_id").
+                token), then on a fleet one per live host ("host_id").
     -stage      Add a new identity to FILE after the others, decrypt-only
-                (step 1). Run again, it changes nothing and names the key
-                already staged.
+                (step 1). Run again, it names the key already staged.
     -etcd URLS  The etcd endpoints, comma-separated: promote FILE's staged
                 identity to the primary and reseal every record under -prefix
                 (step 2). Refused, with FILE unchanged, while a live host
@@ -83,20 +64,18 @@ Options:
                 (PGHOST, PGUSER, PGPASSWORD, ...). Step 2, as -etcd.
     -namespace N
                 The store's namespace, as given to pgstore.Open.
-    -schema S   The schema of the store's tables (default sessionstore), as
-                given to pgstore.WithSchema.
+    -schema S   The schema of the store's tables (default sessionstore).
     -etcd-cacert F, -etcd-cert F, -etcd-key F
                 TLS: the CA of etcd's certificates; a client certificate
                 and its key, if etcd wants one.
     -etcd-user U
                 etcd user; the password is read from $ETCD_PASSWORD.
     -pq         Make the new identity post-quantum (ML-KEM-768+X25519);
-                -pq=false makes it X25519. Without -pq, a new identity has
-                the kind of FILE's primary (with -init: X25519), and rekey
-                says so when the kind changes. A rerun after an interrupted
-                rotation, and -stage over a staged key, keep the key already
-                made, whatever its kind; with -pq or -pq=false for the other
-                kind they change nothing and say to finish first.
+                -pq=false makes it X25519. Without -pq, it has the kind of
+                FILE's primary (with -init: X25519); rekey says when the
+                kind changes. A rerun after an interrupted rotation, and
+                -stage over a staged key, keep the key already made (with
+                -pq of the other kind, they change nothing).
     -keep-old   Keep the old identities, decrypt-only, after rotating.
     -dry-run    Say what would change and change nothing; exit 1 where the
                 rotation would fail.
@@ -106,27 +85,21 @@ Options:
                 as "age -p" writes; read the passphrase from the first line
                 of P. A rotated key file keeps the same passphrase.
     -seal-to RECIPIENT
-                With -init: seal FILE to RECIPIENT, an age recipient (age1...),
-                usually an age plugin's (age1yubikey1..., age1tpm1...), whose
-                secret never lies in a file. Repeat for several (a spare
-                token). The recipients are written, public, to
-                FILE.sealed-to, and every later rewrite of FILE by rekey
-                seals to them again. The plugin (age-plugin-NAME) must be on
-                $PATH.
+                With -init: seal FILE to an age recipient, usually a
+                plugin's (age1yubikey1..., age1tpm1...; age-plugin-NAME on
+                $PATH), whose secret never lies in a file. Repeat for
+                several. They are listed in FILE.sealed-to, and every later
+                rewrite of FILE by rekey seals to them again.
     -identity F The age identity file (for a plugin, its identity stub,
                 AGE-PLUGIN-NAME-1...) that opens a FILE sealed with -seal-to.
                 Defaults to $SESSIONSTORE_KEY_IDENTITY.
     -version    Print the version.
 
-Rotation writes the key file with a new primary first and the old keys after
-it, reseals every record under its lock, checks that every record opens with
-the new primary alone, then removes the old keys (unless -keep-old). Running
-processes keep working throughout. If rekey is interrupted, run it again.
-
-Across hosts (etcd, PostgreSQL), every host must have each step's key file before the
-next step: rekey checks the live hosts' heartbeats (each open Store lists the
-fingerprints of its keys, primary first, and rereads its key file every 2 s)
-and refuses, naming the hosts, when one is not ready.
+Running processes keep working throughout a rotation; if rekey is
+interrupted, run it again. On a fleet, every host must have each step's key
+file before the next step: rekey checks the live hosts' heartbeats (each
+open Store lists its keys and rereads its key file every 2 s) and refuses,
+naming the hosts, when one is not ready.
 
 Examples:
     $ rekey -init -key /etc/myapp/sessionstore.key
@@ -137,12 +110,10 @@ Examples:
 
     $ rekey -stage -key sessionstore.key          # then distribute it
     $ export ETCD_PASSWORD=...                    # for -etcd-user
-    $ rekey -key sessionstore.key -etcd https://etcd-1:2379,https://etcd-2:2379 \
-          -etcd-cacert ca.pem -etcd-user sessionstore-prod -prefix /sessionstore/prod
-    $ rekey -check -key sessionstore.key -etcd https://etcd-1:2379 -etcd-cacert ca.pem \
-          -etcd-user sessionstore-prod -prefix /sessionstore/prod   # hosts' primaries
-    $ rekey -retire -key sessionstore.key -etcd https://etcd-1:2379 -etcd-cacert ca.pem \
-          -etcd-user sessionstore-prod -prefix /sessionstore/prod
+    $ E='-etcd https://etcd-1:2379,https://etcd-2:2379 -etcd-cacert ca.pem -etcd-user prod -prefix /sessionstore/prod'
+    $ rekey -key sessionstore.key $E              # then distribute it
+    $ rekey -check -key sessionstore.key $E       # the hosts' primaries
+    $ rekey -retire -key sessionstore.key $E
 
     $ export PGPASSWORD=...                       # or a ~/.pgpass entry
     $ rekey -key sessionstore.key -namespace prod \
@@ -151,83 +122,53 @@ Examples:
     $ rekey -retire -key sessionstore.key -postgres '' -namespace prod
 `
 
-// dirList is a repeatable -dir flag.
-type dirList []string
+// list is a repeatable flag.
+type list []string
 
-func (d *dirList) String() string     { return strings.Join(*d, ",") }
-func (d *dirList) Set(v string) error { *d = append(*d, v); return nil }
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// run is rekey with its arguments and outputs; it returns the exit code.
+// run is rekey; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	c := cliutil.Command{Name: "rekey", Usage: usage, Stdout: stdout, Stderr: stderr, Raw: true}
 	fs := flag.NewFlagSet("rekey", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		initFlag, check, jsonOut, pq, keepOld, dryRun, version bool
-		stage, retire                                          bool
-		keyFile, passFile, identity                            string
-		dirs, sealTo                                           dirList
-		workers                                                int
-		ef                                                     etcdFlags
-		pf                                                     pgFlags
+		initFlag, check, jsonOut, pq, keepOld, dryRun, version, stage, retire bool
+		keyFile, passFile, identity                                           string
+		dirs, sealTo                                                          list
+		workers                                                               int
+		ff                                                                    cliutil.FleetFlags
 	)
-	fs.BoolVar(&initFlag, "init", false, "")
-	fs.StringVar(&keyFile, "key", "", "")
+	for name, p := range map[string]*bool{"init": &initFlag, "check": &check, "json": &jsonOut, "pq": &pq, "keep-old": &keepOld,
+		"dry-run": &dryRun, "version": &version, "stage": &stage, "retire": &retire} {
+		fs.BoolVar(p, name, false, "")
+	}
+	for name, p := range map[string]*string{"key": &keyFile, "passphrase-file": &passFile, "identity": &identity} {
+		fs.StringVar(p, name, "", "")
+	}
 	fs.Var(&dirs, "dir", "")
-	fs.BoolVar(&check, "check", false, "")
-	fs.BoolVar(&jsonOut, "json", false, "")
-	fs.BoolVar(&pq, "pq", false, "")
-	fs.BoolVar(&keepOld, "keep-old", false, "")
-	fs.BoolVar(&dryRun, "dry-run", false, "")
-	fs.IntVar(&workers, "j", 1, "")
-	fs.BoolVar(&version, "version", false, "")
-	fs.StringVar(&passFile, "passphrase-file", "", "")
 	fs.Var(&sealTo, "seal-to", "")
-	fs.StringVar(&identity, "identity", "", "")
-	fs.BoolVar(&stage, "stage", false, "")
-	fs.BoolVar(&retire, "retire", false, "")
-	fs.StringVar(&ef.URLs, "etcd", "", "")
-	fs.StringVar(&ef.prefix, "prefix", "", "")
-	fs.StringVar(&ef.CACert, "etcd-cacert", "", "")
-	fs.StringVar(&ef.Cert, "etcd-cert", "", "")
-	fs.StringVar(&ef.Key, "etcd-key", "", "")
-	fs.StringVar(&ef.User, "etcd-user", "", "")
-	fs.StringVar(&pf.url, "postgres", "", "")
-	fs.StringVar(&pf.namespace, "namespace", "", "")
-	fs.StringVar(&pf.schema, "schema", pgstore.DefaultSchema, "")
-
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "rekey: error: "+format+"\n", a...)
-		fmt.Fprintf(stderr, "rekey: run \"rekey -h\" for usage\n")
-		return 2
+	fs.IntVar(&workers, "j", 1, "")
+	ff.Register(fs)
+	if code, ok := c.Parsed(fs.Parse(args)); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return 0
-		}
-		return usageErr("%v", err)
-	}
-	// The new identity keeps the primary's kind unless -pq or -pq=false
-	// was given.
+	set := cliutil.Visited(fs)
 	kind := crypto.SameKind
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) {
-		set[f.Name] = true
-		if f.Name == "pq" {
-			kind = crypto.X25519
-			if pq {
-				kind = crypto.PostQuantum
-			}
+	if set["pq"] {
+		kind = crypto.X25519
+		if pq {
+			kind = crypto.PostQuantum
 		}
-	})
-	pqSet := kind != crypto.SameKind
+	}
 	if version {
 		fmt.Fprintln(stdout, cliutil.Version())
 		return 0
 	}
-	etcd := ef.URLs != ""
+	etcd := ff.Etcd != ""
 	pg := set["postgres"] // -postgres '' is libpq's environment variables
 	fleetFlag := "-etcd"
 	if pg {
@@ -243,6 +184,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			modes++
 		}
 	}
+	usageErr := c.UsageError
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q", fs.Arg(0))
@@ -260,15 +202,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("-dir and %s do not go together", fleetFlag)
 	case !pg && (set["namespace"] || set["schema"]):
 		return usageErr("-namespace and -schema go with -postgres")
-	case pg && pf.namespace == "":
+	case pg && ff.Namespace == "":
 		return usageErr("-postgres needs -namespace, the store's namespace")
-	case pg && pf.schema == "":
+	case pg && ff.Schema == "":
 		return usageErr("-schema names no schema")
-	case !etcd && (ef.prefix != "" || ef.CACert != "" || ef.Cert != "" || ef.Key != "" || ef.User != ""):
+	case !etcd && (ff.Prefix != "" || ff.CACert != "" || ff.Cert != "" || ff.Key != "" || ff.User != ""):
 		return usageErr("-prefix and the -etcd-… flags go with -etcd")
-	case etcd && ef.prefix == "":
+	case etcd && ff.Prefix == "":
 		return usageErr("-etcd needs -prefix, the store's etcd prefix")
-	case (ef.Cert == "") != (ef.Key == ""):
+	case (ff.Cert == "") != (ff.Key == ""):
 		return usageErr("-etcd-cert and -etcd-key go together")
 	case retire && !etcd && !pg:
 		return usageErr("-retire needs -etcd URLS -prefix P or -postgres URL -namespace N")
@@ -280,13 +222,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("no store directory: give at least one -dir, or -etcd URLS -prefix P, or -postgres URL -namespace N")
 	case (etcd || pg) && keepOld:
 		return usageErr("-keep-old goes with -dir; with %s, the old keys stay until -retire", fleetFlag)
-	case (etcd || pg) && pqSet:
+	case (etcd || pg) && set["pq"]:
 		return usageErr("-pq goes with -init, -stage or -dir; with %s, stage a post-quantum key with -stage -pq", fleetFlag)
 	case stage && (keepOld || dryRun || jsonOut):
 		return usageErr("-stage takes no -keep-old, -dry-run or -json")
 	case jsonOut && !check:
 		return usageErr("-json goes with -check")
-	case check && (pqSet || keepOld || dryRun):
+	case check && (set["pq"] || keepOld || dryRun):
 		return usageErr("-check takes no -pq, -keep-old or -dry-run")
 	case workers < 1:
 		return usageErr("-j must be at least 1")
@@ -297,68 +239,57 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case len(sealTo) > 0 && keyFile == "-":
 		return usageErr("-seal-to needs a key file, beside which it writes FILE%s", crypto.SealedToSuffix)
 	}
-	if keyFile == "" {
-		var err error
-		if keyFile, err = crypto.DefaultKeyFile(); err != nil {
-			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", crypto.KeyFileEnv)
-		}
+	if !c.KeyFile(&keyFile) {
+		return 2
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "rekey: error: %v\n", err)
-		return 1
-	}
-	var passphrase func() (string, error)
-	if passFile != "" {
-		passphrase = func() (string, error) { return cliutil.ReadPassphrase(passFile) }
-	}
+	passphrase := cliutil.Passphrase(passFile)
 	id := crypto.KeyIdentity{File: identity}
-	if etcd || pg {
-		var f fleet
-		if etcd {
-			c, err := ef.dial(ctx, stderr)
-			if err != nil {
-				return fail(err)
-			}
-			defer c.Close()
-			f = ef.fleet(c)
-		} else {
-			pool, err := pf.connect(ctx)
-			if err != nil {
-				return fail(err)
-			}
-			defer pool.Close()
-			f = pf.fleet(pool)
-		}
-		if check {
-			return runFleetCheck(ctx, f, keyFile, protocol.CheckOptions{Workers: workers, Passphrase: passphrase, Identity: id}, jsonOut, stdout, fail)
-		}
-		return runFleetRotate(ctx, f, keyFile, retire, protocol.RotateOptions{DryRun: dryRun, Workers: workers, Passphrase: passphrase, Identity: id}, stdout, stderr, fail)
-	}
 	switch {
+	case etcd || pg:
+		dctx, cancel := context.WithTimeout(ctx, cliutil.DialTimeout)
+		b, err := ff.Dial(dctx, pg, stderr)
+		cancel()
+		if err != nil {
+			return c.Fail(err)
+		}
+		defer b.Close()
+		if check {
+			return runFleetCheck(ctx, c, b, keyFile, protocol.CheckOptions{Workers: workers, Passphrase: passphrase, Identity: id}, jsonOut)
+		}
+		return runFleetRotate(ctx, c, b, keyFile, retire, protocol.RotateOptions{DryRun: dryRun, Workers: workers, Passphrase: passphrase, Identity: id})
 	case initFlag:
-		return runInit(keyFile, pq, passphrase, sealTo, stdout, stderr, fail)
+		return runInit(c, keyFile, pq, passphrase, sealTo)
 	case stage:
-		return runStage(ctx, keyFile, protocol.StageOptions{Kind: kind, Passphrase: passphrase, Identity: id}, stdout, stderr, fail)
+		return runStage(ctx, c, keyFile, protocol.StageOptions{Kind: kind, Passphrase: passphrase, Identity: id})
 	case check:
 		statuses, err := filestore.Check(ctx, keyFile, dirs, filestore.CheckOptions{Workers: workers, Passphrase: passphrase, Identity: id})
 		if err != nil {
-			return fail(err)
+			return c.Fail(err)
 		}
-		return runCheck(statuses, jsonOut, stdout, fail)
+		bad, err := printRecords(stdout, statuses, jsonOut)
+		switch {
+		case err != nil:
+			return c.Fail(err)
+		case bad > 0:
+			return c.Fail(fmt.Errorf("%d of %d records are not under the primary key", bad, len(statuses)))
+		case !jsonOut:
+			fmt.Fprintf(stdout, "all %d records open with the primary key\n", len(statuses))
+		}
+		return 0
 	default:
-		return runRotate(ctx, keyFile, dirs, filestore.RotateOptions{
+		return runRotate(ctx, c, keyFile, dirs, filestore.RotateOptions{
 			Kind: kind, KeepOld: keepOld, DryRun: dryRun, Workers: workers,
 			Progress: progressLine(stderr), Passphrase: passphrase, Identity: id,
-		}, stdout, stderr, fail)
+		})
 	}
 }
 
-func runInit(keyFile string, pq bool, passphrase func() (string, error), sealTo []string, stdout, stderr io.Writer, fail func(error) int) int {
+func runInit(c cliutil.Command, keyFile string, pq bool, passphrase func() (string, error), sealTo []string) int {
 	exists := func() int {
-		return fail(fmt.Errorf("%s already exists, and rekey never overwrites a key file: to rotate its key, run rekey -key %s -dir DIR "+
+		return c.Fail(fmt.Errorf("%s already exists, and rekey never overwrites a key file: to rotate its key, run rekey -key %s -dir DIR "+
 			"(or rekey -stage -key %s for a store on etcd or PostgreSQL); for a new key, choose another path", keyFile, keyFile, keyFile))
 	}
 	if keyFile != "-" { // before asking for a passphrase
@@ -368,156 +299,130 @@ func runInit(keyFile string, pq bool, passphrase func() (string, error), sealTo 
 	}
 	k, err := crypto.GenerateKeyring(pq)
 	if err != nil {
-		return fail(err)
+		return c.Fail(err)
 	}
 	pass := ""
 	if passphrase != nil {
 		if pass, err = passphrase(); err != nil {
-			return fail(err)
+			return c.Fail(err)
 		}
 	}
 	switch {
 	case keyFile == "-": // as age-keygen: the key to standard output
-		if err := crypto.WriteKeyFile(stdout, k, pass); err != nil {
-			return fail(err)
-		}
+		err = crypto.WriteKeyFile(c.Stdout, k, pass)
 	case len(sealTo) > 0:
-		if err := crypto.CreateSealedKeyFile(keyFile, k, sealTo, nil); errors.Is(err, fs.ErrExist) {
-			return fail(fmt.Errorf("%s or %s%s already exists, and rekey never overwrites a key file; nothing changed", keyFile, keyFile, crypto.SealedToSuffix))
-		} else if err != nil {
-			return fail(err)
+		if err = crypto.CreateSealedKeyFile(keyFile, k, sealTo, nil); errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("%s or %s%s already exists, and rekey never overwrites a key file; nothing changed", keyFile, keyFile, crypto.SealedToSuffix)
+		} else if err == nil {
+			fmt.Fprintf(c.Stderr, "Sealed to %d recipient(s), listed in %s%s\n", len(sealTo), keyFile, crypto.SealedToSuffix)
 		}
-		fmt.Fprintf(stderr, "Sealed to %d recipient(s), listed in %s%s\n", len(sealTo), keyFile, crypto.SealedToSuffix)
 	default:
-		if err := crypto.CreateKeyFileWithPassphrase(keyFile, k, pass); errors.Is(err, fs.ErrExist) {
+		if err = crypto.CreateKeyFileWithPassphrase(keyFile, k, pass); errors.Is(err, fs.ErrExist) {
 			return exists() // made meanwhile
-		} else if err != nil {
-			return fail(err)
 		}
 	}
-	fmt.Fprintf(stderr, "Public key: %s\n", k.PublicKey(0))
-	return 0
-}
-
-func runCheck(statuses []filestore.RecordStatus, jsonOut bool, stdout io.Writer, fail func(error) int) int {
-	bad, err := printRecords(statuses, jsonOut, stdout)
 	if err != nil {
-		return fail(err)
+		return c.Fail(err)
 	}
-	if bad > 0 {
-		return fail(fmt.Errorf("%d of %d records are not under the primary key", bad, len(statuses)))
-	}
-	if !jsonOut {
-		fmt.Fprintf(stdout, "all %d records open with the primary key\n", len(statuses))
-	}
+	fmt.Fprintf(c.Stderr, "Public key: %s\n", k.PublicKey(0))
 	return 0
 }
 
 // printRecords prints -check's line (with -json: object) of each record
 // and returns how many are not under the primary key.
-func printRecords(statuses []filestore.RecordStatus, jsonOut bool, stdout io.Writer) (bad int, err error) {
-	enc := json.NewEncoder(stdout)
+func printRecords(w io.Writer, statuses []filestore.RecordStatus, jsonOut bool) (bad int, err error) {
+	enc := json.NewEncoder(w)
 	for _, st := range statuses {
 		if st.Err != nil || st.Key != 0 {
 			bad++
 		}
-		if jsonOut {
+		switch {
+		case jsonOut:
 			if err := enc.Encode(st); err != nil {
 				return bad, err
 			}
-			continue
+		case st.Err != nil:
+			fmt.Fprintf(w, "FAIL     %s: %v\n", st.Location, st.Err)
+		case st.Key != 0:
+			fmt.Fprintf(w, "OLD KEY  %s: sealed to decrypt-only key %d (%s)\n", st.Location, st.Key, st.PublicKey)
+		default:
+			expires := ""
+			if !st.Expiry.IsZero() {
+				expires = ", token expires " + st.Expiry.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "primary  %s (written %s%s)\n", st.Location, st.Written.UTC().Format(time.RFC3339), expires)
 		}
-		fmt.Fprintln(stdout, describe(st))
 	}
 	return bad, nil
 }
 
-// describe is one line of -check's text output.
-func describe(st filestore.RecordStatus) string {
-	switch {
-	case st.Err != nil:
-		return fmt.Sprintf("FAIL     %s: %v", st.Location, st.Err)
-	case st.Key == 0:
-		return fmt.Sprintf("primary  %s (written %s%s)", st.Location, st.Written.UTC().Format(time.RFC3339), expires(st.Expiry))
-	default:
-		return fmt.Sprintf("OLD KEY  %s: sealed to decrypt-only key %d (%s)", st.Location, st.Key, st.PublicKey)
-	}
-}
-
-// expires describes a token's expiry for -check's text output.
-func expires(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return ", token expires " + t.UTC().Format(time.RFC3339)
-}
-
-func runRotate(ctx context.Context, keyFile string, dirs []string, opts filestore.RotateOptions, stdout, stderr io.Writer, fail func(error) int) int {
-	rep, err := filestore.Rotate(ctx, keyFile, dirs, opts)
-	if rep != nil {
-		for _, st := range rep.Records {
-			if st.Err != nil {
-				fmt.Fprintf(stdout, "FAIL     %s: %v\n", st.Location, st.Err)
-			}
+// printFailed prints the records that did not open; it returns how many
+// were resealed.
+func printFailed(w io.Writer, records []protocol.RecordStatus) (resealed int) {
+	for _, st := range records {
+		if st.Err != nil {
+			fmt.Fprintf(w, "FAIL     %s: %v\n", st.Location, st.Err)
 		}
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if opts.DryRun {
-		if rep.Resumed {
-			fmt.Fprintf(stdout, "dry run: would finish the interrupted rotation with its new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
-		} else {
-			fmt.Fprintf(stdout, "dry run: would make a new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
-		}
-		kindChange(stderr, rep.Kind, rep.OldKind, "would be", "is")
-		return 0
-	}
-	resealed := 0
-	for _, st := range rep.Records {
 		if st.Resealed {
 			resealed++
 		}
 	}
-	if rep.Resumed {
-		fmt.Fprintf(stdout, "resumed an interrupted rotation, with the new key it made\n")
+	return resealed
+}
+
+func runRotate(ctx context.Context, c cliutil.Command, keyFile string, dirs []string, opts filestore.RotateOptions) int {
+	rep, err := filestore.Rotate(ctx, keyFile, dirs, opts)
+	n := 0
+	if rep != nil {
+		n = printFailed(c.Stdout, rep.Records)
 	}
-	fmt.Fprintf(stdout, "new primary key: %s\n", rep.NewPublicKey)
-	kindChange(stderr, rep.Kind, rep.OldKind, "is", "was")
-	fmt.Fprintf(stdout, "resealed %d of %d records; all open with the new key\n", resealed, len(rep.Records))
+	if err != nil {
+		return c.Fail(err)
+	}
+	w := c.Stdout
+	switch {
+	case opts.DryRun && rep.Resumed:
+		fmt.Fprintf(w, "dry run: would finish the interrupted rotation with its new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
+	case opts.DryRun:
+		fmt.Fprintf(w, "dry run: would make a new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
+	}
+	if opts.DryRun {
+		kindChange(c.Stderr, rep.Kind, rep.OldKind, "would be", "is")
+		return 0
+	}
+	if rep.Resumed {
+		fmt.Fprintf(w, "resumed an interrupted rotation, with the new key it made\n")
+	}
+	fmt.Fprintf(w, "new primary key: %s\n", rep.NewPublicKey)
+	kindChange(c.Stderr, rep.Kind, rep.OldKind, "is", "was")
+	fmt.Fprintf(w, "resealed %d of %d records; all open with the new key\n", n, len(rep.Records))
 	if rep.Retired > 0 {
-		fmt.Fprintf(stdout, "retired %d old key(s)\n", rep.Retired)
+		fmt.Fprintf(w, "retired %d old key(s)\n", rep.Retired)
 	} else {
-		fmt.Fprintf(stdout, "old keys kept, decrypt-only\n")
+		fmt.Fprintf(w, "old keys kept, decrypt-only\n")
 	}
 	return 0
 }
 
-// kindChange says, on stderr, when the new primary is of another kind
-// than the old one ("rekey: new primary is X25519; the old primary was
-// post-quantum"): a change of kind is never silent.
+// kindChange says when the new primary's kind differs from the old one's.
 func kindChange(stderr io.Writer, kind, old crypto.Kind, is, was string) {
 	if kind != old {
 		fmt.Fprintf(stderr, "rekey: new primary %s %s; the old primary %s %s\n", is, kind, was, old)
 	}
 }
 
-// progressLine reports resealing progress on stderr when it is a terminal
-// and there are many records.
+// progressLine reports progress on a terminal when there are many records.
 func progressLine(stderr io.Writer) func(filestore.RotateEvent) {
-	f, ok := stderr.(*os.File)
-	if !ok || !cliutil.IsTerminal(f) {
+	if !cliutil.IsTerminal(stderr) {
 		return nil
 	}
 	return func(ev filestore.RotateEvent) {
-		if ev.Total < 100 {
-			return
-		}
 		switch {
+		case ev.Total < 100:
 		case ev.Step == "resealed" && (ev.Done%100 == 0 || ev.Done == ev.Total):
-			fmt.Fprintf(f, "\rrekey: resealed %d/%d", ev.Done, ev.Total)
+			fmt.Fprintf(stderr, "\rrekey: resealed %d/%d", ev.Done, ev.Total)
 		case ev.Step == "verified":
-			fmt.Fprintf(f, "\rrekey: verified %d records    \n", ev.Total)
+			fmt.Fprintf(stderr, "\rrekey: verified %d records    \n", ev.Total)
 		}
 	}
 }

@@ -4,190 +4,141 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
+	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
-// A backend is where the sessions are kept: a store directory (-dir), or a
-// fleet's store: an etcd prefix (-etcd) or a PostgreSQL namespace
-// (-postgres). The commands see only this interface.
-type backend interface {
-	// List reports every record, in name order, including those that do
-	// not open (their record has Err set): it never stops at a bad one.
-	List(ctx context.Context) ([]record, error)
-	// Get reports one record; errNoSession if there is none. A record
-	// that does not open is returned with Err set, not as an error.
-	Get(ctx context.Context, name string) (record, error)
-	// Delete removes a record, whether it opens or not, without the key,
-	// under the record's lock; errNoSession if there is none.
-	Delete(ctx context.Context, name string) error
-	// Put stores a session under name. Unless replace, an existing record
-	// (even one that does not open) is left alone: errExists, or the
-	// error that says why it does not open.
-	Put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error
-	// TokenStore is the Store token reads and refreshes through. Reading
-	// a valid token from it writes nothing.
-	TokenStore() (sessionstore.Store, error)
-	// notFound is the error for a name not stored.
-	notFound(name string) error
-	Close() error
+// A backend is the store the commands work on: a directory, an etcd
+// prefix or a PostgreSQL namespace. On a fleet, only import, and token
+// when it refreshes, open a Store: no other command is a live host.
+type backend struct {
+	*cliutil.Backend
+	o          *options
+	ring       *crypto.Keyring    // ls, show; token on a fleet
+	store      sessionstore.Store // opened on first write
+	passphrase func() (string, error)
 }
 
-// A record is what a backend knows of one stored session. Auth holds the
-// tokens: only show -reveal prints them.
-type record struct {
-	Name      string
-	Key       int    // index of the identity that opens it: 0 primary, -1 none
-	PublicKey string // that identity's recipient
-	Seq       uint64
-	Written   time.Time
-	Auth      sessionstore.AuthObject // zero when Err is set
-	Err       error                   // the record does not open
-}
+var errExists = errors.New("a session is already stored under this name")
 
-var (
-	errNoSession = errors.New("no session")
-	errExists    = errors.New("a session is already stored under this name")
-)
-
-// dirBackend is a store directory, read and written through filestore.
-type dirBackend struct {
-	dir, keyFile string // keyFile is "" for rm, which needs no key
-	passphrase   func() (string, error)
-	identity     string           // -identity, for a key file sealed to age recipients
-	ring         *crypto.Keyring  // ls, show: loaded on first use
-	store        *filestore.Store // import, token: opened on first use
-}
-
-// openDir returns the backend of dir. Unless create, dir must exist:
-// reading or deleting from a mistyped directory is an error, not an
-// empty store.
-func openDir(dir, keyFile string, passphrase func() (string, error), identity string, create bool) (*dirBackend, error) {
-	if !create {
-		fi, err := os.Stat(dir)
+// openBackend opens o's store for o.cmd. Only import creates a directory:
+// reading from a mistyped one is an error, not an empty store.
+func openBackend(ctx context.Context, o *options, pg bool) (*backend, error) {
+	b := &backend{o: o, passphrase: cliutil.Passphrase(o.passFile)}
+	if o.dir != "" && o.cmd != "import" {
+		fi, err := os.Stat(o.dir)
 		if err != nil {
-			return nil, fmt.Errorf("store directory %s: %w", strconv.Quote(dir), pathErrCause(err))
+			return nil, fmt.Errorf("store directory %s: %w", strconv.Quote(o.dir), cliutil.PathErrCause(err))
 		}
 		if !fi.IsDir() {
-			return nil, fmt.Errorf("store directory %s is not a directory", strconv.Quote(dir))
+			return nil, fmt.Errorf("store directory %s is not a directory", strconv.Quote(o.dir))
 		}
 	}
-	b := &dirBackend{dir: dir, keyFile: keyFile, passphrase: passphrase, identity: identity}
-	if create {
-		if _, err := b.open(); err != nil {
+	var err error
+	if o.cmd == "ls" || o.cmd == "show" || o.cmd == "token" && o.dir == "" {
+		if b.ring, err = crypto.LoadKeyringWithIdentity(o.keyFile, b.passphrase, crypto.KeyIdentity{File: o.identity}); err != nil {
+			return nil, err
+		}
+	}
+	if o.dir != "" {
+		b.Backend = dirBackend(o.dir)
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cliutil.DialTimeout)
+		defer cancel()
+		if b.Backend, err = o.fleet.Dial(ctx, pg, o.Stderr); err != nil {
+			return nil, err
+		}
+	}
+	if o.cmd == "import" {
+		if _, err := b.open(ctx); err != nil {
+			b.close()
+			if o.dir == "" && ctx.Err() != nil {
+				return nil, b.Unanswered(err)
+			}
 			return nil, err
 		}
 	}
 	return b, nil
 }
 
-func (b *dirBackend) open() (*filestore.Store, error) {
-	if b.store != nil {
-		return b.store, nil
-	}
-	opts := []filestore.Option{filestore.WithKeyFile(b.keyFile), filestore.WithoutWatcher(), filestore.WithKeyIdentity(b.identity)}
-	if b.passphrase != nil {
-		opts = append(opts, filestore.WithPassphrase(b.passphrase))
-	}
-	s, err := filestore.Open(b.dir, opts...)
+// dirBackend is the store directory dir, through filestore.
+func dirBackend(dir string) *cliutil.Backend {
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, err
+		abs = dir
 	}
-	b.store = s
-	return s, nil
+	return &cliutil.Backend{
+		Where: "in " + strconv.Quote(abs),
+		ReadRecords: func(ctx context.Context, ring *crypto.Keyring) ([]protocol.Record, error) {
+			return filestore.ReadRecords(ctx, dir, ring)
+		},
+		ReadRecord: func(ctx context.Context, ring *crypto.Keyring, name string) (protocol.Record, error) {
+			return filestore.ReadRecord(ctx, dir, ring, name)
+		},
+		Remove: func(ctx context.Context, name string) error { return filestore.Remove(ctx, dir, name) },
+		Open: func(_ context.Context, keyFile string, passphrase func() (string, error), identity string) (sessionstore.Store, error) {
+			return filestore.Open(dir, filestore.WithKeyFile(keyFile), filestore.WithoutWatcher(),
+				filestore.WithKeyIdentity(identity), filestore.WithPassphrase(passphrase))
+		},
+		Close: func() {},
+	}
 }
 
-func (b *dirBackend) Close() error {
+// open opens the Store that writes, once.
+func (b *backend) open(ctx context.Context) (sessionstore.Store, error) {
 	if b.store == nil {
-		return nil
-	}
-	return b.store.Close()
-}
-
-func (b *dirBackend) List(ctx context.Context) ([]record, error) {
-	ring, err := b.keyring()
-	if err != nil {
-		return nil, err
-	}
-	return recordsOf(filestore.ReadRecords(ctx, b.dir, ring))
-}
-
-func (b *dirBackend) Get(ctx context.Context, name string) (record, error) {
-	ring, err := b.keyring()
-	if err != nil {
-		return record{}, err
-	}
-	r, err := filestore.ReadRecord(ctx, b.dir, ring, name)
-	return oneRecord(r, err, b.notFound(name))
-}
-
-// keyring loads the key file, once.
-func (b *dirBackend) keyring() (*crypto.Keyring, error) {
-	if b.ring == nil {
-		ring, err := crypto.LoadKeyringWithIdentity(b.keyFile, b.passphrase, crypto.KeyIdentity{File: b.identity})
+		s, err := b.Open(ctx, b.o.keyFile, b.passphrase, b.o.identity)
 		if err != nil {
 			return nil, err
 		}
-		b.ring = ring
+		b.store = s
 	}
-	return b.ring, nil
+	return b.store, nil
 }
 
-func (b *dirBackend) notFound(name string) error {
-	dir, err := filepath.Abs(b.dir)
-	if err != nil {
-		dir = b.dir
+func (b *backend) close() {
+	if b.store != nil {
+		b.store.Close()
 	}
-	return fmt.Errorf("%w %s in %s", errNoSession, strconv.Quote(name), strconv.Quote(dir))
+	b.Close()
 }
 
-func (b *dirBackend) Delete(ctx context.Context, name string) error {
-	err := filestore.Remove(ctx, b.dir, name)
+// found is err, or for sessionstore.ErrNotFound an error that names the
+// session and the store.
+func (b *backend) found(name string, err error) error {
 	if errors.Is(err, sessionstore.ErrNotFound) {
-		return b.notFound(name)
+		return fmt.Errorf("no session %s %s", strconv.Quote(name), b.Where)
 	}
 	return err
 }
 
-func (b *dirBackend) Put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error {
-	s, err := b.open()
-	if err != nil {
+// put stores a session under name. Unless replace, an existing record
+// (even one that does not open) is left alone: errExists, or why it does
+// not open.
+func (b *backend) put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error {
+	if err := sessionstore.ValidateAuthType(name); err != nil {
 		return err
 	}
-	return put(ctx, s, name, a, replace)
-}
-
-// put is Put on a Store: unless replace, it writes only where no record
-// is (else errExists), under the record's lock.
-func put(ctx context.Context, s sessionstore.Store, name string, a sessionstore.AuthObject, replace bool) error {
-	if err := sessionstore.ValidateAuthType(name); err != nil {
+	s, err := b.open(ctx)
+	if err != nil {
 		return err
 	}
 	if replace {
 		return s.Set(ctx, name, a)
 	}
-	_, err := s.Update(ctx, name, func(_ sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
+	_, err = s.Update(ctx, name, func(_ sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error) {
 		if exists {
 			return sessionstore.AuthObject{}, errExists
 		}
 		return a, nil
 	})
-	return err
-}
-
-// pathErrCause returns what a *fs.PathError wraps (its message holds the
-// path raw; the caller names the path, quoted), else err.
-func pathErrCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
 	return err
 }

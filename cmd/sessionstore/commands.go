@@ -1,102 +1,110 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"golang.org/x/oauth2"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
+	"github.com/sessionstore/sessionstore/internal/protocol"
 )
 
 // timeFormat is how times are printed: UTC, to the second.
 const timeFormat = "2006-01-02T15:04:05Z"
 
-func runList(ctx context.Context, b backend, o *options) int {
-	recs, err := b.List(ctx)
+func runList(ctx context.Context, b *backend, o *options) int {
+	recs, err := b.ReadRecords(ctx, b.ring)
 	if err != nil {
-		return fail(o.stderr, err)
+		return o.Fail(err)
 	}
 	t := now()
-	if o.jsonOut {
-		enc := json.NewEncoder(o.stdout)
-		for _, r := range recs {
-			if err := enc.Encode(jsonOf(r, t, false, false)); err != nil {
-				return fail(o.stderr, err)
-			}
-		}
-	} else {
-		tw := tabwriter.NewWriter(o.stdout, 0, 0, 2, ' ', 0)
+	enc := json.NewEncoder(o.Stdout)
+	tw := tabwriter.NewWriter(o.Stdout, 0, 0, 2, ' ', 0)
+	if !o.jsonOut {
 		fmt.Fprintln(tw, "NAME\tEXPIRES\tREFRESH\tHEALTH\tSCOPE\tREF\tWRITTEN\tKEY\tSTATUS")
-		for _, r := range recs {
-			expires, refresh, health, scope, ref, written := "-", "-", "-", "-", "-", "-"
-			if r.Err == nil {
-				expires = expiryText(r.Auth.Expiry, t)
-				refresh = yesNo(r.Auth.RefreshToken != "")
-				health = healthText(r.Auth.Health, t, true)
-				scope = orDash(clean(r.Auth.Scope))
-				ref = orDash(clean(r.Auth.Ref.String()))
-				written = r.Written.UTC().Format(timeFormat)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.Name), expires, refresh, health, scope, ref, written, keyLabel(r), statusOf(r.Err))
-		}
-		if err := tw.Flush(); err != nil {
-			return fail(o.stderr, err)
-		}
 	}
 	bad := 0
 	for _, r := range recs {
 		if r.Err != nil {
 			bad++
 		}
+		if o.jsonOut {
+			if err := enc.Encode(jsonOf(r, t, false, false)); err != nil {
+				return o.Fail(err)
+			}
+			continue
+		}
+		expires, refresh, health, scope, ref, written := "-", "-", "-", "-", "-", "-"
+		if r.Err == nil {
+			expires = expiryText(r.Auth.Expiry, t)
+			refresh = "no"
+			if r.Auth.RefreshToken != "" {
+				refresh = "yes"
+			}
+			health = healthText(r.Auth.Health, t, true)
+			scope = cmp.Or(cliutil.Clean(r.Auth.Scope), "-")
+			ref = cmp.Or(cliutil.Clean(r.Auth.Ref.String()), "-")
+			written = r.Written.UTC().Format(timeFormat)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cliutil.Clean(r.AuthType), expires, refresh, health, scope, ref, written, keyLabel(r), statusOf(r.Err))
+	}
+	if err := tw.Flush(); err != nil {
+		return o.Fail(err)
 	}
 	if bad > 0 {
-		return fail(o.stderr, fmt.Errorf("%d of %d sessions do not open; \"sessionstore show NAME\" says why", bad, len(recs)))
+		return o.Fail(fmt.Errorf("%d of %d sessions do not open; \"sessionstore show NAME\" says why", bad, len(recs)))
 	}
 	return 0
 }
 
-func runShow(ctx context.Context, b backend, o *options) int {
-	r, err := b.Get(ctx, o.args[0])
-	if err != nil {
-		return fail(o.stderr, err)
+func runShow(ctx context.Context, b *backend, o *options) int {
+	r, err := b.ReadRecord(ctx, b.ring, o.args[0])
+	if err = b.found(o.args[0], err); err != nil {
+		return o.Fail(err)
 	}
 	reveal := o.reveal && r.Err == nil
 	if reveal {
-		fmt.Fprintf(o.stderr, "sessionstore: warning: printing the tokens of session %s: whoever sees them can act as this session\n", strconv.Quote(r.Name))
+		fmt.Fprintf(o.Stderr, "sessionstore: warning: printing the tokens of session %s: whoever sees them can act as this session\n", strconv.Quote(r.AuthType))
 	}
 	t := now()
+	j := jsonOf(r, t, true, reveal)
 	if o.jsonOut {
-		if err := json.NewEncoder(o.stdout).Encode(jsonOf(r, t, true, reveal)); err != nil {
-			return fail(o.stderr, err)
-		}
+		err = json.NewEncoder(o.Stdout).Encode(j)
 	} else {
-		printShow(o.stdout, r, t, reveal)
+		printShow(o.Stdout, r, j, t)
 	}
-	if r.Err != nil {
-		return fail(o.stderr, fmt.Errorf("session %s does not open: %w", strconv.Quote(r.Name), r.Err))
+	if err == nil && r.Err != nil {
+		err = fmt.Errorf("session %s does not open: %w", strconv.Quote(r.AuthType), r.Err)
+	}
+	if err != nil {
+		return o.Fail(err)
 	}
 	return 0
 }
 
-func printShow(w io.Writer, r record, t time.Time, reveal bool) {
+// printShow prints r, its tokens as j (from jsonOf) holds them.
+func printShow(w io.Writer, r protocol.Record, j jsonRecord, t time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	defer tw.Flush()
 	line := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	line("name", clean(r.Name))
+	line("name", cliutil.Clean(r.AuthType))
 	line("status", statusOf(r.Err))
 	if r.Err != nil {
 		line("key", keyLabel(r))
-		line("error", escapeControls(r.Err.Error()))
+		line("error", cliutil.Escape(r.Err.Error()))
 		return
 	}
 	line("key", fmt.Sprintf("%s (%s)", keyLabel(r), r.PublicKey))
@@ -109,41 +117,22 @@ func printShow(w io.Writer, r record, t time.Time, reveal bool) {
 		lastRefresh = a.Health.LastRefresh.UTC().Format(timeFormat) + " (" + ago(t.Sub(a.Health.LastRefresh)) + ")"
 	}
 	line("last refresh", lastRefresh)
-	line("token type", orDash(clean(a.TokenType)))
-	tok := func(s string) string {
-		switch {
-		case s == "":
-			return "none"
-		case reveal:
-			return s
-		default:
-			return "[redacted]"
-		}
-	}
-	line("access token", tok(a.AccessToken))
-	line("refresh token", tok(a.RefreshToken))
-	line("transfer token", tok(a.TransferToken))
-	line("scope", orDash(clean(a.Scope)))
-	line("ref", orDash(clean(a.Ref.String())))
+	line("token type", cmp.Or(cliutil.Clean(a.TokenType), "-"))
+	line("access token", cmp.Or(j.AccessToken, "none"))
+	line("refresh token", cmp.Or(j.RefreshToken, "none"))
+	line("transfer token", cmp.Or(j.TransferToken, "none"))
+	line("scope", cmp.Or(cliutil.Clean(a.Scope), "-"))
+	line("ref", cmp.Or(cliutil.Clean(a.Ref.String()), "-"))
 	switch {
-	case len(a.Extra) == 0:
-	case reveal:
-		data, err := json.Marshal(a.Extra)
+	case len(j.Extra) > 0:
+		data, err := json.Marshal(j.Extra)
 		if err != nil {
 			data = []byte("(does not encode)")
 		}
 		line("extra", string(data))
-	default:
-		line("extra", strings.Join(slices.Sorted(maps.Keys(a.Extra)), ", ")+" (values redacted)")
+	case len(j.ExtraKeys) > 0:
+		line("extra", strings.Join(j.ExtraKeys, ", ")+" (values redacted)")
 	}
-}
-
-func runRemove(ctx context.Context, b backend, o *options) int {
-	if err := b.Delete(ctx, o.args[0]); err != nil {
-		return fail(o.stderr, err)
-	}
-	fmt.Fprintf(o.stdout, "deleted session %s\n", strconv.Quote(o.args[0]))
-	return 0
 }
 
 // jsonRecord is one line of -json output. Its token fields are filled
@@ -175,8 +164,8 @@ type jsonRecord struct {
 	Extra         map[string]any `json:"extra,omitempty"`
 }
 
-func jsonOf(r record, t time.Time, show, reveal bool) jsonRecord {
-	j := jsonRecord{Name: r.Name, Status: statusOf(r.Err), Key: keyLabel(r), KeyIndex: r.Key, PublicKey: r.PublicKey}
+func jsonOf(r protocol.Record, t time.Time, show, reveal bool) jsonRecord {
+	j := jsonRecord{Name: r.AuthType, Status: statusOf(r.Err), Key: keyLabel(r), KeyIndex: r.Key, PublicKey: r.PublicKey}
 	if r.Err != nil {
 		j.Error = r.Err.Error()
 		return j
@@ -185,11 +174,9 @@ func jsonOf(r record, t time.Time, show, reveal bool) jsonRecord {
 	j.Seq, j.Written = r.Seq, r.Written.UTC()
 	if !a.Expiry.IsZero() {
 		j.Expiry = a.Expiry.UTC()
-		expired := !a.Expiry.After(t)
-		j.Expired = &expired
+		j.Expired = new(!a.Expiry.After(t))
 	}
-	hasRefresh := a.RefreshToken != ""
-	j.HasRefreshToken = &hasRefresh
+	j.HasRefreshToken = new(a.RefreshToken != "")
 	j.Scope = a.Scope
 	if a.Ref != (sessionstore.Ref{}) {
 		j.Ref = &a.Ref
@@ -198,9 +185,7 @@ func jsonOf(r record, t time.Time, show, reveal bool) jsonRecord {
 	if h := a.Health; !h.NeedsLogin.IsZero() {
 		j.Health, j.NeedsLogin, j.Reason = "needs login", h.NeedsLogin.UTC(), h.Reason
 	}
-	if !a.Health.LastRefresh.IsZero() {
-		j.LastRefresh = a.Health.LastRefresh.UTC()
-	}
+	j.LastRefresh = a.Health.LastRefresh.UTC() // omitted when zero
 	if !show {
 		return j
 	}
@@ -220,9 +205,8 @@ func jsonOf(r record, t time.Time, show, reveal bool) jsonRecord {
 	return j
 }
 
-// healthText says whether a session works: "fine" (with when a token
-// source last refreshed it, in a listing), or "needs login since TIME
-// (REASON)".
+// healthText is "fine" (in a listing: with the last refresh), or "needs
+// login since TIME (REASON)".
 func healthText(h sessionstore.Health, t time.Time, withRefresh bool) string {
 	if h.NeedsLogin.IsZero() {
 		if withRefresh && !h.LastRefresh.IsZero() {
@@ -232,7 +216,7 @@ func healthText(h sessionstore.Health, t time.Time, withRefresh bool) string {
 	}
 	s := "needs login since " + h.NeedsLogin.UTC().Format(timeFormat)
 	if h.Reason != "" {
-		s += " (" + clean(h.Reason) + ")"
+		s += " (" + cliutil.Clean(h.Reason) + ")"
 	}
 	return s
 }
@@ -254,7 +238,7 @@ func statusOf(err error) string {
 }
 
 // keyLabel says which identity of the key file opens a record.
-func keyLabel(r record) string {
+func keyLabel(r protocol.Record) string {
 	switch {
 	case r.Err != nil || r.Key < 0:
 		return "none"
@@ -313,52 +297,105 @@ func span(d time.Duration) string {
 	}
 }
 
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
+// clientSecretEnv holds the client secret, never a flag (ps shows flags).
+const clientSecretEnv = "SESSIONSTORE_CLIENT_SECRET"
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
+// exitNeedsLogin is token's exit code for a session that needs a new login.
+const exitNeedsLogin = 4
 
-// clean quotes s if it holds anything that could garble a line of output
-// or a terminal (control characters, tabs, invalid UTF-8).
-func clean(s string) string {
-	for _, r := range s {
-		if r == unicode.ReplacementChar || !unicode.IsPrint(r) && r != ' ' {
-			return strconv.Quote(s)
+func runToken(ctx context.Context, b *backend, o *options) int {
+	name := o.args[0]
+	if err := sessionstore.ValidateAuthType(name); err != nil {
+		return o.Fail(err)
+	}
+	secret := os.Getenv(clientSecretEnv) // empty for a public client
+	if o.secretFile != "" {
+		var err error
+		if secret, err = cliutil.ReadSecretLine("client secret file", o.secretFile); err != nil {
+			return o.Fail(err)
 		}
 	}
-	return s
+	cfg := &oauth2.Config{ClientID: o.clientID, ClientSecret: secret, Endpoint: oauth2.Endpoint{TokenURL: o.tokenURL}}
+	var s sessionstore.Store = readingStore{b}
+	if o.dir != "" {
+		var err error
+		if s, err = b.open(ctx); err != nil { // reading takes no lock
+			return o.Fail(err)
+		}
+	}
+	// A missing session is reported from a read: the token source would
+	// take the record's lock (on a fleet, open a Store) to find it missing.
+	_, err := s.Get(ctx, name)
+	if err == nil {
+		var tok *oauth2.Token
+		if tok, err = sessionstore.TokenSource(ctx, s, name, sessionstore.ConfigRefresher(cfg)).Token(); err == nil {
+			if !o.jsonOut {
+				_, err = fmt.Fprintln(o.Stdout, tok.AccessToken)
+			} else {
+				err = json.NewEncoder(o.Stdout).Encode(struct {
+					Name        string    `json:"name"`
+					AccessToken string    `json:"access_token"`
+					TokenType   string    `json:"token_type,omitempty"`
+					Expiry      time.Time `json:"expiry,omitzero"`
+				}{name, tok.AccessToken, tok.TokenType, tok.Expiry.UTC()})
+			}
+			if err == nil {
+				return 0
+			}
+		}
+	}
+	if errors.Is(err, sessionstore.ErrNeedsLogin) {
+		o.Fail(err)
+		fmt.Fprintf(o.Stderr, "sessionstore: session %s needs a new login: log in again and store the new session (sessionstore import -force)\n", strconv.Quote(name))
+		return exitNeedsLogin
+	}
+	return o.Fail(b.found(name, err))
 }
 
-// escapeControls writes every control character and invalid byte of s
-// (anything clean would quote) as a Go string literal writes it ("\x1b",
-// "\t", "\xff"), leaving the rest as it is: for messages that hold a
-// library's text, where a path may be raw.
-func escapeControls(s string) string {
-	if clean(s) == s {
-		return s
+// readingStore is a fleet as token uses it: Get and List read without a
+// Store (no lease, no heartbeat); a write opens the Store.
+type readingStore struct{ b *backend }
+
+func (r readingStore) write(ctx context.Context, fn func(sessionstore.Store) error) error {
+	s, err := r.b.open(ctx)
+	if err != nil {
+		return err
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == ' ' || unicode.IsPrint(r):
-			b.WriteString(s[i : i+n])
-		default:
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		}
-		i += n
-	}
-	return b.String()
+	return fn(s)
 }
+
+func (r readingStore) Get(ctx context.Context, name string) (sessionstore.AuthObject, error) {
+	rec, err := r.b.ReadRecord(ctx, r.b.ring, name)
+	if err == nil {
+		err = rec.Err
+	}
+	return rec.Auth, err
+}
+
+func (r readingStore) Update(ctx context.Context, name string,
+	fn func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error)) (a sessionstore.AuthObject, err error) {
+	err = r.write(ctx, func(s sessionstore.Store) error {
+		a, err = s.Update(ctx, name, fn)
+		return err
+	})
+	return a, err
+}
+
+func (r readingStore) Set(ctx context.Context, name string, a sessionstore.AuthObject) error {
+	return r.write(ctx, func(s sessionstore.Store) error { return s.Set(ctx, name, a) })
+}
+
+func (r readingStore) Delete(ctx context.Context, name string) error {
+	return r.write(ctx, func(s sessionstore.Store) error { return s.Delete(ctx, name) })
+}
+
+func (r readingStore) List(ctx context.Context) ([]string, error) {
+	recs, err := r.b.ReadRecords(ctx, r.b.ring)
+	names := make([]string, len(recs))
+	for i, rec := range recs {
+		names[i] = rec.AuthType
+	}
+	return names, err
+}
+
+func (r readingStore) Close() error { return nil } // the backend closes what it opened

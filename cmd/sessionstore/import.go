@@ -1,20 +1,25 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
 )
 
-// progressMin is how many files make an import long enough for a
-// progress line (on a terminal only).
+// progressMin is how many files an import needs for a progress line.
 const progressMin = 20
 
 // importResult is one line of import -json output.
@@ -25,49 +30,40 @@ type importResult struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-func runImport(ctx context.Context, b backend, o *options) int {
-	prog := newProgress(o.stderr, len(o.args), o.progressOK && len(o.args) >= progressMin)
-	var imported, skipped, failed int
-	enc := json.NewEncoder(o.stdout)
+func runImport(ctx context.Context, b *backend, o *options) int {
+	prog := &progress{w: o.Stderr, total: len(o.args), on: o.progressOK && len(o.args) >= progressMin}
+	count := map[string]int{}
+	enc := json.NewEncoder(o.Stdout)
 	for i, file := range o.args {
 		if ctx.Err() != nil {
 			prog.clear()
-			return fail(o.stderr, fmt.Errorf("interrupted after %d of %d files", i, len(o.args)))
+			return o.Fail(fmt.Errorf("interrupted after %d of %d files", i, len(o.args)))
 		}
 		res := importOne(ctx, b, file, o)
 		prog.clear()
-		switch res.Result {
-		case "imported":
-			imported++
-		case "skipped":
-			skipped++
-		default:
-			failed++
-		}
+		count[res.Result]++
 		switch {
 		case o.jsonOut:
 			enc.Encode(res)
 		case res.Result == "failed":
-			fmt.Fprintf(o.stderr, "sessionstore: error: %s: %s\n", fileLabel(file), escapeControls(res.Reason))
+			fmt.Fprintf(o.Stderr, "sessionstore: error: %s: %s\n", fileLabel(file), cliutil.Escape(res.Reason))
 		case res.Result == "skipped":
-			fmt.Fprintf(o.stdout, "skipped  %s: %s\n", fileLabel(file), escapeControls(res.Reason))
+			fmt.Fprintf(o.Stdout, "skipped  %s: %s\n", fileLabel(file), cliutil.Escape(res.Reason))
 		default:
-			fmt.Fprintf(o.stdout, "imported %s as %s\n", fileLabel(file), strconv.Quote(res.Name))
+			fmt.Fprintf(o.Stdout, "imported %s as %s\n", fileLabel(file), strconv.Quote(res.Name))
 		}
 		prog.show(i + 1)
 	}
-	prog.clear()
 	if !o.jsonOut {
-		fmt.Fprintf(o.stdout, "%d of %d files imported, %d skipped, %d failed\n", imported, len(o.args), skipped, failed)
+		fmt.Fprintf(o.Stdout, "%d of %d files imported, %d skipped, %d failed\n", count["imported"], len(o.args), count["skipped"], count["failed"])
 	}
-	if failed > 0 {
-		return fail(o.stderr, fmt.Errorf("%d of %d files not imported", failed, len(o.args)))
+	if count["failed"] > 0 {
+		return o.Fail(fmt.Errorf("%d of %d files not imported", count["failed"], len(o.args)))
 	}
 	return 0
 }
 
-// fileLabel is how a file to import is named in a line of output: quoted,
-// and "stdin" for "-".
+// fileLabel names a file in output: quoted, or stdin for "-".
 func fileLabel(file string) string {
 	if file == "-" {
 		return "stdin"
@@ -75,9 +71,7 @@ func fileLabel(file string) string {
 	return strconv.Quote(file)
 }
 
-// importOne imports one file: a podio-js session, or with -oauth an OAuth
-// token response.
-func importOne(ctx context.Context, b backend, file string, o *options) importResult {
+func importOne(ctx context.Context, b *backend, file string, o *options) importResult {
 	res := importResult{File: file, Result: "failed"}
 	name := o.name
 	if name == "" {
@@ -102,11 +96,9 @@ func importOne(ctx context.Context, b backend, file string, o *options) importRe
 			err = fmt.Errorf("%w; it is an OAuth token response: import it with -oauth -name NAME", err)
 		}
 	}
-	if err != nil {
-		res.Reason = strings.TrimPrefix(err.Error(), "sessionstore: ")
-		return res
+	if err == nil {
+		err = b.put(ctx, name, a, o.force)
 	}
-	err = b.Put(ctx, name, a, o.force)
 	switch {
 	case errors.Is(err, errExists):
 		res.Reason = fmt.Sprintf("a session %s is already stored; -force replaces it", strconv.Quote(name))
@@ -120,35 +112,151 @@ func importOne(ctx context.Context, b backend, file string, o *options) importRe
 	return res
 }
 
-// progress is a line on stderr, rewritten in place, while many files are
-// imported to a terminal.
+// progress is a line on a terminal, rewritten in place during an import.
 type progress struct {
-	w      io.Writer
-	total  int
-	on     bool
-	drawn  int // length of the line on screen
-	prefix string
+	w     io.Writer
+	total int
+	on    bool
+	drawn int // length of the line on screen
 }
 
-func newProgress(w io.Writer, total int, on bool) *progress {
-	return &progress{w: w, total: total, on: on, prefix: "sessionstore: import"}
-}
-
+// show draws the line, except for the last file: the summary follows.
 func (p *progress) show(done int) {
-	if !p.on || done == p.total {
-		return
+	if p.on && done < p.total {
+		line := fmt.Sprintf("sessionstore: import %d/%d", done, p.total)
+		fmt.Fprint(p.w, "\r"+line)
+		p.drawn = len(line)
 	}
-	line := fmt.Sprintf("%s %d/%d", p.prefix, done, p.total)
-	fmt.Fprintf(p.w, "\r%s", line)
-	p.drawn = len(line)
 }
 
-// clear erases the progress line, so that other output starts at the
-// beginning of a clean line.
+// clear erases the line before other output.
 func (p *progress) clear() {
-	if p.drawn == 0 {
-		return
+	if p.drawn > 0 {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.drawn))
+		p.drawn = 0
 	}
-	fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.drawn))
-	p.drawn = 0
+}
+
+// maxOAuthSize bounds what import -oauth reads (a response is a few KiB).
+const maxOAuthSize = 1 << 20
+
+// readOAuthFile reads an OAuth 2 token response (RFC 6749 section 5.1)
+// from file, or stdin for "-": the session, expiring expires_in after t.
+// Its errors never quote the input; the caller names the file.
+func readOAuthFile(file string, stdin io.Reader, t time.Time) (sessionstore.AuthObject, error) {
+	r := stdin
+	if file != "-" {
+		// Not a FIFO or a device, whose open or read could block.
+		fi, err := os.Stat(file)
+		if err != nil {
+			return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
+		}
+		if !fi.Mode().IsRegular() {
+			return sessionstore.AuthObject{}, fmt.Errorf("not a regular file (%v); give - to read stdin", fi.Mode().Type())
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxOAuthSize+1))
+	defer clear(data)
+	if err != nil {
+		return sessionstore.AuthObject{}, cliutil.PathErrCause(err)
+	}
+	if len(data) > maxOAuthSize {
+		return sessionstore.AuthObject{}, fmt.Errorf("more than %d bytes: not an OAuth token response", maxOAuthSize)
+	}
+	return parseOAuth(data, t)
+}
+
+// isOAuthFile reports whether file is a regular file holding an OAuth
+// token response: a hint when it is imported as podio-js.
+func isOAuthFile(file string) bool {
+	_, err := readOAuthFile(file, nil, time.Time{})
+	return err == nil
+}
+
+// oauthErrorCode is the form of an OAuth error code (RFC 6749 section
+// 5.2), the only part of an error response worth repeating.
+var oauthErrorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
+
+// parseOAuth parses a token response: access_token (required), and
+// token_type, refresh_token, scope, expires_in (seconds, a number or a
+// numeric string; 0 or none: no expiry, as x/oauth2 reads it), Podio's ref
+// and transfer_token. Other fields are dropped, as FromToken drops them.
+func parseOAuth(data []byte, t time.Time) (sessionstore.AuthObject, error) {
+	bad := func(format string, a ...any) (sessionstore.AuthObject, error) {
+		return sessionstore.AuthObject{}, fmt.Errorf("not an OAuth token response: "+format, a...)
+	}
+	if data = bytes.TrimSpace(data); len(data) == 0 {
+		return sessionstore.AuthObject{}, errors.New("empty: not an OAuth token response")
+	}
+	var r struct {
+		AccessToken   string          `json:"access_token"`
+		TokenType     string          `json:"token_type"`
+		RefreshToken  string          `json:"refresh_token"`
+		Scope         string          `json:"scope"`
+		TransferToken string          `json:"transfer_token"`
+		ExpiresIn     json.RawMessage `json:"expires_in"`
+		Ref           json.RawMessage `json:"ref"`
+		Error         any             `json:"error"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&r)
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return bad("malformed JSON at byte %d", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return bad("malformed JSON (it ends early)")
+	case errors.As(err, &typ) && typ.Field != "":
+		return bad("%s is not a string", typ.Field)
+	case err != nil || data[0] != '{' || dec.More():
+		return bad("want one JSON object")
+	}
+	if r.AccessToken == "" {
+		code, ok := r.Error.(string)
+		switch {
+		case !ok || code == "":
+			return bad("no access_token")
+		case oauthErrorCode.MatchString(code):
+			return sessionstore.AuthObject{}, fmt.Errorf("an OAuth error response (error %s), not a token", strconv.Quote(code))
+		}
+		return sessionstore.AuthObject{}, errors.New("an OAuth error response, not a token")
+	}
+	a := sessionstore.AuthObject{AccessToken: r.AccessToken, TokenType: r.TokenType, RefreshToken: r.RefreshToken, Scope: r.Scope, TransferToken: r.TransferToken}
+	if len(r.ExpiresIn) > 0 && string(r.ExpiresIn) != "null" {
+		var n json.Number
+		if err := json.Unmarshal(r.ExpiresIn, &n); err != nil {
+			return bad("expires_in is not a number")
+		}
+		secs, err := n.Float64()
+		switch {
+		case err != nil || secs != math.Trunc(secs):
+			return bad("expires_in is not a whole number of seconds")
+		case secs < 0 || secs > math.MaxInt32:
+			return bad("expires_in %s is out of range", n)
+		case secs > 0:
+			a.Expiry = t.Add(time.Duration(secs) * time.Second).UTC()
+		}
+	}
+	if len(r.Ref) > 0 && string(r.Ref) != "null" {
+		var ref struct {
+			Type string      `json:"type"`
+			ID   json.Number `json:"id"`
+		}
+		if err := json.Unmarshal(r.Ref, &ref); err != nil {
+			return bad("ref is not an object with a type and an id")
+		}
+		id, err := ref.ID.Int64()
+		if err != nil {
+			return bad("ref id is not an integer")
+		}
+		a.Ref = sessionstore.Ref{Type: ref.Type, ID: id}
+	}
+	return a, nil
 }

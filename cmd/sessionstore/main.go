@@ -1,35 +1,21 @@
 // Command sessionstore lists, shows, deletes and imports the sessions of a
-// sessionstore store directory, etcd prefix or PostgreSQL namespace,
-// without ever printing a token unless asked to with show -reveal or token.
-//
-//	sessionstore ls     STORE [-key FILE] [-json]
-//	sessionstore show   STORE [-key FILE] NAME [-json] [-reveal]
-//	sessionstore rm     STORE NAME
-//	sessionstore import STORE [-key FILE] [-podiojs] [-name NAME] [-force] FILE...
-//	sessionstore import STORE [-key FILE] -oauth -name NAME [-force] FILE|-
-//	sessionstore token  STORE [-key FILE] -token-url URL -client-id ID [-client-secret-file FILE] NAME [-json]
-//
-// where STORE is -dir DIR, -etcd URLS -prefix P, or -postgres URL
-// -namespace N [-schema S].
-//
-// Run "sessionstore -h" for the full usage.
+// store, and prints an access token for scripts; it prints no other token
+// unless asked to (show -reveal). Run "sessionstore -h" for the usage.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/cliutil"
-	"github.com/sessionstore/sessionstore/pgstore"
 )
 
 const usage = `Usage:
@@ -48,87 +34,68 @@ const usage = `Usage:
     none of them is among the live hosts that rekey checks.
 
 Commands:
-    ls          List every session: name, expiry (and how long from now),
-                whether it has a refresh token, its health (fine, and when
-                it was last refreshed; or needs login since when, and the
-                provider's reason), scope, ref, when it was last written,
-                which key it is sealed to (primary, old: decrypt-only,
-                none: no key of yours opens it) and its status (ok, wrong
-                key, tampered, rolled back, unreadable).
-                A record that does not open is listed, never skipped; ls
-                then exits 1.
+    ls          List every session: name, expiry, whether it has a refresh
+                token, health (fine, last refresh; or needs login since
+                when, and why), scope, ref, when last written, the key that
+                opens it (primary, old: decrypt-only, none) and its status
+                (ok, wrong key, tampered, rolled back, unreadable). A record
+                that does not open is listed, and ls exits 1.
     show        Show one session, its tokens redacted.
-    rm          Delete one session, whether it opens or not: the program
-                that uses it logs in afresh. rm needs write access to the
-                store, not its key: no -key (a -key given is not used).
-                It waits for the session's lock, as every writer does. A
-                name that is not stored is an error (exit 1).
-    import      Import podio-js session files (tmp/<authType>.json). The
-                session's name is the file's name without ".json". An
-                empty or cleared ("{}") file is skipped and reported; a
-                file that is not a podio-js session is an error. An
-                unreadable file is reported and the others are imported;
-                the exit status is then 1.
-                With -oauth: import one standard OAuth 2 token response,
-                the JSON object a token endpoint returns (access_token,
-                token_type, refresh_token, expires_in, scope; Podio's ref
-                and transfer_token too), from FILE, or from stdin for "-",
-                as the session -name NAME. Its expiry is the time of the
-                import plus expires_in (none without expires_in).
-                Importing a new login is how a session that needs a new
-                login is healed (with -force: it replaces the old one).
-    token       Print a valid access token of session NAME on stdout, for
-                scripts: the stored one while it is valid, else a new one
-                from -token-url, refreshed through the store's
-                single-flight refresh (one refresh for every process and
-                host, stored before it is printed). Reading a valid token
-                writes nothing (on a fleet: no lease, no heartbeat); only a
-                refresh opens the store to write. A session whose refresh
-                token the provider refused (invalid_grant) is marked as
-                needing a new login: token, and every program using the
-                session, then fails at once, without asking the provider,
-                until a new login is stored (import -force).
+    rm          Delete one session, whether it opens or not, under its lock:
+                the program that uses it logs in afresh. rm needs write
+                access to the store, not its key (a -key given is not used).
+                A name that is not stored is an error.
+    import      Import podio-js session files (tmp/<authType>.json), each
+                as the file's name without ".json". An empty or cleared
+                ("{}") file is skipped; a file that is not a podio-js
+                session, or unreadable, is reported (exit 1) and the others
+                are imported. With -oauth: one standard OAuth 2 token
+                response (access_token, token_type, refresh_token,
+                expires_in, scope; Podio's ref and transfer_token), from
+                FILE or stdin ("-"), expiring expires_in after the import.
+                Importing a new login (-force) heals a session that needs
+                one.
+    token       Print a valid access token of session NAME, for scripts:
+                the stored one while it is valid (reading writes nothing),
+                else one refreshed from -token-url through the store's
+                single-flight refresh, stored before it is printed. A
+                refresh token the provider refuses (invalid_grant) marks
+                the session as needing a new login: token, and every
+                program using it, then fails at once until one is imported.
 
 Options:
-    -dir DIR    The store directory. ls, show and rm never create it;
-                import does (mode 0700).
-    -etcd URLS  The etcd cluster: client URLs, comma-separated, such as
-                https://etcd1:2379,https://etcd2:2379.
+    -dir DIR    The store directory. Only import creates it (mode 0700).
+    -etcd URLS  The etcd client URLs, comma-separated
+                (https://etcd1:2379,https://etcd2:2379).
     -prefix P   The store's etcd prefix, such as /sessionstore/prod.
     -etcd-cacert FILE, -etcd-cert FILE, -etcd-key FILE
-                TLS: the CA that signs etcd's certificates; a client
-                certificate and its key.
+                TLS: the CA of etcd's certificates; a client certificate
+                and its key.
     -etcd-user USER
-                Authenticate to etcd as USER, with the password in
-                $ETCD_PASSWORD.
+                Authenticate to etcd as USER, password in $ETCD_PASSWORD.
     -postgres URL
-                The PostgreSQL server, a libpq URL or key=value string,
-                such as postgres://app@db-1,db-2/app?target_session_attrs=read-write;
+                The PostgreSQL server, a libpq URL or key=value string
+                (postgres://app@db-1,db-2/app?target_session_attrs=read-write);
                 an empty one (-postgres '') takes libpq's PG* environment
-                variables (PGHOST, PGUSER, PGPASSWORD, ...). Put the
-                password in $PGPASSWORD or ~/.pgpass, not on the command
-                line, where ps shows it.
+                variables. Put the password in $PGPASSWORD or ~/.pgpass,
+                not on the command line, where ps shows it.
     -namespace N
-                The store's namespace, as given to pgstore.Open, such as
-                prod.
+                The store's namespace, as given to pgstore.Open.
     -schema S   The schema of the store's tables (default sessionstore).
     -key FILE   The age identity file. Defaults to $SESSIONSTORE_KEY_FILE,
                 else $CREDENTIALS_DIRECTORY/sessionstore.key.
     -passphrase-file P
                 The key file is passphrase-protected; read the passphrase
                 from the first line of P.
-    -identity F The key file is sealed to age recipients (rekey -init
-                -seal-to): open it with the age identity file F, usually an
-                age plugin's identity stub. Defaults to
-                $SESSIONSTORE_KEY_IDENTITY.
+    -identity F Open a key file sealed to age recipients (rekey -init
+                -seal-to) with the age identity file F, usually an age
+                plugin's identity stub. Defaults to $SESSIONSTORE_KEY_IDENTITY.
     -json       Print one JSON object per session (or imported file), one
                 per line. Tokens are redacted unless -reveal.
-    -reveal     With show: print the tokens. The only way to see one; a
-                warning goes to stderr.
-    -podiojs    With import: the files are podio-js sessions (the
-                default).
-    -oauth      With import: FILE (- for stdin) is a standard OAuth 2
-                token response; -name NAME is required.
+    -reveal     With show: print the tokens (a warning goes to stderr).
+    -podiojs    With import: the files are podio-js sessions (the default).
+    -oauth      With import: FILE (- for stdin) is an OAuth 2 token
+                response; -name NAME is required.
     -name NAME  With import of one file: store it under NAME.
     -force      With import: replace a session already stored under the
                 name (by default it is left alone, and reported).
@@ -143,11 +110,9 @@ Options:
 
 Exit status: 0 on success, 1 on an error (or a record that does not open,
 or a file that was not imported), 2 for a usage error, 4 when token finds
-the session needs a new login.
-
-Session names and file names are quoted in messages ("server",
-"tmp/app.json"), and in ls's table when they hold a control character:
-none reaches a terminal raw.
+the session needs a new login. Names and paths are quoted in messages, and
+in ls's table when they hold a control character: none reaches a terminal
+raw.
 
 Examples:
     $ sessionstore ls -dir /var/lib/myapp/sessions -key /etc/myapp/sessionstore.key
@@ -160,17 +125,12 @@ Examples:
     $ get-token | sessionstore import -oauth -name app:12345 -force -dir /var/lib/myapp/sessions -
     $ SESSIONSTORE_CLIENT_SECRET=... sessionstore token -dir /var/lib/myapp/sessions \
           -token-url https://auth.example.com/oauth/token -client-id myapp server
-    $ sessionstore rm -etcd https://etcd1:2379 -prefix /sessionstore/prod -etcd-cacert ca.pem server
     $ ETCD_PASSWORD=... sessionstore ls -etcd https://etcd1:2379,https://etcd2:2379 \
           -prefix /sessionstore/prod -etcd-cacert ca.pem -etcd-user myapp -key /etc/myapp/sessionstore.key
     $ PGPASSWORD=... sessionstore ls -postgres postgres://myapp@db1/myapp -namespace prod \
           -key /etc/myapp/sessionstore.key
     $ PGHOST=db1 PGUSER=myapp sessionstore rm -postgres '' -namespace prod server
 `
-
-// openTimeout bounds connecting to etcd or PostgreSQL: a variable so that
-// tests can shorten it.
-var openTimeout = 10 * time.Second
 
 // now is the clock: a variable so that tests can fix it.
 var now = time.Now
@@ -179,32 +139,21 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 // options are the parsed command line.
 type options struct {
-	cmd                    string
-	dir, keyFile, passFile string
-	identity               string
-	etcd                   cliutil.EtcdFlags
-	prefix                 string
-	pg                     pgFlags
-	name                   string
-	jsonOut, reveal, force bool
-	podiojs, oauth         bool
-	tokenURL, clientID     string // token
-	secretFile             string // token: -client-secret-file
-	args                   []string
-	stdin                  io.Reader
-	stdout, stderr         io.Writer
-	passphrase             func() (string, error)
-	progressOK             bool // stderr is a terminal
+	cliutil.Command
+	cmd, dir, keyFile, passFile, identity  string
+	fleet                                  cliutil.FleetFlags
+	name, tokenURL, clientID, secretFile   string // import -name; token
+	jsonOut, reveal, force, podiojs, oauth bool
+	args                                   []string
+	stdin                                  io.Reader
+	progressOK                             bool // stderr is a terminal
 }
 
-// run is sessionstore with its arguments, input and outputs; it returns
-// the exit code.
+// run is sessionstore; it returns the exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "sessionstore: error: %s\n", escapeControls(fmt.Sprintf(format, a...)))
-		fmt.Fprintf(stderr, "sessionstore: run \"sessionstore -h\" for usage\n")
-		return 2
-	}
+	o := options{Command: cliutil.Command{Name: "sessionstore", Usage: usage, Stdout: stdout, Stderr: stderr},
+		stdin: stdin, progressOK: cliutil.IsTerminal(stderr)}
+	usageErr := o.UsageError
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -223,49 +172,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return usageErr("unknown command %q: want ls, show, rm, import or token", args[0])
 	}
-	o := options{cmd: args[0], stdin: stdin, stdout: stdout, stderr: stderr}
+	o.cmd = args[0]
 	fs := flag.NewFlagSet("sessionstore "+o.cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.dir, "dir", "", "")
-	fs.StringVar(&o.keyFile, "key", "", "")
-	fs.StringVar(&o.passFile, "passphrase-file", "", "")
-	fs.StringVar(&o.identity, "identity", "", "")
-	fs.StringVar(&o.etcd.URLs, "etcd", "", "")
-	fs.StringVar(&o.etcd.CACert, "etcd-cacert", "", "")
-	fs.StringVar(&o.etcd.Cert, "etcd-cert", "", "")
-	fs.StringVar(&o.etcd.Key, "etcd-key", "", "")
-	fs.StringVar(&o.etcd.User, "etcd-user", "", "")
-	fs.StringVar(&o.prefix, "prefix", "", "")
-	fs.StringVar(&o.pg.url, "postgres", "", "")
-	fs.StringVar(&o.pg.namespace, "namespace", "", "")
-	fs.StringVar(&o.pg.schema, "schema", pgstore.DefaultSchema, "")
-	fs.BoolVar(&o.jsonOut, "json", false, "")
-	fs.BoolVar(&o.reveal, "reveal", false, "")
-	fs.BoolVar(&o.podiojs, "podiojs", false, "")
-	fs.BoolVar(&o.oauth, "oauth", false, "")
-	fs.StringVar(&o.name, "name", "", "")
-	fs.BoolVar(&o.force, "force", false, "")
-	fs.StringVar(&o.tokenURL, "token-url", "", "")
-	fs.StringVar(&o.clientID, "client-id", "", "")
-	fs.StringVar(&o.secretFile, "client-secret-file", "", "")
+	o.fleet.Register(fs)
+	for name, p := range map[string]*string{"dir": &o.dir, "key": &o.keyFile, "passphrase-file": &o.passFile, "identity": &o.identity,
+		"name": &o.name, "token-url": &o.tokenURL, "client-id": &o.clientID, "client-secret-file": &o.secretFile} {
+		fs.StringVar(p, name, "", "")
+	}
+	for name, p := range map[string]*bool{"json": &o.jsonOut, "reveal": &o.reveal, "podiojs": &o.podiojs, "oauth": &o.oauth, "force": &o.force} {
+		fs.BoolVar(p, name, false, "")
+	}
 	var err error
-	if o.args, err = parseInterspersed(fs, args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return 0
-		}
-		return usageErr("%v", err)
+	o.args, err = parseInterspersed(fs, args[1:])
+	if code, ok := o.Parsed(err); !ok {
+		return code
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := cliutil.Visited(fs)
 	only := func(flagName string, cmds ...string) bool {
-		for _, c := range cmds {
-			if c == o.cmd {
-				return true
-			}
-		}
-		return !set[flagName]
+		return slices.Contains(cmds, o.cmd) || !set[flagName]
 	}
+	f := o.fleet
 	// -postgres '' is libpq's environment variables.
 	pg := set["postgres"] || set["namespace"] || set["schema"]
 	switch {
@@ -275,17 +202,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usageErr("give -postgres URL -namespace N alone, without -dir or -etcd")
 	case o.dir == "" && !set["etcd"] && !set["prefix"] && !pg:
 		return usageErr("no store: give -dir DIR, -etcd URLS -prefix P or -postgres URL -namespace N")
-	case pg && (!set["postgres"] || o.pg.namespace == ""):
+	case pg && (!set["postgres"] || f.Namespace == ""):
 		return usageErr("-postgres URL and -namespace N go together")
-	case pg && o.pg.schema == "":
+	case pg && f.Schema == "":
 		return usageErr("-schema names no schema")
-	case o.dir == "" && !pg && (o.etcd.URLs == "" || o.prefix == ""):
+	case o.dir == "" && !pg && (f.Etcd == "" || f.Prefix == ""):
 		return usageErr("-etcd URLS and -prefix P go together")
 	case (o.dir != "" || pg) && (set["etcd-cacert"] || set["etcd-cert"] || set["etcd-key"] || set["etcd-user"]):
 		return usageErr("-etcd-cacert, -etcd-cert, -etcd-key and -etcd-user go with -etcd")
-	case (o.etcd.Cert == "") != (o.etcd.Key == ""):
+	case (f.Cert == "") != (f.Key == ""):
 		return usageErr("-etcd-cert and -etcd-key go together")
-	case o.etcd.User != "" && os.Getenv(cliutil.EtcdPasswordEnv) == "":
+	case f.User != "" && os.Getenv(cliutil.EtcdPasswordEnv) == "":
 		return usageErr("-etcd-user needs the password in $%s", cliutil.EtcdPasswordEnv)
 	case !only("json", "ls", "show", "import", "token"):
 		return usageErr("-json goes with ls, show, import or token")
@@ -315,46 +242,30 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case o.cmd == "import" && !o.oauth && slices.Contains(o.args, "-"):
 		return usageErr("\"-\" (stdin) goes with -oauth; a file named - is ./-")
 	}
-	// Deleting needs write access to the store, not its key.
-	if o.cmd == "rm" {
+	if o.cmd == "rm" { // deleting needs write access to the store, not its key
 		o.keyFile, o.passFile, o.identity = "", "", ""
+	} else if !o.KeyFile(&o.keyFile) {
+		return 2
 	}
-	if o.keyFile == "" && o.cmd != "rm" {
-		var err error
-		if o.keyFile, err = crypto.DefaultKeyFile(); err != nil {
-			return usageErr("no -key given, and neither $%s nor $CREDENTIALS_DIRECTORY is set; make a key with: rekey -init -key FILE", crypto.KeyFileEnv)
-		}
-	}
-	if o.passFile != "" {
-		o.passphrase = passphraseFrom(o.passFile)
-	}
-	o.progressOK = cliutil.IsTerminal(stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	var b backend
-	if o.dir != "" {
-		b, err = openDir(o.dir, o.keyFile, o.passphrase, o.identity, o.cmd == "import")
-	} else {
-		octx, cancel := context.WithTimeout(ctx, openTimeout)
-		if pg {
-			b, err = openPostgres(octx, o.pg, o.cmd, o.keyFile, o.passphrase, o.identity)
-		} else {
-			b, err = openEtcd(octx, o.etcd, o.prefix, o.cmd, o.keyFile, o.passphrase, o.identity, stderr)
-		}
-		cancel()
-	}
+	b, err := openBackend(ctx, &o, pg)
 	if err != nil {
-		return fail(stderr, err)
+		return o.Fail(err)
 	}
-	defer b.Close()
+	defer b.close()
 	switch o.cmd {
 	case "ls":
 		return runList(ctx, b, &o)
 	case "show":
 		return runShow(ctx, b, &o)
 	case "rm":
-		return runRemove(ctx, b, &o)
+		if err := b.found(o.args[0], b.Remove(ctx, o.args[0])); err != nil {
+			return o.Fail(err)
+		}
+		fmt.Fprintf(stdout, "deleted session %s\n", strconv.Quote(o.args[0]))
+		return 0
 	case "token":
 		return runToken(ctx, b, &o)
 	default:
@@ -380,37 +291,5 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		rest = append(rest, left[0])
 		args = left[1:]
-	}
-}
-
-// fail reports err and returns exit code 1. A library error's own
-// "sessionstore: " prefix is dropped: the line has one already. Control
-// characters are escaped: a path that a library message holds raw never
-// reaches the terminal raw.
-func fail(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "sessionstore: error: %s\n", errorText(err))
-	return 1
-}
-
-// errorText is err's message for a line of output: without a library's
-// "sessionstore: " prefix, its control characters escaped.
-func errorText(err error) string {
-	return escapeControls(strings.TrimPrefix(err.Error(), "sessionstore: "))
-}
-
-// passphraseFrom returns a function that reads the first line of path,
-// once.
-func passphraseFrom(path string) func() (string, error) {
-	var (
-		pass string
-		err  error
-		done bool
-	)
-	return func() (string, error) {
-		if !done {
-			pass, err = cliutil.ReadPassphrase(path)
-			done = true
-		}
-		return pass, err
 	}
 }

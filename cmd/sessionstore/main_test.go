@@ -17,6 +17,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/cliutil"
 	"github.com/sessionstore/sessionstore/internal/pgtest"
 	"github.com/sessionstore/sessionstore/internal/testplugin"
 )
@@ -57,7 +58,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(testEtcdTimeoutEnv + ": " + err.Error())
 		}
-		openTimeout = d
+		cliutil.DialTimeout = d
 	}
 	crypto.KeyFileWorkFactor = 10 // fast passphrase tests; the default is age's 18
 	testscript.Main(cleansUp{m}, map[string]func(){"sessionstore": main})
@@ -273,7 +274,7 @@ func TestSpan(t *testing.T) {
 // end.
 func TestProgress(t *testing.T) {
 	var b bytes.Buffer
-	p := newProgress(&b, 3, true)
+	p := &progress{w: &b, total: 3, on: true}
 	p.show(1)
 	p.clear()
 	b.WriteString("line\n")
@@ -285,26 +286,11 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress wrote %q, want %q", b.String(), want)
 	}
 	b.Reset()
-	off := newProgress(&b, 100, false)
+	off := &progress{w: &b, total: 100}
 	off.show(1)
 	off.clear()
 	if b.Len() != 0 {
 		t.Errorf("progress off wrote %q", b.String())
-	}
-}
-
-func TestClean(t *testing.T) {
-	for in, want := range map[string]string{
-		"server":           "server",
-		"user@example.com": "user@example.com",
-		"global:all read":  "global:all read",
-		"a\tb":             `"a\tb"`,
-		"a\x1b[2Jb":        `"a\x1b[2Jb"`,
-		"bad\xffutf8":      `"bad\xffutf8"`,
-	} {
-		if got := clean(in); got != want {
-			t.Errorf("clean(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 
@@ -342,13 +328,14 @@ func TestImportProgress(t *testing.T) {
 		}
 		files = append(files, f)
 	}
-	b, err := openDir(filepath.Join(dir, "s"), keyFile, nil, "", true)
+	var stdout, stderr bytes.Buffer
+	cmd := cliutil.Command{Name: "sessionstore", Stdout: &stdout, Stderr: &stderr}
+	o := &options{Command: cmd, cmd: "import", dir: filepath.Join(dir, "s"), keyFile: keyFile, args: files, progressOK: true}
+	b, err := openBackend(context.Background(), o, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	var stdout, stderr bytes.Buffer
-	o := &options{cmd: "import", args: files, stdout: &stdout, stderr: &stderr, progressOK: true}
+	defer b.close()
 	if code := runImport(context.Background(), b, o); code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, &stderr)
 	}
@@ -366,11 +353,11 @@ func TestImportProgress(t *testing.T) {
 	// Fewer files, or not a terminal: no progress line.
 	stdout.Reset()
 	stderr.Reset()
-	o = &options{cmd: "import", args: files[:progressMin-1], stdout: &stdout, stderr: &stderr, progressOK: true, force: true}
+	o = &options{Command: cmd, cmd: "import", args: files[:progressMin-1], progressOK: true, force: true}
 	if code := runImport(context.Background(), b, o); code != 0 || stderr.Len() != 0 {
 		t.Errorf("import of %d files: exit %d, stderr %q", progressMin-1, code, &stderr)
 	}
-	o = &options{cmd: "import", args: files, stdout: &stdout, stderr: &stderr, force: true}
+	o = &options{Command: cmd, cmd: "import", args: files, force: true}
 	if code := runImport(context.Background(), b, o); code != 0 || stderr.Len() != 0 {
 		t.Errorf("import to a non-terminal: exit %d, stderr %q", code, &stderr)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -71,20 +70,5 @@ func TestParseOAuth(t *testing.T) {
 		require.Error(t, err, in)
 		assert.Contains(t, err.Error(), want, in)
 		assert.NotContains(t, err.Error(), "secret-", "%s: no token in the message", in)
-	}
-}
-
-func TestEscapeControls(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain text, \"quoted\" and spaced":   "plain text, \"quoted\" and spaced",
-		"open tmp/\x1b[2J.json: no such file": `open tmp/\x1b[2J.json: no such file`,
-		"bell\a tab\t newline\n":              `bell\a tab\t newline\n`,
-		"c1 \u009b2J del \x7f":                `c1 \u009b2J del \x7f`,
-		"bad \xff\xfe utf8":                   `bad \xff\xfe utf8`,
-		"ünïcode ✓ \ufffd":                    "ünïcode ✓ \ufffd",
-	} {
-		got := escapeControls(in)
-		assert.Equal(t, want, got, "%q", in)
-		assert.False(t, strings.ContainsFunc(got, func(r rune) bool { return r < ' ' || r >= 0x7f && r < 0xa0 }), "%q", in)
 	}
 }
