@@ -3,7 +3,6 @@ package crypto
 import (
 	"bufio"
 	"bytes"
-	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -36,7 +35,6 @@ type Keyring struct {
 	ids     []age.Identity
 	secrets []string        // ids[i]'s encoding, for the key file
 	recips  []age.Recipient // recips[i] is ids[i]'s recipient
-	macKeys [][]byte        // macKeys[i] is derived from ids[i]'s secret
 	extra   []age.Recipient // sealed to as well as the primary
 
 	// rotating marks a key file written by step 1 of a rotation that has
@@ -87,18 +85,9 @@ func NewKeyring(ids ...age.Identity) (*Keyring, error) {
 		k.ids = append(k.ids, id)
 		k.secrets = append(k.secrets, secret)
 		k.recips = append(k.recips, r)
-		k.macKeys = append(k.macKeys, deriveMACKey(secret))
 	}
 	k.fps = &fingerprintCache{recips: k.recips}
 	return k, nil
-}
-
-func deriveMACKey(secret string) []byte {
-	key, err := hkdf.Key(sha256.New, []byte(secret), nil, "sessionstore record mac v1", 32)
-	if err != nil {
-		panic("crypto: hkdf: " + err.Error()) // only for absurd lengths
-	}
-	return key
 }
 
 // A Kind is the kind of an identity: classic X25519, or the post-quantum
@@ -513,7 +502,7 @@ func (k *Keyring) Rotate(newPrimary age.Identity) (*Keyring, error) {
 // recipients: what remains once old keys are retired.
 func (k *Keyring) PrimaryOnly() *Keyring {
 	c := *k
-	c.ids, c.secrets, c.recips, c.macKeys = k.ids[:1:1], k.secrets[:1:1], k.recips[:1:1], k.macKeys[:1:1]
+	c.ids, c.secrets, c.recips = k.ids[:1:1], k.secrets[:1:1], k.recips[:1:1]
 	c.rotating, c.staged = false, false
 	return &c
 }

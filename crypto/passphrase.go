@@ -42,6 +42,9 @@ func EncryptKeyFile(plain []byte, passphrase string) ([]byte, error) {
 	return out, nil
 }
 
+// ageIntro is the first line of every age file (not armored).
+const ageIntro = "age-encryption.org/v1\n"
+
 // maxKeyFileWorkFactor is the highest scrypt work factor (log2 N)
 // DecryptKeyFile accepts: age's default. Fuzz tests lower it.
 var maxKeyFileWorkFactor = 22
