@@ -22,19 +22,26 @@ import (
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
+// Config says where a Store's keys come from.
+type Config struct {
+	Pkg      string          // the backend's name, for errors and logs
+	File     string          // the key file; "" with Ring: the default key file
+	Ring     *crypto.Keyring // fixed keys
+	Extra    []age.Recipient // sealed to as well
+	AskPass  func() (string, error)
+	Identity crypto.KeyIdentity // opens a key file sealed to age recipients
+	Log      *slog.Logger
+}
+
 // Keys is a Store's keyring. It is safe for concurrent use.
 type Keys struct {
-	file  string // "": fixed keys
-	pkg   string // the backend's name, the prefix of its errors
-	extra []age.Recipient
-	pass  *crypto.Passphrase
-	log   *slog.Logger
-
-	mu  sync.Mutex // serialises reloads
+	c   Config // c.File is absolute, "" for fixed keys
+	mu  sync.Mutex
 	cur atomic.Pointer[state]
 }
 
-// state is a loaded keyring and what it was loaded from.
+// state is a loaded keyring, the digest of the files it was read from, and
+// their identity (see stable).
 type state struct {
 	ring   *crypto.Keyring
 	digest [sha256.Size]byte
@@ -49,46 +56,43 @@ type filesID struct {
 	safe            bool
 }
 
-// Config says where a Store's keys come from.
-type Config struct {
-	Pkg     string          // the backend's name, for errors and logs
-	File    string          // the key file; "" with Ring
-	Ring    *crypto.Keyring // fixed keys
-	Extra   []age.Recipient // sealed to as well
-	AskPass func() (string, error)
-	// Identity opens a key file sealed to age recipients (plugins): once
-	// per process for given key file bytes (see crypto.UnsealKeyFile).
-	Identity crypto.KeyIdentity
-	Log      *slog.Logger
-}
-
-// New loads the keys of c. Without File or Ring it uses the default key
-// file (see crypto.DefaultKeyFile).
+// New loads the keys of c.
 func New(c Config) (*Keys, error) {
-	k := &Keys{pkg: c.Pkg, extra: c.Extra, log: c.Log}
-	if k.log == nil {
-		k.log = slog.New(slog.DiscardHandler)
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
+	k := &Keys{c: c}
 	if c.Ring != nil {
 		ring, err := c.Ring.WithRecipients(c.Extra...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Pkg, err)
 		}
+		k.c.File = ""
 		k.cur.Store(&state{ring: ring})
 		return k, nil
 	}
-	k.file = c.File
-	if k.file == "" {
+	if k.c.File == "" {
 		f, err := crypto.DefaultKeyFile()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Pkg, err)
 		}
-		k.file = f
+		k.c.File = f
 	}
-	if abs, err := filepath.Abs(k.file); err == nil {
-		k.file = abs
+	if abs, err := filepath.Abs(k.c.File); err == nil {
+		k.c.File = abs
 	}
-	k.pass = crypto.NewPassphrase(c.AskPass).WithIdentity(c.Identity)
+	if ask := c.AskPass; ask != nil { // asked once, kept for the reloads after a rotation
+		var p string
+		k.c.AskPass = func() (string, error) {
+			if p == "" {
+				var err error
+				if p, err = ask(); err != nil {
+					return "", err
+				}
+			}
+			return p, nil
+		}
+	}
 	if _, err := k.Reload(); err != nil {
 		return nil, err
 	}
@@ -96,7 +100,7 @@ func New(c Config) (*Keys, error) {
 }
 
 // File is the key file, "" for fixed keys.
-func (k *Keys) File() string { return k.file }
+func (k *Keys) File() string { return k.c.File }
 
 // Ring is the keyring now.
 func (k *Keys) Ring() *crypto.Keyring { return k.cur.Load().ring }
@@ -104,18 +108,18 @@ func (k *Keys) Ring() *crypto.Keyring { return k.cur.Load().ring }
 // Reload rereads the key files and swaps the keyring in if they changed.
 // It reports whether they did. With fixed keys it does nothing.
 func (k *Keys) Reload() (changed bool, err error) {
-	if k.file == "" {
+	if k.c.File == "" {
 		return false, nil
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	// The files' identity serves writers' checks under a record lock; the
-	// first load leaves it to the first check (Changed), so that a
-	// short-lived reader pays for none of it.
-	first := k.cur.Load() == nil
+	// first load leaves it to the first Changed, so that a short-lived
+	// reader pays for none of it.
+	cur := k.cur.Load()
 	var before filesID
 	var statErr error
-	if !first {
+	if cur != nil {
 		before, statErr = k.stat()
 	}
 	keyData, recipData, d, err := k.read()
@@ -124,22 +128,25 @@ func (k *Keys) Reload() (changed bool, err error) {
 	}
 	defer clear(keyData)
 	var files filesID
-	if !first {
+	if cur != nil {
 		files = k.stable(before, statErr)
 	}
-	if cur := k.cur.Load(); cur != nil && cur.digest == d {
+	if cur != nil && cur.digest == d {
 		if files != cur.files {
 			k.cur.Store(&state{ring: cur.ring, digest: d, files: files})
 		}
 		return false, nil
 	}
-	ring, err := crypto.ParseKeyData(k.file, keyData, recipData, k.pass, k.extra...)
+	ring, err := crypto.OpenKeyFiles(k.c.File, keyData, recipData, k.c.AskPass, k.c.Identity)
+	if err == nil {
+		ring, err = ring.WithRecipients(k.c.Extra...)
+	}
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", k.pkg, err)
+		return false, fmt.Errorf("%s: %w", k.c.Pkg, err)
 	}
 	k.cur.Store(&state{ring: ring, digest: d, files: files})
-	if k.log.Enabled(context.Background(), slog.LevelInfo) { // spare a short-lived reader the encoding
-		k.log.Info("sessionstore: keys loaded", "key_file", k.file, "identities", ring.Len(), "primary", ring.PublicKey(0))
+	if k.c.Log.Enabled(context.Background(), slog.LevelInfo) { // spare a short-lived reader the encoding
+		k.c.Log.Info("sessionstore: keys loaded", "key_file", k.c.File, "identities", ring.Len(), "primary", ring.PublicKey(0))
 	}
 	return true, nil
 }
@@ -149,7 +156,7 @@ func (k *Keys) Reload() (changed bool, err error) {
 // Where the loaded files' identity is safe, it costs two fstatat calls;
 // otherwise it reads and hashes the files.
 func (k *Keys) Changed() (bool, error) {
-	if k.file == "" {
+	if k.c.File == "" {
 		return false, nil
 	}
 	cur := k.cur.Load()
@@ -172,7 +179,7 @@ func (k *Keys) Changed() (bool, error) {
 	}
 	// Unchanged: remember the files' identity, so that the next check is
 	// two fstatat calls once it is safe. Never wait for mu here (a reload
-	// may be deriving a key).
+	// may be running a plugin or scrypt).
 	if files := k.stable(before, statErr); files != cur.files && k.mu.TryLock() {
 		if k.cur.Load() == cur {
 			k.cur.Store(&state{ring: cur.ring, digest: d, files: files})
@@ -185,33 +192,38 @@ func (k *Keys) Changed() (bool, error) {
 // WrongKeyHint says, after an error wrapping sessionstore.ErrWrongKey, what
 // most likely happened: a rotation these keys did not follow.
 func (k *Keys) WrongKeyHint(err error) string {
-	if !errors.Is(err, sessionstore.ErrWrongKey) {
+	switch {
+	case !errors.Is(err, sessionstore.ErrWrongKey):
 		return ""
-	}
-	if k.file == "" {
+	case k.c.File == "":
 		return "; the key may have been rotated: this Store has fixed keys (WithKeyring), and a Store opened WithKeyFile follows rotations"
 	}
-	return fmt.Sprintf("; it is not sealed to any key in %s (a foreign record, or a key file restored from before a rotation)", k.file)
+	return fmt.Sprintf("; it is not sealed to any key in %s (a foreign record, or a key file restored from before a rotation)", k.c.File)
 }
 
 // read reads the key file and its recipients file, with the digest that
 // tells whether they changed.
 func (k *Keys) read() (keyData, recipData []byte, digest [sha256.Size]byte, err error) {
-	keyData, recipData, err = crypto.ReadKeyFiles(k.file)
+	keyData, recipData, err = crypto.ReadKeyFiles(k.c.File)
 	if err != nil {
-		return nil, nil, digest, fmt.Errorf("%s: %w", k.pkg, err)
+		return nil, nil, digest, fmt.Errorf("%s: %w", k.c.Pkg, err)
 	}
-	return keyData, recipData, crypto.KeyFilesDigest(keyData, recipData), nil
+	h := sha256.New()
+	h.Write(keyData)
+	h.Write([]byte{0})
+	h.Write(recipData)
+	h.Sum(digest[:0])
+	return keyData, recipData, digest, nil
 }
 
 // stat returns the identity of the key files now (a missing recipients
 // file has the zero identity).
 func (k *Keys) stat() (filesID, error) {
-	key, err := fsutil.StatID(k.file)
+	key, err := fsutil.StatID(k.c.File)
 	if err != nil {
 		return filesID{}, err
 	}
-	r, err := fsutil.StatID(k.file + crypto.RecipientsSuffix)
+	r, err := fsutil.StatID(k.c.File + crypto.RecipientsSuffix)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return filesID{}, err
 	}
@@ -225,12 +237,10 @@ func (k *Keys) stable(before filesID, statErr error) filesID {
 	if statErr != nil {
 		return filesID{}
 	}
-	after, err := k.stat()
-	if err != nil || after != before {
+	if after, err := k.stat(); err != nil || after != before {
 		return filesID{}
 	}
 	now := time.Now()
-	before.safe = before.key.SafeAt(now) &&
-		(before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now))
+	before.safe = before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now))
 	return before
 }
