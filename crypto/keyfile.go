@@ -158,7 +158,7 @@ func readChecked(path, what string, check func(string, fs.FileInfo) error) ([]by
 // read them; path only names them in errors. A protected key file is
 // opened first, as LoadKeyringWithIdentity opens it.
 func OpenKeyFiles(path string, keyData, recipData []byte, passphrase func() (string, error), id KeyIdentity) (*Keyring, error) {
-	if isAgeFile(keyData) {
+	if IsEncryptedKeyFile(keyData) {
 		plain, err := openProtected(keyData, passphrase, id)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)

@@ -87,9 +87,7 @@ func LoadKeyringWithIdentity(path string, passphrase func() (string, error), id 
 
 // IsEncryptedKeyFile reports whether data is an age file, binary or
 // armored: a key file protected with a passphrase or sealed to recipients.
-func IsEncryptedKeyFile(data []byte) bool { return isAgeFile(data) }
-
-func isAgeFile(data []byte) bool {
+func IsEncryptedKeyFile(data []byte) bool {
 	return bytes.HasPrefix(data, []byte("age-encryption.org/v1\n")) ||
 		bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(armor.Header))
 }
@@ -105,7 +103,7 @@ func ageReader(data []byte) io.Reader {
 // IsSealedKeyFile reports whether data is a key file sealed to age
 // recipients: an age file without a passphrase (scrypt) stanza.
 func IsSealedKeyFile(data []byte) bool {
-	if !isAgeFile(data) {
+	if !IsEncryptedKeyFile(data) {
 		return false
 	}
 	hdr, err := age.ExtractHeader(ageReader(data))
@@ -200,13 +198,7 @@ func openProtected(data []byte, passphrase func() (string, error), id KeyIdentit
 	if err != nil {
 		return nil, err
 	}
-	if len(unsealCache.m) >= 8 { // a long-lived process sees a new key file after each rotation
-		for _, v := range unsealCache.m {
-			clear(v)
-		}
-		clear(unsealCache.m)
-	}
-	if unsealCache.m == nil {
+	if len(unsealCache.m) >= 8 || unsealCache.m == nil { // a new key file after each rotation
 		unsealCache.m = make(map[[2][sha256.Size]byte][]byte)
 	}
 	unsealCache.m[key] = bytes.Clone(plain)
@@ -259,42 +251,48 @@ func readSealedTo(path string) ([]age.Recipient, error) {
 	return rs, nil
 }
 
-// parseSealRecipients parses recipients, one per line ("#" comments and
-// blank lines ignored): X25519, post-quantum and plugin recipients, whose
-// plugins get ui (nil: DefaultPluginUI). Errors never quote a line.
+// parseSealRecipients parses recipients, one per line: X25519,
+// post-quantum and plugin recipients, whose plugins get ui (nil:
+// DefaultPluginUI). Errors never quote a line.
 func parseSealRecipients(text []byte, ui *plugin.ClientUI) ([]age.Recipient, error) {
 	if ui == nil {
 		ui = DefaultPluginUI()
 	}
 	var rs []age.Recipient
-	sc := bufio.NewScanner(bytes.NewReader(text))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	err := eachLine(text, func(n int, line string) error {
 		if !utf8.ValidString(line) || !strings.HasPrefix(line, "age1") {
 			// Perhaps a secret key pasted in the wrong place: never quote it.
-			return nil, fmt.Errorf("recipient on line %d: not an age recipient (age1…)", n)
+			return fmt.Errorf("recipient on line %d: not an age recipient (age1…)", n)
 		}
-		native, err := age.ParseRecipients(strings.NewReader(line))
-		if err == nil {
+		if native, err := age.ParseRecipients(strings.NewReader(line)); err == nil {
 			rs = append(rs, native...)
-			continue
+			return nil
 		}
 		r, err := plugin.NewRecipient(line, ui)
 		if err != nil {
-			return nil, fmt.Errorf("recipient on line %d: malformed age recipient", n)
+			return fmt.Errorf("recipient on line %d: malformed age recipient", n)
 		}
 		rs = append(rs, r)
+		return nil
+	})
+	if err == nil && len(rs) == 0 {
+		err = errors.New("no recipients")
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
+	return rs, err
+}
+
+// eachLine calls fn with each line of text (and its number) that is
+// neither blank nor a "#" comment, trimmed, until fn fails.
+func eachLine(text []byte, fn func(n int, line string) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	for n := 1; sc.Scan(); n++ {
+		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+			if err := fn(n, line); err != nil {
+				return err
+			}
+		}
 	}
-	if len(rs) == 0 {
-		return nil, errors.New("no recipients")
-	}
-	return rs, nil
+	return sc.Err()
 }
 
 // readIdentityFile reads an identity file: a few identities or stubs.
@@ -320,30 +318,26 @@ func readIdentityFile(file string) ([]byte, error) {
 // never quote a line.
 func parseIdentityFile(file string, data []byte, ui *plugin.ClientUI) ([]age.Identity, error) {
 	var ids []age.Identity
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	err := eachLine(data, func(n int, line string) error {
 		if strings.HasPrefix(line, "AGE-PLUGIN-") {
 			p, err := plugin.NewIdentity(line, ui)
 			if err != nil {
-				return nil, fmt.Errorf("keyring: identity file %s, line %d: malformed plugin identity", file, n)
+				return fmt.Errorf("keyring: identity file %s, line %d: malformed plugin identity", file, n)
 			}
 			ids = append(ids, p)
-			continue
+			return nil
 		}
 		native, err := age.ParseIdentities(strings.NewReader(line))
 		if err != nil {
-			return nil, fmt.Errorf("keyring: identity file %s, line %d: not an age identity", file, n)
+			return fmt.Errorf("keyring: identity file %s, line %d: not an age identity", file, n)
 		}
 		ids = append(ids, native...)
+		return nil
+	})
+	if err == nil && len(ids) == 0 {
+		err = fmt.Errorf("keyring: identity file %s has no identities", file)
 	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("keyring: identity file %s has no identities", file)
-	}
-	return ids, nil
+	return ids, err
 }
 
 // pluginNames returns the names of the plugins among xs (identities or
