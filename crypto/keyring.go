@@ -66,8 +66,13 @@ func NewKeyring(ids ...age.Identity) (*Keyring, error) {
 	return k, nil
 }
 
-// secret is the encoding of one of a Keyring's identities.
-func secret(id age.Identity) string { return id.(fmt.Stringer).String() }
+// secret is the encoding of an identity ("" for a type a Keyring refuses).
+func secret(id age.Identity) string {
+	if s, ok := id.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return ""
+}
 
 // A Kind is the kind of an identity: classic X25519, or the post-quantum
 // ML-KEM-768+X25519 hybrid. Extra recipients must be of the primary's
@@ -83,13 +88,8 @@ const (
 )
 
 func (k Kind) String() string {
-	switch k {
-	case X25519:
-		return "X25519"
-	case PostQuantum:
-		return "post-quantum"
-	case SameKind:
-		return "the current primary's kind"
+	if names := [...]string{"the current primary's kind", "X25519", "post-quantum"}; k >= 0 && int(k) < len(names) {
+		return names[k]
 	}
 	return fmt.Sprintf("crypto.Kind(%d)", int(k))
 }
@@ -128,23 +128,21 @@ func GenerateIdentity(pq bool) (age.Identity, error) {
 // of the primary's kind.
 func (k *Keyring) WithRecipients(rs ...age.Recipient) (*Keyring, error) {
 	for i, r := range rs {
-		// Named by position, never quoted: they may come from a file.
-		_, pq := r.(*age.HybridRecipient)
-		if _, x := r.(*age.X25519Recipient); (pq || x) && pq != k.PostQuantum() {
-			return nil, fmt.Errorf("recipients: recipient %d of %d is a %s recipient but the primary key is %s; age cannot mix them (make break-glass keys of the primary's kind)",
-				i+1, len(rs), kindName(pq), kindName(!pq))
+		kind := SameKind
+		switch r.(type) {
+		case *age.X25519Recipient:
+			kind = X25519
+		case *age.HybridRecipient:
+			kind = PostQuantum
+		}
+		if kind != SameKind && kind != k.KindOf(0) { // named by position, never quoted: they may come from a file
+			return nil, fmt.Errorf("recipients: recipient %d of %d is %s but the primary key is %s; age cannot mix them (make break-glass keys of the primary's kind)",
+				i+1, len(rs), kind, k.KindOf(0))
 		}
 	}
 	c := *k
 	c.extra = append(append([]age.Recipient(nil), k.extra...), rs...)
 	return &c, nil
-}
-
-func kindName(pq bool) string {
-	if pq {
-		return "post-quantum"
-	}
-	return "classic X25519"
 }
 
 // Primary returns the identity new records are sealed to.
@@ -195,21 +193,18 @@ func (k *Keyring) WithRotating(rotating bool) *Keyring {
 func (k *Keyring) Staged() bool { return k.staged }
 
 // Stage returns k with id added after every identity, decrypt-only, and
-// marked as staged (its key file says so in a comment): step 1 of a
-// rotation across hosts. It refuses an identity already in k, and one whose
-// kind the extra recipients cannot follow once it is promoted.
+// marked as staged (its key file says so): step 1 of a rotation across
+// hosts. It refuses an identity already in k, and one whose kind the extra
+// recipients cannot follow once it is promoted.
 func (k *Keyring) Stage(id age.Identity) (*Keyring, error) {
-	if _, err := NewKeyring(id); err != nil {
+	staged, err := NewKeyring(append(k.Identities(), id)...)
+	if err != nil {
 		return nil, err
 	}
 	for _, have := range k.ids {
 		if secret(have) == secret(id) {
 			return nil, errors.New("keyring: that identity is already in the keyring")
 		}
-	}
-	staged, err := NewKeyring(append(k.Identities(), id)...)
-	if err != nil {
-		return nil, err
 	}
 	if staged, err = staged.WithRecipients(k.extra...); err != nil {
 		return nil, err
@@ -235,9 +230,6 @@ func (k *Keyring) Promote() (*Keyring, error) {
 // identities after it as decrypt-only, and k's extra recipients. An
 // identity already in k is not repeated.
 func (k *Keyring) Rotate(newPrimary age.Identity) (*Keyring, error) {
-	if _, err := NewKeyring(newPrimary); err != nil {
-		return nil, err
-	}
 	ids := []age.Identity{newPrimary}
 	for _, id := range k.ids {
 		if secret(id) != secret(newPrimary) {

@@ -101,8 +101,8 @@ var keyFileErrors = func() []string {
 		m = append(m, fuzzKeyPath+": "+s)
 	}
 	for _, s := range []string{
-		"recipient 0 of 0 is a classic X25519 recipient but the primary key is post-quantum; age cannot mix them (make break-glass keys of the primary's kind)",
-		"recipient 0 of 0 is a post-quantum recipient but the primary key is classic X25519; age cannot mix them (make break-glass keys of the primary's kind)",
+		"recipient 0 of 0 is X25519 but the primary key is post-quantum; age cannot mix them (make break-glass keys of the primary's kind)",
+		"recipient 0 of 0 is post-quantum but the primary key is X25519; age cannot mix them (make break-glass keys of the primary's kind)",
 		"line 0 of the recipients file is not valid",
 		"the recipients file: recipients file is not valid UTF-8",
 		"the recipients file: failed to read recipients file: bufio.Scanner: token too long",

@@ -24,13 +24,10 @@ import (
 )
 
 // FormatVersion is the newest record format. Open reads every version
-// ever written; Seal writes the oldest that holds the record, so that
-// older readers open what a newer writer sealed whenever they can:
-// 1 binds the auth type (a file record); 2 also binds the namespace (an
-// etcd prefix, a PostgreSQL namespace); 3 is 2 with the namespace
-// optional, written only when Record.Version asks for it (a session marked
-// as needing a new login, which an older reader must refuse rather than
-// drop the mark).
+// ever written; Seal writes the oldest that holds the record: 1 binds the
+// auth type (a file record), 2 also the namespace, 3 is 2 with the
+// namespace optional, written only when Record.Version asks for it (a
+// session marked as needing a new login, which older readers must refuse).
 const FormatVersion = 3
 
 // maxPlaintext bounds a decrypted record, so that a hostile file cannot
@@ -58,9 +55,8 @@ type envelope struct {
 	MAC       []byte          `json:"mac"`
 }
 
-// marshal encodes e without HTML escaping: the auth object must stand in
-// the file exactly as the MAC covers it (json.Marshal would write '<' as
-// \u003c).
+// marshal encodes e with the auth object verbatim, as the MAC covers it
+// (json.Marshal would escape '<' inside it).
 func (e *envelope) marshal() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -203,13 +199,11 @@ func decode(pt, key []byte, namespace, authType string) (*Record, error) {
 	return &Record{env.Version, env.Namespace, env.AuthType, env.Seq, env.Written, env.Auth}, nil
 }
 
-// macKey derives the MAC key of a keyring's identity from its secret.
+// macKey derives the MAC key of a keyring's identity from its secret (a
+// Keyring holds X25519 and hybrid identities: Stringers). hkdf.Key fails
+// only for absurd lengths.
 func macKey(id age.Identity) []byte {
-	secret := id.(fmt.Stringer).String() // a Keyring holds X25519 and hybrid identities only
-	key, err := hkdf.Key(sha256.New, []byte(secret), nil, "sessionstore record mac v1", 32)
-	if err != nil {
-		panic("envelope: hkdf: " + err.Error()) // only for absurd lengths
-	}
+	key, _ := hkdf.Key(sha256.New, []byte(id.(fmt.Stringer).String()), nil, "sessionstore record mac v1", 32)
 	return key
 }
 

@@ -117,20 +117,11 @@ func (k *Keys) Reload() (changed bool, err error) {
 	// first load leaves it to the first Changed, so that a short-lived
 	// reader pays for none of it.
 	cur := k.cur.Load()
-	var before filesID
-	var statErr error
-	if cur != nil {
-		before, statErr = k.stat()
-	}
-	keyData, recipData, d, err := k.read()
+	keyData, recipData, d, files, err := k.read(cur != nil)
 	if err != nil {
 		return false, err
 	}
 	defer clear(keyData)
-	var files filesID
-	if cur != nil {
-		files = k.stable(before, statErr)
-	}
 	if cur != nil && cur.digest == d {
 		if files != cur.files {
 			k.cur.Store(&state{ring: cur.ring, digest: d, files: files})
@@ -153,23 +144,19 @@ func (k *Keys) Reload() (changed bool, err error) {
 
 // Changed reports whether the key files differ from the loaded keyring. It
 // parses nothing and derives nothing: cheap enough under a record lock.
-// Where the loaded files' identity is safe, it costs two fstatat calls;
-// otherwise it reads and hashes the files.
+// Once the loaded files' identity is safe, it costs two fstatat calls;
+// until then it reads and hashes the files.
 func (k *Keys) Changed() (bool, error) {
 	if k.c.File == "" {
 		return false, nil
 	}
 	cur := k.cur.Load()
 	if cur.files.safe {
-		if now, err := k.stat(); err == nil {
-			now.safe = true
-			if now == cur.files {
-				return false, nil
-			}
+		if now, err := k.stat(); err == nil && now.key == cur.files.key && now.recipients == cur.files.recipients {
+			return false, nil
 		}
 	}
-	before, statErr := k.stat()
-	keyData, _, d, err := k.read()
+	keyData, _, d, files, err := k.read(true)
 	if err != nil {
 		return false, err
 	}
@@ -177,10 +164,9 @@ func (k *Keys) Changed() (bool, error) {
 	if cur.digest != d {
 		return true, nil
 	}
-	// Unchanged: remember the files' identity, so that the next check is
-	// two fstatat calls once it is safe. Never wait for mu here (a reload
-	// may be running a plugin or scrypt).
-	if files := k.stable(before, statErr); files != cur.files && k.mu.TryLock() {
+	// Unchanged: remember the files' identity. Never wait for mu here (a
+	// reload may be running a plugin or scrypt).
+	if files != cur.files && k.mu.TryLock() {
 		if k.cur.Load() == cur {
 			k.cur.Store(&state{ring: cur.ring, digest: d, files: files})
 		}
@@ -202,18 +188,35 @@ func (k *Keys) WrongKeyHint(err error) string {
 }
 
 // read reads the key file and its recipients file, with the digest that
-// tells whether they changed.
-func (k *Keys) read() (keyData, recipData []byte, digest [sha256.Size]byte, err error) {
+// tells whether they changed and, if withID, their identity: safe if it
+// was the same before and after the read and is old enough to stand for
+// the bytes read, zero otherwise.
+func (k *Keys) read(withID bool) (keyData, recipData []byte, digest [sha256.Size]byte, files filesID, err error) {
+	var before filesID
+	statErr := errors.New("not asked")
+	if withID {
+		before, statErr = k.stat()
+	}
 	keyData, recipData, err = crypto.ReadKeyFiles(k.c.File)
 	if err != nil {
-		return nil, nil, digest, fmt.Errorf("%s: %w", k.c.Pkg, err)
+		return nil, nil, digest, files, fmt.Errorf("%s: %w", k.c.Pkg, err)
 	}
 	h := sha256.New()
 	h.Write(keyData)
 	h.Write([]byte{0})
 	h.Write(recipData)
 	h.Sum(digest[:0])
-	return keyData, recipData, digest, nil
+	if statErr != nil {
+		return keyData, recipData, digest, files, nil
+	}
+	if after, err := k.stat(); err == nil && after == before {
+		now := time.Now()
+		before.safe = before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now))
+		if before.safe {
+			files = before
+		}
+	}
+	return keyData, recipData, digest, files, nil
 }
 
 // stat returns the identity of the key files now (a missing recipients
@@ -228,19 +231,4 @@ func (k *Keys) stat() (filesID, error) {
 		return filesID{}, err
 	}
 	return filesID{key: key, recipients: r}, nil
-}
-
-// stable returns the key files' identity taken before a read, marked safe
-// if it is unchanged after the read and old enough to stand for the bytes
-// read.
-func (k *Keys) stable(before filesID, statErr error) filesID {
-	if statErr != nil {
-		return filesID{}
-	}
-	if after, err := k.stat(); err != nil || after != before {
-		return filesID{}
-	}
-	now := time.Now()
-	before.safe = before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now))
-	return before
 }
