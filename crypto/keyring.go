@@ -23,12 +23,8 @@ type Keyring struct {
 	recips []age.Recipient // recips[i] is ids[i]'s recipient
 	extra  []age.Recipient
 
-	// rotating marks a key file that a rotation left unfinished: a rerun
-	// reuses its primary instead of adding another.
-	rotating bool
-	// staged marks a key file whose last identity is staged: held
-	// decrypt-only by every host until a fleet rotation promotes it.
-	staged bool
+	rotating bool // a rotation left its key file unfinished: a rerun reuses its primary
+	staged   bool // the last identity is staged: decrypt-only until promoted
 
 	// pubs returns the recipient strings and fingerprints of recips,
 	// computed once (a post-quantum recipient's encoding is long). Copies
@@ -66,13 +62,8 @@ func NewKeyring(ids ...age.Identity) (*Keyring, error) {
 	return k, nil
 }
 
-// secret is the encoding of an identity ("" for a type a Keyring refuses).
-func secret(id age.Identity) string {
-	if s, ok := id.(fmt.Stringer); ok {
-		return s.String()
-	}
-	return ""
-}
+// secret is the encoding of an identity (its String method).
+func secret(id age.Identity) string { return fmt.Sprint(id) }
 
 // A Kind is the kind of an identity: classic X25519, or the post-quantum
 // ML-KEM-768+X25519 hybrid. Extra recipients must be of the primary's
@@ -168,8 +159,7 @@ func (k *Keyring) PublicKey(i int) string { return k.pubs()[0][i] }
 
 // Fingerprint returns a short, public name of identity i (0 is the
 // primary): "sha256:" and the first 16 bytes, in hex, of the SHA-256 of
-// its recipient string. Hosts publish the fingerprints of their keys so
-// that a rotation can check who holds which key without seeing one.
+// its recipient string, which hosts publish.
 func (k *Keyring) Fingerprint(i int) string { return k.pubs()[1][i] }
 
 // Fingerprints returns the fingerprints of every identity, the primary

@@ -142,9 +142,8 @@ func SealKeyFile(plain []byte, recipients []age.Recipient) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// unsealCache holds the key files this process unsealed, by the digests
-// of the sealed file and of the identity file: a process that opens
-// several Stores on one key file runs the plugin once.
+// unsealCache holds the key files this process unsealed, by the digests of
+// the sealed file and of the identity file: a plugin runs once per process.
 var unsealCache struct {
 	sync.Mutex // also held while a plugin runs: one prompt at a time
 	m          map[[2][sha256.Size]byte][]byte

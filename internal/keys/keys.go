@@ -41,20 +41,17 @@ type Keys struct {
 }
 
 // state is a loaded keyring, the digest of the files it was read from, and
-// their identity (see stable).
+// their identity (see read).
 type state struct {
 	ring   *crypto.Keyring
 	digest [sha256.Size]byte
 	files  filesID
 }
 
-// filesID identifies the key file and recipients file as read; safe when
-// both were read long enough after they last changed that one fstatat
-// each tells whether they changed since (see fsutil.FileID).
-type filesID struct {
-	key, recipients fsutil.FileID
-	safe            bool
-}
+// filesID identifies the key file and recipients file as read, once they
+// were read long enough after they last changed that one fstatat each
+// tells whether they changed since (see fsutil.FileID); zero until then.
+type filesID struct{ key, recipients fsutil.FileID }
 
 // New loads the keys of c.
 func New(c Config) (*Keys, error) {
@@ -144,15 +141,15 @@ func (k *Keys) Reload() (changed bool, err error) {
 
 // Changed reports whether the key files differ from the loaded keyring. It
 // parses nothing and derives nothing: cheap enough under a record lock.
-// Once the loaded files' identity is safe, it costs two fstatat calls;
+// Once the loaded files' identity is known, it costs two fstatat calls;
 // until then it reads and hashes the files.
 func (k *Keys) Changed() (bool, error) {
 	if k.c.File == "" {
 		return false, nil
 	}
 	cur := k.cur.Load()
-	if cur.files.safe {
-		if now, err := k.stat(); err == nil && now.key == cur.files.key && now.recipients == cur.files.recipients {
+	if cur.files != (filesID{}) {
+		if now, err := k.stat(); err == nil && now == cur.files {
 			return false, nil
 		}
 	}
@@ -188,9 +185,8 @@ func (k *Keys) WrongKeyHint(err error) string {
 }
 
 // read reads the key file and its recipients file, with the digest that
-// tells whether they changed and, if withID, their identity: safe if it
-// was the same before and after the read and is old enough to stand for
-// the bytes read, zero otherwise.
+// tells whether they changed and, if withID, their identity if it was the
+// same before and after the read and is old enough to stand for the bytes.
 func (k *Keys) read(withID bool) (keyData, recipData []byte, digest [sha256.Size]byte, files filesID, err error) {
 	var before filesID
 	statErr := errors.New("not asked")
@@ -209,12 +205,10 @@ func (k *Keys) read(withID bool) (keyData, recipData []byte, digest [sha256.Size
 	if statErr != nil {
 		return keyData, recipData, digest, files, nil
 	}
-	if after, err := k.stat(); err == nil && after == before {
-		now := time.Now()
-		before.safe = before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now))
-		if before.safe {
-			files = before
-		}
+	now := time.Now()
+	if after, err := k.stat(); err == nil && after == before &&
+		before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now)) {
+		files = before
 	}
 	return keyData, recipData, digest, files, nil
 }
