@@ -11,7 +11,6 @@ import (
 	"filippo.io/age"
 	"filippo.io/age/armor"
 
-	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 )
 
@@ -81,118 +80,39 @@ func assertQuotesNothing(t *testing.T, input []byte, marker, msg string, allowed
 	}
 }
 
-// recordErrors are the messages Open and OpenIn return for bytes that are
-// not a genuine record of the name (numbers written 0).
-var recordErrors = func() []string {
-	tampered, wrong := sessionstore.ErrTampered.Error(), sessionstore.ErrWrongKey.Error()
+// keyFileErrors are the messages that opening a key file at fuzzKeyPath,
+// its recipients file, a passphrase-protected or a sealed key file return
+// (numbers written 0).
+var keyFileErrors = func() []string {
 	var m []string
 	for _, s := range []string{
-		"empty file",
-		"not an age file",
-		"an armored age file, not a record (records are binary age files)",
-		"the age header is malformed or does not verify",
-		"age payload does not decrypt (truncated or altered)",
-		"record is too large",
-		"record is not valid JSON",
-		"version 0 record with a namespace",
-		"version 0 record without a namespace",
-		"unsupported record format version 0",
-		"record MAC does not verify (not written by a key holder)",
-		`record has no namespace (a file record), want "` + fuzzNamespace + `"`,
-	} {
-		m = append(m, tampered+": "+s)
-	}
-	return append(m, wrong+" (0 identity tried)", wrong+" (0 identities tried)")
-}()
-
-const fuzzNamespace = "/fuzz/prefix"
-
-// FuzzRecordErrorsQuoteNothing: whatever bytes stand in place of a record
-// (a plaintext token, an age file of another program, a damaged record),
-// opening it fails, or yields a genuine record, and no error quotes them.
-func FuzzRecordErrorsQuoteNothing(f *testing.F) {
-	x := testKeyring(f, "test-x25519.key")
-	other := testKeyring(f, "test-other.key")
-	two, err := crypto.NewKeyring(append(x.Identities(), other.Identities()...)...)
-	if err != nil {
-		f.Fatal(err)
-	}
-	pq := testKeyring(f, "test-pq.key")
-	ct, err := x.Seal(testRecord())
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, seed := range [][]byte{
-		[]byte("ghp_1234567890abcdefgh"), // a token where a record should be
-		[]byte(`{"access_token":"plaintext","refresh_token":"plaintext"}`),
-		[]byte("age-encryption.org/v1\n"),
-		[]byte("age-encryption.org/v1\n-> X25519 AAAA\nAAAA\n--- AAAA\n"),
-		[]byte("age-encryption.org/v1\n-> \n"),
-		[]byte("age-encryption.org/v1\n-> X25519\n\n--- \n"),
-		[]byte("age-encryption.org/v2\n"),
-		[]byte(armor.Header + "\nYWdlLWVuY3J5cHRpb24ub3JnL3YxCg==\n" + armor.Footer + "\n"),
-		ct,
-		ct[:len(ct)/2],
-		ct[:40],
-	} {
-		f.Add(seed, uint16(0))
-		f.Add(seed, uint16(len(seed)/2))
-		f.Add(seed, uint16(len(seed)))
-	}
-	for _, name := range []string{"v1-x25519.age", "v1-x25519-bitflip.age", "v1-x25519-truncated.age", "v1-pq.age", "v2-x25519.age"} {
-		golden, err := os.ReadFile(filepath.Join("..", "testdata", "golden", name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(golden, uint16(30))
-	}
-	f.Fuzz(func(t *testing.T, data []byte, at uint16) {
-		input, marker := withMarker(data, at)
-		for _, k := range []*crypto.Keyring{x, two, pq} {
-			if _, _, err := k.Open(input, "server"); err != nil {
-				assertQuotesNothing(t, input, marker, err.Error(), recordErrors)
-			}
-			if _, _, err := k.OpenIn(input, fuzzNamespace, "server"); err != nil {
-				assertQuotesNothing(t, input, marker, err.Error(), recordErrors)
-			}
-		}
-	})
-}
-
-// keyFileErrors are the messages that parsing a key file, its recipients
-// file or a passphrase-protected key file return (numbers written 0), as
-// fuzzKeyPath's.
-var keyFileErrors = func() []string {
-	m := []string{
 		"keyring: key file is too long",
-		fuzzKeyPath + ": keyring: " + fuzzKeyPath + ": " + crypto.ErrPassphraseRequired.Error(),
 		"keyring: wrong passphrase for the key file",
 		"keyring: passphrase-protected key file: its age header is malformed or altered (or asks for an scrypt work factor above 2^0)",
 		"keyring: passphrase-protected key file: its content is altered or truncated",
-		fuzzKeyPath + crypto.RecipientsSuffix + ": recipients: recipient 0 of 0 is a classic X25519 recipient but the primary key is post-quantum; age cannot mix them (make break-glass keys of the primary's kind)",
-		fuzzKeyPath + crypto.RecipientsSuffix + ": recipients: recipient 0 of 0 is a post-quantum recipient but the primary key is classic X25519; age cannot mix them (make break-glass keys of the primary's kind)",
-	}
-	for _, f := range []struct{ prefix, file, what string }{
-		{fuzzKeyPath + ": keyring: ", "key file", "identities"},
-		{fuzzKeyPath + crypto.RecipientsSuffix + ": recipients: ", "recipients file", "recipients"},
+		"keyring: sealed key file: its age header is malformed or altered",
+		"keyring: sealed key file: its content is altered or truncated",
+		"keyring: no identity in " + fuzzIdentityFile + " opens the key file: it is sealed to other recipients",
+		"keyring: line 0 of the key file is not valid",
+		"keyring: the key file: identities file is not valid UTF-8",
+		"keyring: the key file: failed to read identities file: bufio.Scanner: token too long",
+		"keyring: the key file: no identities found",
 	} {
-		for _, s := range []string{
-			"line 0 of the " + f.file + " is not valid UTF-8",
-			"line 0 of the " + f.file + " is too long",
-			"line 0 of the " + f.file + " is not an age secret key, a comment (#) or empty",
-			"line 0 of the " + f.file + " is not a valid X25519 secret key",
-			"line 0 of the " + f.file + " is not a valid post-quantum secret key",
-			"line 0 of the " + f.file + " is not an age recipient (age1…), a comment (#) or empty",
-			"line 0 of the " + f.file + " is not a valid post-quantum recipient (age1pq1…)",
-			"line 0 of the " + f.file + " is not a valid X25519 recipient (age1…)",
-			"no " + f.what + " in the " + f.file,
-			"the " + f.file + " is not a valid file of age " + f.what,
-		} {
-			m = append(m, f.prefix+s)
-		}
+		m = append(m, fuzzKeyPath+": "+s)
+	}
+	for _, s := range []string{
+		"recipient 0 of 0 is X25519 but the primary key is post-quantum; age cannot mix them (make break-glass keys of the primary's kind)",
+		"recipient 0 of 0 is post-quantum but the primary key is X25519; age cannot mix them (make break-glass keys of the primary's kind)",
+		"line 0 of the recipients file is not valid",
+		"the recipients file: recipients file is not valid UTF-8",
+		"the recipients file: failed to read recipients file: bufio.Scanner: token too long",
+	} {
+		m = append(m, fuzzKeyPath+crypto.RecipientsSuffix+": recipients: "+s)
 	}
 	return m
 }()
+
+var fuzzIdentityFile = filepath.Join("..", "testdata", "keys", "test-x25519.key")
 
 const fuzzKeyPath = "/fuzz/sessionstore.key"
 
@@ -221,7 +141,6 @@ func FuzzKeyFileErrorsQuoteNothing(f *testing.F) {
 	}
 	// A key file sealed to an age recipient, opened with an identity file
 	// (a native one: no plugin process per input).
-	idFile := filepath.Join("..", "testdata", "keys", "test-x25519.key")
 	recipient, err := age.ParseX25519Recipient(x.PublicKey(0))
 	if err != nil {
 		f.Fatal(err)
@@ -260,21 +179,13 @@ func FuzzKeyFileErrorsQuoteNothing(f *testing.F) {
 				assertQuotesNothing(t, input, marker, err.Error(), keyFileErrors)
 			}
 		}
-		_, err := crypto.ParseKeyFiles(fuzzKeyPath, input, nil) // the key file
+		pass := func() (string, error) { return "fuzz passphrase", nil }
+		id := crypto.KeyIdentity{File: fuzzIdentityFile}
+		_, err := crypto.OpenKeyFiles(fuzzKeyPath, input, nil, pass, id) // the key file
 		check(err)
 		for _, key := range keys { // the recipients file, beside either kind of key
-			_, err = crypto.ParseKeyFiles(fuzzKeyPath, key, input)
+			_, err = crypto.OpenKeyFiles(fuzzKeyPath, key, input, pass, id)
 			check(err)
-		}
-		if crypto.IsEncryptedKeyFile(input) {
-			plain, err := crypto.DecryptKeyFile(input, "fuzz passphrase")
-			check(err)
-			clear(plain)
-		}
-		if crypto.IsSealedKeyFile(input) {
-			plain, err := crypto.UnsealKeyFile(input, crypto.KeyIdentity{File: idFile})
-			check(err)
-			clear(plain)
 		}
 	})
 }

@@ -36,7 +36,7 @@ func TestRecipientsFileIsTrustedOnlyLikeTheKeyFile(t *testing.T) {
 			require.NoError(t, os.Chmod(path+crypto.RecipientsSuffix, mode))
 			k, err := crypto.LoadKeyring(path)
 			require.NoError(t, err, "mode %04o", mode)
-			assert.Len(t, k.ExtraRecipients(), 1)
+			assert.Len(t, k.Recipients(), 2)
 		}
 	})
 	for name, plant := range map[string]func(t *testing.T, file, recips string){

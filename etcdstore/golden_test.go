@@ -15,6 +15,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 var goldenWrite = flag.Bool("golden-write", false, "write missing golden files (never overwrites one)")
@@ -75,7 +76,7 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 				assert.True(t, want.Equal(got), "want %v, got %v", want, got)
 				ring, err := crypto.LoadKeyring(key)
 				require.NoError(t, err)
-				rec, _, err := ring.OpenIn(record, v.Namespace, v.AuthType)
+				rec, _, err := envelope.Open(ring, record, v.Namespace, v.AuthType)
 				require.NoError(t, err)
 				assert.Equal(t, v.Version, rec.Version)
 				versions[rec.Version] = true
@@ -88,7 +89,7 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 			}
 		})
 	}
-	for v := 2; v <= crypto.FormatVersion; v++ {
+	for v := 2; v <= envelope.FormatVersion; v++ {
 		assert.True(t, versions[v], "format version %d has a golden record", v)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/sessionstoretest"
 )
 
@@ -106,7 +107,7 @@ func TestHostsDeadRefreshTokenKnownOnce(t *testing.T) {
 	c := e.client(t)
 	resp, err := c.Get(ctx, rec.Location)
 	require.NoError(t, err)
-	opened, _, err := ring.OpenIn(resp.Kvs[0].Value, e.prefix, "server")
+	opened, _, err := envelope.Open(ring, resp.Kvs[0].Value, e.prefix, "server")
 	require.NoError(t, err)
 	assert.Equal(t, 3, opened.Version, "a marked session is sealed as version 3, which older readers refuse")
 
@@ -119,7 +120,7 @@ func TestHostsDeadRefreshTokenKnownOnce(t *testing.T) {
 	assert.True(t, got2.AccessToken == tok.AccessToken, "the new login's token")
 	resp, err = c.Get(ctx, rec.Location)
 	require.NoError(t, err)
-	opened, _, err = ring.OpenIn(resp.Kvs[0].Value, e.prefix, "server")
+	opened, _, err = envelope.Open(ring, resp.Kvs[0].Value, e.prefix, "server")
 	require.NoError(t, err)
 	assert.Equal(t, 2, opened.Version, "an unmarked session is version 2 again")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 // raw returns the bytes stored under a record key.
@@ -55,7 +56,7 @@ func TestCopiedRecordIsTampered(t *testing.T) {
 	require.NoError(t, err)
 	auth, err := json.Marshal(map[string]string{"access_token": "file"})
 	require.NoError(t, err)
-	file, err := ring.Seal(&crypto.Record{AuthType: "password", Seq: 1, Written: time.Now(), Auth: auth})
+	file, err := envelope.Seal(ring, &envelope.Record{AuthType: "password", Seq: 1, Written: time.Now(), Auth: auth})
 	require.NoError(t, err)
 	put(t, c, e.prefix+"/records/password", file)
 	_, err = s.Get(ctx, "password")

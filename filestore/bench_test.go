@@ -24,6 +24,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
@@ -95,7 +96,7 @@ func fillRecordsWith(t testing.TB, dir, key string, n int, auth sessionstore.Aut
 				data, err := wire.EncodeAuth(a)
 				var ct []byte
 				if err == nil {
-					ct, err = ring.Seal(&crypto.Record{AuthType: name, Seq: 1, Written: time.Now(), Auth: data})
+					ct, err = envelope.Seal(ring, &envelope.Record{AuthType: name, Seq: 1, Written: time.Now(), Auth: data})
 				}
 				if err == nil {
 					err = os.WriteFile(filepath.Join(dir, name+".age"), ct, 0o600)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore"
-	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
@@ -188,11 +188,11 @@ func (s *Store) forget(name string) {
 // open decrypts and verifies a record. If no identity opens it, the key
 // file is reloaded once and the record tried again: a rotation may just
 // have happened.
-func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
-	rec, _, err := s.keys.Ring().Open(data, name)
+func (s *Store) open(data []byte, name, path string) (*envelope.Record, error) {
+	rec, _, err := envelope.Open(s.keys.Ring(), data, "", name)
 	if errors.Is(err, sessionstore.ErrWrongKey) {
 		if changed, rerr := s.keys.Reload(); rerr == nil && changed {
-			rec, _, err = s.keys.Ring().Open(data, name)
+			rec, _, err = envelope.Open(s.keys.Ring(), data, "", name)
 		}
 	}
 	if err != nil {

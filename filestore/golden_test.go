@@ -17,6 +17,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
@@ -77,7 +78,7 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 				assert.Equal(t, want, got)
 				ring, err := crypto.LoadKeyring(key)
 				require.NoError(t, err)
-				rec, _, err := ring.Open(record, v.AuthType)
+				rec, _, err := envelope.Open(ring, record, "", v.AuthType)
 				require.NoError(t, err)
 				assert.Equal(t, v.Version, rec.Version)
 				versions[rec.Version] = true
@@ -142,7 +143,7 @@ func writeGoldens(t *testing.T) {
 		require.NoError(t, err)
 		auth, err := wire.EncodeAuth(want)
 		require.NoError(t, err)
-		ct, err := forger.Seal(&crypto.Record{AuthType: "server", Seq: 1, Written: time.Now(), Auth: auth})
+		ct, err := envelope.Seal(forger, &envelope.Record{AuthType: "server", Seq: 1, Written: time.Now(), Auth: auth})
 		require.NoError(t, err)
 		return ct
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
@@ -149,7 +150,7 @@ func sealFor(ring *crypto.Keyring, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ring.Seal(&crypto.Record{AuthType: name, Seq: 1, Written: time.Now(), Auth: data})
+	return envelope.Seal(ring, &envelope.Record{AuthType: name, Seq: 1, Written: time.Now(), Auth: data})
 }
 
 // newTextLogger logs everything, as text, to w.

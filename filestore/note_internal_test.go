@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 var noteGoldenWrite = flag.Bool("note.golden.write", false, "write testdata/golden/v1-x25519.lock if it is missing")
@@ -26,7 +27,7 @@ func TestNoteGolden(t *testing.T) {
 	require.NoError(t, err)
 	ring, err := crypto.LoadKeyring(testKey(t, filepath.Join("..", "testdata", "keys", "test-x25519.key")))
 	require.NoError(t, err)
-	rec, _, err := ring.Open(record, "server")
+	rec, _, err := envelope.Open(ring, record, "", "server")
 	require.NoError(t, err)
 	want := &note{digest: sha256.Sum256(record), seq: rec.Seq, fp: ring.Fingerprint(0)}
 	path := filepath.Join(golden, "v1-x25519.lock")

@@ -16,6 +16,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 // TestSetTrustsTheWritersNoteNotTheRecord: writers that alternate on one
@@ -124,7 +125,7 @@ func TestForgedNoteSequenceIsIgnored(t *testing.T) {
 	require.NoError(t, err)
 	ring, err := crypto.LoadKeyring(key)
 	require.NoError(t, err)
-	rec, _, err := ring.Open(data, "server")
+	rec, _, err := envelope.Open(ring, data, "", "server")
 	require.NoError(t, err)
 	assert.Less(t, rec.Seq, uint64(time.Now().Add(time.Hour).UnixNano()), "b went on from the record's own sequence number, not the note's")
 	require.NoError(t, a.Set(ctx, "server", tokenAuth(3)), "the sequence space is intact")

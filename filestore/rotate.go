@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/batch"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 	"github.com/sessionstore/sessionstore/internal/keys"
 	"github.com/sessionstore/sessionstore/internal/protocol"
@@ -325,14 +326,14 @@ func statusOf(ring *crypto.Keyring, r *RecordStatus) {
 
 // statusOfRec is statusOf, also returning the file's bytes and the record
 // it opened (nil if it did not).
-func statusOfRec(ring *crypto.Keyring, r *RecordStatus) ([]byte, *crypto.Record) {
+func statusOfRec(ring *crypto.Keyring, r *RecordStatus) ([]byte, *envelope.Record) {
 	*r = RecordStatus{Store: r.Store, AuthType: r.AuthType, Location: r.Location, Key: -1}
 	data, err := readRecord(r.Location)
 	if err != nil {
 		r.SetErr(fmt.Errorf("filestore: %w", err))
 		return nil, nil
 	}
-	rec, idx, err := ring.Open(data, r.AuthType)
+	rec, idx, err := envelope.Open(ring, data, "", r.AuthType)
 	if err != nil {
 		r.SetErr(fmt.Errorf("filestore: %s: %w", r.Location, err))
 		return nil, nil
@@ -374,7 +375,7 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 	}
 	p, ok := known.plain(path, data)
 	if !ok {
-		rec, idx, err := ring.Open(data, authType)
+		rec, idx, err := envelope.Open(ring, data, "", authType)
 		if err != nil {
 			return false, fmt.Errorf("filestore: %s: %w", path, err)
 		}
@@ -390,7 +391,7 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 	now := s.now()
 	rec.Seq = max(rec.Seq+1, uint64(max(now.UnixNano(), 0)))
 	rec.Written = now
-	ct, err := ring.Seal(rec)
+	ct, err := envelope.Seal(ring, rec)
 	if err != nil {
 		return false, fmt.Errorf("filestore: %s: %w", path, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 func init() {
@@ -166,7 +167,7 @@ func TestRotateRecipientsOfOtherKindChangesNothing(t *testing.T) {
 	require.NoError(t, err)
 	data, err := os.ReadFile(filepath.Join(dir, "rec-0.age"))
 	require.NoError(t, err)
-	_, _, err = breakGlass.Open(data, "rec-0")
+	_, _, err = envelope.Open(breakGlass, data, "", "rec-0")
 	assert.ErrorIs(t, err, sessionstore.ErrTampered, "the break-glass key decrypts it (its MAC is the writer's, by design)")
 }
 
@@ -348,7 +349,7 @@ func TestRotateWaitsForWriterThatStartedBefore(t *testing.T) {
 	require.Equal(t, 1, ring.Len(), "the old key is retired")
 	data, err := os.ReadFile(filepath.Join(dir, "late.age"))
 	require.NoError(t, err)
-	_, _, err = ring.Open(data, "late")
+	_, _, err = envelope.Open(ring, data, "", "late")
 	assert.NoError(t, err, "the late writer's record opens with the new key")
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 // A knownSet carries what a rotation learnt of each record file from one
@@ -22,7 +23,7 @@ type knownSet struct {
 
 type plainRecord struct {
 	digest [sha256.Size]byte
-	rec    *crypto.Record
+	rec    *envelope.Record
 	pub    string    // the public key of the identity that opened it
 	expiry time.Time // of rec's auth object
 }
@@ -38,7 +39,7 @@ func newKnownSet() *knownSet {
 	return &knownSet{pre: make(map[string]plainRecord), ok: make(map[string]verifiedRecord)}
 }
 
-func (k *knownSet) addPlain(path string, data []byte, rec *crypto.Record, pub string, expiry time.Time) {
+func (k *knownSet) addPlain(path string, data []byte, rec *envelope.Record, pub string, expiry time.Time) {
 	p := plainRecord{digest: sha256.Sum256(data), rec: rec, pub: pub, expiry: expiry}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -66,7 +67,7 @@ func (k *knownSet) plain(path string, data []byte) (plainRecord, bool) {
 
 // verified notes that data at path is rec, whose auth object expires at
 // expiry, sealed to the new primary.
-func (k *knownSet) verified(path string, data []byte, rec *crypto.Record, expiry time.Time) {
+func (k *knownSet) verified(path string, data []byte, rec *envelope.Record, expiry time.Time) {
 	if k == nil {
 		return
 	}

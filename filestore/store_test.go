@@ -20,6 +20,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 func assertNoSecret(t *testing.T, err error) {
@@ -262,7 +263,7 @@ func TestForgedWithPublicRecipientIsTampered(t *testing.T) {
 	require.NoError(t, err)
 	attacker, err = attacker.WithRecipients(s.Keyring().Recipient())
 	require.NoError(t, err)
-	ct, err := attacker.Seal(&crypto.Record{AuthType: "server", Seq: 1 << 62, Written: time.Now(), Auth: []byte(`{"access_token":"attacker"}`)})
+	ct, err := envelope.Seal(attacker, &envelope.Record{AuthType: "server", Seq: 1 << 62, Written: time.Now(), Auth: []byte(`{"access_token":"attacker"}`)})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "server.age"), ct, 0o600))
 	_, err = s.Get(ctx, "server")
@@ -561,7 +562,7 @@ func TestWithKeyringAndRecipients(t *testing.T) {
 	// under it, by design: it is a reader, not a writer).
 	data, err := os.ReadFile(filepath.Join(dir, "server.age"))
 	require.NoError(t, err)
-	_, _, err = breakGlass.Open(data, "server")
+	_, _, err = envelope.Open(breakGlass, data, "", "server")
 	assert.ErrorIs(t, err, sessionstore.ErrTampered)
 	assert.NotErrorIs(t, err, sessionstore.ErrWrongKey, "the break-glass identity decrypts it")
 }

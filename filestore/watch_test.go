@@ -16,6 +16,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 // warm makes s cache authType and, in watch mode, waits until the watcher
@@ -238,7 +239,7 @@ func TestKeyFileChangeIsFollowed(t *testing.T) {
 		assert.Equal(t, rotated.PublicKey(0), s.Keyring().PublicKey(0))
 		data, err := os.ReadFile(filepath.Join(dir, "server.age"))
 		require.NoError(t, err)
-		_, idx, err := rotated.PrimaryOnly().Open(data, "server")
+		_, idx, err := envelope.Open(rotated.PrimaryOnly(), data, "", "server")
 		require.NoError(t, err, "sealed to the new primary")
 		assert.Equal(t, 0, idx)
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/decide"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 	"github.com/sessionstore/sessionstore/internal/protocol"
 	"github.com/sessionstore/sessionstore/internal/wire"
@@ -228,7 +229,7 @@ func (s *Store) seal(ring *crypto.Keyring, op, path, authType string, a sessions
 	}
 	now := s.now()
 	seq := max(minSeq, uint64(max(now.UnixNano(), 0)))
-	ct, err := ring.Seal(&crypto.Record{Version: wire.VersionOf(a), AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
+	ct, err := envelope.Seal(ring, &envelope.Record{Version: wire.VersionOf(a), AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %s: %w", path, err)
 	}
@@ -267,7 +268,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note
 	if n.vouchesFor(d, ring, s.now()) {
 		return &current{exists: true, seq: n.seq}, nil
 	}
-	rec, _, err := ring.Open(data, authType)
+	rec, _, err := envelope.Open(ring, data, "", authType)
 	if err != nil {
 		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))}, nil
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/sessionstoretest"
 )
 
@@ -70,7 +71,7 @@ func TestProcessesDeadRefreshTokenKnownOnce(t *testing.T) {
 	require.NoError(t, err)
 	pool := e.pool(t)
 	data, _ := rawRecord(t, pool, e.ns, "server")
-	opened, _, err := ring.OpenIn(data, e.ns, "server")
+	opened, _, err := envelope.Open(ring, data, e.ns, "server")
 	require.NoError(t, err)
 	assert.Equal(t, 3, opened.Version, "a marked session is sealed as version 3, which older readers refuse")
 
@@ -82,7 +83,7 @@ func TestProcessesDeadRefreshTokenKnownOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, got2.AccessToken == tok.AccessToken, "the new login's token")
 	data, _ = rawRecord(t, pool, e.ns, "server")
-	opened, _, err = ring.OpenIn(data, e.ns, "server")
+	opened, _, err = envelope.Open(ring, data, e.ns, "server")
 	require.NoError(t, err)
 	assert.Equal(t, 2, opened.Version, "an unmarked session is version 2 again")
 	a, err := s.Get(ctx, "server")

@@ -20,6 +20,7 @@ import (
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/etcdstore"
 	"github.com/sessionstore/sessionstore/filestore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/etcdtest"
 	"github.com/sessionstore/sessionstore/internal/pgtest"
 	"github.com/sessionstore/sessionstore/internal/testplugin"
@@ -138,7 +139,7 @@ func cmdForeign(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	k, err := crypto.GenerateKeyring(false)
 	ts.Check(err)
-	ct, err := k.Seal(&crypto.Record{AuthType: args[1], Seq: 1, Written: time.Now(), Auth: []byte(`{"access_token":"x"}`)})
+	ct, err := envelope.Seal(k, &envelope.Record{AuthType: args[1], Seq: 1, Written: time.Now(), Auth: []byte(`{"access_token":"x"}`)})
 	ts.Check(err)
 	ts.Check(os.WriteFile(filepath.Join(ts.MkAbs(args[0]), args[1]+".age"), ct, 0o600))
 }

@@ -16,9 +16,13 @@ import (
 // that key file takes, so that no two rotations interleave.
 const LockSuffix = ".lock"
 
+func lockOf(keyFile string) *flock.Flock {
+	return flock.New(keyFile+LockSuffix, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
+}
+
 // LockFile takes keyFile's lock exclusively, waiting until ctx is done.
 func LockFile(ctx context.Context, keyFile string) (unlock func(), err error) {
-	lk := flock.New(keyFile+LockSuffix, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
+	lk := lockOf(keyFile)
 	ok, err := lk.TryLockContext(ctx, 20*time.Millisecond)
 	if err != nil || !ok {
 		lk.Close()
@@ -30,32 +34,31 @@ func LockFile(ctx context.Context, keyFile string) (unlock func(), err error) {
 	return func() { lk.Unlock(); lk.Close() }, nil
 }
 
-// Load loads keyFile, asking for its passphrase if it is protected (or
-// opening it with id if it is sealed to age recipients), and returns the
-// passphrase ("" if none) for writing it back.
+// Load loads keyFile as crypto.LoadKeyringWithIdentity does, and returns
+// the passphrase it was asked for ("" if none) for writing it back.
 func Load(keyFile string, askPass func() (string, error), id crypto.KeyIdentity) (*crypto.Keyring, string, error) {
 	var pass string
-	ring, err := crypto.LoadKeyringWithIdentity(keyFile, func() (string, error) {
-		if askPass == nil {
-			return "", crypto.ErrPassphraseRequired
+	ask := askPass
+	if askPass != nil {
+		ask = func() (p string, err error) {
+			p, err = askPass()
+			pass = p
+			return p, err
 		}
-		p, err := askPass()
-		pass = p
-		return p, err
-	}, id)
+	}
+	ring, err := crypto.LoadKeyringWithIdentity(keyFile, ask, id)
 	return ring, pass, err
 }
 
 // RemoveTemp removes the temp key file that a rotation killed mid-write
 // left next to keyFile (it holds secret keys), if no rotation is running
-// now: it takes the key file's lock without waiting, and leaves the file
-// to the next rekey if it cannot.
+// now; otherwise it leaves it to the next rekey.
 func RemoveTemp(keyFile string, log *slog.Logger) {
 	tmp := crypto.TempKeyFile(keyFile)
 	if _, err := os.Lstat(tmp); err != nil {
 		return
 	}
-	lk := flock.New(keyFile+LockSuffix, flock.SetFlag(lockFlag), flock.SetPermissions(0o600))
+	lk := lockOf(keyFile)
 	if ok, err := lk.TryLock(); err != nil || !ok {
 		log.Warn("sessionstore: a temp key file is left from a killed rotation; the next rekey removes it", "file", tmp)
 		return

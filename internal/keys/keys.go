@@ -22,73 +22,74 @@ import (
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
+// Config says where a Store's keys come from.
+type Config struct {
+	Pkg      string          // the backend's name, for errors and logs
+	File     string          // the key file; "" with Ring: the default key file
+	Ring     *crypto.Keyring // fixed keys
+	Extra    []age.Recipient // sealed to as well
+	AskPass  func() (string, error)
+	Identity crypto.KeyIdentity // opens a key file sealed to age recipients
+	Log      *slog.Logger
+}
+
 // Keys is a Store's keyring. It is safe for concurrent use.
 type Keys struct {
-	file  string // "": fixed keys
-	pkg   string // the backend's name, the prefix of its errors
-	extra []age.Recipient
-	pass  *crypto.Passphrase
-	log   *slog.Logger
-
-	mu  sync.Mutex // serialises reloads
+	c   Config // c.File is absolute, "" for fixed keys
+	mu  sync.Mutex
 	cur atomic.Pointer[state]
 }
 
-// state is a loaded keyring and what it was loaded from.
+// state is a loaded keyring, the digest of the files it was read from, and
+// their identity (see read).
 type state struct {
 	ring   *crypto.Keyring
 	digest [sha256.Size]byte
 	files  filesID
 }
 
-// filesID identifies the key file and recipients file as read; safe when
-// both were read long enough after they last changed that one fstatat
-// each tells whether they changed since (see fsutil.FileID).
-type filesID struct {
-	key, recipients fsutil.FileID
-	safe            bool
-}
+// filesID identifies the key file and recipients file as read, once they
+// were read long enough after they last changed that one fstatat each
+// tells whether they changed since (see fsutil.FileID); zero until then.
+type filesID struct{ key, recipients fsutil.FileID }
 
-// Config says where a Store's keys come from.
-type Config struct {
-	Pkg     string          // the backend's name, for errors and logs
-	File    string          // the key file; "" with Ring
-	Ring    *crypto.Keyring // fixed keys
-	Extra   []age.Recipient // sealed to as well
-	AskPass func() (string, error)
-	// Identity opens a key file sealed to age recipients (plugins): once
-	// per process for given key file bytes (see crypto.UnsealKeyFile).
-	Identity crypto.KeyIdentity
-	Log      *slog.Logger
-}
-
-// New loads the keys of c. Without File or Ring it uses the default key
-// file (see crypto.DefaultKeyFile).
+// New loads the keys of c.
 func New(c Config) (*Keys, error) {
-	k := &Keys{pkg: c.Pkg, extra: c.Extra, log: c.Log}
-	if k.log == nil {
-		k.log = slog.New(slog.DiscardHandler)
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
+	k := &Keys{c: c}
 	if c.Ring != nil {
 		ring, err := c.Ring.WithRecipients(c.Extra...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Pkg, err)
 		}
+		k.c.File = ""
 		k.cur.Store(&state{ring: ring})
 		return k, nil
 	}
-	k.file = c.File
-	if k.file == "" {
+	if k.c.File == "" {
 		f, err := crypto.DefaultKeyFile()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Pkg, err)
 		}
-		k.file = f
+		k.c.File = f
 	}
-	if abs, err := filepath.Abs(k.file); err == nil {
-		k.file = abs
+	if abs, err := filepath.Abs(k.c.File); err == nil {
+		k.c.File = abs
 	}
-	k.pass = crypto.NewPassphrase(c.AskPass).WithIdentity(c.Identity)
+	if ask := c.AskPass; ask != nil { // asked once, kept for the reloads after a rotation
+		var p string
+		k.c.AskPass = func() (string, error) {
+			if p == "" {
+				var err error
+				if p, err = ask(); err != nil {
+					return "", err
+				}
+			}
+			return p, nil
+		}
+	}
 	if _, err := k.Reload(); err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func New(c Config) (*Keys, error) {
 }
 
 // File is the key file, "" for fixed keys.
-func (k *Keys) File() string { return k.file }
+func (k *Keys) File() string { return k.c.File }
 
 // Ring is the keyring now.
 func (k *Keys) Ring() *crypto.Keyring { return k.cur.Load().ring }
@@ -104,65 +105,55 @@ func (k *Keys) Ring() *crypto.Keyring { return k.cur.Load().ring }
 // Reload rereads the key files and swaps the keyring in if they changed.
 // It reports whether they did. With fixed keys it does nothing.
 func (k *Keys) Reload() (changed bool, err error) {
-	if k.file == "" {
+	if k.c.File == "" {
 		return false, nil
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	// The files' identity serves writers' checks under a record lock; the
-	// first load leaves it to the first check (Changed), so that a
-	// short-lived reader pays for none of it.
-	first := k.cur.Load() == nil
-	var before filesID
-	var statErr error
-	if !first {
-		before, statErr = k.stat()
-	}
-	keyData, recipData, d, err := k.read()
+	// first load leaves it to the first Changed, so that a short-lived
+	// reader pays for none of it.
+	cur := k.cur.Load()
+	keyData, recipData, d, files, err := k.read(cur != nil)
 	if err != nil {
 		return false, err
 	}
 	defer clear(keyData)
-	var files filesID
-	if !first {
-		files = k.stable(before, statErr)
-	}
-	if cur := k.cur.Load(); cur != nil && cur.digest == d {
+	if cur != nil && cur.digest == d {
 		if files != cur.files {
 			k.cur.Store(&state{ring: cur.ring, digest: d, files: files})
 		}
 		return false, nil
 	}
-	ring, err := crypto.ParseKeyData(k.file, keyData, recipData, k.pass, k.extra...)
+	ring, err := crypto.OpenKeyFiles(k.c.File, keyData, recipData, k.c.AskPass, k.c.Identity)
+	if err == nil {
+		ring, err = ring.WithRecipients(k.c.Extra...)
+	}
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", k.pkg, err)
+		return false, fmt.Errorf("%s: %w", k.c.Pkg, err)
 	}
 	k.cur.Store(&state{ring: ring, digest: d, files: files})
-	if k.log.Enabled(context.Background(), slog.LevelInfo) { // spare a short-lived reader the encoding
-		k.log.Info("sessionstore: keys loaded", "key_file", k.file, "identities", ring.Len(), "primary", ring.PublicKey(0))
+	if k.c.Log.Enabled(context.Background(), slog.LevelInfo) { // spare a short-lived reader the encoding
+		k.c.Log.Info("sessionstore: keys loaded", "key_file", k.c.File, "identities", ring.Len(), "primary", ring.PublicKey(0))
 	}
 	return true, nil
 }
 
 // Changed reports whether the key files differ from the loaded keyring. It
 // parses nothing and derives nothing: cheap enough under a record lock.
-// Where the loaded files' identity is safe, it costs two fstatat calls;
-// otherwise it reads and hashes the files.
+// Once the loaded files' identity is known, it costs two fstatat calls;
+// until then it reads and hashes the files.
 func (k *Keys) Changed() (bool, error) {
-	if k.file == "" {
+	if k.c.File == "" {
 		return false, nil
 	}
 	cur := k.cur.Load()
-	if cur.files.safe {
-		if now, err := k.stat(); err == nil {
-			now.safe = true
-			if now == cur.files {
-				return false, nil
-			}
+	if cur.files != (filesID{}) {
+		if now, err := k.stat(); err == nil && now == cur.files {
+			return false, nil
 		}
 	}
-	before, statErr := k.stat()
-	keyData, _, d, err := k.read()
+	keyData, _, d, files, err := k.read(true)
 	if err != nil {
 		return false, err
 	}
@@ -170,10 +161,9 @@ func (k *Keys) Changed() (bool, error) {
 	if cur.digest != d {
 		return true, nil
 	}
-	// Unchanged: remember the files' identity, so that the next check is
-	// two fstatat calls once it is safe. Never wait for mu here (a reload
-	// may be deriving a key).
-	if files := k.stable(before, statErr); files != cur.files && k.mu.TryLock() {
+	// Unchanged: remember the files' identity. Never wait for mu here (a
+	// reload may be running a plugin or scrypt).
+	if files != cur.files && k.mu.TryLock() {
 		if k.cur.Load() == cur {
 			k.cur.Store(&state{ring: cur.ring, digest: d, files: files})
 		}
@@ -185,52 +175,54 @@ func (k *Keys) Changed() (bool, error) {
 // WrongKeyHint says, after an error wrapping sessionstore.ErrWrongKey, what
 // most likely happened: a rotation these keys did not follow.
 func (k *Keys) WrongKeyHint(err error) string {
-	if !errors.Is(err, sessionstore.ErrWrongKey) {
+	switch {
+	case !errors.Is(err, sessionstore.ErrWrongKey):
 		return ""
-	}
-	if k.file == "" {
+	case k.c.File == "":
 		return "; the key may have been rotated: this Store has fixed keys (WithKeyring), and a Store opened WithKeyFile follows rotations"
 	}
-	return fmt.Sprintf("; it is not sealed to any key in %s (a foreign record, or a key file restored from before a rotation)", k.file)
+	return fmt.Sprintf("; it is not sealed to any key in %s (a foreign record, or a key file restored from before a rotation)", k.c.File)
 }
 
 // read reads the key file and its recipients file, with the digest that
-// tells whether they changed.
-func (k *Keys) read() (keyData, recipData []byte, digest [sha256.Size]byte, err error) {
-	keyData, recipData, err = crypto.ReadKeyFiles(k.file)
-	if err != nil {
-		return nil, nil, digest, fmt.Errorf("%s: %w", k.pkg, err)
+// tells whether they changed and, if withID, their identity if it was the
+// same before and after the read and is old enough to stand for the bytes.
+func (k *Keys) read(withID bool) (keyData, recipData []byte, digest [sha256.Size]byte, files filesID, err error) {
+	var before filesID
+	statErr := errors.New("not asked")
+	if withID {
+		before, statErr = k.stat()
 	}
-	return keyData, recipData, crypto.KeyFilesDigest(keyData, recipData), nil
+	keyData, recipData, err = crypto.ReadKeyFiles(k.c.File)
+	if err != nil {
+		return nil, nil, digest, files, fmt.Errorf("%s: %w", k.c.Pkg, err)
+	}
+	h := sha256.New()
+	h.Write(keyData)
+	h.Write([]byte{0})
+	h.Write(recipData)
+	h.Sum(digest[:0])
+	if statErr != nil {
+		return keyData, recipData, digest, files, nil
+	}
+	now := time.Now()
+	if after, err := k.stat(); err == nil && after == before &&
+		before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now)) {
+		files = before
+	}
+	return keyData, recipData, digest, files, nil
 }
 
 // stat returns the identity of the key files now (a missing recipients
 // file has the zero identity).
 func (k *Keys) stat() (filesID, error) {
-	key, err := fsutil.StatID(k.file)
+	key, err := fsutil.StatID(k.c.File)
 	if err != nil {
 		return filesID{}, err
 	}
-	r, err := fsutil.StatID(k.file + crypto.RecipientsSuffix)
+	r, err := fsutil.StatID(k.c.File + crypto.RecipientsSuffix)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return filesID{}, err
 	}
 	return filesID{key: key, recipients: r}, nil
-}
-
-// stable returns the key files' identity taken before a read, marked safe
-// if it is unchanged after the read and old enough to stand for the bytes
-// read.
-func (k *Keys) stable(before filesID, statErr error) filesID {
-	if statErr != nil {
-		return filesID{}
-	}
-	after, err := k.stat()
-	if err != nil || after != before {
-		return filesID{}
-	}
-	now := time.Now()
-	before.safe = before.key.SafeAt(now) &&
-		(before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now))
-	return before
 }

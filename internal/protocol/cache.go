@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
@@ -208,7 +209,7 @@ func (f *Feed) Changed(name string, ver int64, data []byte) {
 		pw := p.(*pendingWrite)
 		next = &entry{ok: true, auth: pw.auth, ver: ver, seq: pw.seq, written: pw.written, maxSeq: pw.seq, gen: f.gen}
 	} else if data != nil && e != nil && e.ok {
-		if rec, _, err := s.keys.Ring().OpenIn(data, s.ns, name); err == nil {
+		if rec, _, err := envelope.Open(s.keys.Ring(), data, s.ns, name); err == nil {
 			if a, err := wire.DecodeAuth(rec.Auth); err == nil && rec.Seq >= e.maxSeq {
 				next = &entry{ok: true, auth: a, ver: ver, seq: rec.Seq, written: rec.Written, maxSeq: rec.Seq, gen: f.gen}
 			}

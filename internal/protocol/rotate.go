@@ -12,6 +12,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/batch"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/keys"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
@@ -95,7 +96,7 @@ type Fleet struct {
 // OpenRecord opens raw, the record of raw.Name, with ring.
 func (f *Fleet) OpenRecord(raw Raw, ring *crypto.Keyring) Record {
 	r := Record{RecordStatus: RecordStatus{Store: f.Namespace, AuthType: raw.Name, Location: f.Where(raw.Name), Key: -1, ver: raw.Ver}}
-	rec, idx, err := ring.OpenIn(raw.Data, f.Namespace, raw.Name)
+	rec, idx, err := envelope.Open(ring, raw.Data, f.Namespace, raw.Name)
 	if err == nil {
 		defer clear(rec.Auth)
 		r.Auth, err = wire.DecodeAuth(rec.Auth)
@@ -427,7 +428,7 @@ func (f *Fleet) check(ctx context.Context, ring *crypto.Keyring, workers int, kn
 			*r = p
 			return
 		}
-		rec, idx, err := ring.OpenIn(data[r.AuthType], f.Namespace, r.AuthType)
+		rec, idx, err := envelope.Open(ring, data[r.AuthType], f.Namespace, r.AuthType)
 		if err != nil {
 			r.SetErr(fmt.Errorf("%s: %s: %w", f.Pkg, r.Location, err))
 			return
@@ -467,13 +468,13 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 		return nil // deleted meanwhile
 	}
 	where := s.b.Where(r.AuthType)
-	var rec *crypto.Record
+	var rec *envelope.Record
 	var pub string
 	if k != nil && k.ver == raw.Ver {
 		rec, pub = k.rec, k.pub
 	} else {
 		var idx int
-		if rec, idx, err = ring.OpenIn(raw.Data, s.ns, r.AuthType); err != nil {
+		if rec, idx, err = envelope.Open(ring, raw.Data, s.ns, r.AuthType); err != nil {
 			return fmt.Errorf("%s: %s: %w", s.pkg, where, err)
 		}
 		pub = ring.PublicKey(idx)
@@ -488,7 +489,7 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 	now := s.now()
 	rec.Seq = max(rec.Seq+1, uint64(max(now.UnixNano(), 0)))
 	rec.Written = now
-	ct, err := ring.Seal(rec)
+	ct, err := envelope.Seal(ring, rec)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", s.pkg, where, err)
 	}
@@ -509,7 +510,7 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 // by the identity whose recipient is pub.
 type knownRec struct {
 	ver int64
-	rec *crypto.Record
+	rec *envelope.Record
 	pub string
 }
 

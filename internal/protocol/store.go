@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/keys"
 	"github.com/sessionstore/sessionstore/internal/names"
 	"github.com/sessionstore/sessionstore/internal/reccache"
@@ -214,11 +215,11 @@ func (s *Store) load(ctx context.Context, name string) (sessionstore.AuthObject,
 // open decrypts and verifies a record. If no identity opens it, the key
 // file is reloaded once and the record tried again: a rotation may just
 // have happened.
-func (s *Store) open(data []byte, name string) (*crypto.Record, error) {
-	rec, _, err := s.keys.Ring().OpenIn(data, s.ns, name)
+func (s *Store) open(data []byte, name string) (*envelope.Record, error) {
+	rec, _, err := envelope.Open(s.keys.Ring(), data, s.ns, name)
 	if errors.Is(err, sessionstore.ErrWrongKey) {
 		if changed, rerr := s.keys.Reload(); rerr == nil && changed {
-			rec, _, err = s.keys.Ring().OpenIn(data, s.ns, name)
+			rec, _, err = envelope.Open(s.keys.Ring(), data, s.ns, name)
 		}
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/decide"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/names"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
@@ -118,7 +119,7 @@ func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func
 				return sessionstore.AuthObject{}, err
 			}
 		}
-		ct, err = ring.Seal(&crypto.Record{Version: wire.VersionOf(next), Namespace: s.ns, AuthType: name, Seq: seq, Written: now, Auth: authJSON})
+		ct, err = envelope.Seal(ring, &envelope.Record{Version: wire.VersionOf(next), Namespace: s.ns, AuthType: name, Seq: seq, Written: now, Auth: authJSON})
 		if err != nil {
 			return sessionstore.AuthObject{}, fmt.Errorf("%s: %s: %w", s.pkg, s.b.Where(name), err)
 		}
@@ -163,7 +164,7 @@ func (s *Store) readCurrent(ctx context.Context, gen uint64, ring *crypto.Keyrin
 		return &current{exists: true, auth: e.auth, ver: raw.Ver, seq: e.seq, written: e.written}, nil
 	}
 	where := s.b.Where(name)
-	rec, _, err := ring.OpenIn(raw.Data, s.ns, name)
+	rec, _, err := envelope.Open(ring, raw.Data, s.ns, name)
 	if err != nil {
 		return &current{exists: true, ver: raw.Ver, err: fmt.Errorf("%s: %s: %w%s", s.pkg, where, err, s.keys.WrongKeyHint(err))}, nil
 	}

@@ -93,7 +93,7 @@ func ExpiryOf(data []byte) time.Time {
 	return a.Expiry
 }
 
-// MarkedVersion is the record format version (crypto.Record.Version) of
+// MarkedVersion is the record format version (envelope.Record.Version) of
 // a session marked as needing a new login: 3, which a reader older than
 // the mark refuses instead of dropping it. Other sessions are written in
 // the oldest format that holds them (0 lets crypto choose), so that older

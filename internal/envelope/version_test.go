@@ -1,4 +1,4 @@
-package crypto_test
+package envelope_test
 
 import (
 	"testing"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 // Version 3 is written only when asked for (a session marked as needing a
@@ -19,9 +20,9 @@ func TestSealVersion3(t *testing.T) {
 	for _, ns := range []string{"", "/sessionstore/prod"} {
 		rec := testRecord()
 		rec.Namespace, rec.Version = ns, 3
-		ct, err := k.Seal(rec)
+		ct, err := envelope.Seal(k, rec)
 		require.NoError(t, err)
-		got, _, err := k.OpenIn(ct, ns, "server")
+		got, _, err := envelope.Open(k, ct, ns, "server")
 		require.NoError(t, err, "namespace %q", ns)
 		assert.Equal(t, 3, got.Version)
 		assert.Equal(t, ns, got.Namespace)
@@ -30,14 +31,14 @@ func TestSealVersion3(t *testing.T) {
 		for _, c := range []struct{ ns, name string }{
 			{"/sessionstore/other", "server"}, {ns + "x", "server"}, {ns, "client"},
 		} {
-			_, _, err := k.OpenIn(ct, c.ns, c.name)
+			_, _, err := envelope.Open(k, ct, c.ns, c.name)
 			assert.ErrorIs(t, err, sessionstore.ErrTampered, "sealed for %q, opened in %q as %q", ns, c.ns, c.name)
 		}
 
 		got.Seq++
-		again, err := k.Seal(got)
+		again, err := envelope.Seal(k, got)
 		require.NoError(t, err)
-		resealed, _, err := k.OpenIn(again, ns, "server")
+		resealed, _, err := envelope.Open(k, again, ns, "server")
 		require.NoError(t, err)
 		assert.Equal(t, 3, resealed.Version, "a reseal keeps the version")
 	}
@@ -45,15 +46,15 @@ func TestSealVersion3(t *testing.T) {
 	for v, want := range map[int]int{0: 1, 1: 1, 2: 1} {
 		rec := testRecord()
 		rec.Version = v
-		ct, err := k.Seal(rec)
+		ct, err := envelope.Seal(k, rec)
 		require.NoError(t, err)
-		got, _, err := k.Open(ct, "server")
+		got, _, err := envelope.Open(k, ct, "", "server")
 		require.NoError(t, err)
 		assert.Equal(t, want, got.Version, "asked for %d", v)
 	}
 
 	rec := testRecord()
-	rec.Version = crypto.FormatVersion + 1
-	_, err = k.Seal(rec)
+	rec.Version = envelope.FormatVersion + 1
+	_, err = envelope.Seal(k, rec)
 	assert.Error(t, err, "a version this code does not know")
 }

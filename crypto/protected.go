@@ -1,0 +1,374 @@
+package crypto
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+	"filippo.io/age/plugin"
+)
+
+// KeyIdentityEnv names the environment variable that stores read the
+// identity file from when they are given none.
+const KeyIdentityEnv = "SESSIONSTORE_KEY_IDENTITY"
+
+// SealedToSuffix names the file, beside a key file sealed to age
+// recipients, that lists those recipients, one per line. It is public.
+const SealedToSuffix = ".sealed-to"
+
+// KeyFileWorkFactor is the scrypt work factor (log2 N) with which a key
+// file is protected with a passphrase: age's default. Tests lower it.
+var KeyFileWorkFactor = 18
+
+// maxKeyFileWorkFactor is the highest scrypt work factor (log2 N) accepted
+// when opening a key file: age's default. Fuzz tests lower it.
+var maxKeyFileWorkFactor = 22
+
+// ErrPassphraseRequired is returned for a passphrase-protected key file
+// when no passphrase callback was given.
+var ErrPassphraseRequired = errors.New("key file is passphrase-protected: a passphrase is required")
+
+// ErrIdentityRequired is returned for a key file sealed to age recipients
+// when no identity file was given.
+var ErrIdentityRequired = errors.New("key file is sealed to age recipients: an identity file is required")
+
+// ErrPlugin is returned (wrapped) when an age plugin is missing, fails or
+// refuses; the message names the plugin and says what to do.
+var ErrPlugin = errors.New("age plugin")
+
+// A KeyIdentity says how to open a key file sealed to age recipients.
+type KeyIdentity struct {
+	File string           // an age identity file; "" means $SESSIONSTORE_KEY_IDENTITY
+	UI   *plugin.ClientUI // a plugin's prompts; nil means DefaultPluginUI
+}
+
+// DefaultPluginUI is the UI that plugins get unless the caller sets one:
+// their messages go to standard error, and they may prompt (a PIN, a
+// confirmation) on the terminal only if standard error is one.
+func DefaultPluginUI() *plugin.ClientUI {
+	printf := func(format string, v ...any) { fmt.Fprintf(os.Stderr, "sessionstore: "+format+"\n", v...) }
+	ui := plugin.NewTerminalUI(printf, printf)
+	if fi, err := os.Stderr.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		ui.RequestValue, ui.Confirm = nil, nil // the plugin is told the prompt failed
+	}
+	return ui
+}
+
+// LoadKeyringWithPassphrase is LoadKeyring for a key file that may be
+// passphrase-protected: passphrase is called, once, only if it is.
+func LoadKeyringWithPassphrase(path string, passphrase func() (string, error)) (*Keyring, error) {
+	return LoadKeyringWithIdentity(path, passphrase, KeyIdentity{})
+}
+
+// LoadKeyringWithIdentity is LoadKeyring for a key file that may be an age
+// file: protected with a passphrase (passphrase is called, once, only
+// then; nil: ErrPassphraseRequired), or sealed to age recipients, opened
+// with id's identity file (none: ErrIdentityRequired). A plugin runs only
+// the first time this process opens the same bytes with the same identity
+// file. Errors never quote either file.
+func LoadKeyringWithIdentity(path string, passphrase func() (string, error), id KeyIdentity) (*Keyring, error) {
+	keyData, recipData, err := ReadKeyFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(keyData)
+	return OpenKeyFiles(path, keyData, recipData, passphrase, id)
+}
+
+// IsEncryptedKeyFile reports whether data is an age file, binary or
+// armored: a key file protected with a passphrase or sealed to recipients.
+func IsEncryptedKeyFile(data []byte) bool {
+	return bytes.HasPrefix(data, []byte("age-encryption.org/v1\n")) ||
+		bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(armor.Header))
+}
+
+// ageReader reads the age file data, armored or not.
+func ageReader(data []byte) io.Reader {
+	if bytes.HasPrefix(data, []byte("age-encryption.org/v1\n")) {
+		return bytes.NewReader(data)
+	}
+	return armor.NewReader(bytes.NewReader(data))
+}
+
+// IsSealedKeyFile reports whether data is a key file sealed to age
+// recipients: an age file without a passphrase (scrypt) stanza.
+func IsSealedKeyFile(data []byte) bool {
+	if !IsEncryptedKeyFile(data) {
+		return false
+	}
+	hdr, err := age.ExtractHeader(ageReader(data))
+	return err == nil && !bytes.Contains(hdr, []byte("\n-> scrypt "))
+}
+
+// EncryptKeyFile protects a key file's contents with a passphrase, as
+// "age -p -a" does.
+func EncryptKeyFile(plain []byte, passphrase string) ([]byte, error) {
+	r, err := age.NewScryptRecipient(passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %v", err)
+	}
+	r.SetWorkFactor(KeyFileWorkFactor)
+	return SealKeyFile(plain, []age.Recipient{r})
+}
+
+// SealKeyFile encrypts a key file's contents to recipients, armored, as
+// "age -a" does. Plugin recipients run their plugin.
+func SealKeyFile(plain []byte, recipients []age.Recipient) ([]byte, error) {
+	var out bytes.Buffer
+	aw := armor.NewWriter(&out)
+	w, err := age.Encrypt(aw, recipients...)
+	if err == nil {
+		_, err = w.Write(plain)
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil {
+		err = aw.Close()
+	}
+	if err != nil {
+		return nil, pluginErr("seal the key file", pluginNames(recipients), err)
+	}
+	return out.Bytes(), nil
+}
+
+// unsealCache holds the key files this process unsealed, by the digests of
+// the sealed file and of the identity file: a plugin runs once per process.
+var unsealCache struct {
+	sync.Mutex // also held while a plugin runs: one prompt at a time
+	m          map[[2][sha256.Size]byte][]byte
+}
+
+// openProtected decrypts a protected key file: with the passphrase if it
+// is protected with one, else with id.
+func openProtected(data []byte, passphrase func() (string, error), id KeyIdentity) ([]byte, error) {
+	if !IsSealedKeyFile(data) {
+		if passphrase == nil {
+			return nil, fmt.Errorf("keyring: %w (use WithPassphrase)", ErrPassphraseRequired)
+		}
+		p, err := passphrase()
+		if err != nil {
+			return nil, fmt.Errorf("keyring: passphrase: %w", err)
+		}
+		sid, err := age.NewScryptIdentity(p)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %v", err) // only ever "passphrase can't be empty"
+		}
+		sid.SetMaxWorkFactor(maxKeyFileWorkFactor)
+		return decryptKeyFile(data, "passphrase-protected key file", "wrong passphrase for the key file", sid)
+	}
+	file := id.File
+	if file == "" {
+		file = os.Getenv(KeyIdentityEnv)
+	}
+	if file == "" {
+		return nil, fmt.Errorf("keyring: %w (use WithKeyIdentity, -identity or $%s)", ErrIdentityRequired, KeyIdentityEnv)
+	}
+	idData, err := readIdentityFile(file)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(idData)
+	key := [2][sha256.Size]byte{sha256.Sum256(data), sha256.Sum256(idData)}
+	unsealCache.Lock()
+	defer unsealCache.Unlock()
+	if plain, ok := unsealCache.m[key]; ok {
+		return bytes.Clone(plain), nil
+	}
+	ui := id.UI
+	if ui == nil {
+		ui = DefaultPluginUI()
+	}
+	ids, err := parseIdentityFile(file, idData, ui)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := decryptKeyFile(data, "sealed key file", "no identity in "+file+" opens the key file: it is sealed to other recipients", ids...)
+	if err != nil {
+		return nil, err
+	}
+	if len(unsealCache.m) >= 8 || unsealCache.m == nil { // a new key file after each rotation
+		unsealCache.m = make(map[[2][sha256.Size]byte][]byte)
+	}
+	unsealCache.m[key] = bytes.Clone(plain)
+	return plain, nil
+}
+
+// decryptKeyFile decrypts the age file data, what in errors, with ids;
+// noMatch says that none of them opens it. Errors never wrap age's or
+// armor's, which can quote the file.
+func decryptKeyFile(data []byte, what, noMatch string, ids ...age.Identity) ([]byte, error) {
+	r, err := age.Decrypt(ageReader(data), ids...)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, errors.New("keyring: " + noMatch)
+		}
+		if perr := pluginErr("open the key file", pluginNames(ids), err); errors.Is(perr, ErrPlugin) {
+			return nil, perr
+		}
+		if what == "sealed key file" {
+			return nil, errors.New("keyring: sealed key file: its age header is malformed or altered")
+		}
+		return nil, fmt.Errorf("keyring: %s: its age header is malformed or altered (or asks for an scrypt work factor above 2^%d)", what, maxKeyFileWorkFactor)
+	}
+	plain, err := io.ReadAll(io.LimitReader(r, maxKeyFileSize+1))
+	if err != nil {
+		clear(plain)
+		return nil, fmt.Errorf("keyring: %s: its content is altered or truncated", what)
+	}
+	if len(plain) > maxKeyFileSize {
+		return nil, errors.New("keyring: key file is too long")
+	}
+	return plain, nil
+}
+
+// readSealedTo returns the recipients that path's key file is sealed to,
+// from path+SealedToSuffix; nil if there is no such file.
+func readSealedTo(path string) ([]age.Recipient, error) {
+	text, err := os.ReadFile(path + SealedToSuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	rs, err := parseSealRecipients(text, nil)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %s%s: %w", path, SealedToSuffix, err)
+	}
+	return rs, nil
+}
+
+// parseSealRecipients parses recipients, one per line: X25519,
+// post-quantum and plugin recipients, whose plugins get ui (nil:
+// DefaultPluginUI). Errors never quote a line.
+func parseSealRecipients(text []byte, ui *plugin.ClientUI) ([]age.Recipient, error) {
+	if ui == nil {
+		ui = DefaultPluginUI()
+	}
+	var rs []age.Recipient
+	err := eachLine(text, func(n int, line string) error {
+		if !utf8.ValidString(line) || !strings.HasPrefix(line, "age1") {
+			// Perhaps a secret key pasted in the wrong place: never quote it.
+			return fmt.Errorf("recipient on line %d: not an age recipient (age1…)", n)
+		}
+		if native, err := age.ParseRecipients(strings.NewReader(line)); err == nil {
+			rs = append(rs, native...)
+			return nil
+		}
+		r, err := plugin.NewRecipient(line, ui)
+		if err != nil {
+			return fmt.Errorf("recipient on line %d: malformed age recipient", n)
+		}
+		rs = append(rs, r)
+		return nil
+	})
+	if err == nil && len(rs) == 0 {
+		err = errors.New("no recipients")
+	}
+	return rs, err
+}
+
+// eachLine calls fn with each line of text (and its number) that is
+// neither blank nor a "#" comment, trimmed, until fn fails.
+func eachLine(text []byte, fn func(n int, line string) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	for n := 1; sc.Scan(); n++ {
+		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+			if err := fn(n, line); err != nil {
+				return err
+			}
+		}
+	}
+	return sc.Err()
+}
+
+// readIdentityFile reads an identity file: a few identities or stubs.
+func readIdentityFile(file string) ([]byte, error) {
+	const maxSize = 64 << 10
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: identity file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: identity file: %w", err)
+	}
+	if len(data) > maxSize {
+		return nil, fmt.Errorf("keyring: identity file %s is too long", file)
+	}
+	return data, nil
+}
+
+// parseIdentityFile parses an age identity file: native identities
+// (AGE-SECRET-KEY-…) and plugin identities (AGE-PLUGIN-NAME-1…). Errors
+// never quote a line.
+func parseIdentityFile(file string, data []byte, ui *plugin.ClientUI) ([]age.Identity, error) {
+	var ids []age.Identity
+	err := eachLine(data, func(n int, line string) error {
+		if strings.HasPrefix(line, "AGE-PLUGIN-") {
+			p, err := plugin.NewIdentity(line, ui)
+			if err != nil {
+				return fmt.Errorf("keyring: identity file %s, line %d: malformed plugin identity", file, n)
+			}
+			ids = append(ids, p)
+			return nil
+		}
+		native, err := age.ParseIdentities(strings.NewReader(line))
+		if err != nil {
+			return fmt.Errorf("keyring: identity file %s, line %d: not an age identity", file, n)
+		}
+		ids = append(ids, native...)
+		return nil
+	})
+	if err == nil && len(ids) == 0 {
+		err = fmt.Errorf("keyring: identity file %s has no identities", file)
+	}
+	return ids, err
+}
+
+// pluginNames returns the names of the plugins among xs (identities or
+// recipients).
+func pluginNames[T any](xs []T) (names []string) {
+	for _, x := range xs {
+		if p, ok := any(x).(interface{ Name() string }); ok {
+			names = append(names, p.Name())
+		}
+	}
+	return names
+}
+
+// pluginErr turns the failure of one of the plugins names into an error
+// wrapping ErrPlugin that names it and says what to do; any other error
+// into one that quotes nothing. age reports a plugin's failure as "NAME
+// plugin: …", itself (Decrypt) or wrapped once (Encrypt).
+func pluginErr(what string, names []string, err error) error {
+	var nf *plugin.NotFoundError
+	if errors.As(err, &nf) {
+		return fmt.Errorf("keyring: %w: age-plugin-%s not found on $PATH: install it (or add its directory to $PATH) to %s", ErrPlugin, nf.Name, what)
+	}
+	for _, e := range []error{err, errors.Unwrap(err)} {
+		for _, name := range names {
+			if msg, ok := strings.CutPrefix(fmt.Sprint(e), name+" plugin: "); ok {
+				if len(msg) > 200 {
+					msg = msg[:200] + "…"
+				}
+				return fmt.Errorf("keyring: %w: age-plugin-%s failed or refused to %s: %q; check that its device or service is reachable, "+
+					"and if it asks for a PIN or a touch, run where standard error is a terminal or pass WithPluginUI", ErrPlugin, name, what, msg)
+			}
+		}
+	}
+	return fmt.Errorf("keyring: cannot %s: %v", what, err)
+}
