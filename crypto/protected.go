@@ -11,11 +11,14 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"unicode/utf8"
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
 	"filippo.io/age/plugin"
+
+	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
 // KeyIdentityEnv names the environment variable that stores read the
@@ -234,14 +237,16 @@ func decryptKeyFile(data []byte, what, noMatch string, ids ...age.Identity) ([]b
 }
 
 // readSealedTo returns the recipients that path's key file is sealed to,
-// from path+SealedToSuffix; nil if there is no such file.
+// from path+SealedToSuffix; nil if there is no such file. That file
+// decides who can open the key file: it is trusted like the recipients
+// file.
 func readSealedTo(path string) ([]age.Recipient, error) {
-	text, err := os.ReadFile(path + SealedToSuffix)
+	text, err := readChecked(path+SealedToSuffix, "seal-to file", fsutil.CheckTrustedFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
+		return nil, err
 	}
 	rs, err := parseSealRecipients(text, nil)
 	if err != nil {
@@ -294,14 +299,20 @@ func eachLine(text []byte, fn func(n int, line string) error) error {
 	return sc.Err()
 }
 
-// readIdentityFile reads an identity file: a few identities or stubs.
+// readIdentityFile reads an identity file: a few identities or stubs. Like
+// age's -i file it may be a symlink; anything but a regular file is
+// refused without blocking (O_NONBLOCK: a FIFO's open would wait for a
+// writer).
 func readIdentityFile(file string) ([]byte, error) {
 	const maxSize = 64 << 10
-	f, err := os.Open(file)
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: identity file: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("keyring: identity file %s is not a regular file", file)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("keyring: identity file: %w", err)

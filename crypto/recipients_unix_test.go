@@ -96,3 +96,57 @@ func TestKeyFilesFIFONeverBlocks(t *testing.T) {
 		}
 	}
 }
+
+// A key file sealed to age recipients: a FIFO given as the identity file,
+// or in place of the .sealed-to file, is an error at once, never a hang;
+// a .sealed-to file others may change is refused like a recipients file.
+func TestSealedKeyFilesFIFONeverBlocks(t *testing.T) {
+	mk := func(t *testing.T) (path string, id crypto.KeyIdentity) {
+		dir := t.TempDir()
+		opener, err := crypto.GenerateKeyring(false)
+		require.NoError(t, err)
+		id.File = filepath.Join(dir, "identity")
+		require.NoError(t, os.WriteFile(id.File, opener.MarshalKeyFile(time.Now()), 0o600))
+		k, err := crypto.GenerateKeyring(false)
+		require.NoError(t, err)
+		path = filepath.Join(dir, "k.key")
+		require.NoError(t, crypto.CreateSealedKeyFile(path, k, []string{opener.PublicKey(0)}, nil))
+		_, err = crypto.LoadKeyringWithIdentity(path, nil, id)
+		require.NoError(t, err, "opens with its identity file")
+		return path, id
+	}
+	within := func(t *testing.T, what string, f func() error) error {
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s blocked on a FIFO", what)
+			return nil
+		}
+	}
+
+	path, id := mk(t)
+	require.NoError(t, os.Remove(id.File))
+	require.NoError(t, syscall.Mkfifo(id.File, 0o600))
+	err := within(t, "opening with a FIFO identity file", func() error {
+		_, err := crypto.LoadKeyringWithIdentity(path, nil, id)
+		return err
+	})
+	assert.ErrorContains(t, err, id.File+" is not a regular file")
+
+	path, _ = mk(t)
+	require.NoError(t, os.Remove(path+crypto.SealedToSuffix))
+	require.NoError(t, syscall.Mkfifo(path+crypto.SealedToSuffix, 0o600))
+	k, err := crypto.GenerateKeyring(false)
+	require.NoError(t, err)
+	err = within(t, "rewriting with a FIFO .sealed-to", func() error { return crypto.ReplaceKeyFile(path, k) })
+	assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
+
+	path, _ = mk(t)
+	require.NoError(t, os.Chmod(path+crypto.SealedToSuffix, 0o666))
+	err = crypto.ReplaceKeyFile(path, k)
+	assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
+	assert.ErrorContains(t, err, path+crypto.SealedToSuffix, "names the file")
+}
