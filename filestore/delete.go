@@ -35,12 +35,8 @@ func Remove(ctx context.Context, dir, authType string) error {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("filestore: %w", err)
-	}
-	if err := fsutil.CheckPrivateDir(dir, fi); err != nil {
-		return fmt.Errorf("filestore: store directory %w", err)
+	if err := checkStoreDir(dir); err != nil {
+		return err
 	}
 	path := filepath.Join(dir, stem+recordSuffix)
 	notFound := func() error {
@@ -50,12 +46,12 @@ func Remove(ctx context.Context, dir, authType string) error {
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		return notFound()
 	}
-	unlock, _, err := lockFile(ctx, filepath.Join(dir, stem+lockSuffix))
+	unlock, _, err := lockFile(ctx, dir, stem)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	fi, err = os.Lstat(path)
+	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return notFound() // deleted by another process meanwhile
@@ -67,12 +63,7 @@ func Remove(ctx context.Context, dir, authType string) error {
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
-	d, err := fsutil.OpenDir(dir)
-	if err != nil {
-		return fmt.Errorf("filestore: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
 	return nil

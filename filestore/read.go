@@ -25,11 +25,8 @@ type Record = protocol.Record
 // them. The records are sorted by auth type. Having seen no earlier
 // version, it cannot tell a record rolled back (a Store can).
 func ReadRecords(ctx context.Context, dir string, ring *crypto.Keyring) ([]Record, error) {
-	dirs, err := absDirs([]string{dir})
+	dirs, err := storeDirs(dir)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkStoreDir(dirs[0]); err != nil {
 		return nil, err
 	}
 	statuses, err := listAll(ctx, dirs, false)
@@ -51,11 +48,8 @@ func ReadRecord(ctx context.Context, dir string, ring *crypto.Keyring, authType 
 	if err != nil {
 		return Record{}, err
 	}
-	dirs, err := absDirs([]string{dir})
+	dirs, err := storeDirs(dir)
 	if err != nil {
-		return Record{}, err
-	}
-	if err := checkStoreDir(dirs[0]); err != nil {
 		return Record{}, err
 	}
 	path := filepath.Join(dirs[0], stem+recordSuffix)

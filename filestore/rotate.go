@@ -101,14 +101,9 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	if progress == nil {
 		progress = func(RotateEvent) {}
 	}
-	dirs, err := absDirs(dirs)
+	dirs, err := storeDirs(dirs...)
 	if err != nil {
-		return nil, err
-	}
-	for _, d := range dirs { // before anything changes
-		if err := checkStoreDir(d); err != nil {
-			return nil, fmt.Errorf("rotate: %w", err)
-		}
+		return nil, fmt.Errorf("rotate: %w", err)
 	}
 	unlock, err := keys.LockFile(ctx, keyFile)
 	if err != nil {
@@ -270,24 +265,15 @@ func Check(ctx context.Context, keyFile string, dirs []string, opts CheckOptions
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	return check(ctx, ring, dirs, opts.Workers)
-}
-
-func check(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int) ([]RecordStatus, error) {
-	return checkInto(ctx, ring, dirs, workers, nil)
-}
-
-// checkInto is check, keeping what it decrypts in known (if not nil).
-func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int, known *knownSet) ([]RecordStatus, error) {
-	dirs, err := absDirs(dirs)
-	if err != nil {
+	if dirs, err = storeDirs(dirs...); err != nil {
 		return nil, err
 	}
-	for _, d := range dirs {
-		if err := checkStoreDir(d); err != nil {
-			return nil, err
-		}
-	}
+	return checkInto(ctx, ring, dirs, opts.Workers, nil)
+}
+
+// checkInto is Check over checked dirs, keeping what it decrypts in known
+// (if not nil).
+func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int, known *knownSet) ([]RecordStatus, error) {
 	records, err := listAll(ctx, dirs, false)
 	if err != nil {
 		return nil, err
@@ -358,7 +344,7 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 	if err != nil {
 		return false, err
 	}
-	unlock, _, err := s.lock(ctx, stem)
+	unlock, _, err := lockFile(ctx, s.dir, stem)
 	if err != nil {
 		return false, err
 	}
@@ -424,12 +410,17 @@ func listAll(ctx context.Context, dirs []string, locks bool) ([]RecordStatus, er
 	return records, nil
 }
 
-func absDirs(dirs []string) ([]string, error) {
+// storeDirs returns dirs made absolute, each checked to be a private
+// directory.
+func storeDirs(dirs ...string) ([]string, error) {
 	abs := make([]string, len(dirs))
 	for i, d := range dirs {
 		a, err := filepath.Abs(d)
 		if err != nil {
 			return nil, fmt.Errorf("filestore: %w", err)
+		}
+		if err := checkStoreDir(a); err != nil {
+			return nil, err
 		}
 		abs[i] = a
 	}

@@ -47,10 +47,9 @@ type Store struct {
 
 	// events counts the watcher's invalidations; an entry read before a
 	// change of it is not trusted (see entry.trusted).
-	events      atomic.Uint64
-	watcher     watchState
-	prefetching sync.Map // auth type → chan struct{}, closed when the background load under way ends
-	writing     sync.Map // auth type → *[sha256.Size]byte: the digest of a write under way
+	events  atomic.Uint64
+	watcher watchState
+	writing sync.Map // auth type → *[sha256.Size]byte: the digest of a write under way
 }
 
 var _ sessionstore.Store = (*Store)(nil)
@@ -110,36 +109,21 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// ensureDir makes sure dir is a private directory, creating it (and its
-// missing parents, mode 0700) if it does not exist. If it fails after
-// creating directories, it removes them.
+// ensureDir makes sure dir is a private directory, creating it and its
+// missing parents; if it fails, it removes the directories it created.
 func ensureDir(dir string) error {
-	var created []string // the deepest first
-	err := makePrivateDir(dir, &created)
+	created, err := mkdirAll(dir)
+	if err != nil {
+		err = fmt.Errorf("filestore: %w", err)
+	} else {
+		err = checkStoreDir(dir)
+	}
 	if err != nil {
 		for _, d := range created {
 			os.Remove(d)
 		}
 	}
 	return err
-}
-
-// makePrivateDir is ensureDir, recording in created the directories it made.
-func makePrivateDir(dir string, created *[]string) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if *created, err = mkdirAll(dir); err != nil {
-			return fmt.Errorf("filestore: %w", err)
-		}
-		fi, err = os.Stat(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("filestore: %w", err)
-	}
-	if err := fsutil.CheckPrivateDir(dir, fi); err != nil {
-		return fmt.Errorf("filestore: store directory %w", err)
-	}
-	return nil
 }
 
 // mkdirAll is os.MkdirAll(dir, 0o700), each directory it makes chmod'ed to

@@ -280,7 +280,7 @@ func (s *Store) recordEvent(name string) {
 	}
 	stem := strings.TrimSuffix(filepath.Base(name), recordSuffix)
 	if authType, ok := nameOf(stem); ok {
-		s.invalidate(authType, stem, name)
+		s.invalidate(authType, name)
 	}
 }
 
@@ -319,7 +319,7 @@ func (s *Store) handleWatchError(err error) {
 // exactly the cached bytes (the Store's own write keeps its entry). An
 // entry that does hold them is as good as validated by this read: trusted,
 // if no other event came since.
-func (s *Store) invalidate(authType, stem, path string) {
+func (s *Store) invalidate(authType, path string) {
 	after := s.events.Add(1) // before looking: a concurrent fill will not be trusted
 	// Look under the cache's lock, not lock-free: a fill that read the
 	// events counter before the Add above holds the lock until its entry
@@ -337,10 +337,8 @@ func (s *Store) invalidate(authType, stem, path string) {
 	if w, ok := s.writing.Load(authType); ok && present && *w.(*[sha256.Size]byte) == d {
 		return // this Store's own write, whose entry is on its way
 	}
-	changed := false
 	s.cache.Update(authType, func(e entry) entry {
 		if e.ok && (!present || e.digest != d) {
-			changed = true
 			return e.forgotten()
 		}
 		if e.ok && !e.trusted && s.watcher.active() && s.events.Load() == after {
@@ -348,32 +346,6 @@ func (s *Store) invalidate(authType, stem, path string) {
 		}
 		return e
 	})
-	if changed && present {
-		s.prefetch(authType, stem)
-	}
-}
-
-// prefetch loads authType's new record in the background after another
-// writer changed it, so that the next Get finds it decrypted: a reader
-// sees another process's write as soon as a blocking reader of the file
-// would. One load per record at a time; a load that overlaps a further
-// change is not trusted (see load), and that change prefetches again.
-func (s *Store) prefetch(authType, stem string) {
-	if s.closed.Load() {
-		return
-	}
-	done := make(chan struct{})
-	if _, busy := s.prefetching.LoadOrStore(authType, done); busy {
-		return
-	}
-	go func() {
-		defer close(done)
-		defer s.prefetching.Delete(authType)
-		if s.closed.Load() {
-			return
-		}
-		s.load(authType, stem) // an error is the next Get's to report
-	}()
 }
 
 // dropAll drops every cached value, keeping sequence numbers.
