@@ -2,7 +2,6 @@ package filestore
 
 import (
 	"log/slog"
-	"time"
 
 	"filippo.io/age"
 	"filippo.io/age/plugin"
@@ -19,7 +18,6 @@ type Option func(*options)
 type options struct {
 	keys    keys.Config
 	noWatch bool
-	now     func() time.Time
 	fault   fsutil.FaultFunc
 	watcher func() (*fsnotify.Watcher, error)
 }

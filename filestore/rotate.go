@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/batch"
@@ -75,27 +76,18 @@ var ErrRotationIncomplete = protocol.ErrRotationIncomplete
 // other processes use them:
 //
 //  1. write the key file with a new primary first and the old identities
-//     after it (atomic, 0600): every process can now read both;
-//  2. reseal each record to the new primary (and the extra recipients)
-//     under the record's lock;
+//     after it (atomic, 0600);
+//  2. reseal each record to the new primary under the record's lock;
 //  3. check that every record opens with the new primary alone;
 //  4. unless KeepOld, rewrite the key file without the old identities.
 //
 // Before it changes anything, Rotate checks that every record opens with
-// the keys on hand: if one does not (a foreign file, a forged or corrupt
-// record, the wrong key file), it returns ErrRotationIncomplete naming the
-// records, and the key file is left byte for byte as it was.
-//
-// A crash at any step leaves every record readable with the key file on
-// disk. Step 1 marks the key file as a rotation in progress; running
-// Rotate again reuses the new primary it put first (Resumed), whatever its
-// kind, and finishes the job, rather than adding yet another identity
-// (with opts.Kind set to the other kind, it changes nothing and says to
-// finish first). A record that stops
-// opening during the rotation is reported and the old keys are kept
-// (ErrRotationIncomplete). Rotate holds keyFile+".lock" so that two
-// rotations never interleave, and removes a temp key file that a killed
-// rotation left behind (it holds secret keys).
+// the keys on hand; if one does not, it returns ErrRotationIncomplete
+// naming the records, and the key file is left byte for byte as it was. A
+// crash at any step leaves every record readable; running Rotate again
+// reuses the new primary the crashed run put first (Resumed), whatever its
+// kind. Rotate holds keyFile+".lock", so rotations never interleave, and
+// removes a temp key file a killed rotation left behind.
 func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptions) (*RotateReport, error) {
 	progress := opts.Progress
 	if progress == nil {
@@ -148,11 +140,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	next = next.WithRotating(true)
 	report.NewPublicKey, report.Kind = next.PublicKey(0), next.KindOf(0)
 
-	// Every record must open with the keys on hand before anything
-	// changes: a rotation that retired the old keys would leave any other
-	// record unreadable for good.
-	// What this check decrypts is kept for step 2, which then only reads
-	// and compares each file instead of decrypting it again.
+	// What this check decrypts is kept for steps 2 and 3 (rotateknown.go).
 	known := newKnownSet()
 	statuses, err := checkInto(ctx, old, dirs, opts.Workers, known)
 	if err != nil {
@@ -173,10 +161,8 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, next, pass); err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
-	// Every name with a lock file: a writer that read the old key file
-	// before step 1 holds its lock (made before it sealed) until its
-	// record is in place, so taking each lock in step 2 waits for it, and
-	// its record is resealed too, even a brand new one.
+	// Every name with a lock file: a writer that sealed to the old keys
+	// holds its lock until its record is in place, even a brand new one.
 	records, err := listAll(ctx, dirs, true)
 	if err != nil {
 		return nil, err
@@ -207,9 +193,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 		return nil, err
 	}
 
-	// Step 3: every record opens with the new primary alone. A file that
-	// still holds the bytes step 2 wrote or found under the new primary
-	// needs no decryption to say so.
+	// Step 3: every record opens with the new primary alone.
 	primary := next.PrimaryOnly()
 	known.dropPlaintexts()
 	err = batch.ForEach(ctx, records, opts.Workers, func(r *RecordStatus) {
@@ -328,18 +312,15 @@ func statusOfRec(ring *crypto.Keyring, r *RecordStatus) ([]byte, *crypto.Record)
 	return data, rec
 }
 
-// reseal rewrites authType's record, under its lock, sealed to the current
-// primary and extra recipients, keeping its auth object byte for byte. A
-// record already under the primary is left alone, and so is one that does
-// not open (it is reported, never resealed). Only Rotate calls it, holding
-// the key file's lock.
+// reseal rewrites authType's record under its lock, sealed to the current
+// primary, keeping its auth object byte for byte. A record already under
+// the primary is left alone; one that does not open is reported. Rotate
+// calls it holding the key file's lock, so the Store's keys are current.
 func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (bool, error) {
 	stem, err := stemOf(authType)
 	if err != nil {
 		return false, err
 	}
-	// Rotate holds the key file's lock, and wrote the key file itself:
-	// its Stores' keys are current without checking the file per record.
 	dirInfo, err := s.checkDir()
 	if err != nil {
 		return false, err
@@ -373,7 +354,7 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 		known.verified(path, data, rec, p.expiry)
 		return false, nil
 	}
-	now := s.now()
+	now := time.Now()
 	rec.Seq = max(rec.Seq+1, uint64(max(now.UnixNano(), 0)))
 	rec.Written = now
 	ct, err := ring.Seal(rec)

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/sessionstore/sessionstore/internal/keys"
 
@@ -34,7 +33,6 @@ type Store struct {
 	remote  bool // on a network file system: never trust a file's identity for its bytes
 	euid    int  // the user that opened the Store, who must own its directory
 	log     *slog.Logger
-	now     func() time.Time
 	fault   fsutil.FaultFunc // test seam for the write path
 
 	keys *keys.Keys
@@ -60,7 +58,7 @@ var _ sessionstore.Store = (*Store)(nil)
 // $CREDENTIALS_DIRECTORY/sessionstore.key. The keys are loaded and checked
 // first: an Open that fails creates nothing.
 func Open(dir string, opts ...Option) (*Store, error) {
-	o := options{now: time.Now}
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -71,7 +69,6 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		dir:   dir,
 		watch: !o.noWatch,
 		log:   o.keys.Log,
-		now:   o.now,
 		fault: o.fault,
 		euid:  os.Geteuid(),
 	}
@@ -95,9 +92,8 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
-	// inotify does not see what other hosts or mounts write, and their
-	// file attributes may be cached: there, validate every Get against the
-	// file's bytes instead.
+	// inotify does not see other hosts' or mounts' writes, and their file
+	// attributes may be cached.
 	if fsType, remote := fsutil.NetworkFS(dir); remote {
 		s.remote = true
 		if s.watch {

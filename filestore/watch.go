@@ -301,12 +301,12 @@ func (s *Store) handleWatchError(err error) {
 func (s *Store) invalidate(authType, path string) {
 	after := s.events.Add(1) // before looking: a concurrent fill will not be trusted
 	// Look under the cache's lock, not lock-free: a fill that read the
-	// events counter before the Add above holds the lock until its entry
-	// is in place, so it is seen here.
-	s.cache.Lock()
-	e := s.cache.GetLocked(authType)
-	cached := e != nil && e.ok
-	s.cache.Unlock()
+	// events counter before the Add above holds it until its entry is in.
+	cached := false
+	s.cache.UpdateExisting(authType, func(e entry) entry {
+		cached = e.ok
+		return e
+	})
 	if !cached {
 		return
 	}

@@ -125,7 +125,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 
 	minSeq := max(cur.seq, s.maxSeq(authType)) + 1
 	rec := pre
-	if rec == nil || rec.ring != ring || rec.seq < minSeq || s.now().Sub(rec.written) > maxSealAge {
+	if rec == nil || rec.ring != ring || rec.seq < minSeq || time.Now().Sub(rec.written) > maxSealAge {
 		if rec, err = s.seal(ring, op, path, authType, next, minSeq); err != nil {
 			return sessionstore.AuthObject{}, err
 		}
@@ -207,7 +207,7 @@ func (s *Store) seal(ring *crypto.Keyring, op, path, authType string, a sessions
 			return nil, err
 		}
 	}
-	now := s.now()
+	now := time.Now()
 	seq := max(minSeq, uint64(max(now.UnixNano(), 0)))
 	ct, err := ring.Seal(&crypto.Record{Version: wire.VersionOf(a), AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
 	if err != nil {
@@ -244,7 +244,7 @@ func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note
 		// Our own last write, or validated: no decryption.
 		return &current{exists: true, auth: e.auth, seq: e.seq}, nil
 	}
-	if n.vouchesFor(d, ring, s.now()) {
+	if n.vouchesFor(d, ring, time.Now()) {
 		return &current{exists: true, seq: n.seq}, nil
 	}
 	rec, _, err := ring.Open(data, authType)

@@ -45,19 +45,6 @@ func (c *Cache[E]) getDirty(name string) *E {
 	return sl.e.Load()
 }
 
-// GetLocked is Get for a caller that holds c.mu.
-func (c *Cache[E]) GetLocked(name string) *E {
-	if r := c.read.Load(); r != nil {
-		if sl := (*r)[name]; sl != nil {
-			return sl.e.Load()
-		}
-	}
-	if sl := c.dirty[name]; sl != nil {
-		return sl.e.Load()
-	}
-	return nil
-}
-
 // Update replaces name's entry with f(old) (old is the zero entry if there
 // was none), under c.mu: updates of one cache never interleave.
 func (c *Cache[E]) Update(name string, f func(old E) E) {
@@ -81,8 +68,9 @@ func (c *Cache[E]) UpdateLocked(name string, f func(old E) E) {
 func (c *Cache[E]) UpdateExisting(name string, f func(old E) E) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.GetLocked(name) != nil {
-		c.UpdateLocked(name, f)
+	if sl := c.dirtySlotLocked(name, false); sl != nil && sl.e.Load() != nil {
+		next := f(*sl.e.Load())
+		sl.e.Store(&next)
 	}
 }
 
