@@ -168,45 +168,37 @@ func (s *Store) checkDir() (fs.FileInfo, error) {
 }
 
 // openDir returns the store directory open for fsync, the one checkDir
-// saw as fi (reopened if the path now names another directory), and the
-// function to call when done with it. Close waits for that call.
+// saw as fi, and the function to call when done with it. Close waits for
+// that call.
 func (s *Store) openDir(fi fs.FileInfo) (*fsutil.Dir, func(), error) {
-	for range 2 {
-		s.dirMu.RLock()
-		if d := s.dirFD; d != nil && d.Is(fi) {
-			return d, s.dirMu.RUnlock, nil
-		}
-		s.dirMu.RUnlock()
-		if err := s.reopenDir(fi); err != nil {
-			return nil, nil, err
-		}
+	s.dirMu.RLock()
+	if d := s.dirFD; d != nil && d.Is(fi) {
+		return d, s.dirMu.RUnlock, nil
 	}
-	return nil, nil, fmt.Errorf("filestore: store directory %s was replaced during a write", s.dir)
-}
-
-func (s *Store) reopenDir(fi fs.FileInfo) error {
-	s.dirMu.Lock()
-	defer s.dirMu.Unlock()
+	s.dirMu.RUnlock()
+	s.dirMu.Lock() // held by this write: the first one, or one after a replacement
 	if s.closed.Load() {
-		return fmt.Errorf("filestore: write: %w", sessionstore.ErrClosed)
+		s.dirMu.Unlock()
+		return nil, nil, fmt.Errorf("filestore: write: %w", sessionstore.ErrClosed)
 	}
-	if d := s.dirFD; d != nil {
-		if d.Is(fi) {
-			return nil
+	if d := s.dirFD; d == nil || !d.Is(fi) {
+		if d != nil {
+			d.Close()
+			s.dirFD = nil
 		}
-		d.Close()
-		s.dirFD = nil
+		d, err := fsutil.OpenDir(s.dir)
+		if err != nil {
+			s.dirMu.Unlock()
+			return nil, nil, fmt.Errorf("filestore: %w", err)
+		}
+		if !d.Is(fi) {
+			d.Close()
+			s.dirMu.Unlock()
+			return nil, nil, fmt.Errorf("filestore: store directory %s was replaced during a write", s.dir)
+		}
+		s.dirFD = d
 	}
-	d, err := fsutil.OpenDir(s.dir)
-	if err != nil {
-		return fmt.Errorf("filestore: %w", err)
-	}
-	if !d.Is(fi) {
-		d.Close()
-		return fmt.Errorf("filestore: store directory %s was replaced during a write", s.dir)
-	}
-	s.dirFD = d
-	return nil
+	return s.dirFD, s.dirMu.Unlock, nil
 }
 
 // Dir returns the store's directory.
