@@ -47,7 +47,6 @@ type Store struct {
 	// change of it is not trusted (see entry.trusted).
 	events  atomic.Uint64
 	watcher watchState
-	writing sync.Map // auth type → *[sha256.Size]byte: the digest of a write under way
 }
 
 var _ sessionstore.Store = (*Store)(nil)

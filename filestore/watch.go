@@ -313,9 +313,6 @@ func (s *Store) invalidate(authType, path string) {
 	data, err := readRecord(path)
 	present := err == nil
 	d := sha256.Sum256(data)
-	if w, ok := s.writing.Load(authType); ok && present && *w.(*[sha256.Size]byte) == d {
-		return // this Store's own write, whose entry is on its way
-	}
 	s.cache.Update(authType, func(e entry) entry {
 		if e.ok && (!present || e.digest != d) {
 			return e.forgotten()

@@ -137,11 +137,6 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	}
 	watching := s.watcher.active()
 	digest := sha256.Sum256(rec.ct)
-	if watching {
-		// The watcher may see the rename before the entry below is in place.
-		s.writing.Store(authType, &digest)
-		defer s.writing.Delete(authType)
-	}
 	err = fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", rec.ct, s.fault)
 	done()
 	if err != nil {
