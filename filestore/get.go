@@ -68,8 +68,7 @@ func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, read [sh
 	// long enough after it was written for its identity to tell.
 	if e := s.cache.Get(name); e != nil && e.ok && e.idSafe && !s.remote {
 		if id, err := fsutil.StatID(path); err == nil && id == e.id {
-			s.trustIfQuiet(name, e, watching, before)
-			s.watcher.start(s)
+			s.validated(name, e, id, true, watching, before)
 			return e.auth, e.digest, nil
 		}
 	}
@@ -87,17 +86,7 @@ func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, read [sh
 
 	idSafe := !s.remote && id.SafeAt(time.Now())
 	if e := s.cache.Get(name); e != nil && e.ok && e.digest == d {
-		// The file holds what we cached: validated without decrypting.
-		if e.id != id || e.idSafe != idSafe {
-			s.cache.UpdateExisting(name, func(cur entry) entry {
-				if cur.ok && cur.digest == d {
-					cur.id, cur.idSafe = id, idSafe
-				}
-				return cur
-			})
-		}
-		s.trustIfQuiet(name, e, watching, before)
-		s.watcher.start(s)
+		s.validated(name, e, id, idSafe, watching, before)
 		return e.auth, e.digest, nil
 	}
 
@@ -124,18 +113,19 @@ func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, read [sh
 	return a, read, nil
 }
 
-// trustIfQuiet marks e, just validated, as vouched for by the watcher if
-// the watcher was up before the validation and saw no change since
-// (checked under the cache's lock, which orders it with the watcher's
-// invalidations).
-func (s *Store) trustIfQuiet(name string, e *entry, watching bool, before uint64) {
-	if !watching || e.trusted {
+// validated notes that the file, of identity id, still holds e's bytes:
+// e is trusted if the watcher was up before the validation and saw no
+// change since (checked under the cache's lock, which orders it with the
+// watcher's invalidations). It starts the watcher: e is worth watching.
+func (s *Store) validated(name string, e *entry, id fsutil.FileID, idSafe, watching bool, before uint64) {
+	defer s.watcher.start(s)
+	if (e.trusted || !watching) && e.id == id && e.idSafe == idSafe {
 		return
 	}
-	d := e.digest
 	s.cache.UpdateExisting(name, func(cur entry) entry {
-		if cur.ok && cur.digest == d {
-			cur.trusted = s.events.Load() == before
+		if cur.ok && cur.digest == e.digest {
+			cur.id, cur.idSafe = id, idSafe
+			cur.trusted = cur.trusted || watching && s.events.Load() == before
 		}
 		return cur
 	})
