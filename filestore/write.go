@@ -275,23 +275,19 @@ func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func()
 			return nil, noNote, err
 		}
 		changed, err := s.keys.Changed()
-		if err != nil {
-			unlock()
-			return nil, noNote, err
+		if err == nil && changed && attempt >= 3 {
+			// The key file keeps changing: load it under the lock rather
+			// than starve.
+			_, err = s.keys.Reload()
+			changed = false
 		}
-		if !changed {
-			return unlock, fd, nil
-		}
-		if attempt >= 3 {
-			// The key file keeps changing under us: load it under the
-			// lock rather than starve.
-			if _, err := s.keys.Reload(); err != nil {
-				unlock()
-				return nil, noNote, err
-			}
+		if err == nil && !changed {
 			return unlock, fd, nil
 		}
 		unlock()
+		if err != nil {
+			return nil, noNote, err
+		}
 		if _, err := s.keys.Reload(); err != nil {
 			return nil, noNote, err
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ReadRegular reads the file at path with raw system calls (open, fstat,
@@ -22,11 +24,11 @@ func ReadRegular(path string, limit int64) ([]byte, FileID, error) {
 		return nil, FileID{}, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, FileID{}, &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, FileID{}, fmt.Errorf("%s: %w", path, ErrNotRegular)
 	}
 	if st.Size > limit {
