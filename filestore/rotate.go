@@ -199,7 +199,9 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	err = batch.ForEach(ctx, records, opts.Workers, func(r *RecordStatus) {
 		resealed, resealErr := r.Resealed, r.Err
 		if !known.verify(primary, r) {
-			statusOf(primary, r)
+			if _, rec := statusOfRec(primary, r); rec != nil {
+				clear(rec.Auth)
+			}
 		}
 		r.Resealed = resealed
 		if resealErr != nil {
@@ -286,15 +288,8 @@ func checkStoreDir(dir string) error {
 	return nil
 }
 
-// statusOf fills r from the record file, opened with ring.
-func statusOf(ring *crypto.Keyring, r *RecordStatus) {
-	if _, rec := statusOfRec(ring, r); rec != nil {
-		clear(rec.Auth)
-	}
-}
-
-// statusOfRec is statusOf, also returning the file's bytes and the record
-// it opened (nil if it did not).
+// statusOfRec fills r from the record file, opened with ring, and returns
+// the file's bytes and the record it opened (nil if it did not).
 func statusOfRec(ring *crypto.Keyring, r *RecordStatus) ([]byte, *crypto.Record) {
 	*r = RecordStatus{Store: r.Store, AuthType: r.AuthType, Location: r.Location, Key: -1}
 	data, err := readRecord(r.Location)

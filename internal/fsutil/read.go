@@ -37,8 +37,8 @@ func ReadRegularChecked(path string, limit int64, check func(fs.FileInfo) error)
 	for {
 		m, err := f.Read(buf[n:])
 		n += m
-		if errors.Is(err, io.EOF) {
-			return buf[:n], FileID{}, nil
+		if errors.Is(err, io.EOF) || err == nil && int64(n) == fi.Size() {
+			return buf[:n], FileID{}, nil // a short read at the size: the end
 		}
 		if err != nil {
 			clear(buf)
