@@ -13,20 +13,13 @@ import (
 )
 
 // Remove deletes the session stored under authType in the store directory
-// dir, without a key: removing a record needs write access to the
-// directory, not the key that sealed it, so whoever may write the directory
-// can remove a record sealed to a lost or foreign key, or one that does not
-// open at all. It takes the record's lock first, as Store.Delete does, so
-// that it never interleaves with a write of any process (it waits for the
-// lock until ctx is done); the lock file stays, as lock files always do.
-//
-// Unlike Store.Delete, Remove reports a missing record: an error wrapping
-// sessionstore.ErrNotFound. dir must exist and be private to this user, as
-// Open requires; Remove never creates it. authType is escaped into a file
-// name as every Store escapes it, so no name reaches outside dir; an
-// invalid one is an error wrapping sessionstore.ErrInvalidAuthType.
-// Whatever is in the record's place (a record, or a symlink or FIFO planted
-// there) is removed, never followed; a directory there is an error.
+// dir without a key (whoever may write the directory may remove a record,
+// even one sealed to a lost key or one that does not open), under the
+// record's lock, as Store.Delete does. Unlike Delete, it reports a missing
+// record: an error wrapping sessionstore.ErrNotFound. dir must exist and be
+// private to this user. Whatever is in the record's place (a record, a
+// symlink or FIFO planted there) is removed, never followed; a directory
+// there is an error.
 func Remove(ctx context.Context, dir, authType string) error {
 	stem, err := stemOf(authType)
 	if err != nil {

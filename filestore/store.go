@@ -200,9 +200,6 @@ func (s *Store) openDir(fi fs.FileInfo) (*fsutil.Dir, func(), error) {
 	return s.dirFD, s.dirMu.Unlock, nil
 }
 
-// Dir returns the store's directory.
-func (s *Store) Dir() string { return s.dir }
-
 // Keyring returns the keyring the Store currently uses.
 func (s *Store) Keyring() *crypto.Keyring { return s.keys.Ring() }
 
