@@ -267,7 +267,7 @@ func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers
 	if err := batch.ForEach(ctx, records, workers, func(r *RecordStatus) {
 		data, rec := statusOfRec(ring, r)
 		if known != nil && rec != nil {
-			known.addPlain(r.Location, data, rec, ring.PublicKey(r.Key), r.Expiry)
+			known.put(r.Location, data, knownRec{rec: rec, pub: ring.PublicKey(r.Key), expiry: r.Expiry})
 		} else if rec != nil {
 			clear(rec.Auth)
 		}
@@ -340,7 +340,7 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 		if err != nil {
 			return false, fmt.Errorf("filestore: %s: %w", path, err)
 		}
-		p = plainRecord{rec: rec, pub: ring.PublicKey(idx), expiry: wire.ExpiryOf(rec.Auth)}
+		p = knownRec{rec: rec, pub: ring.PublicKey(idx), expiry: wire.ExpiryOf(rec.Auth)}
 	}
 	rec := p.rec
 	defer func() { clear(rec.Auth) }()
