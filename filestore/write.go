@@ -46,14 +46,6 @@ func (s *Store) Delete(ctx context.Context, authType string) error {
 	return err
 }
 
-// current is the record a writer found under the lock.
-type current struct {
-	exists bool
-	auth   sessionstore.AuthObject
-	seq    uint64 // 0 if unknown
-	err    error  // the record exists but does not open
-}
-
 // write runs the write protocol of one record: lock, check the keys, read
 // the current record, decide, seal, write durably, unlock. A Set (set not
 // nil) seals ahead of the lock, and seals again under it if that no longer
@@ -92,23 +84,23 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	if set != nil {
 		n = readNote(lockFD)
 	}
-	cur, err := s.readCurrent(ring, authType, path, n)
+	cur, curSeq, err := s.readCurrent(ring, authType, path, n)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	next, act, err := decideFn(decide.Current{Exists: cur.exists, Auth: cur.auth, Err: cur.err})
+	next, act, err := decideFn(cur)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
 	if act == decide.Keep {
-		return cur.auth.Clone(), nil
+		return cur.Auth.Clone(), nil
 	}
 
 	if act == decide.Remove {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 		}
-		if cur.exists {
+		if cur.Exists {
 			dir, done, err := s.openDir(dirInfo)
 			if err != nil {
 				return sessionstore.AuthObject{}, err
@@ -119,11 +111,11 @@ func (s *Store) write(ctx context.Context, op, authType string,
 				return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 			}
 		}
-		s.cache.Update(authType, func(e entry) entry { return entry{maxSeq: max(e.maxSeq, cur.seq)} })
+		s.cache.Update(authType, func(e entry) entry { return entry{maxSeq: max(e.maxSeq, curSeq)} })
 		return sessionstore.AuthObject{}, nil
 	}
 
-	minSeq := max(cur.seq, s.maxSeq(authType)) + 1
+	minSeq := max(curSeq, s.maxSeq(authType)) + 1
 	rec := pre
 	if rec == nil || rec.ring != ring || rec.seq < minSeq || time.Now().Sub(rec.written) > maxSealAge {
 		if rec, err = s.seal(ring, op, path, authType, next, minSeq); err != nil {
@@ -219,50 +211,47 @@ func (s *Store) maxSeq(authType string) uint64 {
 	return 0
 }
 
-// readCurrent reads the record a writer is about to replace. A record
-// that does not open is reported in current.err: Set replaces it, Update
-// returns it. A record n vouches for is not decrypted (current.auth empty).
-func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note) (*current, error) {
+// readCurrent reads the record a writer is about to replace, and its
+// sequence number (0 if unknown). A record that does not open is reported
+// in Err: Set replaces it, Update returns it. A record n vouches for is not
+// decrypted (Auth empty).
+func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note) (decide.Current, uint64, error) {
 	data, err := readRecord(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &current{}, nil
+		return decide.Current{}, 0, nil
 	case errors.Is(err, sessionstore.ErrTampered):
 		// Oversized: read no further; Set and Delete replace it.
-		return &current{exists: true, err: fmt.Errorf("filestore: %w", err)}, nil
+		return decide.Current{Exists: true, Err: fmt.Errorf("filestore: %w", err)}, 0, nil
 	case err != nil:
-		return nil, fmt.Errorf("filestore: %w", err)
+		return decide.Current{}, 0, fmt.Errorf("filestore: %w", err)
 	}
 	d := sha256.Sum256(data)
 	e := s.cache.Get(authType)
 	if e != nil && e.ok && e.digest == d {
 		// Our own last write, or validated: no decryption.
-		return &current{exists: true, auth: e.auth, seq: e.seq}, nil
+		return decide.Current{Exists: true, Auth: e.auth}, e.seq, nil
 	}
 	if n.vouchesFor(d, ring, time.Now()) {
-		return &current{exists: true, seq: n.seq}, nil
+		return decide.Current{Exists: true}, n.seq, nil
 	}
 	rec, _, err := ring.Open(data, authType)
 	if err != nil {
-		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))}, nil
+		return decide.Current{Exists: true, Err: fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))}, 0, nil
 	}
 	a, err := wire.DecodeAuth(rec.Auth)
 	if err != nil {
-		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: %w", path, err)}, nil
+		return decide.Current{Exists: true, Err: fmt.Errorf("filestore: %s: %w", path, err)}, rec.Seq, nil
 	}
-	var maxSeq uint64
-	if e != nil {
-		maxSeq = e.maxSeq
-	}
-	if rec.Seq < maxSeq {
-		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, sessionstore.ErrRollback)}, nil
+	if maxSeq := s.maxSeq(authType); rec.Seq < maxSeq {
+		return decide.Current{Exists: true, Err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, sessionstore.ErrRollback)}, rec.Seq, nil
 	}
 	// Cached for a writer that ends up writing nothing (a TokenSource
 	// that finds another process's refresh).
 	s.cache.Update(authType, func(e entry) entry {
 		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, maxSeq: max(e.maxSeq, rec.Seq)}
 	})
-	return &current{exists: true, auth: a, seq: rec.Seq}, nil
+	return decide.Current{Exists: true, Auth: a}, rec.Seq, nil
 }
 
 // lockCurrentKeys takes stem's lock with the keys as the key file stands
