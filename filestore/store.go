@@ -125,32 +125,21 @@ func ensureDir(dir string) error {
 // 0700 whatever the umask. It returns the directories it made, the deepest
 // first, even with an error.
 func mkdirAll(dir string) (created []string, err error) {
-	var missing []string // the deepest first
-	for d := dir; ; {
-		if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		missing = append(missing, d)
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		d := missing[i]
-		if err := os.Mkdir(d, 0o700); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				continue // made meanwhile by someone else: not ours to remove
-			}
-			return created, err
-		}
-		created = append([]string{d}, created...)
-		if err := os.Chmod(d, 0o700); err != nil { // whatever the umask
+	if parent := filepath.Dir(dir); parent != dir {
+		if created, err = mkdirAll(parent); err != nil {
 			return created, err
 		}
 	}
-	return created, nil
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return created, nil // made meanwhile by someone else: not ours to remove
+		}
+		return created, err
+	}
+	return append([]string{dir}, created...), os.Chmod(dir, 0o700)
 }
 
 // checkDir checks, before a write, that the directory is still private
