@@ -39,6 +39,17 @@ func WriteFile(dir, name, tmpName string, data []byte, fault FaultFunc) (err err
 	return writeFile(dir, name, tmpName, data, fault, func() error { return SyncDir(dir) })
 }
 
+// SyncDir fsyncs a directory, so that a rename in it is durable (a no-op
+// on Windows, where directories cannot be fsynced).
+func SyncDir(dir string) error {
+	d, err := OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 // WriteFileIn is WriteFile in the directory d has open, fsynced through d.
 func WriteFileIn(d *Dir, name, tmpName string, data []byte, fault FaultFunc) (err error) {
 	return writeFile(d.path, name, tmpName, data, fault, d.Sync)
