@@ -356,14 +356,8 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 	if err != nil {
 		return false, fmt.Errorf("filestore: %s: %w", path, err)
 	}
-	dir, done, err := s.openDir(dirInfo)
-	if err != nil {
+	if err := s.writeRecord(dirInfo, stem, ct); err != nil {
 		return false, err
-	}
-	err = fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault)
-	done()
-	if err != nil {
-		return false, fmt.Errorf("filestore: writing %s: %w", path, err)
 	}
 	known.verified(path, ct, rec, p.expiry)
 	s.forget(authType)

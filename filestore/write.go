@@ -123,24 +123,30 @@ func (s *Store) write(ctx context.Context, op, authType string,
 		}
 		defer rec.clear()
 	}
-	dir, done, err := s.openDir(dirInfo)
-	if err != nil {
-		return sessionstore.AuthObject{}, err
-	}
 	watching := s.watcher.active()
 	digest := sha256.Sum256(rec.ct)
-	err = fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", rec.ct, s.fault)
-	done()
-	if err != nil {
-		// The rename may have happened before a later step failed.
-		s.forget(authType)
-		return sessionstore.AuthObject{}, fmt.Errorf("filestore: writing %s: %w", path, err)
+	if err := s.writeRecord(dirInfo, stem, rec.ct); err != nil {
+		s.forget(authType) // the rename may have happened before a later step failed
+		return sessionstore.AuthObject{}, err
 	}
 	s.cache.Update(authType, func(entry) entry {
 		return entry{ok: true, auth: rec.auth, digest: digest, seq: rec.seq, maxSeq: rec.seq, trusted: watching}
 	})
 	lockFD.writeNote((&note{digest: digest, seq: rec.seq, fp: rec.fp}).marshal())
 	return rec.auth.Clone(), nil
+}
+
+// writeRecord durably replaces stem's record with ct.
+func (s *Store) writeRecord(dirInfo fs.FileInfo, stem string, ct []byte) error {
+	dir, done, err := s.openDir(dirInfo)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault); err != nil {
+		return fmt.Errorf("filestore: writing %s: %w", s.recordPath(stem), err)
+	}
+	return nil
 }
 
 // maxSealAge bounds how long before its write a Set may have sealed.
