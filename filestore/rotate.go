@@ -21,11 +21,9 @@ import (
 
 // RotateOptions configures Rotate.
 type RotateOptions struct {
-	// Kind is the new primary's kind. The zero value, crypto.SameKind,
-	// keeps the current primary's, so that a routine rotation never
-	// changes it; crypto.X25519 or crypto.PostQuantum switch to that kind.
-	// A rotation that a crash interrupted is finished with the new primary
-	// it made, whatever its kind; asking for the other kind then is an
+	// Kind is the new primary's kind; the zero value, crypto.SameKind,
+	// keeps the current primary's. An interrupted rotation is finished
+	// with the primary it made; asking for the other kind then is an
 	// error that changes nothing.
 	Kind crypto.Kind
 
