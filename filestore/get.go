@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sessionstore/sessionstore"
-	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
@@ -35,11 +34,8 @@ func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObje
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	a, err := s.load(authType, stem)
-	if err != nil {
-		return sessionstore.AuthObject{}, err
-	}
-	return a.Clone(), nil
+	a, err := s.load(authType, stem) // zero with an error
+	return a.Clone(), err
 }
 
 // load reads the record file of name and returns its value, from the cache
@@ -90,9 +86,16 @@ func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, read [sh
 		return e.auth, e.digest, nil
 	}
 
-	rec, err := s.open(data, name, path)
+	// If no identity opens the record, the key file is reloaded once: a
+	// rotation may just have happened.
+	rec, _, err := s.keys.Ring().Open(data, name)
+	if errors.Is(err, sessionstore.ErrWrongKey) {
+		if changed, rerr := s.keys.Reload(); rerr == nil && changed {
+			rec, _, err = s.keys.Ring().Open(data, name)
+		}
+	}
 	if err != nil {
-		return sessionstore.AuthObject{}, read, err
+		return sessionstore.AuthObject{}, read, fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))
 	}
 	a, err := wire.DecodeAuth(rec.Auth)
 	if err != nil {
@@ -134,22 +137,6 @@ func (s *Store) validated(name string, e *entry, id fsutil.FileID, idSafe, watch
 // forget drops name's cached value, keeping its highest sequence number.
 func (s *Store) forget(name string) {
 	s.cache.UpdateExisting(name, entry.forgotten)
-}
-
-// open decrypts and verifies a record. If no identity opens it, the key
-// file is reloaded once and the record tried again: a rotation may just
-// have happened.
-func (s *Store) open(data []byte, name, path string) (*crypto.Record, error) {
-	rec, _, err := s.keys.Ring().Open(data, name)
-	if errors.Is(err, sessionstore.ErrWrongKey) {
-		if changed, rerr := s.keys.Reload(); rerr == nil && changed {
-			rec, _, err = s.keys.Ring().Open(data, name)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))
-	}
-	return rec, nil
 }
 
 // readRecord reads a record file without following a symlink.

@@ -248,19 +248,12 @@ func (s *Store) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 				s.log.Warn("sessionstore: key file changed but does not load; keeping the loaded keys", "err", err)
 			}
 		}()
-	default:
-		s.recordEvent(name)
-	}
-}
-
-// recordEvent applies an event at name, if name is one of s's records.
-func (s *Store) recordEvent(name string) {
-	if filepath.Dir(name) != s.dir || !strings.HasSuffix(name, recordSuffix) {
-		return
-	}
-	stem := strings.TrimSuffix(filepath.Base(name), recordSuffix)
-	if authType, ok := nameOf(stem); ok {
-		s.invalidate(authType, name)
+	case filepath.Dir(name) == s.dir: // one of s's records?
+		if stem, ok := strings.CutSuffix(filepath.Base(name), recordSuffix); ok {
+			if authType, ok := nameOf(stem); ok {
+				s.invalidate(authType, name)
+			}
+		}
 	}
 }
 
