@@ -2,7 +2,6 @@ package filestore
 
 import (
 	"crypto/sha256"
-	"time"
 
 	"github.com/sessionstore/sessionstore/internal/reccache"
 
@@ -17,9 +16,8 @@ type entry struct {
 	auth    sessionstore.AuthObject // the value, owned by the cache
 	digest  [sha256.Size]byte       // of the record file's bytes
 	seq     uint64
-	written time.Time // when the record was written
-	maxSeq  uint64    // the highest sequence number seen, for sessionstore.ErrRollback
-	trusted bool      // the watcher vouches for it: Get returns it without I/O
+	maxSeq  uint64 // the highest sequence number seen, for sessionstore.ErrRollback
+	trusted bool   // the watcher vouches for it: Get returns it without I/O
 
 	// id is the record file's identity when its bytes were last read; if
 	// idSafe (read long enough after the file changed: see

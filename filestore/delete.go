@@ -13,20 +13,13 @@ import (
 )
 
 // Remove deletes the session stored under authType in the store directory
-// dir, without a key: removing a record needs write access to the
-// directory, not the key that sealed it, so whoever may write the directory
-// can remove a record sealed to a lost or foreign key, or one that does not
-// open at all. It takes the record's lock first, as Store.Delete does, so
-// that it never interleaves with a write of any process (it waits for the
-// lock until ctx is done); the lock file stays, as lock files always do.
-//
-// Unlike Store.Delete, Remove reports a missing record: an error wrapping
-// sessionstore.ErrNotFound. dir must exist and be private to this user, as
-// Open requires; Remove never creates it. authType is escaped into a file
-// name as every Store escapes it, so no name reaches outside dir; an
-// invalid one is an error wrapping sessionstore.ErrInvalidAuthType.
-// Whatever is in the record's place (a record, or a symlink or FIFO planted
-// there) is removed, never followed; a directory there is an error.
+// dir without a key (whoever may write the directory may remove a record,
+// even one sealed to a lost key or one that does not open), under the
+// record's lock, as Store.Delete does. Unlike Delete, it reports a missing
+// record: an error wrapping sessionstore.ErrNotFound. dir must exist and be
+// private to this user. Whatever is in the record's place (a record, a
+// symlink or FIFO planted there) is removed, never followed; a directory
+// there is an error.
 func Remove(ctx context.Context, dir, authType string) error {
 	stem, err := stemOf(authType)
 	if err != nil {
@@ -35,12 +28,8 @@ func Remove(ctx context.Context, dir, authType string) error {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("filestore: %w", err)
-	}
-	if err := fsutil.CheckPrivateDir(dir, fi); err != nil {
-		return fmt.Errorf("filestore: store directory %w", err)
+	if err := checkStoreDir(dir); err != nil {
+		return err
 	}
 	path := filepath.Join(dir, stem+recordSuffix)
 	notFound := func() error {
@@ -50,12 +39,12 @@ func Remove(ctx context.Context, dir, authType string) error {
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		return notFound()
 	}
-	unlock, _, err := lockFile(ctx, filepath.Join(dir, stem+lockSuffix))
+	unlock, _, err := lockFile(ctx, dir, stem)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	fi, err = os.Lstat(path)
+	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return notFound() // deleted by another process meanwhile
@@ -67,12 +56,7 @@ func Remove(ctx context.Context, dir, authType string) error {
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
-	d, err := fsutil.OpenDir(dir)
-	if err != nil {
-		return fmt.Errorf("filestore: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("filestore: %w", err)
 	}
 	return nil

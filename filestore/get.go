@@ -15,90 +15,48 @@ import (
 )
 
 // Get returns the session stored under authType, or an error wrapping
-// sessionstore.ErrNotFound. The value is the caller's: changing it changes nothing
-// stored. A cached value costs no I/O and, unless it has Extra, no
+// sessionstore.ErrNotFound. The value is the caller's: changing it changes
+// nothing stored. A cached value costs no I/O and, unless it has Extra, no
 // allocation.
 func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
-	// The hot path: one lock-free map lookup and a copy.
 	if e := s.cache.Get(authType); e != nil && e.trusted && !s.closed.Load() {
 		if e.auth.Extra == nil {
 			return e.auth, nil
 		}
 		return e.auth.Clone(), nil
 	}
-	a, _, err := s.lookup(ctx, authType)
-	return a, err
-}
-
-// lookup is Get, also returning when the record was written.
-func (s *Store) lookup(ctx context.Context, authType string) (sessionstore.AuthObject, time.Time, error) {
-	if e := s.cache.Get(authType); e != nil && e.trusted && !s.closed.Load() {
-		a := e.auth
-		if a.Extra != nil {
-			a = a.Clone()
-		}
-		return a, e.written, nil
-	}
 	if s.closed.Load() {
-		return sessionstore.AuthObject{}, time.Time{}, fmt.Errorf("filestore: get %q: %w", authType, sessionstore.ErrClosed)
+		return sessionstore.AuthObject{}, fmt.Errorf("filestore: get %q: %w", authType, sessionstore.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return sessionstore.AuthObject{}, time.Time{}, err
+		return sessionstore.AuthObject{}, err
 	}
 	stem, err := stemOf(authType)
 	if err != nil {
-		return sessionstore.AuthObject{}, time.Time{}, err
+		return sessionstore.AuthObject{}, err
 	}
-	if done, ok := s.prefetching.Load(authType); ok {
-		// The watcher is loading the new record already: wait for it
-		// rather than decrypt it a second time.
-		select {
-		case <-done.(chan struct{}):
-		case <-ctx.Done():
-			return sessionstore.AuthObject{}, time.Time{}, ctx.Err()
-		}
-		if e := s.cache.Get(authType); e != nil && e.trusted && !s.closed.Load() {
-			return e.auth.Clone(), e.written, nil
-		}
-	}
-	a, written, err := s.load(authType, stem)
-	if err != nil {
-		return sessionstore.AuthObject{}, time.Time{}, err
-	}
-	return a.Clone(), written, nil
+	a, err := s.load(authType, stem) // zero with an error
+	return a.Clone(), err
 }
 
 // load reads the record file of name and returns its value, from the cache
-// if the file still holds the cached bytes, and caches it.
-//
-// A record whose sequence number is below the highest one seen is a
-// rollback only if the file still holds it: a load that read the file just
-// before another goroutine's load (a Get's, the watcher's prefetch) read a
-// newer record and cached it is merely late, and reads again.
-func (s *Store) load(name, stem string) (sessionstore.AuthObject, time.Time, error) {
+// if the file still holds the cached bytes, and caches it. A rollback
+// error is retried while the file no longer holds the record it read: that
+// load was merely late, another one having cached a newer record.
+func (s *Store) load(name, stem string) (sessionstore.AuthObject, error) {
 	for attempt := 0; ; attempt++ {
-		a, written, stale, err := s.loadOnce(name, stem)
-		if !stale || attempt == 3 {
-			return a, written, err
+		a, read, err := s.loadFile(name, stem)
+		if attempt < 3 && errors.Is(err, sessionstore.ErrRollback) {
+			if now, rerr := readRecord(s.recordPath(stem)); rerr != nil || sha256.Sum256(now) != read {
+				continue
+			}
 		}
+		return a, err
 	}
-}
-
-// loadOnce is one attempt of load; stale reports a rollback error whose
-// record the file no longer holds.
-func (s *Store) loadOnce(name, stem string) (_ sessionstore.AuthObject, _ time.Time, stale bool, _ error) {
-	a, written, read, err := s.loadFile(name, stem)
-	if errors.Is(err, sessionstore.ErrRollback) {
-		now, rerr := readRecord(s.recordPath(stem))
-		if rerr != nil || sha256.Sum256(now) != read {
-			return a, written, true, err
-		}
-	}
-	return a, written, false, err
 }
 
 // loadFile is load's work; read is the digest of the bytes it read.
-func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, _ time.Time, read [sha256.Size]byte, _ error) {
+func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, read [sha256.Size]byte, _ error) {
 	path := s.recordPath(stem)
 	watching := s.watcher.active()
 	before := s.events.Load()
@@ -107,9 +65,8 @@ func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, _ time.T
 	// long enough after it was written for its identity to tell.
 	if e := s.cache.Get(name); e != nil && e.ok && e.idSafe && !s.remote {
 		if id, err := fsutil.StatID(path); err == nil && id == e.id {
-			s.trustIfQuiet(name, e, watching, before)
-			s.watcher.start(s)
-			return e.auth, e.written, e.digest, nil
+			s.validated(name, e, id, true, watching, before)
+			return e.auth, e.digest, nil
 		}
 	}
 
@@ -117,36 +74,33 @@ func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, _ time.T
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			s.forget(name)
-			return sessionstore.AuthObject{}, time.Time{}, read, fmt.Errorf("filestore: %s: %w", path, sessionstore.ErrNotFound)
+			return sessionstore.AuthObject{}, read, fmt.Errorf("filestore: %s: %w", path, sessionstore.ErrNotFound)
 		}
-		return sessionstore.AuthObject{}, time.Time{}, read, fmt.Errorf("filestore: %w", err)
+		return sessionstore.AuthObject{}, read, fmt.Errorf("filestore: %w", err)
 	}
 	d := sha256.Sum256(data)
 	read = d
 
 	idSafe := !s.remote && id.SafeAt(time.Now())
 	if e := s.cache.Get(name); e != nil && e.ok && e.digest == d {
-		// The file holds what we cached: validated without decrypting.
-		if e.id != id || e.idSafe != idSafe {
-			s.cache.UpdateExisting(name, func(cur entry) entry {
-				if cur.ok && cur.digest == d {
-					cur.id, cur.idSafe = id, idSafe
-				}
-				return cur
-			})
-		}
-		s.trustIfQuiet(name, e, watching, before)
-		s.watcher.start(s)
-		return e.auth, e.written, e.digest, nil
+		s.validated(name, e, id, idSafe, watching, before)
+		return e.auth, e.digest, nil
 	}
 
-	rec, err := s.open(data, name, path)
+	// If no identity opens the record, the key file is reloaded once: a
+	// rotation may just have happened.
+	rec, _, err := envelope.Open(s.keys.Ring(), data, "", name)
+	if errors.Is(err, sessionstore.ErrWrongKey) {
+		if changed, rerr := s.keys.Reload(); rerr == nil && changed {
+			rec, _, err = envelope.Open(s.keys.Ring(), data, "", name)
+		}
+	}
 	if err != nil {
-		return sessionstore.AuthObject{}, time.Time{}, read, err
+		return sessionstore.AuthObject{}, read, fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))
 	}
 	a, err := wire.DecodeAuth(rec.Auth)
 	if err != nil {
-		return sessionstore.AuthObject{}, time.Time{}, read, fmt.Errorf("filestore: %s: %w", path, err)
+		return sessionstore.AuthObject{}, read, fmt.Errorf("filestore: %s: %w", path, err)
 	}
 	var rollback uint64
 	s.cache.Update(name, func(e entry) entry {
@@ -154,27 +108,28 @@ func (s *Store) loadFile(name, stem string) (_ sessionstore.AuthObject, _ time.T
 			rollback = e.maxSeq
 			return e
 		}
-		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, written: rec.Written, maxSeq: rec.Seq,
+		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, maxSeq: rec.Seq,
 			trusted: watching && s.events.Load() == before, id: id, idSafe: idSafe}
 	})
 	if rollback != 0 {
-		return sessionstore.AuthObject{}, time.Time{}, read, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, rollback, rec.Seq, sessionstore.ErrRollback)
+		return sessionstore.AuthObject{}, read, fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, rollback, rec.Seq, sessionstore.ErrRollback)
 	}
-	return a, rec.Written, read, nil
+	return a, read, nil
 }
 
-// trustIfQuiet marks e, just validated, as vouched for by the watcher if
-// the watcher was up before the validation and saw no change since
-// (checked under the cache's lock, which orders it with the watcher's
-// invalidations).
-func (s *Store) trustIfQuiet(name string, e *entry, watching bool, before uint64) {
-	if !watching || e.trusted {
+// validated notes that the file, of identity id, still holds e's bytes:
+// e is trusted if the watcher was up before the validation and saw no
+// change since (checked under the cache's lock, which orders it with the
+// watcher's invalidations). It starts the watcher: e is worth watching.
+func (s *Store) validated(name string, e *entry, id fsutil.FileID, idSafe, watching bool, before uint64) {
+	defer s.watcher.start(s)
+	if (e.trusted || !watching) && e.id == id && e.idSafe == idSafe {
 		return
 	}
-	d := e.digest
 	s.cache.UpdateExisting(name, func(cur entry) entry {
-		if cur.ok && cur.digest == d {
-			cur.trusted = s.events.Load() == before
+		if cur.ok && cur.digest == e.digest {
+			cur.id, cur.idSafe = id, idSafe
+			cur.trusted = cur.trusted || watching && s.events.Load() == before
 		}
 		return cur
 	})
@@ -183,22 +138,6 @@ func (s *Store) trustIfQuiet(name string, e *entry, watching bool, before uint64
 // forget drops name's cached value, keeping its highest sequence number.
 func (s *Store) forget(name string) {
 	s.cache.UpdateExisting(name, entry.forgotten)
-}
-
-// open decrypts and verifies a record. If no identity opens it, the key
-// file is reloaded once and the record tried again: a rotation may just
-// have happened.
-func (s *Store) open(data []byte, name, path string) (*envelope.Record, error) {
-	rec, _, err := envelope.Open(s.keys.Ring(), data, "", name)
-	if errors.Is(err, sessionstore.ErrWrongKey) {
-		if changed, rerr := s.keys.Reload(); rerr == nil && changed {
-			rec, _, err = envelope.Open(s.keys.Ring(), data, "", name)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))
-	}
-	return rec, nil
 }
 
 // readRecord reads a record file without following a symlink.

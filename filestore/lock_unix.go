@@ -10,16 +10,13 @@ import (
 	"github.com/sessionstore/sessionstore"
 )
 
-// fileLock takes the flock on path with raw system calls (no poller
-// registration, and no LOCK_UN: closing the descriptor releases it),
-// creating the file 0600, never through a symlink, never blocking on a
-// FIFO. If another process holds it, it waits in the kernel until the lock
-// is granted or ctx is done; an abandoned wait closes its descriptor as
-// soon as the lock is granted.
+// fileLock takes the flock on path with raw system calls (closing the
+// descriptor releases it), creating the file 0600, never through a
+// symlink, never blocking on a FIFO, waiting until ctx is done; an
+// abandoned wait closes its descriptor once the lock is granted.
 func fileLock(ctx context.Context, path string) (func(), lockFD, error) {
-	// Read-write, for the writers' note (note.go); read-only where the
-	// file does not let us write (a lock file that an odd umask made
-	// 0400): the lock works the same, without a note.
+	// Read-write for the writers' note; read-only where the file does
+	// not let us write (an odd umask made it 0400): no note then.
 	var fd int
 	var err error
 	for _, mode := range []int{syscall.O_RDWR, syscall.O_RDONLY} {
@@ -48,8 +45,7 @@ func fileLock(ctx context.Context, path string) (func(), lockFD, error) {
 		syscall.Close(fd)
 		return nil, noNote, fmt.Errorf("filestore: lock %s is not a regular file: %w", path, sessionstore.ErrInsecurePermissions)
 	}
-	// The umask may have narrowed the mode of a new lock file; make it
-	// exactly 0600, whatever the umask.
+	// Exactly 0600, whatever the umask.
 	if st.Mode&0o777 != 0o600 {
 		syscall.Fchmod(fd, 0o600)
 	}
@@ -77,15 +73,13 @@ func fileLock(ctx context.Context, path string) (func(), lockFD, error) {
 	return closeFD, lockFD(fd), nil
 }
 
-// A lockFD is the descriptor of a held lock file, where the writers' note
-// is kept.
+// A lockFD is the descriptor of a held lock file, with the writers' note.
 type lockFD int
 
 // noNote is a lockFD without a note.
 const noNote lockFD = -1
 
-// readNote reads the note into buf; it returns the bytes read, 0 if there
-// is none.
+// readNote reads the note into buf and returns its length, 0 if none.
 func (fd lockFD) readNote(buf []byte) int {
 	if fd < 0 {
 		return 0
@@ -102,8 +96,8 @@ func (fd lockFD) readNote(buf []byte) int {
 	}
 }
 
-// writeNote replaces the note, best effort: a lock file opened read-only,
-// or a write that fails, leaves a note that matches no record.
+// writeNote replaces the note, best effort: a note that was not written
+// matches no record.
 func (fd lockFD) writeNote(b []byte) {
 	if fd < 0 {
 		return

@@ -9,25 +9,12 @@ import (
 	"github.com/sessionstore/sessionstore/crypto"
 )
 
-// The writers' note.
-//
-// A record's lock file holds a note from the last writer that held the
-// lock: the SHA-256 of the record it wrote, that record's sequence number,
-// and the fingerprint of the key it was sealed to. A Set needs no more of
-// the record it replaces (a value does not matter to it, only that the
-// record opens with a key this Store holds, and the sequence number to
-// exceed), so a writer that finds the record the note describes does not
-// decrypt it: one X25519 operation less per Set when writers alternate,
-// across processes.
-//
-// The note is a hint, never trusted beyond the record it names: it counts
-// only if the record's bytes hash to its digest, so a crash between the
-// rename and the note, a writer that does not write notes (a rotation, an
-// older version, Windows) or a replaced record leaves a note that matches
-// nothing, and the writer reads the record in full. A note claims nothing
-// that the directory's owner could not write in the record itself; its
-// sequence number is bounded, so that a forged one cannot exhaust the
-// sequence space.
+// The writers' note, in each record's lock file: the SHA-256 of the record
+// the last writer wrote, its sequence number, and the fingerprint of the
+// key it was sealed to. That is all a Set needs of the record it replaces,
+// so a Set that finds that record does not decrypt it. The note is a hint:
+// it counts only for the record whose bytes hash to it, and its sequence
+// number is bounded so that a forged one cannot exhaust the sequence space.
 const noteMagic = "sessionstore lock note 1\n"
 
 const (
@@ -38,8 +25,8 @@ const (
 	noteLen    = noteFP + noteFPLen
 )
 
-// maxNoteAhead bounds a note's sequence number: at most this far past the
-// reader's clock (sequence numbers are write times in nanoseconds).
+// maxNoteAhead bounds a note's sequence number (a write time in ns) past
+// the reader's clock.
 const maxNoteAhead = 24 * time.Hour
 
 // A note is the writers' note of one record.

@@ -2,7 +2,6 @@ package filestore
 
 import (
 	"log/slog"
-	"time"
 
 	"filippo.io/age"
 	"filippo.io/age/plugin"
@@ -19,7 +18,6 @@ type Option func(*options)
 type options struct {
 	keys    keys.Config
 	noWatch bool
-	now     func() time.Time
 	fault   fsutil.FaultFunc
 	watcher func() (*fsnotify.Watcher, error)
 }
@@ -40,19 +38,16 @@ func WithRecipients(r ...age.Recipient) Option {
 }
 
 // WithPassphrase gives the passphrase of a passphrase-protected key file
-// (an age-encrypted identity file, as "age -p" writes). It is called at
-// most once per Open, and only if the key file is protected; the Store
-// keeps the passphrase to reload the key file after a rotation.
+// ("age -p"). It is called at most once per Open, only if the key file is
+// protected; the Store keeps the passphrase to reload the key file.
 func WithPassphrase(ask func() (string, error)) Option {
 	return func(o *options) { o.keys.AskPass = ask }
 }
 
-// WithKeyIdentity opens a key file sealed to age recipients (as "rekey
-// -init -seal-to" makes) with the age identity file at path, usually an
-// age plugin's identity stub (AGE-PLUGIN-NAME-1…); the default is
-// $SESSIONSTORE_KEY_IDENTITY. The plugin (age-plugin-NAME on $PATH) runs
-// once per process for a given key file, and again only when the key
-// file changes: never for a record.
+// WithKeyIdentity opens a key file sealed to age recipients ("rekey -init
+// -seal-to") with the age identity file at path, usually a plugin's
+// identity stub; the default is $SESSIONSTORE_KEY_IDENTITY. The plugin
+// runs once per key-file change, never for a record.
 func WithKeyIdentity(path string) Option { return func(o *options) { o.keys.Identity.File = path } }
 
 // WithPluginUI sets how an age plugin's messages and prompts (a PIN, a

@@ -10,7 +10,6 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/protocol"
-	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
 // A Record is one record as ReadRecords reads it: its status, as Check
@@ -25,11 +24,8 @@ type Record = protocol.Record
 // them. The records are sorted by auth type. Having seen no earlier
 // version, it cannot tell a record rolled back (a Store can).
 func ReadRecords(ctx context.Context, dir string, ring *crypto.Keyring) ([]Record, error) {
-	dirs, err := absDirs([]string{dir})
+	dirs, err := storeDirs(dir)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkStoreDir(dirs[0]); err != nil {
 		return nil, err
 	}
 	statuses, err := listAll(ctx, dirs, false)
@@ -51,11 +47,8 @@ func ReadRecord(ctx context.Context, dir string, ring *crypto.Keyring, authType 
 	if err != nil {
 		return Record{}, err
 	}
-	dirs, err := absDirs([]string{dir})
+	dirs, err := storeDirs(dir)
 	if err != nil {
-		return Record{}, err
-	}
-	if err := checkStoreDir(dirs[0]); err != nil {
 		return Record{}, err
 	}
 	path := filepath.Join(dirs[0], stem+recordSuffix)
@@ -68,18 +61,13 @@ func ReadRecord(ctx context.Context, dir string, ring *crypto.Keyring, authType 
 
 // readRecordFile opens the record file st names with ring.
 func readRecordFile(ring *crypto.Keyring, st RecordStatus) Record {
-	_, rec := statusOfRec(ring, &st)
-	r := Record{RecordStatus: st}
-	if rec == nil {
-		return r
-	}
-	defer clear(rec.Auth)
-	a, err := wire.DecodeAuth(rec.Auth)
+	data, err := readRecord(st.Location)
 	if err != nil {
-		r.Key, r.PublicKey = -1, ""
-		r.SetErr(fmt.Errorf("filestore: %s: %w", st.Location, err))
-		return r
+		st.SetErr(fmt.Errorf("filestore: %w", err))
+		return Record{RecordStatus: st}
 	}
-	r.Auth = a
+	f := protocol.Fleet{Pkg: "filestore", Where: func(string) string { return st.Location }}
+	r := f.OpenRecord(protocol.Raw{Name: st.AuthType, Data: data}, ring)
+	r.Store = st.Store
 	return r
 }

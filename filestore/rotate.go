@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/batch"
@@ -21,11 +22,9 @@ import (
 
 // RotateOptions configures Rotate.
 type RotateOptions struct {
-	// Kind is the new primary's kind. The zero value, crypto.SameKind,
-	// keeps the current primary's, so that a routine rotation never
-	// changes it; crypto.X25519 or crypto.PostQuantum switch to that kind.
-	// A rotation that a crash interrupted is finished with the new primary
-	// it made, whatever its kind; asking for the other kind then is an
+	// Kind is the new primary's kind; the zero value, crypto.SameKind,
+	// keeps the current primary's. An interrupted rotation is finished
+	// with the primary it made; asking for the other kind then is an
 	// error that changes nothing.
 	Kind crypto.Kind
 
@@ -76,40 +75,26 @@ var ErrRotationIncomplete = protocol.ErrRotationIncomplete
 // other processes use them:
 //
 //  1. write the key file with a new primary first and the old identities
-//     after it (atomic, 0600): every process can now read both;
-//  2. reseal each record to the new primary (and the extra recipients)
-//     under the record's lock;
+//     after it (atomic, 0600);
+//  2. reseal each record to the new primary under the record's lock;
 //  3. check that every record opens with the new primary alone;
 //  4. unless KeepOld, rewrite the key file without the old identities.
 //
 // Before it changes anything, Rotate checks that every record opens with
-// the keys on hand: if one does not (a foreign file, a forged or corrupt
-// record, the wrong key file), it returns ErrRotationIncomplete naming the
-// records, and the key file is left byte for byte as it was.
-//
-// A crash at any step leaves every record readable with the key file on
-// disk. Step 1 marks the key file as a rotation in progress; running
-// Rotate again reuses the new primary it put first (Resumed), whatever its
-// kind, and finishes the job, rather than adding yet another identity
-// (with opts.Kind set to the other kind, it changes nothing and says to
-// finish first). A record that stops
-// opening during the rotation is reported and the old keys are kept
-// (ErrRotationIncomplete). Rotate holds keyFile+".lock" so that two
-// rotations never interleave, and removes a temp key file that a killed
-// rotation left behind (it holds secret keys).
+// the keys on hand; if one does not, it returns ErrRotationIncomplete
+// naming the records, and the key file is left byte for byte as it was. A
+// crash at any step leaves every record readable; running Rotate again
+// reuses the new primary the crashed run put first (Resumed), whatever its
+// kind. Rotate holds keyFile+".lock", so rotations never interleave, and
+// removes a temp key file a killed rotation left behind.
 func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptions) (*RotateReport, error) {
 	progress := opts.Progress
 	if progress == nil {
 		progress = func(RotateEvent) {}
 	}
-	dirs, err := absDirs(dirs)
+	dirs, err := storeDirs(dirs...)
 	if err != nil {
-		return nil, err
-	}
-	for _, d := range dirs { // before anything changes
-		if err := checkStoreDir(d); err != nil {
-			return nil, fmt.Errorf("rotate: %w", err)
-		}
+		return nil, fmt.Errorf("rotate: %w", err)
 	}
 	unlock, err := keys.LockFile(ctx, keyFile)
 	if err != nil {
@@ -154,11 +139,7 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	next = next.WithRotating(true)
 	report.NewPublicKey, report.Kind = next.PublicKey(0), next.KindOf(0)
 
-	// Every record must open with the keys on hand before anything
-	// changes: a rotation that retired the old keys would leave any other
-	// record unreadable for good.
-	// What this check decrypts is kept for step 2, which then only reads
-	// and compares each file instead of decrypting it again.
+	// What this check decrypts is kept for steps 2 and 3 (rotateknown.go).
 	known := newKnownSet()
 	statuses, err := checkInto(ctx, old, dirs, opts.Workers, known)
 	if err != nil {
@@ -179,10 +160,8 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, next, pass); err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
-	// Every name with a lock file: a writer that read the old key file
-	// before step 1 holds its lock (made before it sealed) until its
-	// record is in place, so taking each lock in step 2 waits for it, and
-	// its record is resealed too, even a brand new one.
+	// Every name with a lock file: a writer that sealed to the old keys
+	// holds its lock until its record is in place, even a brand new one.
 	records, err := listAll(ctx, dirs, true)
 	if err != nil {
 		return nil, err
@@ -213,15 +192,15 @@ func Rotate(ctx context.Context, keyFile string, dirs []string, opts RotateOptio
 		return nil, err
 	}
 
-	// Step 3: every record opens with the new primary alone. A file that
-	// still holds the bytes step 2 wrote or found under the new primary
-	// needs no decryption to say so.
+	// Step 3: every record opens with the new primary alone.
 	primary := next.PrimaryOnly()
 	known.dropPlaintexts()
 	err = batch.ForEach(ctx, records, opts.Workers, func(r *RecordStatus) {
 		resealed, resealErr := r.Resealed, r.Err
 		if !known.verify(primary, r) {
-			statusOf(primary, r)
+			if _, rec := statusOfRec(primary, r); rec != nil {
+				clear(rec.Auth)
+			}
 		}
 		r.Resealed = resealed
 		if resealErr != nil {
@@ -271,24 +250,15 @@ func Check(ctx context.Context, keyFile string, dirs []string, opts CheckOptions
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	return check(ctx, ring, dirs, opts.Workers)
-}
-
-func check(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int) ([]RecordStatus, error) {
-	return checkInto(ctx, ring, dirs, workers, nil)
-}
-
-// checkInto is check, keeping what it decrypts in known (if not nil).
-func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int, known *knownSet) ([]RecordStatus, error) {
-	dirs, err := absDirs(dirs)
-	if err != nil {
+	if dirs, err = storeDirs(dirs...); err != nil {
 		return nil, err
 	}
-	for _, d := range dirs {
-		if err := checkStoreDir(d); err != nil {
-			return nil, err
-		}
-	}
+	return checkInto(ctx, ring, dirs, opts.Workers, nil)
+}
+
+// checkInto is Check over checked dirs, keeping what it decrypts in known
+// (if not nil).
+func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers int, known *knownSet) ([]RecordStatus, error) {
 	records, err := listAll(ctx, dirs, false)
 	if err != nil {
 		return nil, err
@@ -296,7 +266,7 @@ func checkInto(ctx context.Context, ring *crypto.Keyring, dirs []string, workers
 	if err := batch.ForEach(ctx, records, workers, func(r *RecordStatus) {
 		data, rec := statusOfRec(ring, r)
 		if known != nil && rec != nil {
-			known.addPlain(r.Location, data, rec, ring.PublicKey(r.Key), r.Expiry)
+			known.put(r.Location, data, knownRec{rec: rec, pub: ring.PublicKey(r.Key), expiry: r.Expiry})
 		} else if rec != nil {
 			clear(rec.Auth)
 		}
@@ -317,15 +287,8 @@ func checkStoreDir(dir string) error {
 	return nil
 }
 
-// statusOf fills r from the record file, opened with ring.
-func statusOf(ring *crypto.Keyring, r *RecordStatus) {
-	if _, rec := statusOfRec(ring, r); rec != nil {
-		clear(rec.Auth)
-	}
-}
-
-// statusOfRec is statusOf, also returning the file's bytes and the record
-// it opened (nil if it did not).
+// statusOfRec fills r from the record file, opened with ring, and returns
+// the file's bytes and the record it opened (nil if it did not).
 func statusOfRec(ring *crypto.Keyring, r *RecordStatus) ([]byte, *envelope.Record) {
 	*r = RecordStatus{Store: r.Store, AuthType: r.AuthType, Location: r.Location, Key: -1}
 	data, err := readRecord(r.Location)
@@ -343,23 +306,20 @@ func statusOfRec(ring *crypto.Keyring, r *RecordStatus) ([]byte, *envelope.Recor
 	return data, rec
 }
 
-// reseal rewrites authType's record, under its lock, sealed to the current
-// primary and extra recipients, keeping its auth object byte for byte. A
-// record already under the primary is left alone, and so is one that does
-// not open (it is reported, never resealed). Only Rotate calls it, holding
-// the key file's lock.
+// reseal rewrites authType's record under its lock, sealed to the current
+// primary, keeping its auth object byte for byte. A record already under
+// the primary is left alone; one that does not open is reported. Rotate
+// calls it holding the key file's lock, so the Store's keys are current.
 func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (bool, error) {
 	stem, err := stemOf(authType)
 	if err != nil {
 		return false, err
 	}
-	// Rotate holds the key file's lock, and wrote the key file itself:
-	// its Stores' keys are current without checking the file per record.
 	dirInfo, err := s.checkDir()
 	if err != nil {
 		return false, err
 	}
-	unlock, _, err := s.lock(ctx, stem)
+	unlock, _, err := lockFile(ctx, s.dir, stem)
 	if err != nil {
 		return false, err
 	}
@@ -379,7 +339,7 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 		if err != nil {
 			return false, fmt.Errorf("filestore: %s: %w", path, err)
 		}
-		p = plainRecord{rec: rec, pub: ring.PublicKey(idx), expiry: wire.ExpiryOf(rec.Auth)}
+		p = knownRec{rec: rec, pub: ring.PublicKey(idx), expiry: wire.ExpiryOf(rec.Auth)}
 	}
 	rec := p.rec
 	defer func() { clear(rec.Auth) }()
@@ -388,21 +348,15 @@ func (s *Store) reseal(ctx context.Context, authType string, known *knownSet) (b
 		known.verified(path, data, rec, p.expiry)
 		return false, nil
 	}
-	now := s.now()
+	now := time.Now()
 	rec.Seq = max(rec.Seq+1, uint64(max(now.UnixNano(), 0)))
 	rec.Written = now
 	ct, err := envelope.Seal(ring, rec)
 	if err != nil {
 		return false, fmt.Errorf("filestore: %s: %w", path, err)
 	}
-	dir, done, err := s.openDir(dirInfo)
-	if err != nil {
+	if err := s.writeRecord(dirInfo, stem, ct); err != nil {
 		return false, err
-	}
-	err = fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault)
-	done()
-	if err != nil {
-		return false, fmt.Errorf("filestore: writing %s: %w", path, err)
 	}
 	known.verified(path, ct, rec, p.expiry)
 	s.forget(authType)
@@ -425,12 +379,17 @@ func listAll(ctx context.Context, dirs []string, locks bool) ([]RecordStatus, er
 	return records, nil
 }
 
-func absDirs(dirs []string) ([]string, error) {
+// storeDirs returns dirs made absolute, each checked to be a private
+// directory.
+func storeDirs(dirs ...string) ([]string, error) {
 	abs := make([]string, len(dirs))
 	for i, d := range dirs {
 		a, err := filepath.Abs(d)
 		if err != nil {
 			return nil, fmt.Errorf("filestore: %w", err)
+		}
+		if err := checkStoreDir(a); err != nil {
+			return nil, err
 		}
 		abs[i] = a
 	}

@@ -10,80 +10,68 @@ import (
 )
 
 // A knownSet carries what a rotation learnt of each record file from one
-// step to the next, so that no record is decrypted more than once: the
-// check before step 1 keeps each record it opened (by the digest of the
-// file's bytes), step 2 reseals from it if the file is unchanged, and step
-// 3 accepts a file that still holds the bytes step 2 wrote or found under
-// the new primary. A nil *knownSet knows nothing. Safe for concurrent use.
+// step to the next, so that no record is decrypted twice: the check before
+// step 1 keeps each record it opened, step 2 reseals from it if the file
+// is unchanged, and step 3 accepts a file that still holds the bytes step
+// 2 wrote or found under the new primary. Files are known by the digest of
+// their bytes. A nil *knownSet knows nothing. Safe for concurrent use.
 type knownSet struct {
-	mu  sync.Mutex // guards pre and ok
-	pre map[string]plainRecord
-	ok  map[string]verifiedRecord
+	mu sync.Mutex
+	m  map[string]knownRec // by path
 }
 
-type plainRecord struct {
-	digest [sha256.Size]byte
-	rec    *envelope.Record
-	pub    string    // the public key of the identity that opened it
-	expiry time.Time // of rec's auth object
+type knownRec struct {
+	digest  [sha256.Size]byte
+	rec     *envelope.Record // the check's plaintext; for step 3, Seq and Written alone
+	pub     string           // the public key of the identity that opened it
+	expiry  time.Time        // of rec's auth object
+	primary bool             // sealed to the new primary (for step 3)
 }
 
-type verifiedRecord struct {
-	digest  [sha256.Size]byte // of bytes sealed to the new primary
-	seq     uint64
-	written time.Time
-	expiry  time.Time
-}
+func newKnownSet() *knownSet { return &knownSet{m: make(map[string]knownRec)} }
 
-func newKnownSet() *knownSet {
-	return &knownSet{pre: make(map[string]plainRecord), ok: make(map[string]verifiedRecord)}
-}
-
-func (k *knownSet) addPlain(path string, data []byte, rec *envelope.Record, pub string, expiry time.Time) {
-	p := plainRecord{digest: sha256.Sum256(data), rec: rec, pub: pub, expiry: expiry}
+func (k *knownSet) put(path string, data []byte, kn knownRec) {
+	if k == nil {
+		return
+	}
+	kn.digest = sha256.Sum256(data)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.pre[path] = p
+	k.m[path] = kn
 }
 
-// plain returns the record opened from exactly data at path, once.
-func (k *knownSet) plain(path string, data []byte) (plainRecord, bool) {
+// plain returns the record the check opened from exactly data at path,
+// once.
+func (k *knownSet) plain(path string, data []byte) (knownRec, bool) {
 	if k == nil {
-		return plainRecord{}, false
+		return knownRec{}, false
 	}
 	d := sha256.Sum256(data)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	p, ok := k.pre[path]
-	delete(k.pre, path)
-	if !ok || p.digest != d {
-		if ok {
-			clear(p.rec.Auth)
-		}
-		return plainRecord{}, false
+	kn, ok := k.m[path]
+	delete(k.m, path)
+	if ok && (kn.primary || kn.digest != d) {
+		clear(kn.rec.Auth)
+		ok = false
 	}
-	return p, true
+	return kn, ok
 }
 
-// verified notes that data at path is rec, whose auth object expires at
-// expiry, sealed to the new primary.
+// verified notes that data at path is rec, sealed to the new primary.
 func (k *knownSet) verified(path string, data []byte, rec *envelope.Record, expiry time.Time) {
-	if k == nil {
-		return
-	}
-	v := verifiedRecord{digest: sha256.Sum256(data), seq: rec.Seq, written: rec.Written, expiry: expiry}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.ok[path] = v
+	k.put(path, data, knownRec{rec: &envelope.Record{Seq: rec.Seq, Written: rec.Written}, expiry: expiry, primary: true})
 }
 
-// dropPlaintexts forgets every plaintext not used by step 2.
+// dropPlaintexts forgets every plaintext step 2 did not take.
 func (k *knownSet) dropPlaintexts() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for path, p := range k.pre {
-		clear(p.rec.Auth)
-		delete(k.pre, path)
+	for path, kn := range k.m {
+		if !kn.primary {
+			clear(kn.rec.Auth)
+			delete(k.m, path)
+		}
 	}
 }
 
@@ -91,16 +79,16 @@ func (k *knownSet) dropPlaintexts() {
 // primary of ring, and reports whether it did.
 func (k *knownSet) verify(ring *crypto.Keyring, r *RecordStatus) bool {
 	k.mu.Lock()
-	v, ok := k.ok[r.Location]
+	kn, ok := k.m[r.Location]
 	k.mu.Unlock()
-	if !ok {
+	if !ok || !kn.primary {
 		return false
 	}
 	data, err := readRecord(r.Location)
-	if err != nil || sha256.Sum256(data) != v.digest {
+	if err != nil || sha256.Sum256(data) != kn.digest {
 		return false
 	}
 	*r = RecordStatus{Store: r.Store, AuthType: r.AuthType, Location: r.Location,
-		Key: 0, PublicKey: ring.PublicKey(0), Seq: v.seq, Written: v.written, Expiry: v.expiry}
+		Key: 0, PublicKey: ring.PublicKey(0), Seq: kn.rec.Seq, Written: kn.rec.Written, Expiry: kn.expiry}
 	return true
 }

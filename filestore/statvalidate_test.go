@@ -35,7 +35,8 @@ func TestWithoutWatcherSeesEveryChange(t *testing.T) {
 	// Records of one size, in the order written, by a Store on another
 	// directory with the same key (a record's size varies with the digits
 	// of its write time).
-	other := openStore(t, t.TempDir(), key, filestore.WithoutWatcher())
+	otherDir := t.TempDir()
+	other := openStore(t, otherDir, key, filestore.WithoutWatcher())
 	bySize := map[int][]string{}
 	records := map[string][]byte{}
 	var same []string
@@ -43,7 +44,7 @@ func TestWithoutWatcherSeesEveryChange(t *testing.T) {
 		require.Less(t, i, 100, "no six records of one size")
 		v := fmt.Sprintf("v%03d", i)
 		require.NoError(t, other.Set(ctx, "server", sessionstore.AuthObject{AccessToken: v}))
-		data, err := os.ReadFile(filepath.Join(other.Dir(), "server.age"))
+		data, err := os.ReadFile(filepath.Join(otherDir, "server.age"))
 		require.NoError(t, err)
 		records[v] = data
 		bySize[len(data)] = append(bySize[len(data)], v)

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/sessionstore/sessionstore/internal/keys"
 
@@ -34,7 +33,6 @@ type Store struct {
 	remote  bool // on a network file system: never trust a file's identity for its bytes
 	euid    int  // the user that opened the Store, who must own its directory
 	log     *slog.Logger
-	now     func() time.Time
 	fault   fsutil.FaultFunc // test seam for the write path
 
 	keys *keys.Keys
@@ -47,10 +45,8 @@ type Store struct {
 
 	// events counts the watcher's invalidations; an entry read before a
 	// change of it is not trusted (see entry.trusted).
-	events      atomic.Uint64
-	watcher     watchState
-	prefetching sync.Map // auth type → chan struct{}, closed when the background load under way ends
-	writing     sync.Map // auth type → *[sha256.Size]byte: the digest of a write under way
+	events  atomic.Uint64
+	watcher watchState
 }
 
 var _ sessionstore.Store = (*Store)(nil)
@@ -61,7 +57,7 @@ var _ sessionstore.Store = (*Store)(nil)
 // $CREDENTIALS_DIRECTORY/sessionstore.key. The keys are loaded and checked
 // first: an Open that fails creates nothing.
 func Open(dir string, opts ...Option) (*Store, error) {
-	o := options{now: time.Now}
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -72,7 +68,6 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		dir:   dir,
 		watch: !o.noWatch,
 		log:   o.keys.Log,
-		now:   o.now,
 		fault: o.fault,
 		euid:  os.Geteuid(),
 	}
@@ -96,9 +91,8 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
-	// inotify does not see what other hosts or mounts write, and their
-	// file attributes may be cached: there, validate every Get against the
-	// file's bytes instead.
+	// inotify does not see other hosts' or mounts' writes, and their file
+	// attributes may be cached.
 	if fsType, remote := fsutil.NetworkFS(dir); remote {
 		s.remote = true
 		if s.watch {
@@ -110,12 +104,15 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// ensureDir makes sure dir is a private directory, creating it (and its
-// missing parents, mode 0700) if it does not exist. If it fails after
-// creating directories, it removes them.
+// ensureDir makes sure dir is a private directory, creating it and its
+// missing parents; if it fails, it removes the directories it created.
 func ensureDir(dir string) error {
-	var created []string // the deepest first
-	err := makePrivateDir(dir, &created)
+	created, err := mkdirAll(dir)
+	if err != nil {
+		err = fmt.Errorf("filestore: %w", err)
+	} else {
+		err = checkStoreDir(dir)
+	}
 	if err != nil {
 		for _, d := range created {
 			os.Remove(d)
@@ -124,54 +121,25 @@ func ensureDir(dir string) error {
 	return err
 }
 
-// makePrivateDir is ensureDir, recording in created the directories it made.
-func makePrivateDir(dir string, created *[]string) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if *created, err = mkdirAll(dir); err != nil {
-			return fmt.Errorf("filestore: %w", err)
-		}
-		fi, err = os.Stat(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("filestore: %w", err)
-	}
-	if err := fsutil.CheckPrivateDir(dir, fi); err != nil {
-		return fmt.Errorf("filestore: store directory %w", err)
-	}
-	return nil
-}
-
 // mkdirAll is os.MkdirAll(dir, 0o700), each directory it makes chmod'ed to
 // 0700 whatever the umask. It returns the directories it made, the deepest
 // first, even with an error.
 func mkdirAll(dir string) (created []string, err error) {
-	var missing []string // the deepest first
-	for d := dir; ; {
-		if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		missing = append(missing, d)
-		parent := filepath.Dir(d)
-		if parent == d {
-			break
-		}
-		d = parent
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		d := missing[i]
-		if err := os.Mkdir(d, 0o700); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				continue // made meanwhile by someone else: not ours to remove
-			}
-			return created, err
-		}
-		created = append([]string{d}, created...)
-		if err := os.Chmod(d, 0o700); err != nil { // whatever the umask
+	if parent := filepath.Dir(dir); parent != dir {
+		if created, err = mkdirAll(parent); err != nil {
 			return created, err
 		}
 	}
-	return created, nil
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return created, nil // made meanwhile by someone else: not ours to remove
+		}
+		return created, err
+	}
+	return append([]string{dir}, created...), os.Chmod(dir, 0o700)
 }
 
 // checkDir checks, before a write, that the directory is still private
@@ -188,49 +156,38 @@ func (s *Store) checkDir() (fs.FileInfo, error) {
 }
 
 // openDir returns the store directory open for fsync, the one checkDir
-// saw as fi (reopened if the path now names another directory), and the
-// function to call when done with it. Close waits for that call.
+// saw as fi, and the function to call when done with it. Close waits for
+// that call.
 func (s *Store) openDir(fi fs.FileInfo) (*fsutil.Dir, func(), error) {
-	for range 2 {
-		s.dirMu.RLock()
-		if d := s.dirFD; d != nil && d.Is(fi) {
-			return d, s.dirMu.RUnlock, nil
-		}
-		s.dirMu.RUnlock()
-		if err := s.reopenDir(fi); err != nil {
-			return nil, nil, err
-		}
+	s.dirMu.RLock()
+	if d := s.dirFD; d != nil && d.Is(fi) {
+		return d, s.dirMu.RUnlock, nil
 	}
-	return nil, nil, fmt.Errorf("filestore: store directory %s was replaced during a write", s.dir)
-}
-
-func (s *Store) reopenDir(fi fs.FileInfo) error {
-	s.dirMu.Lock()
-	defer s.dirMu.Unlock()
+	s.dirMu.RUnlock()
+	s.dirMu.Lock() // held by this write: the first one, or one after a replacement
 	if s.closed.Load() {
-		return fmt.Errorf("filestore: write: %w", sessionstore.ErrClosed)
+		s.dirMu.Unlock()
+		return nil, nil, fmt.Errorf("filestore: write: %w", sessionstore.ErrClosed)
 	}
-	if d := s.dirFD; d != nil {
-		if d.Is(fi) {
-			return nil
+	if d := s.dirFD; d == nil || !d.Is(fi) {
+		if d != nil {
+			d.Close()
+			s.dirFD = nil
 		}
-		d.Close()
-		s.dirFD = nil
+		d, err := fsutil.OpenDir(s.dir)
+		if err != nil {
+			s.dirMu.Unlock()
+			return nil, nil, fmt.Errorf("filestore: %w", err)
+		}
+		if !d.Is(fi) {
+			d.Close()
+			s.dirMu.Unlock()
+			return nil, nil, fmt.Errorf("filestore: store directory %s was replaced during a write", s.dir)
+		}
+		s.dirFD = d
 	}
-	d, err := fsutil.OpenDir(s.dir)
-	if err != nil {
-		return fmt.Errorf("filestore: %w", err)
-	}
-	if !d.Is(fi) {
-		d.Close()
-		return fmt.Errorf("filestore: store directory %s was replaced during a write", s.dir)
-	}
-	s.dirFD = d
-	return nil
+	return s.dirFD, s.dirMu.Unlock, nil
 }
-
-// Dir returns the store's directory.
-func (s *Store) Dir() string { return s.dir }
 
 // Keyring returns the keyring the Store currently uses.
 func (s *Store) Keyring() *crypto.Keyring { return s.keys.Ring() }

@@ -14,13 +14,8 @@ import (
 )
 
 // watchState is a Store's part in the process's watcher. The Store joins
-// lazily, on the first Get that finds a cached entry (a short-lived process
-// that reads a record once never does), and Close does not wait for it to
-// leave.
-//
-// Until the watches are in place, and forever where they cannot be
-// (inotify limits, network file systems, WithoutWatcher), every Get
-// validates its cached entry against the record file.
+// on the first Get that finds a cached entry (a short-lived process never
+// does), and Close does not wait for it to leave.
 type watchState struct {
 	hub *hub        // the process's shared watcher, or a private one (tests)
 	on  atomic.Bool // the watches are in place: entries may be trusted
@@ -47,27 +42,19 @@ func (ws *watchState) start(s *Store) {
 	go ws.join(s)
 }
 
+// join watches the store directory, the key file's directory, and the
+// store directory's parent, where a replacement of the directory itself
+// shows (mv dir dir.old && mv dir.new dir).
 func (ws *watchState) join(s *Store) {
-	// The store directory, the key file's directory, and the store
-	// directory's parent, where a replacement of the directory itself
-	// shows (mv dir dir.old && mv dir.new dir).
 	dirs := []string{s.dir}
 	if s.keyFile != "" {
 		dirs = append(dirs, filepath.Dir(s.keyFile))
 	}
-	parent := filepath.Dir(s.dir)
-	ws.mu.Lock()
-	if ws.stopped {
-		ws.mu.Unlock()
-		return
-	}
-	ws.dirs = dirs
-	ws.mu.Unlock()
 	if err := ws.hub.subscribe(s, dirs); err != nil {
 		s.log.Warn("sessionstore: cannot watch, validating every read against the file", "dir", s.dir, "err", err)
 		return
 	}
-	if parent != s.dir {
+	if parent := filepath.Dir(s.dir); parent != s.dir {
 		if err := ws.hub.subscribe(s, []string{parent}); err != nil {
 			s.log.Warn("sessionstore: cannot watch the store directory's parent: a replaced store directory will not be noticed", "dir", parent, "err", err)
 		} else {
@@ -75,10 +62,8 @@ func (ws *watchState) join(s *Store) {
 		}
 	}
 	ws.mu.Lock()
-	ws.dirs = dirs
-	ws.mu.Unlock()
-	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	ws.dirs = dirs
 	if ws.stopped {
 		go ws.hub.unsubscribe(s, dirs)
 		return
@@ -100,9 +85,8 @@ func (ws *watchState) stop(s *Store) {
 
 // A hub is one fsnotify watcher shared by every Store of the process
 // (inotify instances are limited to 128 per user). It watches each
-// directory once, whatever the number of Stores interested in it, and
-// hands each event to the Stores of the event's directory and of the
-// event's path.
+// directory once and hands each event to the Stores of the event's
+// directory and of its path.
 type hub struct {
 	newWatcher func() (*fsnotify.Watcher, error)
 
@@ -232,18 +216,14 @@ func (h *hub) run(w *fsnotify.Watcher) {
 				return
 			}
 			h.mu.Lock()
-			var all []*Store
-			seen := make(map[*Store]bool)
+			all := make(map[*Store]bool)
 			for _, subs := range h.subs {
 				for s := range subs {
-					if !seen[s] {
-						seen[s] = true
-						all = append(all, s)
-					}
+					all[s] = true
 				}
 			}
 			h.mu.Unlock()
-			for _, s := range all {
+			for s := range all {
 				s.handleWatchError(err)
 			}
 		}
@@ -268,19 +248,12 @@ func (s *Store) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 				s.log.Warn("sessionstore: key file changed but does not load; keeping the loaded keys", "err", err)
 			}
 		}()
-	default:
-		s.recordEvent(name)
-	}
-}
-
-// recordEvent applies an event at name, if name is one of s's records.
-func (s *Store) recordEvent(name string) {
-	if filepath.Dir(name) != s.dir || !strings.HasSuffix(name, recordSuffix) {
-		return
-	}
-	stem := strings.TrimSuffix(filepath.Base(name), recordSuffix)
-	if authType, ok := nameOf(stem); ok {
-		s.invalidate(authType, stem, name)
+	case filepath.Dir(name) == s.dir: // one of s's records?
+		if stem, ok := strings.CutSuffix(filepath.Base(name), recordSuffix); ok {
+			if authType, ok := nameOf(stem); ok {
+				s.invalidate(authType, name)
+			}
+		}
 	}
 }
 
@@ -316,31 +289,25 @@ func (s *Store) handleWatchError(err error) {
 }
 
 // invalidate drops authType's cached value unless the file still holds
-// exactly the cached bytes (the Store's own write keeps its entry). An
-// entry that does hold them is as good as validated by this read: trusted,
-// if no other event came since.
-func (s *Store) invalidate(authType, stem, path string) {
+// exactly the cached bytes; an entry that does is trusted, if no other
+// event came since.
+func (s *Store) invalidate(authType, path string) {
 	after := s.events.Add(1) // before looking: a concurrent fill will not be trusted
 	// Look under the cache's lock, not lock-free: a fill that read the
-	// events counter before the Add above holds the lock until its entry
-	// is in place, so it is seen here.
-	s.cache.Lock()
-	e := s.cache.GetLocked(authType)
-	cached := e != nil && e.ok
-	s.cache.Unlock()
+	// events counter before the Add above holds it until its entry is in.
+	cached := false
+	s.cache.UpdateExisting(authType, func(e entry) entry {
+		cached = e.ok
+		return e
+	})
 	if !cached {
 		return
 	}
 	data, err := readRecord(path)
 	present := err == nil
 	d := sha256.Sum256(data)
-	if w, ok := s.writing.Load(authType); ok && present && *w.(*[sha256.Size]byte) == d {
-		return // this Store's own write, whose entry is on its way
-	}
-	changed := false
 	s.cache.Update(authType, func(e entry) entry {
 		if e.ok && (!present || e.digest != d) {
-			changed = true
 			return e.forgotten()
 		}
 		if e.ok && !e.trusted && s.watcher.active() && s.events.Load() == after {
@@ -348,32 +315,6 @@ func (s *Store) invalidate(authType, stem, path string) {
 		}
 		return e
 	})
-	if changed && present {
-		s.prefetch(authType, stem)
-	}
-}
-
-// prefetch loads authType's new record in the background after another
-// writer changed it, so that the next Get finds it decrypted: a reader
-// sees another process's write as soon as a blocking reader of the file
-// would. One load per record at a time; a load that overlaps a further
-// change is not trusted (see load), and that change prefetches again.
-func (s *Store) prefetch(authType, stem string) {
-	if s.closed.Load() {
-		return
-	}
-	done := make(chan struct{})
-	if _, busy := s.prefetching.LoadOrStore(authType, done); busy {
-		return
-	}
-	go func() {
-		defer close(done)
-		defer s.prefetching.Delete(authType)
-		if s.closed.Load() {
-			return
-		}
-		s.load(authType, stem) // an error is the next Get's to report
-	}()
 }
 
 // dropAll drops every cached value, keeping sequence numbers.

@@ -289,31 +289,3 @@ func TestBrokenKeyFileRewriteKeepsLoadedKeys(t *testing.T) {
 	require.NoError(t, err, "reads go on with the loaded keys")
 	assert.True(t, got.Equal(sampleAuth()), "the session reads back")
 }
-
-// TestChangedRecordIsPrefetched: when another writer changes a record a
-// watching Store has cached, the Store decrypts the new record in the
-// background: the next Get, once that is done, returns the new value with
-// no allocation (no read, no decryption of its own). Each round gives the
-// background load longer before that Get.
-func TestChangedRecordIsPrefetched(t *testing.T) {
-	ctx := ctxT(t)
-	dir, key := t.TempDir(), newKeyFile(t, false)
-	reader, writer := openStore(t, dir, key), openStore(t, dir, key)
-	require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: "v0"}))
-	warm(t, reader, "server", true)
-	for i, wait := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 250 * time.Millisecond, time.Second, 4 * time.Second} {
-		v := fmt.Sprint("v", i+1)
-		require.NoError(t, writer.Set(ctx, "server", sessionstore.AuthObject{AccessToken: v}))
-		time.Sleep(wait)
-		var got sessionstore.AuthObject
-		var err error
-		n := mallocs(func() { got, err = reader.Get(ctx, "server") })
-		require.NoError(t, err)
-		require.Equal(t, v, got.AccessToken, "the Get after the change sees it")
-		if n == 0 {
-			return
-		}
-		t.Logf("%v after the change, the Get allocated %d times", wait, n)
-	}
-	t.Fatal("a Get after a change always did the load itself: nothing was prefetched")
-}

@@ -21,11 +21,9 @@ import (
 )
 
 // Set stores auth under authType, replacing what was there, even a record
-// that cannot be opened because it is corrupt, oversized, truncated or
-// forged. Over a well-formed record sealed to a key this Store does not
-// hold, it returns an error wrapping sessionstore.ErrWrongKey and changes
-// nothing: the Store's keys are probably stale (a rotation happened), and
-// the record may be fine for every other process.
+// that is corrupt, oversized, truncated or forged. Over a well-formed
+// record sealed to a key this Store does not hold it returns an error
+// wrapping sessionstore.ErrWrongKey and changes nothing.
 func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.AuthObject) error {
 	_, err := s.write(ctx, "set", authType, decide.Set(auth), &auth)
 	return err
@@ -33,44 +31,26 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 
 // Update runs fn on the session stored under authType (exists is false if
 // there is none) and stores what it returns, holding the record's lock
-// throughout: no update is lost, across goroutines or processes. If fn
-// returns an error nothing is written and Update returns it. A record that
-// cannot be opened makes Update fail without calling fn.
+// across goroutines and processes. If fn returns an error, or a value Equal
+// to cur, nothing is written. A record that does not open makes Update fail
+// without calling fn.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
 	return s.write(ctx, "update", authType, decide.Update(fn), nil)
 }
 
 // Delete removes the session stored under authType, whatever the record
-// holds (even one that does not open). Deleting a missing record is not an
-// error. Sequence numbers keep growing across a Delete:
-// a later Set is not a rollback, a replayed older record is.
+// holds. Deleting a missing record is not an error. A replayed older record
+// is still a rollback after a Delete.
 func (s *Store) Delete(ctx context.Context, authType string) error {
 	_, err := s.write(ctx, "delete", authType, decide.Delete(), nil)
 	return err
 }
 
-// current is the record a writer found under the lock.
-type current struct {
-	path    string // the record file
-	exists  bool
-	auth    sessionstore.AuthObject
-	seq     uint64 // 0 if unknown
-	written time.Time
-	err     error // the record exists but does not open
-}
-
-// write runs the write protocol of one record: lock, check the keys,
-// read the current record, let fn decide, seal, write durably, unlock.
-//
-// A Set knows what it stores before it sees the current record (set is
-// its value; nil for Update and Delete): it seals before taking the lock,
-// so that a writer waiting for the lock encrypts while another one writes,
-// and holds the lock for reading and writing alone. What it sealed is used
-// if it still fits under the lock: sealed to the keys loaded there, with a
-// sequence number above the current record's, and not long ago. Otherwise
-// it seals again, under the lock. A Set needs no value from the current
-// record either: the writers' note may vouch for it (note.go).
+// write runs the write protocol of one record: lock, check the keys, read
+// the current record, decide, seal, write durably, unlock. A Set (set not
+// nil) seals ahead of the lock, and seals again under it if that no longer
+// fits; the writers' note may spare it decrypting the current record.
 func (s *Store) write(ctx context.Context, op, authType string,
 	decideFn decide.Func, set *sessionstore.AuthObject) (sessionstore.AuthObject, error) {
 	if err := s.checkOpen(op); err != nil {
@@ -80,8 +60,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	// The directory's permissions may have changed since Open: never
-	// write into one that others can write to.
+	// Never write into a directory that others can write to.
 	dirInfo, err := s.checkDir()
 	if err != nil {
 		return sessionstore.AuthObject{}, err
@@ -106,24 +85,23 @@ func (s *Store) write(ctx context.Context, op, authType string,
 	if set != nil {
 		n = readNote(lockFD)
 	}
-	cur, err := s.readCurrent(ring, authType, path, n)
+	cur, curSeq, err := s.readCurrent(ring, authType, path, n)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	cur.path = path
-	next, act, err := decideFn(decide.Current{Exists: cur.exists, Auth: cur.auth, Err: cur.err})
+	next, act, err := decideFn(cur)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
 	if act == decide.Keep {
-		return cur.auth.Clone(), nil
+		return cur.Auth.Clone(), nil
 	}
 
 	if act == decide.Remove {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 		}
-		if cur.exists {
+		if cur.Exists {
 			dir, done, err := s.openDir(dirInfo)
 			if err != nil {
 				return sessionstore.AuthObject{}, err
@@ -134,58 +112,54 @@ func (s *Store) write(ctx context.Context, op, authType string,
 				return sessionstore.AuthObject{}, fmt.Errorf("filestore: %w", err)
 			}
 		}
-		s.cache.Update(authType, func(e entry) entry { return entry{maxSeq: max(e.maxSeq, cur.seq)} })
+		s.cache.Update(authType, func(e entry) entry { return entry{maxSeq: max(e.maxSeq, curSeq)} })
 		return sessionstore.AuthObject{}, nil
 	}
 
-	minSeq := max(cur.seq, s.maxSeq(authType)) + 1
+	minSeq := max(curSeq, s.maxSeq(authType)) + 1
 	rec := pre
-	if rec == nil || rec.ring != ring || rec.seq < minSeq || s.now().Sub(rec.written) > maxSealAge {
+	if rec == nil || rec.ring != ring || rec.seq < minSeq || time.Now().Sub(rec.written) > maxSealAge {
 		if rec, err = s.seal(ring, op, path, authType, next, minSeq); err != nil {
 			return sessionstore.AuthObject{}, err
 		}
 		defer rec.clear()
 	}
-	dir, done, err := s.openDir(dirInfo)
-	if err != nil {
-		return sessionstore.AuthObject{}, err
-	}
 	watching := s.watcher.active()
 	digest := sha256.Sum256(rec.ct)
-	if watching {
-		// The watcher sees the rename before the entry below is in place:
-		// tell it the new bytes are this Store's own.
-		s.writing.Store(authType, &digest)
-		defer s.writing.Delete(authType)
-	}
-	err = fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", rec.ct, s.fault)
-	done()
-	if err != nil {
-		// The rename may have happened before a later step failed.
-		s.forget(authType)
-		return sessionstore.AuthObject{}, fmt.Errorf("filestore: writing %s: %w", path, err)
+	if err := s.writeRecord(dirInfo, stem, rec.ct); err != nil {
+		s.forget(authType) // the rename may have happened before a later step failed
+		return sessionstore.AuthObject{}, err
 	}
 	s.cache.Update(authType, func(entry) entry {
-		return entry{ok: true, auth: rec.auth, digest: digest, seq: rec.seq, written: rec.written, maxSeq: rec.seq, trusted: watching}
+		return entry{ok: true, auth: rec.auth, digest: digest, seq: rec.seq, maxSeq: rec.seq, trusted: watching}
 	})
 	lockFD.writeNote((&note{digest: digest, seq: rec.seq, fp: rec.fp}).marshal())
 	return rec.auth.Clone(), nil
 }
 
-// maxSealAge bounds how long before the write a Set may have sealed its
-// record (its written time): a Set that waited longer for the lock seals
-// again.
+// writeRecord durably replaces stem's record with ct.
+func (s *Store) writeRecord(dirInfo fs.FileInfo, stem string, ct []byte) error {
+	dir, done, err := s.openDir(dirInfo)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := fsutil.WriteFileIn(dir, stem+recordSuffix, "."+stem+".tmp-0", ct, s.fault); err != nil {
+		return fmt.Errorf("filestore: writing %s: %w", s.recordPath(stem), err)
+	}
+	return nil
+}
+
+// maxSealAge bounds how long before its write a Set may have sealed.
 const maxSealAge = 250 * time.Millisecond
 
-// sealSlots bounds how many Sets of this process have sealed ahead and
-// wait for their lock: more than GOMAXPROCS would take the CPU from the
-// lock holder, and the more Sets seal at once, the more of them take the
-// lock in another order than they sealed in, and must seal again (their
-// sequence number is then too low).
+// sealSlots bounds the Sets of this process that have sealed ahead and
+// wait for their lock: more would take the CPU from the lock holder, and
+// take the lock out of order, having to seal again.
 var sealSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 
-// sealAhead seals a Set's value before its lock is taken (see write); done
-// gives its slot back, once the lock is taken.
+// sealAhead seals a Set's value before its lock is taken; done gives its
+// slot back.
 func (s *Store) sealAhead(ctx context.Context, op, path, authType string, a sessionstore.AuthObject) (rec *sealed, done func(), err error) {
 	select {
 	case sealSlots <- struct{}{}:
@@ -227,7 +201,7 @@ func (s *Store) seal(ring *crypto.Keyring, op, path, authType string, a sessions
 			return nil, err
 		}
 	}
-	now := s.now()
+	now := time.Now()
 	seq := max(minSeq, uint64(max(now.UnixNano(), 0)))
 	ct, err := envelope.Seal(ring, &envelope.Record{Version: wire.VersionOf(a), AuthType: authType, Seq: seq, Written: now, Auth: authJSON})
 	if err != nil {
@@ -244,109 +218,85 @@ func (s *Store) maxSeq(authType string) uint64 {
 	return 0
 }
 
-// readCurrent reads the record a writer is about to replace. A record
-// that does not open is reported in current.err, not as an error: Set
-// replaces it, Update returns it. If n vouches for the record (a Set's
-// note), it is not decrypted: current.auth is then empty.
-func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note) (*current, error) {
+// readCurrent reads the record a writer is about to replace, and its
+// sequence number (0 if unknown). A record that does not open is reported
+// in Err: Set replaces it, Update returns it. A record n vouches for is not
+// decrypted (Auth empty).
+func (s *Store) readCurrent(ring *crypto.Keyring, authType, path string, n *note) (decide.Current, uint64, error) {
 	data, err := readRecord(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &current{}, nil
+		return decide.Current{}, 0, nil
 	case errors.Is(err, sessionstore.ErrTampered):
 		// Oversized: read no further; Set and Delete replace it.
-		return &current{exists: true, err: fmt.Errorf("filestore: %w", err)}, nil
+		return decide.Current{Exists: true, Err: fmt.Errorf("filestore: %w", err)}, 0, nil
 	case err != nil:
-		return nil, fmt.Errorf("filestore: %w", err)
+		return decide.Current{}, 0, fmt.Errorf("filestore: %w", err)
 	}
 	d := sha256.Sum256(data)
 	e := s.cache.Get(authType)
 	if e != nil && e.ok && e.digest == d {
 		// Our own last write, or validated: no decryption.
-		return &current{exists: true, auth: e.auth, seq: e.seq, written: e.written}, nil
+		return decide.Current{Exists: true, Auth: e.auth}, e.seq, nil
 	}
-	if n.vouchesFor(d, ring, s.now()) {
-		return &current{exists: true, seq: n.seq}, nil
+	if n.vouchesFor(d, ring, time.Now()) {
+		return decide.Current{Exists: true}, n.seq, nil
 	}
 	rec, _, err := envelope.Open(ring, data, "", authType)
 	if err != nil {
-		return &current{exists: true, err: fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))}, nil
+		return decide.Current{Exists: true, Err: fmt.Errorf("filestore: %s: %w%s", path, err, s.keys.WrongKeyHint(err))}, 0, nil
 	}
 	a, err := wire.DecodeAuth(rec.Auth)
 	if err != nil {
-		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: %w", path, err)}, nil
+		return decide.Current{Exists: true, Err: fmt.Errorf("filestore: %s: %w", path, err)}, rec.Seq, nil
 	}
-	var maxSeq uint64
-	if e != nil {
-		maxSeq = e.maxSeq
+	if maxSeq := s.maxSeq(authType); rec.Seq < maxSeq {
+		return decide.Current{Exists: true, Err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, sessionstore.ErrRollback)}, rec.Seq, nil
 	}
-	if rec.Seq < maxSeq {
-		return &current{exists: true, seq: rec.Seq, err: fmt.Errorf("filestore: %s: sequence number went back from %d to %d: %w", path, maxSeq, rec.Seq, sessionstore.ErrRollback)}, nil
-	}
-	// Keep what was decrypted, for a writer that ends up writing nothing
-	// (a TokenSource that finds another process's refresh): the next Get
-	// validates it against the file instead of decrypting again.
+	// Cached for a writer that ends up writing nothing (a TokenSource
+	// that finds another process's refresh).
 	s.cache.Update(authType, func(e entry) entry {
-		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, written: rec.Written, maxSeq: max(e.maxSeq, rec.Seq)}
+		return entry{ok: true, auth: a, digest: d, seq: rec.Seq, maxSeq: max(e.maxSeq, rec.Seq)}
 	})
-	return &current{exists: true, auth: a, seq: rec.Seq, written: rec.Written}, nil
+	return decide.Current{Exists: true, Auth: a}, rec.Seq, nil
 }
 
-// lockCurrentKeys takes stem's lock with the keyring loaded from the key
-// file as it stands under that lock: a writer never seals to a retired
-// key. Loading a changed key file can be heavy (scrypt, for a
-// passphrase-protected one), so it happens with no lock held: the lock is
-// released, the keys reloaded, and the lock taken again.
+// lockCurrentKeys takes stem's lock with the keys as the key file stands
+// under that lock. A changed key file is loaded with the lock released:
+// loading can be heavy (scrypt).
 func (s *Store) lockCurrentKeys(ctx context.Context, stem string) (unlock func(), fd lockFD, err error) {
 	for attempt := 0; ; attempt++ {
-		unlock, fd, err := s.lock(ctx, stem)
+		unlock, fd, err := lockFile(ctx, s.dir, stem)
 		if err != nil {
 			return nil, noNote, err
 		}
 		changed, err := s.keys.Changed()
-		if err != nil {
-			unlock()
-			return nil, noNote, err
+		if err == nil && changed && attempt >= 3 {
+			// The key file keeps changing: load it under the lock rather
+			// than starve.
+			_, err = s.keys.Reload()
+			changed = false
 		}
-		if !changed {
-			return unlock, fd, nil
-		}
-		if attempt >= 3 {
-			// The key file keeps changing under us: load it under the
-			// lock rather than starve.
-			if _, err := s.keys.Reload(); err != nil {
-				unlock()
-				return nil, noNote, err
-			}
+		if err == nil && !changed {
 			return unlock, fd, nil
 		}
 		unlock()
+		if err != nil {
+			return nil, noNote, err
+		}
 		if _, err := s.keys.Reload(); err != nil {
 			return nil, noNote, err
 		}
 	}
 }
 
-// lock takes stem's lock file exclusively, honouring ctx. It also returns
-// the lock file's descriptor, where the writers' note is.
-func (s *Store) lock(ctx context.Context, stem string) (unlock func(), fd lockFD, err error) {
-	return lockFile(ctx, s.lockPath(stem))
-}
-
-// processLocks holds one in-process lock per lock file path: goroutines
-// of this process (of any Store) queue on it, so only one of them at a
-// time waits on the file lock.
+// processLocks holds one in-process lock per lock file: goroutines of
+// this process queue there, so that one at a time waits on the flock.
 var processLocks protocol.Locks
 
-func (s *Store) lockPath(stem string) string { return filepath.Join(s.dir, stem+lockSuffix) }
-
-// lockFile takes the flock on path (creating it 0600, never through a
-// symlink, never blocking on a FIFO), waiting until ctx is done. Waiters
-// are woken when the lock is released, without polling: goroutines of
-// this process through an in-process lock, other processes by the kernel
-// (a blocking flock). A waiter whose ctx ends returns at once; its pending
-// flock is released as soon as it is granted.
-func lockFile(ctx context.Context, path string) (unlock func(), fd lockFD, err error) {
+// lockFile takes stem's lock in dir, waiting until ctx is done.
+func lockFile(ctx context.Context, dir, stem string) (unlock func(), fd lockFD, err error) {
+	path := filepath.Join(dir, stem+lockSuffix)
 	releaseInProc, err := processLocks.Lock(ctx, path)
 	if err != nil {
 		return nil, noNote, fmt.Errorf("filestore: lock %s: %w", path, err)

@@ -9,34 +9,18 @@ import (
 )
 
 // Step names one system call of WriteFile, for fault injection in tests.
-type Step int
+type Step string
 
 const (
-	StepCreate  Step = iota // creating the temp file
-	StepWrite               // writing the data
-	StepSync                // fsync of the temp file
-	StepClose               // closing the temp file
-	StepRename              // renaming over the target
-	StepSyncDir             // fsync of the directory
+	StepCreate  Step = "create"   // creating the temp file
+	StepWrite   Step = "write"    // writing the data
+	StepSync    Step = "sync"     // fsync of the temp file
+	StepClose   Step = "close"    // closing the temp file
+	StepRename  Step = "rename"   // renaming over the target
+	StepSyncDir Step = "sync dir" // fsync of the directory
 )
 
-func (s Step) String() string {
-	switch s {
-	case StepCreate:
-		return "create"
-	case StepWrite:
-		return "write"
-	case StepSync:
-		return "sync"
-	case StepClose:
-		return "close"
-	case StepRename:
-		return "rename"
-	case StepSyncDir:
-		return "sync dir"
-	}
-	return fmt.Sprintf("step(%d)", int(s))
-}
+func (s Step) String() string { return string(s) }
 
 // FaultFunc, when set, is called before each step of WriteFile; a non-nil
 // result makes that step fail with it. It is a test seam: nil in production.
@@ -55,26 +39,44 @@ func WriteFile(dir, name, tmpName string, data []byte, fault FaultFunc) (err err
 	return writeFile(dir, name, tmpName, data, fault, func() error { return SyncDir(dir) })
 }
 
+// SyncDir fsyncs a directory, so that a rename in it is durable (a no-op
+// on Windows, where directories cannot be fsynced).
+func SyncDir(dir string) error {
+	d, err := OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 // WriteFileIn is WriteFile in the directory d has open, fsynced through d.
 func WriteFileIn(d *Dir, name, tmpName string, data []byte, fault FaultFunc) (err error) {
 	return writeFile(d.path, name, tmpName, data, fault, d.Sync)
 }
 
-func writeFile(dir, name, tmpName string, data []byte, fault FaultFunc, syncDir func() error) (err error) {
-	step := func(s Step) error {
-		if fault == nil {
-			return nil
-		}
-		return fault(s)
-	}
+func writeFile(dir, name, tmpName string, data []byte, fault FaultFunc, syncDir func() error) error {
 	tmpPath := filepath.Join(dir, tmpName)
-	f, err := createExcl(tmpPath, step)
+	step := func(s Step, do func() error) error {
+		if fault != nil {
+			if err := fault(s); err != nil {
+				return fmt.Errorf("%s %s: %w", s, tmpPath, err)
+			}
+		}
+		return do()
+	}
+	var f tempFile
+	create := func() (err error) {
+		f, err = createPrivate(tmpPath)
+		return err
+	}
+	err := step(StepCreate, create)
 	if errors.Is(err, fs.ErrExist) {
 		// Left behind by a writer that crashed while holding the lock.
 		if rmErr := os.Remove(tmpPath); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
 			return rmErr
 		}
-		f, err = createExcl(tmpPath, step)
+		err = step(StepCreate, create)
 	}
 	if err != nil {
 		return err
@@ -88,44 +90,20 @@ func writeFile(dir, name, tmpName string, data []byte, fault FaultFunc, syncDir 
 			os.Remove(tmpPath)
 		}
 	}()
-	if err := step(StepWrite); err != nil {
-		return &fs.PathError{Op: "write", Path: tmpPath, Err: err}
-	}
-	if _, err := f.Write(data); err != nil {
+	if err := step(StepWrite, func() error { _, err := f.Write(data); return err }); err != nil {
 		return err
 	}
-	if err := step(StepSync); err != nil {
-		return &fs.PathError{Op: "sync", Path: tmpPath, Err: err}
-	}
-	if err := f.Sync(); err != nil {
+	if err := step(StepSync, f.Sync); err != nil {
 		return err
 	}
-	if err := step(StepClose); err != nil {
-		return &fs.PathError{Op: "close", Path: tmpPath, Err: err}
-	}
-	closed = true
-	if err := f.Close(); err != nil {
+	if err := step(StepClose, func() error { closed = true; return f.Close() }); err != nil {
 		return err
 	}
-	target := filepath.Join(dir, name)
-	if err := step(StepRename); err != nil {
-		return &os.LinkError{Op: "rename", Old: tmpPath, New: target, Err: err}
-	}
-	if err := rename(tmpPath, target); err != nil {
+	if err := step(StepRename, func() error { return rename(tmpPath, filepath.Join(dir, name)) }); err != nil {
 		return err
 	}
 	renamed = true
-	if err := step(StepSyncDir); err != nil {
-		return &fs.PathError{Op: "sync", Path: dir, Err: err}
-	}
-	return syncDir()
-}
-
-func createExcl(path string, step func(Step) error) (tempFile, error) {
-	if err := step(StepCreate); err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	return createPrivate(path)
+	return step(StepSyncDir, syncDir)
 }
 
 // A tempFile is the file WriteFile writes: raw file descriptors where the

@@ -25,60 +25,49 @@ func OpenNoFollow(path string) (*os.File, error) {
 	return f, nil
 }
 
-// CheckPrivateFile returns an error wrapping sessionstore.ErrInsecurePermissions if fi is not a
-// regular file, is accessible by group or others, or is owned by another
-// user than the current one or root.
+// CheckPrivateFile returns an error wrapping
+// sessionstore.ErrInsecurePermissions if fi is not a regular file, is
+// accessible by group or others, or is owned by another user than the
+// current one or root.
 func CheckPrivateFile(path string, fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file (%v): %w", path, fi.Mode().Type(), sessionstore.ErrInsecurePermissions)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%s is accessible by group or others (mode %04o, want 0600): %w", path, perm, sessionstore.ErrInsecurePermissions)
-	}
-	return checkOwner(path, fi)
+	return checkModeOwner(path, fi, 0o077, "accessible by group or others (mode %04o, want 0600)", os.Geteuid())
 }
 
-// CheckTrustedFile returns an error wrapping ErrInsecurePermissions if fi
-// is not a regular file, is writable by group or others, or is owned by
-// another user than the current one or root: a file others may read but
+// CheckTrustedFile is CheckPrivateFile for a file others may read but
 // must not change (a recipients file).
 func CheckTrustedFile(path string, fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file (%v): %w", path, fi.Mode().Type(), sessionstore.ErrInsecurePermissions)
 	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("%s is writable by group or others (mode %04o): %w", path, perm, sessionstore.ErrInsecurePermissions)
-	}
-	return checkOwner(path, fi)
+	return checkModeOwner(path, fi, 0o022, "writable by group or others (mode %04o)", os.Geteuid())
 }
 
-// CheckPrivateDir returns an error wrapping sessionstore.ErrInsecurePermissions if fi is not a
-// directory, is writable by group or others, or is owned by another user
-// than the current one or root.
+// CheckPrivateDir returns an error wrapping
+// sessionstore.ErrInsecurePermissions if fi is not a directory, is
+// writable by group or others, or is owned by another user than the
+// current one or root.
 func CheckPrivateDir(path string, fi fs.FileInfo) error {
 	return CheckPrivateDirFor(path, fi, os.Geteuid())
 }
 
-// CheckPrivateDirFor is CheckPrivateDir for the user uid (a Store checks
-// against the user that opened it, without a geteuid call per write).
+// CheckPrivateDirFor is CheckPrivateDir for the user uid.
 func CheckPrivateDirFor(path string, fi fs.FileInfo, uid int) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", path)
 	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("%s is writable by group or others (mode %04o, want 0700): %w", path, perm, sessionstore.ErrInsecurePermissions)
-	}
-	return checkOwnerIs(path, fi, uid)
+	return checkModeOwner(path, fi, 0o022, "writable by group or others (mode %04o, want 0700)", uid)
 }
 
-func checkOwner(path string, fi fs.FileInfo) error { return checkOwnerIs(path, fi, os.Geteuid()) }
-
-func checkOwnerIs(path string, fi fs.FileInfo, uid int) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
+// checkModeOwner refuses fi if its mode has a bit of forbidden (say is
+// the message, given the mode) or if neither uid nor root owns it.
+func checkModeOwner(path string, fi fs.FileInfo, forbidden fs.FileMode, say string, uid int) error {
+	if perm := fi.Mode().Perm(); perm&forbidden != 0 {
+		return fmt.Errorf("%s is "+say+": %w", path, perm, sessionstore.ErrInsecurePermissions)
 	}
-	if int(st.Uid) != uid && st.Uid != 0 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid && st.Uid != 0 {
 		return fmt.Errorf("%s is owned by uid %d, not by this user (uid %d) or root: %w", path, st.Uid, uid, sessionstore.ErrInsecurePermissions)
 	}
 	return nil

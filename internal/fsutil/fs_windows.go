@@ -24,9 +24,6 @@ func OpenNoFollow(path string) (*os.File, error) {
 	return os.Open(path)
 }
 
-// SyncDir is a no-op on Windows, where directories cannot be fsynced.
-func SyncDir(dir string) error { return nil }
-
 // createPrivate creates path with O_EXCL.
 func createPrivate(path string) (tempFile, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -2,24 +2,18 @@ package fsutil
 
 import (
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // NetworkFS reports whether path is on a network or user-space file system
 // (NFS, SMB, AFP, WebDAV, macFUSE, …), and which.
 func NetworkFS(path string) (string, bool) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
 		return "", false
 	}
-	var b strings.Builder
-	for _, c := range st.Fstypename {
-		if c == 0 {
-			break
-		}
-		b.WriteByte(byte(c))
-	}
-	name := b.String()
+	name := unix.ByteSliceToString(st.Fstypename[:])
 	switch {
 	case name == "nfs", name == "smbfs", name == "afpfs", name == "webdav", name == "cifs",
 		strings.Contains(name, "fuse"):

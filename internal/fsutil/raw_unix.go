@@ -60,22 +60,6 @@ func (f *rawFile) Close() error {
 	return nil
 }
 
-// SyncDir fsyncs a directory, so that a rename in it is durable.
-func SyncDir(dir string) error {
-	fd, err := openRetry(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC)
-	if err != nil {
-		return &fs.PathError{Op: "open", Path: dir, Err: err}
-	}
-	err = syscall.Fsync(fd)
-	if cerr := syscall.Close(fd); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return &fs.PathError{Op: "sync", Path: dir, Err: err}
-	}
-	return nil
-}
-
 // openRetry opens path with raw open(2), retrying on EINTR.
 func openRetry(path string, flags int) (int, error) {
 	for {

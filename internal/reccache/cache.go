@@ -1,19 +1,21 @@
-// Package reccache is the record cache that filestore and etcdstore share:
-// a map from auth types to immutable entries with lock-free reads.
+// Package reccache is the record cache that filestore and the fleet
+// backends (through internal/protocol) share: a map from auth types to
+// immutable entries with lock-free reads.
 package reccache
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 )
 
 // A Cache maps auth types to entries of type E, with lock-free reads so
-// that a cache hit scales across cores. Names live in slots; a slot's entry is swapped
-// atomically. The slots of most names are in read, a map that is never
+// that a cache hit scales across cores. A name's slot holds its entry,
+// swapped atomically. The slots of most names are in read, a map never
 // changed once published; names added since are in dirty, under mu, and
 // are promoted into a new read map once lookups have missed read as many
 // times as there are names (sync.Map's amortisation: adding a name costs
-// O(1) on average, whatever the number of records).
+// O(1) on average).
 type Cache[E any] struct {
 	read atomic.Pointer[map[string]*slot[E]]
 
@@ -38,21 +40,7 @@ func (c *Cache[E]) Get(name string) *E {
 func (c *Cache[E]) getDirty(name string) *E {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	sl := c.dirtySlotLocked(name, false)
-	if sl == nil {
-		return nil
-	}
-	return sl.e.Load()
-}
-
-// GetLocked is Get for a caller that holds c.mu.
-func (c *Cache[E]) GetLocked(name string) *E {
-	if r := c.read.Load(); r != nil {
-		if sl := (*r)[name]; sl != nil {
-			return sl.e.Load()
-		}
-	}
-	if sl := c.dirty[name]; sl != nil {
+	if sl := c.slotLocked(name, false); sl != nil {
 		return sl.e.Load()
 	}
 	return nil
@@ -68,7 +56,7 @@ func (c *Cache[E]) Update(name string, f func(old E) E) {
 
 // UpdateLocked is Update for a caller that holds the cache's lock.
 func (c *Cache[E]) UpdateLocked(name string, f func(old E) E) {
-	sl := c.slotLocked(name)
+	sl := c.slotLocked(name, true)
 	var old E
 	if e := sl.e.Load(); e != nil {
 		old = *e
@@ -81,8 +69,11 @@ func (c *Cache[E]) UpdateLocked(name string, f func(old E) E) {
 func (c *Cache[E]) UpdateExisting(name string, f func(old E) E) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.GetLocked(name) != nil {
-		c.UpdateLocked(name, f)
+	if sl := c.slotLocked(name, false); sl != nil {
+		if e := sl.e.Load(); e != nil {
+			next := f(*e)
+			sl.e.Store(&next)
+		}
 	}
 }
 
@@ -117,22 +108,12 @@ func (c *Cache[E]) Reset() {
 	c.dirty, c.misses = nil, 0
 }
 
-// slotLocked returns name's slot, creating it in dirty. c.mu is held.
-func (c *Cache[E]) slotLocked(name string) *slot[E] {
+// slotLocked returns name's slot, creating it in dirty if create. A slot
+// found in dirty counts as a miss of read. c.mu is held.
+func (c *Cache[E]) slotLocked(name string, create bool) *slot[E] {
 	if r := c.read.Load(); r != nil {
 		if sl := (*r)[name]; sl != nil {
 			return sl
-		}
-	}
-	return c.dirtySlotLocked(name, true)
-}
-
-// dirtySlotLocked looks name up in dirty, counting a miss of read, and
-// creates its slot if create. c.mu is held.
-func (c *Cache[E]) dirtySlotLocked(name string, create bool) *slot[E] {
-	if r := c.read.Load(); r != nil {
-		if sl := (*r)[name]; sl != nil {
-			return sl // promoted meanwhile
 		}
 	}
 	sl := c.dirty[name]
@@ -153,24 +134,18 @@ func (c *Cache[E]) dirtySlotLocked(name string, create bool) *slot[E] {
 // promoteLocked publishes a new read map with dirty's slots once there have
 // been as many misses as names. c.mu is held.
 func (c *Cache[E]) promoteLocked() {
-	var n int
 	r := c.read.Load()
+	var m map[string]*slot[E]
 	if r != nil {
-		n = len(*r)
+		m = *r
 	}
-	if len(c.dirty) == 0 || c.misses < n+len(c.dirty) {
+	if len(c.dirty) == 0 || c.misses < len(m)+len(c.dirty) {
 		return
 	}
-	m := make(map[string]*slot[E], n+len(c.dirty))
-	if r != nil {
-		for k, v := range *r {
-			m[k] = v
-		}
-	}
-	for k, v := range c.dirty {
-		m[k] = v
-	}
-	c.read.Store(&m)
+	next := make(map[string]*slot[E], len(m)+len(c.dirty))
+	maps.Copy(next, m)
+	maps.Copy(next, c.dirty)
+	c.read.Store(&next)
 	c.dirty, c.misses = nil, 0
 }
 

@@ -13,61 +13,24 @@ import (
 	"github.com/sessionstore/sessionstore"
 )
 
-// auth is AuthObject's stored form: every field, tokens included.
+// auth is AuthObject's stored form: every field, tokens included
+// (AuthObject's own JSON redacts them). A conversion, so that a field added
+// to AuthObject without one here does not compile.
 type auth struct {
-	AccessToken   string         `json:"access_token"`
-	RefreshToken  string         `json:"refresh_token,omitempty"`
-	TokenType     string         `json:"token_type,omitempty"`
-	Expiry        time.Time      `json:"expiry,omitzero"`
-	Scope         string         `json:"scope,omitempty"`
-	Ref           ref            `json:"ref,omitzero"`
-	TransferToken string         `json:"transfer_token,omitempty"`
-	Extra         map[string]any `json:"extra,omitempty"`
-	Health        health         `json:"health,omitzero"` // since this release; older readers skip it
-}
-
-type ref struct {
-	Type string `json:"type"`
-	ID   int64  `json:"id"`
-}
-
-type health struct {
-	NeedsLogin  time.Time `json:"needs_login,omitzero"`
-	Reason      string    `json:"reason,omitempty"`
-	LastRefresh time.Time `json:"last_refresh,omitzero"`
-}
-
-func toWire(a sessionstore.AuthObject) auth {
-	return auth{
-		AccessToken:   a.AccessToken,
-		RefreshToken:  a.RefreshToken,
-		TokenType:     a.TokenType,
-		Expiry:        a.Expiry,
-		Scope:         a.Scope,
-		Ref:           ref(a.Ref),
-		TransferToken: a.TransferToken,
-		Extra:         a.Extra,
-		Health:        health(a.Health),
-	}
-}
-
-func (w auth) authObject() sessionstore.AuthObject {
-	return sessionstore.AuthObject{
-		AccessToken:   w.AccessToken,
-		RefreshToken:  w.RefreshToken,
-		TokenType:     w.TokenType,
-		Expiry:        w.Expiry,
-		Scope:         w.Scope,
-		Ref:           sessionstore.Ref(w.Ref),
-		TransferToken: w.TransferToken,
-		Extra:         w.Extra,
-		Health:        sessionstore.Health(w.Health),
-	}
+	AccessToken   string              `json:"access_token"`
+	RefreshToken  string              `json:"refresh_token,omitempty"`
+	TokenType     string              `json:"token_type,omitempty"`
+	Expiry        time.Time           `json:"expiry,omitzero"`
+	Scope         string              `json:"scope,omitempty"`
+	Ref           sessionstore.Ref    `json:"ref,omitzero"`
+	TransferToken string              `json:"transfer_token,omitempty"`
+	Extra         map[string]any      `json:"extra,omitempty"`
+	Health        sessionstore.Health `json:"health,omitzero"`
 }
 
 // EncodeAuth returns the stored form of a. The caller clears it when done.
 func EncodeAuth(a sessionstore.AuthObject) ([]byte, error) {
-	return json.Marshal(toWire(a))
+	return json.Marshal(auth(a))
 }
 
 // DecodeAuth reads what EncodeAuth wrote, in any version. Its error never
@@ -78,7 +41,7 @@ func DecodeAuth(data []byte) (sessionstore.AuthObject, error) {
 		// The JSON error could quote a token: say only what failed.
 		return sessionstore.AuthObject{}, fmt.Errorf("auth object does not decode: %w", sessionstore.ErrTampered)
 	}
-	return w.authObject(), nil
+	return sessionstore.AuthObject(w), nil
 }
 
 // ExpiryOf returns the expiry of the stored auth object data, or the zero
