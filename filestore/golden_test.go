@@ -75,7 +75,7 @@ func TestGoldenRecordsStillOpen(t *testing.T) {
 				require.NoError(t, err)
 				var want sessionstore.AuthObject
 				require.NoError(t, json.Unmarshal(wantJSON, &want))
-				assert.Equal(t, want, got)
+				assert.True(t, want.Equal(got), "want %v, got %v", want, got)
 				ring, err := crypto.LoadKeyring(key)
 				require.NoError(t, err)
 				rec, _, err := envelope.Open(ring, record, "", v.AuthType)

@@ -44,13 +44,13 @@ func TestSetGetRoundTrip(t *testing.T) {
 
 		got, err := s.Get(ctx, "server")
 		require.NoError(t, err)
-		assert.Equal(t, want, got)
+		assert.True(t, want.Equal(got), "got %v", got)
 
 		// A second Store (another process, in effect) reads it from disk.
 		s2 := openStore(t, dir, key, m.opts...)
 		got, err = s2.Get(ctx, "server")
 		require.NoError(t, err)
-		assert.Equal(t, want, got)
+		assert.True(t, want.Equal(got), "got %v", got)
 	})
 }
 
