@@ -48,7 +48,13 @@ func TestNoKeyDerivationUnderRecordLock(t *testing.T) {
 		a.AccessToken = "waited"
 		done <- s.Set(ctx, "server", a)
 	}()
-	<-asking
+	select {
+	case <-asking:
+	case err := <-done:
+		t.Fatalf("the Set asked for no passphrase (err %v)", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the Set never asked for the passphrase")
+	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	b := sampleAuth()

@@ -10,7 +10,7 @@ import (
 	"github.com/sessionstore/sessionstore/pgstore"
 )
 
-// The functions that read without a Store, on a schema no Open has made,
+// The functions that work without a Store, on a schema no Open has made,
 // say so, and still carry PostgreSQL's error.
 func TestReadBeforeTablesExist(t *testing.T) {
 	e := newEnv(t)
@@ -20,7 +20,8 @@ func TestReadBeforeTablesExist(t *testing.T) {
 	_, errAll := pgstore.ReadRecords(ctx, pool, e.ns, nil, schema)
 	_, errOne := pgstore.ReadRecord(ctx, pool, e.ns, nil, "podio", schema)
 	_, errHosts := pgstore.Hosts(ctx, pool, e.ns, schema)
-	for _, err := range []error{errAll, errOne, errHosts} {
+	errRemove := pgstore.Remove(ctx, pool, e.ns, "podio", schema)
+	for _, err := range []error{errAll, errOne, errHosts, errRemove} {
 		require.Error(t, err)
 		var pe *pgconn.PgError
 		assert.ErrorAs(t, err, &pe)

@@ -182,7 +182,7 @@ func Remove(ctx context.Context, pool *pgxpool.Pool, namespace, authType string,
 	b.noListen = true // no feed: waiters poll
 	l, err := b.Lock(ctx, authType)
 	if err != nil {
-		return err
+		return noTables(tablesIn(o.schema), err)
 	}
 	defer l.Unlock()
 	raw, err := b.Read(ctx, authType)
