@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sessionstore/sessionstore"
@@ -17,20 +16,9 @@ import (
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
-// A rotation across hosts is staged, as Kubernetes rotates its
-// encryption-at-rest keys. Every host uses the same key file; the operator
-// distributes it after each step, and each step checks, through the hosts'
-// heartbeats, that every live host holds what it needs:
-//
-//  1. Stage: a new identity is added to the key file after the others,
-//     decrypt-only. Hosts that have it open records sealed to it.
-//  2. Promote: once every live host holds the staged identity, it becomes
-//     the primary (the old primary is kept, decrypt-only) and every record
-//     is resealed to it. Hosts that still have the previous key file seal
-//     their writes to the old primary, which every host can still open.
-//  3. Retire: once every live host's primary is the new key, records that
-//     such hosts sealed to the old one are resealed, and the old
-//     identities are dropped from the key file.
+// A fleet's rotation is staged (Stage, Promote, Retire), the operator
+// distributing the key file after each step; each step first checks,
+// through the heartbeats, that every live host holds what it needs.
 
 // ErrRotationIncomplete is returned (wrapped) when a rotation cannot
 // finish because some record does not open (before anything changed, or
@@ -56,7 +44,8 @@ type RecordStatus struct {
 	Err       error     `json:"-"`
 	Error     string    `json:"error,omitempty"`
 
-	ver int64 // the version this status describes (fleet backends)
+	ver int64            // the version this status describes (fleet backends)
+	rec *envelope.Record // the record as a rotation's check decrypted it, for reseal
 }
 
 // SetErr sets r's error.
@@ -95,19 +84,34 @@ type Fleet struct {
 
 // OpenRecord opens raw, the record of raw.Name, with ring.
 func (f *Fleet) OpenRecord(raw Raw, ring *crypto.Keyring) Record {
-	r := Record{RecordStatus: RecordStatus{Store: f.Namespace, AuthType: raw.Name, Location: f.Where(raw.Name), Key: -1, ver: raw.Ver}}
-	rec, idx, err := envelope.Open(ring, raw.Data, f.Namespace, raw.Name)
-	if err == nil {
+	r := Record{RecordStatus: f.status(raw)}
+	if rec := f.open(&r.RecordStatus, raw.Data, ring); rec != nil {
 		defer clear(rec.Auth)
-		r.Auth, err = wire.DecodeAuth(rec.Auth)
+		if a, err := wire.DecodeAuth(rec.Auth); err != nil {
+			r.RecordStatus = f.status(raw)
+			r.SetErr(fmt.Errorf("%s: %s: %w", f.Pkg, r.Location, err))
+		} else {
+			r.Auth = a
+		}
 	}
-	if err != nil {
-		r.Auth = sessionstore.AuthObject{}
-		r.SetErr(fmt.Errorf("%s: %s: %w", f.Pkg, r.Location, err))
-		return r
-	}
-	r.Key, r.PublicKey, r.Seq, r.Written, r.Expiry = idx, ring.PublicKey(idx), rec.Seq, rec.Written, r.Auth.Expiry
 	return r
+}
+
+// status is raw's status before it is opened.
+func (f *Fleet) status(raw Raw) RecordStatus {
+	return RecordStatus{Store: f.Namespace, AuthType: raw.Name, Location: f.Where(raw.Name), Key: -1, ver: raw.Ver}
+}
+
+// open opens data, r's record, with ring and describes it in r; nil if it
+// does not open.
+func (f *Fleet) open(r *RecordStatus, data []byte, ring *crypto.Keyring) *envelope.Record {
+	rec, idx, err := envelope.Open(ring, data, f.Namespace, r.AuthType)
+	if err != nil {
+		r.SetErr(fmt.Errorf("%s: %s: %w", f.Pkg, r.Location, err))
+		return nil
+	}
+	r.Key, r.PublicKey, r.Seq, r.Written, r.Expiry = idx, ring.PublicKey(idx), rec.Seq, rec.Written, wire.ExpiryOf(rec.Auth)
+	return rec
 }
 
 // StageOptions configures Stage.
@@ -184,14 +188,8 @@ type RotateOptions struct {
 	DryRun  bool // check the hosts and the records; change nothing
 	Workers int  // records resealed in parallel; 0 means 1
 
-	// Passphrase, for a passphrase-protected key file, is called once;
-	// the key file keeps the same passphrase.
-	Passphrase func() (string, error)
-
-	// Identity, for a key file sealed to age recipients (plugins), opens
-	// it; the key file is sealed again to the recipients in
-	// keyFile+crypto.SealedToSuffix.
-	Identity crypto.KeyIdentity
+	Passphrase func() (string, error) // as StageOptions'
+	Identity   crypto.KeyIdentity     // as StageOptions'
 }
 
 // A RotateReport says what Promote or Retire did (or, with an error, what
@@ -289,18 +287,23 @@ func (f *Fleet) Retire(ctx context.Context, keyFile string, opts RotateOptions) 
 
 // resealAll checks that every record opens with ring (else
 // ErrRotationIncomplete, nothing changed), writes next to keyFile (unless
-// nil, or DryRun), reseals every record through a Store opened on keyFile,
-// then reads every record again and reports it. For Retire (next nil), a
-// record not under the primary is an error (ErrRotationIncomplete); for
-// Promote it is counted in report.Stragglers.
+// nil, or DryRun), reseals every record through a Store opened on keyFile
+// and checks them again. A record then not under the primary is
+// ErrRotationIncomplete for Retire (next nil), a straggler for Promote.
 func (f *Fleet) resealAll(ctx context.Context, step string, ring, next *crypto.Keyring, keyFile, pass string,
 	opts RotateOptions, report *RotateReport) error {
-	known := newKnownSet()
-	defer known.clear()
-	records, err := f.check(ctx, ring, opts.Workers, known, nil)
+	records, err := f.check(ctx, ring, opts.Workers, true, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
+	defer func() {
+		for i := range records {
+			if r := &records[i]; r.rec != nil {
+				clear(r.rec.Auth) // plaintext that reseal did not take
+				r.rec = nil
+			}
+		}
+	}()
 	if bad := Failed(records); len(bad) > 0 {
 		report.Records = records
 		return fmt.Errorf("%s: %w: nothing changed: %d record(s) do not open with the keys in %s: %s; delete records that are not this store's (sessionstore rm), or pass the key file they were sealed with",
@@ -321,7 +324,7 @@ func (f *Fleet) resealAll(ctx context.Context, step string, ring, next *crypto.K
 	}
 	defer s.Close()
 	err = batch.ForEach(ctx, records, opts.Workers, func(r *RecordStatus) {
-		if err := s.reseal(ctx, r, known.take(r.AuthType)); err != nil {
+		if err := s.reseal(ctx, r); err != nil {
 			r.SetErr(err)
 		}
 	})
@@ -334,7 +337,7 @@ func (f *Fleet) resealAll(ctx context.Context, step string, ring, next *crypto.K
 			resealed[r.AuthType] = r // an error: the cause, rather than its consequence
 		}
 	}
-	after, err := f.check(ctx, s.Keyring(), opts.Workers, nil, resealed)
+	after, err := f.check(ctx, s.Keyring(), opts.Workers, false, resealed)
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
@@ -381,7 +384,7 @@ func (f *Fleet) Check(ctx context.Context, keyFile string, opts CheckOptions) (*
 	if ring.Staged() {
 		rep.Staged = ring.Fingerprint(ring.Len() - 1)
 	}
-	if rep.Records, err = f.check(ctx, ring, opts.Workers, nil, nil); err != nil {
+	if rep.Records, err = f.check(ctx, ring, opts.Workers, false, nil); err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	if rep.Hosts, err = f.Hosts(ctx); err != nil {
@@ -393,50 +396,44 @@ func (f *Fleet) Check(ctx context.Context, keyFile string, opts CheckOptions) (*
 // ReadRecords reads every record and opens it with ring, sorted by auth
 // type; one that does not open has Err set.
 func (f *Fleet) ReadRecords(ctx context.Context, ring *crypto.Keyring) ([]Record, error) {
-	raws, err := f.ReadAll(ctx)
+	raws, err := f.readAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	recs := make([]Record, 0, len(raws))
-	for _, raw := range raws {
-		recs = append(recs, f.OpenRecord(raw, ring))
+	recs := make([]Record, len(raws))
+	for i, raw := range raws {
+		recs[i] = f.OpenRecord(raw, ring)
 	}
-	slices.SortFunc(recs, func(a, b Record) int { return strings.Compare(a.AuthType, b.AuthType) })
 	return recs, nil
 }
 
-// check reads every record and reports which identity of ring opens each.
-// What it decrypts is kept in known (if not nil) for a reseal. A record
-// whose status prior already gives (resealed at that version, or failed
-// to reseal) is not decrypted again.
-func (f *Fleet) check(ctx context.Context, ring *crypto.Keyring, workers int, known *knownSet, prior map[string]RecordStatus) ([]RecordStatus, error) {
+// readAll reads every record, sorted by auth type.
+func (f *Fleet) readAll(ctx context.Context) ([]Raw, error) {
 	raws, err := f.ReadAll(ctx)
+	slices.SortFunc(raws, func(a, b Raw) int { return strings.Compare(a.Name, b.Name) })
+	return raws, err
+}
+
+// check reads every record and reports which identity of ring opens each,
+// keeping what it decrypted in RecordStatus.rec if keep. A record whose
+// status prior already gives (resealed at that version, or failed to
+// reseal) is not decrypted again.
+func (f *Fleet) check(ctx context.Context, ring *crypto.Keyring, workers int, keep bool, prior map[string]RecordStatus) ([]RecordStatus, error) {
+	raws, err := f.readAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(raws, func(a, b Raw) int { return strings.Compare(a.Name, b.Name) })
 	records := make([]RecordStatus, len(raws))
-	for i, raw := range raws {
-		records[i] = RecordStatus{Store: f.Namespace, AuthType: raw.Name, Location: f.Where(raw.Name), Key: -1, ver: raw.Ver}
-	}
 	data := make(map[string][]byte, len(raws))
-	for _, raw := range raws {
-		data[raw.Name] = raw.Data
+	for i, raw := range raws {
+		records[i], data[raw.Name] = f.status(raw), raw.Data
 	}
 	err = batch.ForEach(ctx, records, workers, func(r *RecordStatus) {
 		if p, ok := prior[r.AuthType]; ok && (p.Err != nil || p.ver == r.ver) {
 			*r = p
-			return
-		}
-		rec, idx, err := envelope.Open(ring, data[r.AuthType], f.Namespace, r.AuthType)
-		if err != nil {
-			r.SetErr(fmt.Errorf("%s: %s: %w", f.Pkg, r.Location, err))
-			return
-		}
-		r.Key, r.PublicKey, r.Seq, r.Written, r.Expiry = idx, ring.PublicKey(idx), rec.Seq, rec.Written, wire.ExpiryOf(rec.Auth)
-		if known != nil {
-			known.add(r.AuthType, &knownRec{ver: r.ver, rec: rec, pub: r.PublicKey})
-		} else {
+		} else if rec := f.open(r, data[r.AuthType], ring); rec != nil && keep {
+			r.rec = rec
+		} else if rec != nil {
 			clear(rec.Auth)
 		}
 	})
@@ -447,12 +444,16 @@ func (f *Fleet) check(ctx context.Context, ring *crypto.Keyring, workers int, kn
 }
 
 // reseal rewrites r's record, under its lock and fenced, sealed to the
-// Store's primary and extra recipients, keeping its auth object byte for
-// byte. A record already under the primary is left alone. k, if not nil,
-// is the record as a check decrypted it: used if the record has not
-// changed since. r then describes the record under the primary (ver 0 if
-// it was deleted meanwhile).
-func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error {
+// Store's primary, keeping its auth object byte for byte; a record already
+// under the primary is left alone. r.rec, if the record has not changed
+// since check decrypted it, spares a decryption. r then describes the
+// record under the primary (ver 0 if it was deleted meanwhile).
+func (s *Store) reseal(ctx context.Context, r *RecordStatus) error {
+	rec, pub := r.rec, r.PublicKey
+	r.rec = nil
+	if rec != nil {
+		defer clear(rec.Auth)
+	}
 	l, unlock, err := s.lockCurrentKeys(ctx, r.AuthType)
 	if err != nil {
 		return err
@@ -463,23 +464,19 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 	if err != nil {
 		return err
 	}
+	checked := r.ver
 	r.ver = 0
 	if raw.Data == nil {
 		return nil // deleted meanwhile
 	}
-	where := s.b.Where(r.AuthType)
-	var rec *envelope.Record
-	var pub string
-	if k != nil && k.ver == raw.Ver {
-		rec, pub = k.rec, k.pub
-	} else {
+	if rec == nil || checked != raw.Ver {
 		var idx int
 		if rec, idx, err = envelope.Open(ring, raw.Data, s.ns, r.AuthType); err != nil {
-			return fmt.Errorf("%s: %s: %w", s.pkg, where, err)
+			return s.fail(r.AuthType, err)
 		}
+		defer clear(rec.Auth)
 		pub = ring.PublicKey(idx)
 	}
-	defer clear(rec.Auth)
 	r.Key, r.PublicKey, r.Expiry = 0, ring.PublicKey(0), wire.ExpiryOf(rec.Auth)
 	if pub == ring.PublicKey(0) {
 		// A host with the new key file already sealed it to the new key.
@@ -491,61 +488,15 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 	rec.Written = now
 	ct, err := envelope.Seal(ring, rec)
 	if err != nil {
-		return fmt.Errorf("%s: %s: %w", s.pkg, where, err)
+		return s.fail(r.AuthType, err)
 	}
-	ver, err := l.Commit(ctx, raw.Ver, ct)
-	if errors.Is(err, ErrAmbiguous) {
-		unlock()
-		ver, err = s.settle(ctx, l, r.AuthType, raw.Ver, ct, err)
-	}
+	ver, err := s.commit(ctx, l, unlock, r.AuthType, raw.Ver, ct)
 	s.forget(r.AuthType, 0)
 	if err != nil {
 		return err
 	}
 	r.Seq, r.Written, r.ver, r.Resealed = rec.Seq, rec.Written, ver, true
 	return nil
-}
-
-// A knownRec is a record as a check decrypted it, at version ver, opened
-// by the identity whose recipient is pub.
-type knownRec struct {
-	ver int64
-	rec *envelope.Record
-	pub string
-}
-
-// A knownSet holds what a check decrypted, by auth type, so that a
-// rotation decrypts each record once.
-type knownSet struct {
-	mu sync.Mutex // guards m
-	m  map[string]*knownRec
-}
-
-func newKnownSet() *knownSet { return &knownSet{m: make(map[string]*knownRec)} }
-
-func (k *knownSet) add(name string, r *knownRec) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m[name] = r
-}
-
-// take removes and returns name's entry, or nil.
-func (k *knownSet) take(name string) *knownRec {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	r := k.m[name]
-	delete(k.m, name)
-	return r
-}
-
-// clear wipes the plaintexts left.
-func (k *knownSet) clear() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for name, r := range k.m {
-		clear(r.rec.Auth)
-		delete(k.m, name)
-	}
 }
 
 // openKeyFile locks keyFile, removes a temp key file that a killed
