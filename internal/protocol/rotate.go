@@ -20,17 +20,16 @@ import (
 // distributing the key file after each step; each step first checks,
 // through the heartbeats, that every live host holds what it needs.
 
-// ErrRotationIncomplete is returned (wrapped) when a rotation cannot
-// finish because some record does not open (before anything changed, or
-// after resealing, when the old keys are kept). The records are named.
+// ErrRotationIncomplete is wrapped when some record, named, does not open
+// (before anything changed, or after resealing: the old keys are kept).
 var ErrRotationIncomplete = errors.New("rotation incomplete")
 
-// ErrHostsNotReady is returned (wrapped) when a live host lacks the key a
-// step needs: the step changed nothing, and the error names the hosts.
+// ErrHostsNotReady is wrapped when a live host, named, lacks the key a
+// step needs: nothing changed.
 var ErrHostsNotReady = errors.New("hosts not ready")
 
-// RecordStatus describes one record, as a check or a rotation sees it. It
-// never holds a token.
+// RecordStatus describes one record, as a check or a rotation sees it;
+// never a token.
 type RecordStatus struct {
 	Store     string    `json:"store"`      // the store: its directory, etcd prefix or namespace
 	AuthType  string    `json:"auth_type"`  // the record's name
@@ -63,15 +62,13 @@ func RecordNames(records []RecordStatus) string {
 	return batch.Names(records, func(r RecordStatus) string { return r.Location })
 }
 
-// A Record is one record as ReadRecords reads it: its status, as a check
-// reports it, and the session it holds when it opens (Err nil).
+// A Record is a record's status and, if it opens, its session.
 type Record struct {
 	RecordStatus
 	Auth sessionstore.AuthObject `json:"-"` // zero when Err is set
 }
 
-// A Fleet is what the staged steps need of a fleet backend, without a
-// Store.
+// A Fleet is what the staged steps need of a backend, without a Store.
 type Fleet struct {
 	Pkg       string // the backend's name, for errors
 	Namespace string // as bound into records
@@ -116,21 +113,16 @@ func (f *Fleet) open(r *RecordStatus, data []byte, ring *crypto.Keyring) *envelo
 
 // StageOptions configures Stage.
 type StageOptions struct {
-	// Kind is the staged identity's kind. The zero value, crypto.SameKind,
-	// gives it the current primary's, so that a routine rotation never
-	// changes it; crypto.X25519 or crypto.PostQuantum choose that kind.
-	// A key file already staged keeps its staged identity, whatever its
-	// kind; asking for the other kind then is an error that changes
-	// nothing.
+	// Kind is the staged identity's kind; the zero value, crypto.SameKind,
+	// is the primary's. A key file already staged keeps its staged
+	// identity: asking for another kind then changes nothing (an error).
 	Kind crypto.Kind
 
-	// Passphrase, for a passphrase-protected key file, is called once;
-	// the key file keeps the same passphrase.
+	// Passphrase, for a passphrase-protected key file, is called once.
 	Passphrase func() (string, error)
 
-	// Identity, for a key file sealed to age recipients (plugins), opens
-	// it; the key file is sealed again to the recipients in
-	// keyFile+crypto.SealedToSuffix.
+	// Identity opens a key file sealed to age recipients (plugins); it is
+	// sealed again to those in keyFile+crypto.SealedToSuffix.
 	Identity crypto.KeyIdentity
 }
 
@@ -502,15 +494,12 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus) error {
 // openKeyFile locks keyFile, removes a temp key file that a killed
 // rotation left (it holds secret keys), and loads it.
 func openKeyFile(ctx context.Context, keyFile string, askPass func() (string, error), id crypto.KeyIdentity) (ring *crypto.Keyring, pass string, unlock func(), err error) {
-	unlock, err = keys.LockFile(ctx, keyFile)
-	if err != nil {
+	if unlock, err = keys.LockFile(ctx, keyFile); err != nil {
 		return nil, "", nil, err
 	}
-	if err := crypto.RemoveTempKeyFile(keyFile); err != nil {
-		unlock()
-		return nil, "", nil, err
+	if err = crypto.RemoveTempKeyFile(keyFile); err == nil {
+		ring, pass, err = keys.Load(keyFile, askPass, id)
 	}
-	ring, pass, err = keys.Load(keyFile, askPass, id)
 	if err != nil {
 		unlock()
 		return nil, "", nil, err

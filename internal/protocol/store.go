@@ -141,10 +141,9 @@ func (s *Store) heartbeatLoop() {
 }
 
 // Get returns the session stored under authType, or an error wrapping
-// sessionstore.ErrNotFound. A cached value costs no I/O and, unless it has
-// Extra, no allocation; it is served only while the change feed is
-// healthy and was heard from within the staleness bound. Otherwise Get
-// reads the record.
+// sessionstore.ErrNotFound. A cached value (no I/O; no allocation without
+// Extra) is served only while the change feed is up and was heard from
+// within the staleness bound.
 func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
 	// serving is 0 once the Store is closed: no closed check here.
 	if e := s.cache.Get(authType); e != nil && e.ok && s.watch.vouches(e.gen) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sessionstore/sessionstore"
@@ -29,12 +30,11 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 
 // Update runs fn on the session stored under authType (exists is false if
 // there is none) and stores what it returns, holding the record's lock
-// (across hosts) throughout: no update is lost. If fn returns an error
-// nothing is written and Update returns it; if it returns a value Equal to
-// cur, nothing is written either. A record that cannot be opened makes
-// Update fail without calling fn. If the Store's lease ended while fn ran
-// (the process stalled past the lock TTL), the result is not stored and
-// Update returns an error wrapping sessionstore.ErrLockLost.
+// across hosts throughout: no update is lost. Nothing is written if fn
+// returns an error (Update returns it) or a value Equal to cur. A record
+// that cannot be opened makes Update fail without calling fn. If the
+// Store's lease ended while fn ran, nothing is stored and the error wraps
+// sessionstore.ErrLockLost.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
 	return s.write(ctx, "update", authType, decide.Update(fn))
@@ -48,12 +48,11 @@ func (s *Store) Delete(ctx context.Context, authType string) error {
 	return err
 }
 
-// A pendingWrite is a record this Store is committing.
+// A pendingWrite is a record this Store is committing: its bytes and the
+// entry they make.
 type pendingWrite struct {
-	ct      []byte
-	auth    sessionstore.AuthObject
-	seq     uint64
-	written time.Time
+	ct []byte
+	e  entry
 }
 
 // write is the write protocol of one record (see docs/ARCHITECTURE.md).
@@ -107,7 +106,7 @@ func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func
 		if err != nil {
 			return sessionstore.AuthObject{}, s.fail(name, err)
 		}
-		s.pending.Store(name, &pendingWrite{ct: ct, auth: next, seq: seq, written: now})
+		s.pending.Store(name, &pendingWrite{ct, entry{ok: true, auth: next, seq: seq, written: now, maxSeq: seq}})
 		defer s.pending.Delete(name)
 	}
 	ver, err := s.commit(ctx, l, unlock, name, cur.ver, ct)
@@ -153,10 +152,8 @@ func (s *Store) settle(ctx context.Context, l Lock, name string, ver int64, ct [
 	switch {
 	case err != nil:
 		return 0, unknown(err)
-	case ct != nil && bytes.Equal(raw.Data, ct):
-		return raw.Ver, nil
-	case ct == nil && raw.Data == nil:
-		return raw.Ver, nil
+	case bytes.Equal(raw.Data, ct) && (raw.Data == nil) == (ct == nil):
+		return raw.Ver, nil // our bytes, or, for a delete, gone
 	}
 	// Another host may have written after an applied write: without
 	// history, only the version the write was fenced on shows that
@@ -225,12 +222,8 @@ func (s *Store) lock(ctx context.Context, name string) (Lock, func(), error) {
 		unlockName()
 		return nil, nil, err
 	}
-	done := false
-	return l, func() {
-		if !done {
-			done = true
-			l.Unlock()
-			unlockName()
-		}
-	}, nil
+	return l, sync.OnceFunc(func() {
+		l.Unlock()
+		unlockName()
+	}), nil
 }
