@@ -3,7 +3,6 @@ package protocol
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,9 +161,6 @@ func (f *Feed) MaxStaleness() time.Duration { return f.s.maxStaleness }
 
 // Serving reports whether the cache serves now.
 func (f *Feed) Serving() bool { return f.s.Watching() }
-
-// Log is the Store's logger.
-func (f *Feed) Log() *slog.Logger { return f.s.log }
 
 // Wants reports whether the Store caches a value of name's record older
 // than ver: only then need a feed read a changed record's bytes.

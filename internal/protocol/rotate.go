@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -143,36 +144,30 @@ func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport
 		return nil, fmt.Errorf("stage: %w", err)
 	}
 	defer unlock()
-	if ring.Staged() {
-		last := ring.Len() - 1
+	already, last := ring.Staged(), ring.Len()-1
+	switch {
+	case already:
 		if opts.Kind != crypto.SameKind && opts.Kind != ring.KindOf(last) {
 			return nil, fmt.Errorf("stage: %s already has a staged %s key (%s), and %s was asked for; nothing changed: promote it with rekey (and retire the old key) before staging another, or restore the key file from before it was staged",
 				keyFile, ring.KindOf(last), ring.Fingerprint(last), opts.Kind)
 		}
-		return &StageReport{PublicKey: ring.PublicKey(last), Fingerprint: ring.Fingerprint(last),
-			Kind: ring.KindOf(last), PrimaryKind: ring.KindOf(0), Already: true}, nil
-	}
-	if ring.Rotating() {
+	case ring.Rotating():
 		return nil, fmt.Errorf("stage: %s: a rotation is in progress (its first key is new): finish it with rekey -retire before staging another key", keyFile)
+	default:
+		id, err := crypto.GenerateIdentity(cmp.Or(opts.Kind, ring.KindOf(0)) == crypto.PostQuantum)
+		if err != nil {
+			return nil, fmt.Errorf("stage: %w", err)
+		}
+		if ring, err = ring.Stage(id); err != nil {
+			return nil, fmt.Errorf("stage: %s: %w", keyFile, err)
+		}
+		if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, ring, pass); err != nil {
+			return nil, fmt.Errorf("stage: %w", err)
+		}
+		last = ring.Len() - 1
 	}
-	kind := opts.Kind
-	if kind == crypto.SameKind {
-		kind = ring.KindOf(0)
-	}
-	id, err := crypto.GenerateIdentity(kind == crypto.PostQuantum)
-	if err != nil {
-		return nil, fmt.Errorf("stage: %w", err)
-	}
-	staged, err := ring.Stage(id)
-	if err != nil {
-		return nil, fmt.Errorf("stage: %s: %w", keyFile, err)
-	}
-	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, staged, pass); err != nil {
-		return nil, fmt.Errorf("stage: %w", err)
-	}
-	last := staged.Len() - 1
-	return &StageReport{PublicKey: staged.PublicKey(last), Fingerprint: staged.Fingerprint(last),
-		Kind: staged.KindOf(last), PrimaryKind: staged.KindOf(0)}, nil
+	return &StageReport{PublicKey: ring.PublicKey(last), Fingerprint: ring.Fingerprint(last),
+		Kind: ring.KindOf(last), PrimaryKind: ring.KindOf(0), Already: already}, nil
 }
 
 // RotateOptions configures Promote and Retire.

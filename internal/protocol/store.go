@@ -192,13 +192,13 @@ type current struct {
 // read reads name's record, while generation gen is current, and caches
 // its value; it decrypts only a version the cache does not hold. A record
 // that does not open is reported in current.err.
-func (s *Store) read(ctx context.Context, gen uint64, name string) (*current, error) {
+func (s *Store) read(ctx context.Context, gen uint64, name string) (current, error) {
 	known := s.knownVer(name) // before the read: see fill
 	raw, err := s.b.Read(ctx, name)
 	if err != nil {
-		return nil, err
+		return current{}, err
 	}
-	cur := &current{exists: raw.Data != nil, ver: raw.Ver}
+	cur := current{exists: raw.Data != nil, ver: raw.Ver}
 	if raw.Data == nil {
 		s.forget(name, raw.Ver)
 		return cur, nil
