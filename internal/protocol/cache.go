@@ -99,7 +99,6 @@ func (s *Store) checkDeadline() {
 // watchLoop runs the change feed until Close, restarting it (after a
 // growing pause) whenever it ends.
 func (s *Store) watchLoop() {
-	defer s.wg.Done()
 	pause := 10 * time.Millisecond
 	for s.bg.Err() == nil {
 		ctx, cancel := context.WithCancel(s.bg)

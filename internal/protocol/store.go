@@ -72,9 +72,8 @@ func New(ctx context.Context, c Config) (*Store, error) {
 		return nil, err
 	}
 	s.bg, s.stop = context.WithCancel(context.Background())
-	s.wg.Add(2)
-	go s.watchLoop()
-	go s.heartbeatLoop()
+	s.wg.Go(s.watchLoop)
+	s.wg.Go(s.heartbeatLoop)
 	return s, nil
 }
 
@@ -120,7 +119,6 @@ func (s *Store) host() Host {
 // heartbeatLoop rereads the key file and renews the heartbeat every
 // HeartbeatEvery, until Close.
 func (s *Store) heartbeatLoop() {
-	defer s.wg.Done()
 	t := time.NewTicker(HeartbeatEvery)
 	defer t.Stop()
 	for {
