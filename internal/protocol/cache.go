@@ -124,7 +124,7 @@ func (s *Store) watchLoop() {
 }
 
 // A Feed is what a backend's Watch reports to, for one generation of the
-// change feed.
+// change feed; Watch's goroutines may call its methods.
 type Feed struct {
 	s     *Store
 	gen   uint64
