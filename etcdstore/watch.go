@@ -98,7 +98,7 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 	for {
 		p := pending.Load()
 		if p != nil && f.Mono()-p.sent > int64(f.MaxStaleness()) {
-			f.Log().Warn("sessionstore: etcd watch stopped answering; restarting it", "prefix", b.prefix)
+			b.log.Warn("sessionstore: etcd watch stopped answering; restarting it", "prefix", b.prefix)
 			cancel()
 			return
 		}
@@ -109,7 +109,7 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 			case ctx.Err() != nil:
 				return
 			case err != nil:
-				f.Log().Warn("sessionstore: etcd read of the revision failed", "prefix", b.prefix, "err", err)
+				b.log.Warn("sessionstore: etcd read of the revision failed", "prefix", b.prefix, "err", err)
 			default:
 				p = &progressRequest{sent: sent, rev: resp.Header.Revision}
 				pending.Store(p)
@@ -121,7 +121,7 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 		// errs on the safe side.
 		if p != nil {
 			if err := b.client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
-				f.Log().Warn("sessionstore: etcd progress request failed", "prefix", b.prefix, "err", err)
+				b.log.Warn("sessionstore: etcd progress request failed", "prefix", b.prefix, "err", err)
 			}
 		}
 		wait := every

@@ -3,7 +3,6 @@ package protocol
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,8 +12,7 @@ import (
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
-// An entry is what a Store knows of one record. Entries are immutable once
-// published: a change stores a new one.
+// An entry is what a Store knows of one record; immutable once published.
 type entry struct {
 	ok      bool                    // auth holds the record's value
 	auth    sessionstore.AuthObject // the value, owned by the cache
@@ -22,25 +20,14 @@ type entry struct {
 	seq     uint64
 	written time.Time // when the record was written
 	maxSeq  uint64    // the highest sequence number seen, for sessionstore.ErrRollback
-	gen     uint64    // the feed generation that vouches for it (see watchState)
+	gen     uint64    // the feed generation that vouches for it
 }
 
-// watchState is the health of the Store's change feed.
-//
-// Each (re)start of the feed is a generation: it begins with a fresh read
-// (Feed.Begin), drops every cached value, and reports every change from
-// that read on. A cached entry carries the generation that was current
-// when it was read or written, and is served only while that generation
-// is current and its deadline has not passed. The deadline moves only when
-// the backend hears that every change committed before a given time has
-// been reported (Feed.Heard); the cache stays servable for the staleness
-// bound after that time.
-//
-// A Get reads no clock and one atomic word: serving is the generation
-// whose entries may be served now, 0 when none may (the deadline has
-// passed, the feed is restarting, the Store is closed). A timer clears it
-// a little before the deadline (staleMargin), so that a timer that fires
-// late by less than that still keeps the bound.
+// watchState is the health of the Store's change feed (the staleness
+// rule: docs/ARCHITECTURE.md). An entry is served only while its
+// generation is serving: a Get reads one atomic word and no clock. A timer
+// clears serving staleMargin before the deadline, so that a timer late by
+// less than that still keeps the bound.
 type watchState struct {
 	gen      atomic.Uint64 // the current generation; changed under the cache's lock
 	deadline atomic.Int64  // serve cached values until then (Mono); 0: don't
@@ -62,12 +49,10 @@ func (w *watchState) vouches(gen uint64) bool {
 	return gen != 0 && gen == w.serving.Load()
 }
 
-// Watching reports whether the Store currently serves values from its
-// cache: its change feed is up and was heard from within the bound.
+// Watching reports whether the Store serves values from its cache now.
 func (s *Store) Watching() bool { return s.watch.serving.Load() != 0 }
 
-// RestartFeed ends the current generation of s's change feed, as a
-// failure would; the feed starts again from a fresh read (tests).
+// RestartFeed ends s's feed's generation, as a failure would (tests).
 func RestartFeed(s *Store) {
 	if c := s.watch.cancel.Load(); c != nil {
 		(*c)()
@@ -98,7 +83,7 @@ func (s *Store) setDeadline(deadline int64) {
 }
 
 // checkDeadline is the timer's: it clears serving once the deadline, less
-// staleMargin, has come, and otherwise waits again.
+// staleMargin, has come, else waits again.
 func (s *Store) checkDeadline() {
 	w := &s.watch
 	w.mu.Lock()
@@ -111,15 +96,14 @@ func (s *Store) checkDeadline() {
 	w.timer.Reset(time.Duration(until))
 }
 
-// watchLoop keeps the change feed running until Close, restarting it
-// (after a growing pause) whenever it ends.
+// watchLoop runs the change feed until Close, restarting it (after a
+// growing pause) whenever it ends.
 func (s *Store) watchLoop() {
-	defer s.wg.Done()
 	pause := 10 * time.Millisecond
 	for s.bg.Err() == nil {
 		ctx, cancel := context.WithCancel(s.bg)
 		s.watch.cancel.Store(&cancel)
-		f := &Feed{s: s, cancel: cancel}
+		f := &Feed{s: s}
 		err := s.b.Watch(ctx, f)
 		cancel()
 		s.setDeadline(0) // nothing cached is served until the next generation vouches for it
@@ -140,18 +124,16 @@ func (s *Store) watchLoop() {
 }
 
 // A Feed is what a backend's Watch reports to, for one generation of the
-// change feed. Its methods are called from Watch's goroutines.
+// change feed; Watch's goroutines may call its methods.
 type Feed struct {
-	s      *Store
-	cancel context.CancelFunc
-	gen    uint64
-	heard  atomic.Bool // Heard was called
+	s     *Store
+	gen   uint64
+	heard atomic.Bool // Heard was called
 }
 
-// Begin starts the generation, dropping every cached value (keeping
-// sequence numbers, for sessionstore.ErrRollback). Watch calls it once,
-// after a fresh read of the backend's position and before it reports
-// changes from that position on.
+// Begin starts the generation, dropping every cached value (not sequence
+// numbers). Watch calls it once, after a fresh read of the backend's
+// position and before it reports changes from there.
 func (f *Feed) Begin() {
 	s := f.s
 	s.cache.Lock()
@@ -163,8 +145,8 @@ func (f *Feed) Begin() {
 	s.cache.UpdateAllLocked(func(e entry) entry { return entry{maxSeq: e.maxSeq} })
 }
 
-// Heard says that every change committed before sent (a Mono time) has
-// been reported: the cache may serve until sent plus the staleness bound.
+// Heard says that every change committed before sent (Mono) has been
+// reported: the cache may serve until sent plus the staleness bound.
 func (f *Feed) Heard(sent int64) {
 	f.heard.Store(true)
 	f.s.setDeadline(sent + int64(f.s.maxStaleness))
@@ -179,23 +161,17 @@ func (f *Feed) MaxStaleness() time.Duration { return f.s.maxStaleness }
 // Serving reports whether the cache serves now.
 func (f *Feed) Serving() bool { return f.s.Watching() }
 
-// Log is the Store's logger.
-func (f *Feed) Log() *slog.Logger { return f.s.log }
-
-// Wants reports whether the Store holds a value of name's record older
-// than version ver: a feed that learns of a change without the record's
-// bytes reads them only then (not for a record the Store does not cache,
-// nor for its own write, which it knows already).
+// Wants reports whether the Store caches a value of name's record older
+// than ver: only then need a feed read a changed record's bytes.
 func (f *Feed) Wants(name string, ver int64) bool {
 	e := f.s.cache.Get(name)
 	return e != nil && e.ok && e.ver < ver
 }
 
-// Changed records a change of name's record to version ver (data nil: it
-// was deleted). The cached value of a changed record is replaced by the
-// new one (decrypted here, so that a Get needs no round trip) if the Store
-// cached it, else dropped; a change of a record the Store never read only
-// notes its version, so that a read that raced with it is not cached.
+// Changed records a change of name's record to version ver (data nil: a
+// delete, or bytes not read). A cached value is replaced by the new one,
+// decrypted here, or dropped; for a record not cached, the version is
+// noted, so that a read that raced with the change is not cached.
 func (f *Feed) Changed(name string, ver int64, data []byte) {
 	s := f.s
 	e := s.cache.Get(name)
@@ -204,10 +180,10 @@ func (f *Feed) Changed(name string, ver int64, data []byte) {
 	}
 	var next *entry
 	if p, ok := s.pending.Load(name); ok && data != nil && bytes.Equal(p.(*pendingWrite).ct, data) {
-		// This Store's own write, seen before its commit returned: what
-		// it holds is known without decrypting it.
-		pw := p.(*pendingWrite)
-		next = &entry{ok: true, auth: pw.auth, ver: ver, seq: pw.seq, written: pw.written, maxSeq: pw.seq, gen: f.gen}
+		// Our own write, seen before its commit returned.
+		pe := p.(*pendingWrite).e
+		pe.ver, pe.gen = ver, f.gen
+		next = &pe
 	} else if data != nil && e != nil && e.ok {
 		if rec, _, err := envelope.Open(s.keys.Ring(), data, s.ns, name); err == nil {
 			if a, err := wire.DecodeAuth(rec.Auth); err == nil && rec.Seq >= e.maxSeq {
@@ -232,20 +208,18 @@ func (f *Feed) Changed(name string, ver int64, data []byte) {
 }
 
 // fill caches a, the value of name's record at version ver, read or
-// written while generation gen was current. It caches nothing if the
-// generation changed meanwhile (the new feed may have missed a change
-// after ver) or the feed already reported a later change. It returns the
-// highest sequence number seen if seq is below it (a rollback), else 0.
-// known is the version the Store knew of before the read began (knownVer;
-// 0 for a write): a read below it is not late but went back, a rollback if
-// its sequence number did too (a row restored with its old version).
+// written while generation gen was current, unless the generation changed
+// meanwhile (the new feed may have missed a change) or a later change is
+// known. It returns the highest sequence number seen if seq is below it (a
+// rollback), else 0. known is the version known before the read began (0
+// for a write): a read below it went back (a row restored with its old
+// version), a rollback if its sequence number did too.
 func (s *Store) fill(gen uint64, name string, ver, known int64, a sessionstore.AuthObject, seq uint64, written time.Time) (rollback uint64) {
 	s.cache.Lock()
 	defer s.cache.Unlock()
 	s.cache.UpdateLocked(name, func(e entry) entry {
 		if e.ver > ver && (ver >= known || seq >= e.maxSeq) {
-			// A read older than what this Store knows (another Get's, or
-			// the feed's, was faster): late, not a rollback.
+			// Late (another read, or the feed, was faster), not a rollback.
 			return e
 		}
 		if seq < e.maxSeq {
@@ -261,7 +235,7 @@ func (s *Store) fill(gen uint64, name string, ver, known int64, a sessionstore.A
 	return rollback
 }
 
-// knownVer is the version of name's record this Store knows of, for fill.
+// knownVer is the version of name's record the Store knows of, for fill.
 func (s *Store) knownVer(name string) int64 {
 	if e := s.cache.Get(name); e != nil {
 		return e.ver

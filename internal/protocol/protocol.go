@@ -1,21 +1,16 @@
-// Package protocol is the one implementation of what sessionstore's fleet
-// backends (etcdstore, pgstore) do with their storage: the locked
-// read-modify-write with its fence and the recognition of one's own write
-// after an ambiguous error, the record cache and its staleness rule, the
-// key file's reload, heartbeats and the staged rotation. A backend supplies
-// only its storage primitives, the Backend interface: read a record and its
-// version, take a record's lock, a fenced write, list, a change feed, a
-// heartbeat.
-//
-// Sealing and opening records, the write rules and the keyring are shared
-// with filestore through the packages below this one (crypto, decide,
-// keys).
+// Package protocol is the fleet backends' (etcdstore, pgstore) one
+// implementation of sessionstore's protocol: the locked, fenced write and
+// the recognition of one's own ambiguous write, the cache and its
+// staleness rule, the key file's reload, heartbeats and the staged
+// rotation. A backend supplies only its storage primitives, Backend.
 package protocol
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -32,8 +27,7 @@ type Backend interface {
 	// Where names name's record in errors: its etcd key, its row.
 	Where(name string) string
 
-	// Read reads name's record (Data nil if there is none), a
-	// linearizable read.
+	// Read reads name's record (Data nil if there is none), linearizably.
 	Read(ctx context.Context, name string) (Raw, error)
 
 	// ReadAll reads every record of the namespace, skipping what is not a
@@ -43,18 +37,16 @@ type Backend interface {
 	// Names lists the auth types of the namespace's records.
 	Names(ctx context.Context) ([]string, error)
 
-	// Lock takes name's lock, across processes and hosts, waiting until
-	// ctx is done. Within one Store, the protocol holds a lock of its own
-	// per name first: Lock is never called twice at once for one name.
+	// Lock takes name's lock across hosts, waiting until ctx is done. A
+	// Store never calls it twice at once for one name.
 	Lock(ctx context.Context, name string) (Lock, error)
 
 	// Watch runs one generation of the change feed (see Feed) until it
 	// fails or ctx ends.
 	Watch(ctx context.Context, f *Feed) error
 
-	// Heartbeat publishes h for the Store, keeping its lease alive if the
-	// backend's leases need it. It is called when the Store opens, every
-	// HeartbeatEvery, and when its keys change.
+	// Heartbeat publishes h (and keeps the Store's lease alive): at Open,
+	// every HeartbeatEvery and when the keys change.
 	Heartbeat(ctx context.Context, h Host) error
 
 	// Close releases what the backend holds for the Store (its lease).
@@ -64,32 +56,26 @@ type Backend interface {
 // A Lock is a record's lock, held.
 type Lock interface {
 	// Commit writes data (nil: deletes the record) if the record's
-	// version is still ver and the lock is still held, and releases the
-	// lock. It returns the record's new version. A write refused because
-	// the lock's lease ended wraps sessionstore.ErrLockLost; one whose
-	// outcome is unknown (the connection lost around the commit) wraps
-	// ErrAmbiguous. Either way no retry is left to the caller.
+	// version is still ver and the lock still held, releases the lock and
+	// returns the new version. A lost lock wraps sessionstore.ErrLockLost,
+	// an unknown outcome ErrAmbiguous (see Ambiguous).
 	Commit(ctx context.Context, ver int64, data []byte) (int64, error)
 
-	// Unlock releases the lock if Commit did not; it may be called after
-	// Commit and more than once.
+	// Unlock releases the lock if Commit did not; it may be called again.
 	Unlock()
 }
 
-// A Historian is a Lock whose backend keeps a record's past versions:
-// after an ambiguous Commit, it tells whether data was written since the
-// lock was taken, even if another host wrote after it.
+// A Historian is a Lock whose backend keeps past versions: it tells
+// whether data was written since the lock was taken, even if overwritten.
 type Historian interface {
 	AppliedSince(ctx context.Context, name string, data []byte) (ver int64, applied bool, err error)
 }
 
-// ErrAmbiguous is wrapped by a Commit whose outcome is unknown (see
-// Ambiguous).
+// ErrAmbiguous is wrapped by a Commit whose outcome is unknown.
 var ErrAmbiguous = errors.New("outcome unknown")
 
-// Ambiguous is the error of a Commit whose outcome cause (a timeout, a
-// lost connection) left unknown: it wraps ErrAmbiguous and cause, and
-// says what cause says.
+// Ambiguous wraps ErrAmbiguous and cause (a timeout, a lost connection)
+// and says what cause says.
 func Ambiguous(cause error) error { return ambiguous{cause} }
 
 type ambiguous struct{ cause error }
@@ -101,7 +87,7 @@ func (a ambiguous) Unwrap() []error { return []error{ErrAmbiguous, a.cause} }
 // heartbeat.
 const HeartbeatEvery = 2 * time.Second
 
-// A Host is the heartbeat of one open Store: it carries nothing secret.
+// A Host is the heartbeat of one open Store; nothing in it is secret.
 type Host struct {
 	ID   string    `json:"-"`    // the backend's id of the heartbeat (an etcd lease, a row)
 	Host string    `json:"host"` // os.Hostname
@@ -118,19 +104,10 @@ func (h Host) Primary() string {
 	return h.Keys[0]
 }
 
-// Holds reports whether the host's keyring has the identity whose
-// fingerprint is fp.
+// Holds reports whether the host holds the identity of fingerprint fp.
 func (h Host) Holds(fp string) bool { return slices.Contains(h.Keys, fp) }
 
 // SortHosts sorts hosts by host name and pid.
 func SortHosts(hosts []Host) {
-	slices.SortFunc(hosts, func(a, b Host) int {
-		if a.Host != b.Host {
-			if a.Host < b.Host {
-				return -1
-			}
-			return 1
-		}
-		return a.PID - b.PID
-	})
+	slices.SortFunc(hosts, func(a, b Host) int { return cmp.Or(strings.Compare(a.Host, b.Host), a.PID-b.PID) })
 }

@@ -1,12 +1,12 @@
 package protocol
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sessionstore/sessionstore"
@@ -17,32 +17,20 @@ import (
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
-// A rotation across hosts is staged, as Kubernetes rotates its
-// encryption-at-rest keys. Every host uses the same key file; the operator
-// distributes it after each step, and each step checks, through the hosts'
-// heartbeats, that every live host holds what it needs:
-//
-//  1. Stage: a new identity is added to the key file after the others,
-//     decrypt-only. Hosts that have it open records sealed to it.
-//  2. Promote: once every live host holds the staged identity, it becomes
-//     the primary (the old primary is kept, decrypt-only) and every record
-//     is resealed to it. Hosts that still have the previous key file seal
-//     their writes to the old primary, which every host can still open.
-//  3. Retire: once every live host's primary is the new key, records that
-//     such hosts sealed to the old one are resealed, and the old
-//     identities are dropped from the key file.
+// A fleet's rotation is staged (Stage, Promote, Retire), the operator
+// distributing the key file after each step; each step first checks,
+// through the heartbeats, that every live host holds what it needs.
 
-// ErrRotationIncomplete is returned (wrapped) when a rotation cannot
-// finish because some record does not open (before anything changed, or
-// after resealing, when the old keys are kept). The records are named.
+// ErrRotationIncomplete is wrapped when some record, named, does not open
+// (before anything changed, or after resealing: the old keys are kept).
 var ErrRotationIncomplete = errors.New("rotation incomplete")
 
-// ErrHostsNotReady is returned (wrapped) when a live host lacks the key a
-// step needs: the step changed nothing, and the error names the hosts.
+// ErrHostsNotReady is wrapped when a live host, named, lacks the key a
+// step needs: nothing changed.
 var ErrHostsNotReady = errors.New("hosts not ready")
 
-// RecordStatus describes one record, as a check or a rotation sees it. It
-// never holds a token.
+// RecordStatus describes one record, as a check or a rotation sees it;
+// never a token.
 type RecordStatus struct {
 	Store     string    `json:"store"`      // the store: its directory, etcd prefix or namespace
 	AuthType  string    `json:"auth_type"`  // the record's name
@@ -56,7 +44,8 @@ type RecordStatus struct {
 	Err       error     `json:"-"`
 	Error     string    `json:"error,omitempty"`
 
-	ver int64 // the version this status describes (fleet backends)
+	ver int64            // the version this status describes (fleet backends)
+	rec *envelope.Record // the record as a rotation's check decrypted it, for reseal
 }
 
 // SetErr sets r's error.
@@ -74,15 +63,13 @@ func RecordNames(records []RecordStatus) string {
 	return batch.Names(records, func(r RecordStatus) string { return r.Location })
 }
 
-// A Record is one record as ReadRecords reads it: its status, as a check
-// reports it, and the session it holds when it opens (Err nil).
+// A Record is a record's status and, if it opens, its session.
 type Record struct {
 	RecordStatus
 	Auth sessionstore.AuthObject `json:"-"` // zero when Err is set
 }
 
-// A Fleet is what the staged steps need of a fleet backend, without a
-// Store.
+// A Fleet is what the staged steps need of a backend, without a Store.
 type Fleet struct {
 	Pkg       string // the backend's name, for errors
 	Namespace string // as bound into records
@@ -95,38 +82,48 @@ type Fleet struct {
 
 // OpenRecord opens raw, the record of raw.Name, with ring.
 func (f *Fleet) OpenRecord(raw Raw, ring *crypto.Keyring) Record {
-	r := Record{RecordStatus: RecordStatus{Store: f.Namespace, AuthType: raw.Name, Location: f.Where(raw.Name), Key: -1, ver: raw.Ver}}
-	rec, idx, err := envelope.Open(ring, raw.Data, f.Namespace, raw.Name)
-	if err == nil {
+	r := Record{RecordStatus: f.status(raw)}
+	if rec := f.open(&r.RecordStatus, raw.Data, ring); rec != nil {
 		defer clear(rec.Auth)
-		r.Auth, err = wire.DecodeAuth(rec.Auth)
+		if a, err := wire.DecodeAuth(rec.Auth); err != nil {
+			r.RecordStatus = f.status(raw)
+			r.SetErr(fmt.Errorf("%s: %s: %w", f.Pkg, r.Location, err))
+		} else {
+			r.Auth = a
+		}
 	}
-	if err != nil {
-		r.Auth = sessionstore.AuthObject{}
-		r.SetErr(fmt.Errorf("%s: %s: %w", f.Pkg, r.Location, err))
-		return r
-	}
-	r.Key, r.PublicKey, r.Seq, r.Written, r.Expiry = idx, ring.PublicKey(idx), rec.Seq, rec.Written, r.Auth.Expiry
 	return r
+}
+
+// status is raw's status before it is opened.
+func (f *Fleet) status(raw Raw) RecordStatus {
+	return RecordStatus{Store: f.Namespace, AuthType: raw.Name, Location: f.Where(raw.Name), Key: -1, ver: raw.Ver}
+}
+
+// open opens data, r's record, with ring and describes it in r; nil if it
+// does not open.
+func (f *Fleet) open(r *RecordStatus, data []byte, ring *crypto.Keyring) *envelope.Record {
+	rec, idx, err := envelope.Open(ring, data, f.Namespace, r.AuthType)
+	if err != nil {
+		r.SetErr(fmt.Errorf("%s: %s: %w", f.Pkg, r.Location, err))
+		return nil
+	}
+	r.Key, r.PublicKey, r.Seq, r.Written, r.Expiry = idx, ring.PublicKey(idx), rec.Seq, rec.Written, wire.ExpiryOf(rec.Auth)
+	return rec
 }
 
 // StageOptions configures Stage.
 type StageOptions struct {
-	// Kind is the staged identity's kind. The zero value, crypto.SameKind,
-	// gives it the current primary's, so that a routine rotation never
-	// changes it; crypto.X25519 or crypto.PostQuantum choose that kind.
-	// A key file already staged keeps its staged identity, whatever its
-	// kind; asking for the other kind then is an error that changes
-	// nothing.
+	// Kind is the staged identity's kind; the zero value, crypto.SameKind,
+	// is the primary's. A key file already staged keeps its staged
+	// identity: asking for another kind then changes nothing (an error).
 	Kind crypto.Kind
 
-	// Passphrase, for a passphrase-protected key file, is called once;
-	// the key file keeps the same passphrase.
+	// Passphrase, for a passphrase-protected key file, is called once.
 	Passphrase func() (string, error)
 
-	// Identity, for a key file sealed to age recipients (plugins), opens
-	// it; the key file is sealed again to the recipients in
-	// keyFile+crypto.SealedToSuffix.
+	// Identity opens a key file sealed to age recipients (plugins); it is
+	// sealed again to those in keyFile+crypto.SealedToSuffix.
 	Identity crypto.KeyIdentity
 }
 
@@ -147,36 +144,30 @@ func Stage(ctx context.Context, keyFile string, opts StageOptions) (*StageReport
 		return nil, fmt.Errorf("stage: %w", err)
 	}
 	defer unlock()
-	if ring.Staged() {
-		last := ring.Len() - 1
+	already, last := ring.Staged(), ring.Len()-1
+	switch {
+	case already:
 		if opts.Kind != crypto.SameKind && opts.Kind != ring.KindOf(last) {
 			return nil, fmt.Errorf("stage: %s already has a staged %s key (%s), and %s was asked for; nothing changed: promote it with rekey (and retire the old key) before staging another, or restore the key file from before it was staged",
 				keyFile, ring.KindOf(last), ring.Fingerprint(last), opts.Kind)
 		}
-		return &StageReport{PublicKey: ring.PublicKey(last), Fingerprint: ring.Fingerprint(last),
-			Kind: ring.KindOf(last), PrimaryKind: ring.KindOf(0), Already: true}, nil
-	}
-	if ring.Rotating() {
+	case ring.Rotating():
 		return nil, fmt.Errorf("stage: %s: a rotation is in progress (its first key is new): finish it with rekey -retire before staging another key", keyFile)
+	default:
+		id, err := crypto.GenerateIdentity(cmp.Or(opts.Kind, ring.KindOf(0)) == crypto.PostQuantum)
+		if err != nil {
+			return nil, fmt.Errorf("stage: %w", err)
+		}
+		if ring, err = ring.Stage(id); err != nil {
+			return nil, fmt.Errorf("stage: %s: %w", keyFile, err)
+		}
+		if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, ring, pass); err != nil {
+			return nil, fmt.Errorf("stage: %w", err)
+		}
+		last = ring.Len() - 1
 	}
-	kind := opts.Kind
-	if kind == crypto.SameKind {
-		kind = ring.KindOf(0)
-	}
-	id, err := crypto.GenerateIdentity(kind == crypto.PostQuantum)
-	if err != nil {
-		return nil, fmt.Errorf("stage: %w", err)
-	}
-	staged, err := ring.Stage(id)
-	if err != nil {
-		return nil, fmt.Errorf("stage: %s: %w", keyFile, err)
-	}
-	if err := crypto.ReplaceKeyFileWithPassphrase(keyFile, staged, pass); err != nil {
-		return nil, fmt.Errorf("stage: %w", err)
-	}
-	last := staged.Len() - 1
-	return &StageReport{PublicKey: staged.PublicKey(last), Fingerprint: staged.Fingerprint(last),
-		Kind: staged.KindOf(last), PrimaryKind: staged.KindOf(0)}, nil
+	return &StageReport{PublicKey: ring.PublicKey(last), Fingerprint: ring.Fingerprint(last),
+		Kind: ring.KindOf(last), PrimaryKind: ring.KindOf(0), Already: already}, nil
 }
 
 // RotateOptions configures Promote and Retire.
@@ -184,14 +175,8 @@ type RotateOptions struct {
 	DryRun  bool // check the hosts and the records; change nothing
 	Workers int  // records resealed in parallel; 0 means 1
 
-	// Passphrase, for a passphrase-protected key file, is called once;
-	// the key file keeps the same passphrase.
-	Passphrase func() (string, error)
-
-	// Identity, for a key file sealed to age recipients (plugins), opens
-	// it; the key file is sealed again to the recipients in
-	// keyFile+crypto.SealedToSuffix.
-	Identity crypto.KeyIdentity
+	Passphrase func() (string, error) // as StageOptions'
+	Identity   crypto.KeyIdentity     // as StageOptions'
 }
 
 // A RotateReport says what Promote or Retire did (or, with an error, what
@@ -289,18 +274,23 @@ func (f *Fleet) Retire(ctx context.Context, keyFile string, opts RotateOptions) 
 
 // resealAll checks that every record opens with ring (else
 // ErrRotationIncomplete, nothing changed), writes next to keyFile (unless
-// nil, or DryRun), reseals every record through a Store opened on keyFile,
-// then reads every record again and reports it. For Retire (next nil), a
-// record not under the primary is an error (ErrRotationIncomplete); for
-// Promote it is counted in report.Stragglers.
+// nil, or DryRun), reseals every record through a Store opened on keyFile
+// and checks them again. A record then not under the primary is
+// ErrRotationIncomplete for Retire (next nil), a straggler for Promote.
 func (f *Fleet) resealAll(ctx context.Context, step string, ring, next *crypto.Keyring, keyFile, pass string,
 	opts RotateOptions, report *RotateReport) error {
-	known := newKnownSet()
-	defer known.clear()
-	records, err := f.check(ctx, ring, opts.Workers, known, nil)
+	records, err := f.check(ctx, ring, opts.Workers, true, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
+	defer func() {
+		for i := range records {
+			if r := &records[i]; r.rec != nil {
+				clear(r.rec.Auth) // plaintext that reseal did not take
+				r.rec = nil
+			}
+		}
+	}()
 	if bad := Failed(records); len(bad) > 0 {
 		report.Records = records
 		return fmt.Errorf("%s: %w: nothing changed: %d record(s) do not open with the keys in %s: %s; delete records that are not this store's (sessionstore rm), or pass the key file they were sealed with",
@@ -321,7 +311,7 @@ func (f *Fleet) resealAll(ctx context.Context, step string, ring, next *crypto.K
 	}
 	defer s.Close()
 	err = batch.ForEach(ctx, records, opts.Workers, func(r *RecordStatus) {
-		if err := s.reseal(ctx, r, known.take(r.AuthType)); err != nil {
+		if err := s.reseal(ctx, r); err != nil {
 			r.SetErr(err)
 		}
 	})
@@ -334,7 +324,7 @@ func (f *Fleet) resealAll(ctx context.Context, step string, ring, next *crypto.K
 			resealed[r.AuthType] = r // an error: the cause, rather than its consequence
 		}
 	}
-	after, err := f.check(ctx, s.Keyring(), opts.Workers, nil, resealed)
+	after, err := f.check(ctx, s.Keyring(), opts.Workers, false, resealed)
 	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
@@ -381,7 +371,7 @@ func (f *Fleet) Check(ctx context.Context, keyFile string, opts CheckOptions) (*
 	if ring.Staged() {
 		rep.Staged = ring.Fingerprint(ring.Len() - 1)
 	}
-	if rep.Records, err = f.check(ctx, ring, opts.Workers, nil, nil); err != nil {
+	if rep.Records, err = f.check(ctx, ring, opts.Workers, false, nil); err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	if rep.Hosts, err = f.Hosts(ctx); err != nil {
@@ -393,50 +383,44 @@ func (f *Fleet) Check(ctx context.Context, keyFile string, opts CheckOptions) (*
 // ReadRecords reads every record and opens it with ring, sorted by auth
 // type; one that does not open has Err set.
 func (f *Fleet) ReadRecords(ctx context.Context, ring *crypto.Keyring) ([]Record, error) {
-	raws, err := f.ReadAll(ctx)
+	raws, err := f.readAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	recs := make([]Record, 0, len(raws))
-	for _, raw := range raws {
-		recs = append(recs, f.OpenRecord(raw, ring))
+	recs := make([]Record, len(raws))
+	for i, raw := range raws {
+		recs[i] = f.OpenRecord(raw, ring)
 	}
-	slices.SortFunc(recs, func(a, b Record) int { return strings.Compare(a.AuthType, b.AuthType) })
 	return recs, nil
 }
 
-// check reads every record and reports which identity of ring opens each.
-// What it decrypts is kept in known (if not nil) for a reseal. A record
-// whose status prior already gives (resealed at that version, or failed
-// to reseal) is not decrypted again.
-func (f *Fleet) check(ctx context.Context, ring *crypto.Keyring, workers int, known *knownSet, prior map[string]RecordStatus) ([]RecordStatus, error) {
+// readAll reads every record, sorted by auth type.
+func (f *Fleet) readAll(ctx context.Context) ([]Raw, error) {
 	raws, err := f.ReadAll(ctx)
+	slices.SortFunc(raws, func(a, b Raw) int { return strings.Compare(a.Name, b.Name) })
+	return raws, err
+}
+
+// check reads every record and reports which identity of ring opens each,
+// keeping what it decrypted in RecordStatus.rec if keep. A record whose
+// status prior already gives (resealed at that version, or failed to
+// reseal) is not decrypted again.
+func (f *Fleet) check(ctx context.Context, ring *crypto.Keyring, workers int, keep bool, prior map[string]RecordStatus) ([]RecordStatus, error) {
+	raws, err := f.readAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(raws, func(a, b Raw) int { return strings.Compare(a.Name, b.Name) })
 	records := make([]RecordStatus, len(raws))
-	for i, raw := range raws {
-		records[i] = RecordStatus{Store: f.Namespace, AuthType: raw.Name, Location: f.Where(raw.Name), Key: -1, ver: raw.Ver}
-	}
 	data := make(map[string][]byte, len(raws))
-	for _, raw := range raws {
-		data[raw.Name] = raw.Data
+	for i, raw := range raws {
+		records[i], data[raw.Name] = f.status(raw), raw.Data
 	}
 	err = batch.ForEach(ctx, records, workers, func(r *RecordStatus) {
 		if p, ok := prior[r.AuthType]; ok && (p.Err != nil || p.ver == r.ver) {
 			*r = p
-			return
-		}
-		rec, idx, err := envelope.Open(ring, data[r.AuthType], f.Namespace, r.AuthType)
-		if err != nil {
-			r.SetErr(fmt.Errorf("%s: %s: %w", f.Pkg, r.Location, err))
-			return
-		}
-		r.Key, r.PublicKey, r.Seq, r.Written, r.Expiry = idx, ring.PublicKey(idx), rec.Seq, rec.Written, wire.ExpiryOf(rec.Auth)
-		if known != nil {
-			known.add(r.AuthType, &knownRec{ver: r.ver, rec: rec, pub: r.PublicKey})
-		} else {
+		} else if rec := f.open(r, data[r.AuthType], ring); rec != nil && keep {
+			r.rec = rec
+		} else if rec != nil {
 			clear(rec.Auth)
 		}
 	})
@@ -447,12 +431,16 @@ func (f *Fleet) check(ctx context.Context, ring *crypto.Keyring, workers int, kn
 }
 
 // reseal rewrites r's record, under its lock and fenced, sealed to the
-// Store's primary and extra recipients, keeping its auth object byte for
-// byte. A record already under the primary is left alone. k, if not nil,
-// is the record as a check decrypted it: used if the record has not
-// changed since. r then describes the record under the primary (ver 0 if
-// it was deleted meanwhile).
-func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error {
+// Store's primary, keeping its auth object byte for byte; a record already
+// under the primary is left alone. r.rec, if the record has not changed
+// since check decrypted it, spares a decryption. r then describes the
+// record under the primary (ver 0 if it was deleted meanwhile).
+func (s *Store) reseal(ctx context.Context, r *RecordStatus) error {
+	rec, pub := r.rec, r.PublicKey
+	r.rec = nil
+	if rec != nil {
+		defer clear(rec.Auth)
+	}
 	l, unlock, err := s.lockCurrentKeys(ctx, r.AuthType)
 	if err != nil {
 		return err
@@ -463,23 +451,19 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 	if err != nil {
 		return err
 	}
+	checked := r.ver
 	r.ver = 0
 	if raw.Data == nil {
 		return nil // deleted meanwhile
 	}
-	where := s.b.Where(r.AuthType)
-	var rec *envelope.Record
-	var pub string
-	if k != nil && k.ver == raw.Ver {
-		rec, pub = k.rec, k.pub
-	} else {
+	if rec == nil || checked != raw.Ver {
 		var idx int
 		if rec, idx, err = envelope.Open(ring, raw.Data, s.ns, r.AuthType); err != nil {
-			return fmt.Errorf("%s: %s: %w", s.pkg, where, err)
+			return s.fail(r.AuthType, err)
 		}
+		defer clear(rec.Auth)
 		pub = ring.PublicKey(idx)
 	}
-	defer clear(rec.Auth)
 	r.Key, r.PublicKey, r.Expiry = 0, ring.PublicKey(0), wire.ExpiryOf(rec.Auth)
 	if pub == ring.PublicKey(0) {
 		// A host with the new key file already sealed it to the new key.
@@ -491,13 +475,9 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 	rec.Written = now
 	ct, err := envelope.Seal(ring, rec)
 	if err != nil {
-		return fmt.Errorf("%s: %s: %w", s.pkg, where, err)
+		return s.fail(r.AuthType, err)
 	}
-	ver, err := l.Commit(ctx, raw.Ver, ct)
-	if errors.Is(err, ErrAmbiguous) {
-		unlock()
-		ver, err = s.settle(ctx, l, r.AuthType, raw.Ver, ct, err)
-	}
+	ver, err := s.commit(ctx, l, unlock, r.AuthType, raw.Ver, ct)
 	s.forget(r.AuthType, 0)
 	if err != nil {
 		return err
@@ -506,60 +486,15 @@ func (s *Store) reseal(ctx context.Context, r *RecordStatus, k *knownRec) error 
 	return nil
 }
 
-// A knownRec is a record as a check decrypted it, at version ver, opened
-// by the identity whose recipient is pub.
-type knownRec struct {
-	ver int64
-	rec *envelope.Record
-	pub string
-}
-
-// A knownSet holds what a check decrypted, by auth type, so that a
-// rotation decrypts each record once.
-type knownSet struct {
-	mu sync.Mutex // guards m
-	m  map[string]*knownRec
-}
-
-func newKnownSet() *knownSet { return &knownSet{m: make(map[string]*knownRec)} }
-
-func (k *knownSet) add(name string, r *knownRec) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m[name] = r
-}
-
-// take removes and returns name's entry, or nil.
-func (k *knownSet) take(name string) *knownRec {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	r := k.m[name]
-	delete(k.m, name)
-	return r
-}
-
-// clear wipes the plaintexts left.
-func (k *knownSet) clear() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for name, r := range k.m {
-		clear(r.rec.Auth)
-		delete(k.m, name)
-	}
-}
-
 // openKeyFile locks keyFile, removes a temp key file that a killed
 // rotation left (it holds secret keys), and loads it.
 func openKeyFile(ctx context.Context, keyFile string, askPass func() (string, error), id crypto.KeyIdentity) (ring *crypto.Keyring, pass string, unlock func(), err error) {
-	unlock, err = keys.LockFile(ctx, keyFile)
-	if err != nil {
+	if unlock, err = keys.LockFile(ctx, keyFile); err != nil {
 		return nil, "", nil, err
 	}
-	if err := crypto.RemoveTempKeyFile(keyFile); err != nil {
-		unlock()
-		return nil, "", nil, err
+	if err = crypto.RemoveTempKeyFile(keyFile); err == nil {
+		ring, pass, err = keys.Load(keyFile, askPass, id)
 	}
-	ring, pass, err = keys.Load(keyFile, askPass, id)
 	if err != nil {
 		unlock()
 		return nil, "", nil, err

@@ -39,7 +39,7 @@ type Store struct {
 	log          *slog.Logger
 	now          func() time.Time
 	maxStaleness time.Duration
-	epoch        time.Time // the origin of Mono
+	epoch        time.Time // the origin of mono
 
 	bg     context.Context // ends at Close: the watch and the heartbeat
 	stop   context.CancelFunc
@@ -50,16 +50,15 @@ type Store struct {
 	cache reccache.Cache[entry]
 	watch watchState
 
-	// pending holds, per auth type, the write this Store is committing
-	// (a *pendingWrite), so that its own change is recognised by its
-	// bytes and not decrypted again.
+	// pending holds, per auth type, the *pendingWrite this Store is
+	// committing: the feed recognises it by its bytes, not decrypting it.
 	pending sync.Map
 }
 
 var _ sessionstore.Store = (*Store)(nil)
 
-// New starts a Store over c.Backend: it publishes its heartbeat, then
-// starts its change feed and its heartbeat loop.
+// New publishes the Store's heartbeat, then starts its change feed and
+// heartbeat loop.
 func New(ctx context.Context, c Config) (*Store, error) {
 	s := &Store{pkg: c.Pkg, ns: c.Namespace, b: c.Backend, keys: c.Keys, log: c.Log, now: c.Now,
 		maxStaleness: c.MaxStaleness, epoch: time.Now()}
@@ -73,9 +72,8 @@ func New(ctx context.Context, c Config) (*Store, error) {
 		return nil, err
 	}
 	s.bg, s.stop = context.WithCancel(context.Background())
-	s.wg.Add(2)
-	go s.watchLoop()
-	go s.heartbeatLoop()
+	s.wg.Go(s.watchLoop)
+	s.wg.Go(s.heartbeatLoop)
 	return s, nil
 }
 
@@ -100,9 +98,8 @@ func (s *Store) checkOpen(op string) error {
 	return nil
 }
 
-// Close stops the Store's change feed and heartbeat and closes the
-// backend (releasing its lease). Calls after Close return
-// sessionstore.ErrClosed.
+// Close stops the change feed and heartbeat and closes the backend.
+// Calls after Close return sessionstore.ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -114,17 +111,14 @@ func (s *Store) Close() error {
 	return s.b.Close()
 }
 
-// host is the Store's heartbeat now.
 func (s *Store) host() Host {
 	h, _ := os.Hostname()
 	return Host{Host: h, PID: os.Getpid(), Keys: s.keys.Ring().Fingerprints(), Time: time.Now().UTC()}
 }
 
-// heartbeatLoop rereads the key file every HeartbeatEvery and renews the
-// heartbeat (with the new keys, after a rotation step was distributed),
-// until Close.
+// heartbeatLoop rereads the key file and renews the heartbeat every
+// HeartbeatEvery, until Close.
 func (s *Store) heartbeatLoop() {
-	defer s.wg.Done()
 	t := time.NewTicker(HeartbeatEvery)
 	defer t.Stop()
 	for {
@@ -145,10 +139,9 @@ func (s *Store) heartbeatLoop() {
 }
 
 // Get returns the session stored under authType, or an error wrapping
-// sessionstore.ErrNotFound. A cached value costs no I/O and, unless it has
-// Extra, no allocation; it is served only while the change feed is
-// healthy and was heard from within the staleness bound. Otherwise Get
-// reads the record.
+// sessionstore.ErrNotFound. A cached value (no I/O; no allocation without
+// Extra) is served only while the change feed is up and was heard from
+// within the staleness bound.
 func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
 	// serving is 0 once the Store is closed: no closed check here.
 	if e := s.cache.Get(authType); e != nil && e.ok && s.watch.vouches(e.gen) {
@@ -172,44 +165,62 @@ func (s *Store) getSlow(ctx context.Context, authType string) (sessionstore.Auth
 	if _, err := names.Stem(authType); err != nil {
 		return sessionstore.AuthObject{}, err
 	}
-	a, err := s.load(ctx, authType)
-	if err != nil {
+	cur, err := s.read(ctx, s.watch.gen.Load(), authType)
+	switch {
+	case err != nil:
 		return sessionstore.AuthObject{}, err
+	case !cur.exists:
+		return sessionstore.AuthObject{}, s.fail(authType, sessionstore.ErrNotFound)
+	case cur.err != nil:
+		return sessionstore.AuthObject{}, cur.err
 	}
-	return a.Clone(), nil
+	return cur.auth.Clone(), nil
 }
 
-// load reads name's record and returns its value, from the cache if the
-// record has not changed since it was cached, and caches it.
-func (s *Store) load(ctx context.Context, name string) (sessionstore.AuthObject, error) {
-	gen, known := s.watch.gen.Load(), s.knownVer(name) // before the read: see fill
+// current is a record as read, and its value.
+type current struct {
+	exists  bool
+	auth    sessionstore.AuthObject // owned by the cache
+	ver     int64                   // 0 if absent
+	seq     uint64
+	written time.Time
+	err     error // the record exists but does not open
+}
+
+// read reads name's record, while generation gen is current, and caches
+// its value; it decrypts only a version the cache does not hold. A record
+// that does not open is reported in current.err.
+func (s *Store) read(ctx context.Context, gen uint64, name string) (current, error) {
+	known := s.knownVer(name) // before the read: see fill
 	raw, err := s.b.Read(ctx, name)
 	if err != nil {
-		return sessionstore.AuthObject{}, err
+		return current{}, err
 	}
-	where := s.b.Where(name)
+	cur := current{exists: raw.Data != nil, ver: raw.Ver}
 	if raw.Data == nil {
 		s.forget(name, raw.Ver)
-		return sessionstore.AuthObject{}, fmt.Errorf("%s: %s: %w", s.pkg, where, sessionstore.ErrNotFound)
+		return cur, nil
 	}
 	if e := s.cache.Get(name); e != nil && e.ok && e.ver == raw.Ver {
-		// Unchanged since cached: no decryption; the current generation
-		// vouches for it from now on.
+		// Unchanged since cached; the current generation vouches for it.
 		s.fill(gen, name, e.ver, known, e.auth, e.seq, e.written)
-		return e.auth, nil
+		cur.auth, cur.seq, cur.written = e.auth, e.seq, e.written
+		return cur, nil
 	}
 	rec, err := s.open(raw.Data, name)
 	if err != nil {
-		return sessionstore.AuthObject{}, err
+		cur.err = err
+		return cur, nil
 	}
-	a, err := wire.DecodeAuth(rec.Auth)
-	if err != nil {
-		return sessionstore.AuthObject{}, fmt.Errorf("%s: %s: %w", s.pkg, where, err)
+	cur.seq = rec.Seq
+	if cur.auth, err = wire.DecodeAuth(rec.Auth); err != nil {
+		cur.auth, cur.err = sessionstore.AuthObject{}, s.fail(name, err)
+	} else if prev := s.fill(gen, name, raw.Ver, known, cur.auth, rec.Seq, rec.Written); prev != 0 {
+		cur.auth, cur.err = sessionstore.AuthObject{}, s.fail(name, fmt.Errorf("sequence number went back from %d to %d: %w", prev, rec.Seq, sessionstore.ErrRollback))
+	} else {
+		cur.written = rec.Written
 	}
-	if prev := s.fill(gen, name, raw.Ver, known, a, rec.Seq, rec.Written); prev != 0 {
-		return sessionstore.AuthObject{}, s.rollbackError(name, prev, rec.Seq)
-	}
-	return a, nil
+	return cur, nil
 }
 
 // open decrypts and verifies a record. If no identity opens it, the key
@@ -223,11 +234,12 @@ func (s *Store) open(data []byte, name string) (*envelope.Record, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w%s", s.pkg, s.b.Where(name), err, s.keys.WrongKeyHint(err))
+		return nil, fmt.Errorf("%w%s", s.fail(name, err), s.keys.WrongKeyHint(err))
 	}
 	return rec, nil
 }
 
-func (s *Store) rollbackError(name string, from, to uint64) error {
-	return fmt.Errorf("%s: %s: sequence number went back from %d to %d: %w", s.pkg, s.b.Where(name), from, to, sessionstore.ErrRollback)
+// fail is err about name's record.
+func (s *Store) fail(name string, err error) error {
+	return fmt.Errorf("%s: %s: %w", s.pkg, s.b.Where(name), err)
 }

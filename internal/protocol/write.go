@@ -5,18 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sessionstore/sessionstore"
-	"github.com/sessionstore/sessionstore/crypto"
 	"github.com/sessionstore/sessionstore/internal/decide"
 	"github.com/sessionstore/sessionstore/internal/envelope"
 	"github.com/sessionstore/sessionstore/internal/names"
 	"github.com/sessionstore/sessionstore/internal/wire"
 )
 
-// settleTimeout bounds the read that finds out the outcome of an
-// ambiguous write, which runs whatever the caller's context.
+// settleTimeout bounds the read that settles an ambiguous write.
 const settleTimeout = 5 * time.Second
 
 // Set stores auth under authType, replacing what was there, even a record
@@ -31,12 +30,11 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 
 // Update runs fn on the session stored under authType (exists is false if
 // there is none) and stores what it returns, holding the record's lock
-// (across hosts) throughout: no update is lost. If fn returns an error
-// nothing is written and Update returns it; if it returns a value Equal to
-// cur, nothing is written either. A record that cannot be opened makes
-// Update fail without calling fn. If the Store's lease ended while fn ran
-// (the process stalled past the lock TTL), the result is not stored and
-// Update returns an error wrapping sessionstore.ErrLockLost.
+// across hosts throughout: no update is lost. Nothing is written if fn
+// returns an error (Update returns it) or a value Equal to cur. A record
+// that cannot be opened makes Update fail without calling fn. If the
+// Store's lease ended while fn ran, nothing is stored and the error wraps
+// sessionstore.ErrLockLost.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
 	return s.write(ctx, "update", authType, decide.Update(fn))
@@ -50,29 +48,14 @@ func (s *Store) Delete(ctx context.Context, authType string) error {
 	return err
 }
 
-// current is the record a writer found under the lock.
-type current struct {
-	exists  bool
-	auth    sessionstore.AuthObject
-	ver     int64 // 0 if absent
-	seq     uint64
-	written time.Time
-	err     error // the record exists but does not open
-}
-
-// A pendingWrite is a record this Store is writing: its ciphertext and
-// what it holds.
+// A pendingWrite is a record this Store is committing: its bytes and the
+// entry they make.
 type pendingWrite struct {
-	ct      []byte
-	auth    sessionstore.AuthObject
-	seq     uint64
-	written time.Time
+	ct []byte
+	e  entry
 }
 
-// write runs the write protocol of one record: lock, check the keys, read
-// the current record, let decideFn decide, seal, write fenced on the
-// record's version and on the lock, unlock; after an ambiguous write, find
-// out whether it was applied.
+// write is the write protocol of one record (see docs/ARCHITECTURE.md).
 func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func) (sessionstore.AuthObject, error) {
 	if err := s.checkOpen(op); err != nil {
 		return sessionstore.AuthObject{}, err
@@ -87,7 +70,7 @@ func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func
 	defer unlock()
 	ring := s.keys.Ring()
 	gen := s.watch.gen.Load()
-	cur, err := s.readCurrent(ctx, gen, ring, name)
+	cur, err := s.read(ctx, gen, name)
 	if err != nil {
 		return sessionstore.AuthObject{}, err
 	}
@@ -121,18 +104,12 @@ func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func
 		}
 		ct, err = envelope.Seal(ring, &envelope.Record{Version: wire.VersionOf(next), Namespace: s.ns, AuthType: name, Seq: seq, Written: now, Auth: authJSON})
 		if err != nil {
-			return sessionstore.AuthObject{}, fmt.Errorf("%s: %s: %w", s.pkg, s.b.Where(name), err)
+			return sessionstore.AuthObject{}, s.fail(name, err)
 		}
-		s.pending.Store(name, &pendingWrite{ct: ct, auth: next, seq: seq, written: now})
+		s.pending.Store(name, &pendingWrite{ct, entry{ok: true, auth: next, seq: seq, written: now, maxSeq: seq}})
 		defer s.pending.Delete(name)
 	}
-	ver, err := l.Commit(ctx, cur.ver, ct)
-	if errors.Is(err, ErrAmbiguous) {
-		// Release the lock first: no attempt still in flight can then
-		// pass its fence, so what is read next tells the outcome for good.
-		unlock()
-		ver, err = s.settle(ctx, l, name, cur.ver, ct, err)
-	}
+	ver, err := s.commit(ctx, l, unlock, name, cur.ver, ct)
 	if err != nil {
 		s.forget(name, 0)
 		return sessionstore.AuthObject{}, err
@@ -147,43 +124,22 @@ func (s *Store) write(ctx context.Context, op, name string, decideFn decide.Func
 	return next.Clone(), nil
 }
 
-// readCurrent reads the record a writer is about to replace. A record that
-// does not open is reported in current.err, not as an error: Set replaces
-// it, Update returns it.
-func (s *Store) readCurrent(ctx context.Context, gen uint64, ring *crypto.Keyring, name string) (*current, error) {
-	known := s.knownVer(name) // before the read: see fill
-	raw, err := s.b.Read(ctx, name)
-	if err != nil {
-		return nil, err
+// commit is l.Commit, and the settling of an ambiguous outcome.
+func (s *Store) commit(ctx context.Context, l Lock, unlock func(), name string, ver int64, ct []byte) (int64, error) {
+	v, err := l.Commit(ctx, ver, ct)
+	if errors.Is(err, ErrAmbiguous) {
+		// Release the lock first: no attempt still in flight can then
+		// pass its fence, so what is read next tells the outcome for good.
+		unlock()
+		return s.settle(ctx, l, name, ver, ct, err)
 	}
-	if raw.Data == nil {
-		return &current{ver: raw.Ver}, nil
-	}
-	if e := s.cache.Get(name); e != nil && e.ok && e.ver == raw.Ver {
-		// Our own last write, or known: no decryption.
-		return &current{exists: true, auth: e.auth, ver: raw.Ver, seq: e.seq, written: e.written}, nil
-	}
-	where := s.b.Where(name)
-	rec, _, err := envelope.Open(ring, raw.Data, s.ns, name)
-	if err != nil {
-		return &current{exists: true, ver: raw.Ver, err: fmt.Errorf("%s: %s: %w%s", s.pkg, where, err, s.keys.WrongKeyHint(err))}, nil
-	}
-	a, err := wire.DecodeAuth(rec.Auth)
-	if err != nil {
-		return &current{exists: true, ver: raw.Ver, seq: rec.Seq, err: fmt.Errorf("%s: %s: %w", s.pkg, where, err)}, nil
-	}
-	if prev := s.fill(gen, name, raw.Ver, known, a, rec.Seq, rec.Written); prev != 0 {
-		return &current{exists: true, ver: raw.Ver, seq: rec.Seq, err: s.rollbackError(name, prev, rec.Seq)}, nil
-	}
-	return &current{exists: true, auth: a, ver: raw.Ver, seq: rec.Seq, written: rec.Written}, nil
+	return v, err
 }
 
 // settle finds out whether a write whose outcome was unknown (cause) was
-// applied, once its lock is released: the record holds ct (for a delete,
-// is gone), or, if the backend keeps history, held it since the lock was
-// taken. It reads with a context of its own, since the caller's may be
-// done. If it cannot tell, its error wraps
-// sessionstore.ErrOutcomeUnknown.
+// applied: the record holds ct (or, for a delete, is gone), or the
+// backend's history says it did. Else its error wraps
+// sessionstore.ErrOutcomeUnknown. It reads whatever ctx's state.
 func (s *Store) settle(ctx context.Context, l Lock, name string, ver int64, ct []byte, cause error) (int64, error) {
 	where := s.b.Where(name)
 	unknown := func(why error) error {
@@ -196,15 +152,12 @@ func (s *Store) settle(ctx context.Context, l Lock, name string, ver int64, ct [
 	switch {
 	case err != nil:
 		return 0, unknown(err)
-	case ct != nil && bytes.Equal(raw.Data, ct):
-		return raw.Ver, nil
-	case ct == nil && raw.Data == nil:
-		return raw.Ver, nil
+	case bytes.Equal(raw.Data, ct) && (raw.Data == nil) == (ct == nil):
+		return raw.Ver, nil // our bytes, or, for a delete, gone
 	}
-	// Another host may have written after an applied write (which
-	// released the lock). A backend that keeps history tells; without
-	// it, only a record still at the version the write was fenced on
-	// shows that nothing was written.
+	// Another host may have written after an applied write: without
+	// history, only the version the write was fenced on shows that
+	// nothing was written.
 	if h, ok := l.(Historian); ok && ct != nil {
 		v, applied, err := h.AppliedSince(rctx, name, ct)
 		if err != nil {
@@ -219,12 +172,10 @@ func (s *Store) settle(ctx context.Context, l Lock, name string, ver int64, ct [
 	return 0, fmt.Errorf("%s: writing %s: %w; not applied", s.pkg, where, cause)
 }
 
-// lockCurrentKeys takes name's lock with the keyring loaded from the key
-// file as it stands under that lock: a writer never seals to a retired
-// key. Loading a changed key file can be heavy (scrypt, for a
-// passphrase-protected one), so it happens with no lock held: the lock is
-// released, the keys reloaded, and the lock taken again. A reload is
-// published in the Store's heartbeat.
+// lockCurrentKeys takes name's lock with the keyring as the key file
+// stands under it: a writer never seals to a retired key. A changed key
+// file is loaded (scrypt, perhaps) with no lock held, then the lock taken
+// again; the reload is published in the heartbeat.
 func (s *Store) lockCurrentKeys(ctx context.Context, name string) (Lock, func(), error) {
 	reloaded := false
 	for attempt := 0; ; attempt++ {
@@ -233,18 +184,15 @@ func (s *Store) lockCurrentKeys(ctx context.Context, name string) (Lock, func(),
 			return nil, nil, err
 		}
 		changed, err := s.keys.Changed()
+		if err == nil && changed && attempt >= 3 {
+			// The key file keeps changing: load it under the lock rather
+			// than starve.
+			_, err = s.keys.Reload()
+			changed, reloaded = false, true
+		}
 		if err != nil {
 			unlock()
 			return nil, nil, err
-		}
-		if changed && attempt >= 3 {
-			// The key file keeps changing: load it under the lock rather
-			// than starve.
-			if _, err := s.keys.Reload(); err != nil {
-				unlock()
-				return nil, nil, err
-			}
-			changed, reloaded = false, true
 		}
 		if !changed {
 			if reloaded {
@@ -262,9 +210,8 @@ func (s *Store) lockCurrentKeys(ctx context.Context, name string) (Lock, func(),
 	}
 }
 
-// lock takes name's in-process lock (a backend's lock is held once per
-// Store and name), then the backend's. unlock releases both; it may be
-// called more than once.
+// lock takes name's in-process lock, then the backend's. unlock releases
+// both; it may be called more than once.
 func (s *Store) lock(ctx context.Context, name string) (Lock, func(), error) {
 	unlockName, err := s.locks.Lock(ctx, name)
 	if err != nil {
@@ -275,12 +222,8 @@ func (s *Store) lock(ctx context.Context, name string) (Lock, func(), error) {
 		unlockName()
 		return nil, nil, err
 	}
-	done := false
-	return l, func() {
-		if !done {
-			done = true
-			l.Unlock()
-			unlockName()
-		}
-	}, nil
+	return l, sync.OnceFunc(func() {
+		l.Unlock()
+		unlockName()
+	}), nil
 }
