@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
@@ -89,12 +88,6 @@ Examples:
           -postgres postgres://app@db-1/app -namespace prod
 `
 
-// list is a repeatable flag.
-type list []string
-
-func (l *list) String() string     { return strings.Join(*l, ",") }
-func (l *list) Set(v string) error { *l = append(*l, v); return nil }
-
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run is rekey; it returns the exit code.
@@ -105,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var (
 		initFlag, check, jsonOut, pq, keepOld, dryRun, version, stage, retire bool
 		keyFile, passFile, identity                                           string
-		dirs, sealTo                                                          list
+		dirs, sealTo                                                          []string
 		workers                                                               int
 		ff                                                                    cliutil.FleetFlags
 	)
@@ -116,8 +109,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for name, p := range map[string]*string{"key": &keyFile, "passphrase-file": &passFile, "identity": &identity} {
 		fs.StringVar(p, name, "", "")
 	}
-	fs.Var(&dirs, "dir", "")
-	fs.Var(&sealTo, "seal-to", "")
+	for name, p := range map[string]*[]string{"dir": &dirs, "seal-to": &sealTo} {
+		fs.Func(name, "", func(v string) error { *p = append(*p, v); return nil })
+	}
 	fs.IntVar(&workers, "j", 1, "")
 	ff.Register(fs)
 	if code, ok := c.Parsed(fs.Parse(args)); !ok {
