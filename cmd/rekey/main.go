@@ -149,8 +149,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q", fs.Arg(0))
-	case initFlag && check:
-		return usageErr("-init and -check do not go together")
 	case modes > 1:
 		return usageErr("-init, -stage, -retire and -check do not go together")
 	case (initFlag || stage) && len(dirs) > 0:
@@ -341,13 +339,12 @@ func runRotate(ctx context.Context, c cliutil.Command, keyFile string, dirs []st
 		return c.Fail(err)
 	}
 	w := c.Stdout
-	switch {
-	case opts.DryRun && rep.Resumed:
-		fmt.Fprintf(w, "dry run: would finish the interrupted rotation with its new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
-	case opts.DryRun:
-		fmt.Fprintf(w, "dry run: would make a new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
-	}
 	if opts.DryRun {
+		what := "make a new"
+		if rep.Resumed {
+			what = "finish the interrupted rotation with its new"
+		}
+		fmt.Fprintf(w, "dry run: would %s %s primary key and reseal %d records; nothing changed\n", what, rep.Kind, len(rep.Records))
 		kindChange(c.Stderr, rep.Kind, rep.OldKind, "would be", "is")
 		return 0
 	}
