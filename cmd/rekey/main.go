@@ -27,7 +27,7 @@ const usage = `Usage:
     rekey -check -key FILE -dir DIR [-dir DIR...] [-json] [-j N]
 
   A fleet, in three steps (distribute FILE to every host after each); FLEET
-  is -etcd URLS -prefix P or -postgres URL -namespace N:
+  is -etcd URLS -prefix P or -postgres URL -namespace N [-schema S]:
     rekey -stage -key FILE [-pq]
     rekey -key FILE FLEET [-dry-run] [-j N]
     rekey -retire -key FILE FLEET [-dry-run] [-j N]
@@ -36,21 +36,18 @@ const usage = `Usage:
 Options:
     -init       Create FILE (mode 0600, never overwritten); -key - prints it.
     -key FILE   The age identity file, primary first. Defaults to
-                $SESSIONSTORE_KEY_FILE, else
-                $CREDENTIALS_DIRECTORY/sessionstore.key.
+                $SESSIONSTORE_KEY_FILE, else $CREDENTIALS_DIRECTORY/sessionstore.key.
     -dir DIR    A store directory; repeatable.
     -check      Report each record (and a fleet's live hosts); exit 0 if all
                 are on the primary key. -json: one object per line, no token.
     -stage      Fleet step 1: add a decrypt-only identity to FILE.
-    -etcd URLS  Fleet step 2: promote the staged identity, reseal every record;
-                refused while a live host lacks it. Comma-separated endpoints.
+    -etcd URLS  Fleet step 2 (comma-separated endpoints): promote the staged
+                identity, reseal; refused while a live host lacks it.
     -retire     Fleet step 3: reseal what is under old keys, drop them from
                 FILE; refused while a live host's primary is not FILE's.
-    -prefix P   The store's etcd prefix.
-    -postgres URL, -namespace N, -schema S
-                A PostgreSQL store instead of etcd: a libpq URL or key=value
-                string ('' takes PGHOST, PGUSER, PGPASSWORD...), the store's
-                namespace, the schema of its tables (default sessionstore).
+    -postgres URL
+                Fleet step 2, as -etcd: a libpq URL or key=value string
+                ('' takes PGHOST, PGUSER, PGPASSWORD...).
     -etcd-cacert F, -etcd-cert F, -etcd-key F
                 TLS: etcd's CA; a client certificate and its key.
     -etcd-user U
@@ -64,8 +61,8 @@ Options:
                 The key file is passphrase-protected ("age -p"); the
                 passphrase is the first line of P.
     -seal-to RECIPIENT
-                With -init: seal FILE to an age recipient, usually a plugin's;
-                repeatable. Listed in FILE.sealed-to; every rewrite reseals.
+                With -init: seal FILE to an age recipient (a plugin's), listed
+                in FILE.sealed-to; every rewrite reseals. Repeatable.
     -identity F The age identity (a plugin's stub) that opens a sealed FILE.
                 Defaults to $SESSIONSTORE_KEY_IDENTITY.
     -version    Print the version.
@@ -76,7 +73,6 @@ again. On a fleet, rekey checks the live hosts' heartbeats before each step.
 Examples:
     $ rekey -init -key /etc/myapp/sessionstore.key
     $ rekey -key /etc/myapp/sessionstore.key -dir /var/lib/myapp/sessions
-    $ rekey -check -json -key /etc/myapp/sessionstore.key -dir /var/lib/myapp/sessions
 
     $ rekey -stage -key sessionstore.key          # then distribute it
     $ export ETCD_PASSWORD=...                    # for -etcd-user
@@ -84,8 +80,7 @@ Examples:
     $ rekey -key sessionstore.key $E              # then distribute it
     $ rekey -check -key sessionstore.key $E       # the hosts' primaries
     $ rekey -retire -key sessionstore.key $E
-    $ PGPASSWORD=... rekey -check -key sessionstore.key \
-          -postgres postgres://app@db-1/app -namespace prod
+    $ PGPASSWORD=... rekey -check -key sessionstore.key -postgres postgres://app@db-1/app -namespace prod
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

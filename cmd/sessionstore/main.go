@@ -49,7 +49,6 @@ Commands:
 Options:
     -dir DIR    The store directory. Only import creates it (mode 0700).
     -etcd URLS  The etcd client URLs, comma-separated.
-    -prefix P   The store's etcd prefix, such as /sessionstore/prod.
     -etcd-cacert FILE, -etcd-cert FILE, -etcd-key FILE
                 TLS: etcd's CA; a client certificate and its key.
     -etcd-user USER
@@ -57,15 +56,12 @@ Options:
     -postgres URL
                 A libpq URL or key=value string; '' takes the PG* variables.
                 Put the password in $PGPASSWORD or ~/.pgpass (ps shows flags).
-    -namespace N, -schema S
-                The store's namespace; its tables' schema (default sessionstore).
     -key FILE   The age identity file. Defaults to $SESSIONSTORE_KEY_FILE,
                 else $CREDENTIALS_DIRECTORY/sessionstore.key.
     -passphrase-file P
                 The key file's passphrase is the first line of P.
     -identity F The age identity (a plugin's stub) that opens a key file
-                sealed with rekey -init -seal-to. Defaults to
-                $SESSIONSTORE_KEY_IDENTITY.
+                sealed with rekey -init -seal-to ($SESSIONSTORE_KEY_IDENTITY).
     -json       One JSON object per line; tokens redacted unless -reveal.
     -reveal     With show: print the tokens (a warning goes to stderr).
     -podiojs    With import: the files are podio-js sessions (the default).
@@ -84,13 +80,10 @@ finds the session needs a new login. Names and paths are quoted in output.
 Examples:
     $ sessionstore ls -dir /var/lib/myapp/sessions -key /etc/myapp/sessionstore.key
     $ sessionstore show -dir /var/lib/myapp/sessions server -json -reveal | jq -r .access_token
-    $ sessionstore rm -dir /var/lib/myapp/sessions server
     $ sessionstore import -dir /var/lib/myapp/sessions tmp/*.json
     $ get-token | sessionstore import -oauth -name app:12345 -force -dir /var/lib/myapp/sessions -
     $ SESSIONSTORE_CLIENT_SECRET=... sessionstore token -dir /var/lib/myapp/sessions \
           -token-url https://auth.example.com/oauth/token -client-id myapp server
-    $ ETCD_PASSWORD=... sessionstore ls -etcd https://etcd1:2379 -prefix /sessionstore/prod \
-          -etcd-cacert ca.pem -etcd-user myapp
     $ PGHOST=db1 PGUSER=myapp sessionstore rm -postgres '' -namespace prod server
 `
 
