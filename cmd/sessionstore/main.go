@@ -75,7 +75,7 @@ Options:
     -version    Print the version.
 
 Exit status: 0 on success, 1 on an error, 2 for a usage error, 4 when token
-finds the session needs a new login. Names and paths are quoted in output.
+finds the session needs a new login. No name or path reaches a terminal raw.
 
 Examples:
     $ sessionstore ls -dir /var/lib/myapp/sessions -key /etc/myapp/sessionstore.key
