@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/sessionstore/sessionstore/crypto"
@@ -27,106 +26,62 @@ const usage = `Usage:
     rekey -key FILE -dir DIR [-dir DIR...] [-pq] [-keep-old] [-dry-run] [-j N]
     rekey -check -key FILE -dir DIR [-dir DIR...] [-json] [-j N]
 
-  Many hosts on etcd or PostgreSQL, in three steps (distribute FILE to every
-  host after each); FLEET is -etcd URLS -prefix P or -postgres URL -namespace N:
+  A fleet, in three steps (distribute FILE to every host after each); FLEET
+  is -etcd URLS -prefix P or -postgres URL -namespace N [-schema S]:
     rekey -stage -key FILE [-pq]
     rekey -key FILE FLEET [-dry-run] [-j N]
     rekey -retire -key FILE FLEET [-dry-run] [-j N]
     rekey -check -key FILE FLEET [-json] [-j N]
 
 Options:
-    -init       Create FILE with a new identity (age-keygen's format, mode
-                0600). Never overwrites an existing file: rotate its key
-                instead. With -key -, write the key to standard output.
-    -key FILE   The age identity file. The first identity is the primary.
-                Defaults to $SESSIONSTORE_KEY_FILE, else
-                $CREDENTIALS_DIRECTORY/sessionstore.key.
-    -dir DIR    A store directory. Repeat for several.
-    -check      Report each record; exit 0 if and only if all of them open
-                with the primary (on a fleet: and every live host uses it).
-    -json       With -check, print one JSON object per record (never a
-                token), then on a fleet one per live host ("host_id").
-    -stage      Add a new identity to FILE after the others, decrypt-only
-                (step 1). Run again, it names the key already staged.
-    -etcd URLS  The etcd endpoints, comma-separated: promote FILE's staged
-                identity to the primary and reseal every record under -prefix
-                (step 2). Refused, with FILE unchanged, while a live host
-                lacks the staged key.
-    -retire     With -etcd or -postgres: reseal the records still under an
-                old key and drop the old keys from FILE (step 3). Refused,
-                with FILE unchanged, while a live host's primary is not
-                FILE's primary.
-    -prefix P   The store's etcd prefix, as given to etcdstore.Open.
+    -init       Create FILE (mode 0600, never overwritten); -key - prints it.
+    -key FILE   The age identity file, primary first. Defaults to
+                $SESSIONSTORE_KEY_FILE, else $CREDENTIALS_DIRECTORY/sessionstore.key.
+    -dir DIR    A store directory; repeatable.
+    -check      Report each record (and a fleet's live hosts); exit 0 if all
+                are on the primary key. -json: one object per line, no token.
+    -stage      Fleet step 1: add a decrypt-only identity to FILE.
+    -etcd URLS  Fleet step 2 (comma-separated endpoints): promote the staged
+                identity, reseal; refused while a live host lacks it.
+    -retire     Fleet step 3: reseal what is under old keys, drop them from
+                FILE; refused while a live host's primary is not FILE's.
     -postgres URL
-                The PostgreSQL server, a libpq URL or key=value string
-                (postgres://user@host/db?sslmode=verify-full); an empty
-                one (-postgres '') takes libpq's PG* environment variables
-                (PGHOST, PGUSER, PGPASSWORD, ...). Step 2, as -etcd.
-    -namespace N
-                The store's namespace, as given to pgstore.Open.
-    -schema S   The schema of the store's tables (default sessionstore).
+                Fleet step 2, as -etcd: a libpq URL or key=value string
+                ('' takes PGHOST, PGUSER, PGPASSWORD...).
     -etcd-cacert F, -etcd-cert F, -etcd-key F
-                TLS: the CA of etcd's certificates; a client certificate
-                and its key, if etcd wants one.
+                TLS: etcd's CA; a client certificate and its key.
     -etcd-user U
                 etcd user; the password is read from $ETCD_PASSWORD.
-    -pq         Make the new identity post-quantum (ML-KEM-768+X25519);
-                -pq=false makes it X25519. Without -pq, it has the kind of
-                FILE's primary (with -init: X25519); rekey says when the
-                kind changes. A rerun after an interrupted rotation, and
-                -stage over a staged key, keep the key already made (with
-                -pq of the other kind, they change nothing).
+    -pq         The new identity is post-quantum (-pq=false: X25519); by
+                default, of the primary's kind (rekey says when it changes).
     -keep-old   Keep the old identities, decrypt-only, after rotating.
-    -dry-run    Say what would change and change nothing; exit 1 where the
-                rotation would fail.
+    -dry-run    Change nothing; say what would change (exit 1 if it would fail).
     -j N        Records processed in parallel (default 1).
     -passphrase-file P
-                The key file is (with -init: is to be) passphrase-protected,
-                as "age -p" writes; read the passphrase from the first line
-                of P. A rotated key file keeps the same passphrase.
+                The key file is passphrase-protected ("age -p"); the
+                passphrase is the first line of P.
     -seal-to RECIPIENT
-                With -init: seal FILE to an age recipient, usually a
-                plugin's (age1yubikey1..., age1tpm1...; age-plugin-NAME on
-                $PATH), whose secret never lies in a file. Repeat for
-                several. They are listed in FILE.sealed-to, and every later
-                rewrite of FILE by rekey seals to them again.
-    -identity F The age identity file (for a plugin, its identity stub,
-                AGE-PLUGIN-NAME-1...) that opens a FILE sealed with -seal-to.
+                With -init: seal FILE to an age recipient (a plugin's), listed
+                in FILE.sealed-to; every rewrite reseals. Repeatable.
+    -identity F The age identity (a plugin's stub) that opens a sealed FILE.
                 Defaults to $SESSIONSTORE_KEY_IDENTITY.
     -version    Print the version.
 
-Running processes keep working throughout a rotation; if rekey is
-interrupted, run it again. On a fleet, every host must have each step's key
-file before the next step: rekey checks the live hosts' heartbeats (each
-open Store lists its keys and rereads its key file every 2 s) and refuses,
-naming the hosts, when one is not ready.
+Running processes keep working throughout; if rekey is interrupted, run it
+again. On a fleet, rekey checks the live hosts' heartbeats before each step.
 
 Examples:
     $ rekey -init -key /etc/myapp/sessionstore.key
-    Public key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
-
     $ rekey -key /etc/myapp/sessionstore.key -dir /var/lib/myapp/sessions
-    $ rekey -check -json -key /etc/myapp/sessionstore.key -dir /var/lib/myapp/sessions
 
     $ rekey -stage -key sessionstore.key          # then distribute it
     $ export ETCD_PASSWORD=...                    # for -etcd-user
-    $ E='-etcd https://etcd-1:2379,https://etcd-2:2379 -etcd-cacert ca.pem -etcd-user prod -prefix /sessionstore/prod'
+    $ E='-etcd https://etcd-1:2379 -etcd-cacert ca.pem -etcd-user prod -prefix /sessionstore/prod'
     $ rekey -key sessionstore.key $E              # then distribute it
     $ rekey -check -key sessionstore.key $E       # the hosts' primaries
     $ rekey -retire -key sessionstore.key $E
-
-    $ export PGPASSWORD=...                       # or a ~/.pgpass entry
-    $ rekey -key sessionstore.key -namespace prod \
-          -postgres 'postgres://sessionstore@db-1,db-2/app?target_session_attrs=read-write'
-    $ rekey -check -key sessionstore.key -postgres '' -namespace prod   # PGHOST, PGUSER...
-    $ rekey -retire -key sessionstore.key -postgres '' -namespace prod
+    $ PGPASSWORD=... rekey -check -key sessionstore.key -postgres postgres://app@db-1/app -namespace prod
 `
-
-// list is a repeatable flag.
-type list []string
-
-func (l *list) String() string     { return strings.Join(*l, ",") }
-func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -138,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var (
 		initFlag, check, jsonOut, pq, keepOld, dryRun, version, stage, retire bool
 		keyFile, passFile, identity                                           string
-		dirs, sealTo                                                          list
+		dirs, sealTo                                                          []string
 		workers                                                               int
 		ff                                                                    cliutil.FleetFlags
 	)
@@ -149,8 +104,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for name, p := range map[string]*string{"key": &keyFile, "passphrase-file": &passFile, "identity": &identity} {
 		fs.StringVar(p, name, "", "")
 	}
-	fs.Var(&dirs, "dir", "")
-	fs.Var(&sealTo, "seal-to", "")
+	for name, p := range map[string]*[]string{"dir": &dirs, "seal-to": &sealTo} {
+		fs.Func(name, "", func(v string) error { *p = append(*p, v); return nil })
+	}
 	fs.IntVar(&workers, "j", 1, "")
 	ff.Register(fs)
 	if code, ok := c.Parsed(fs.Parse(args)); !ok {
@@ -188,8 +144,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q", fs.Arg(0))
-	case initFlag && check:
-		return usageErr("-init and -check do not go together")
 	case modes > 1:
 		return usageErr("-init, -stage, -retire and -check do not go together")
 	case (initFlag || stage) && len(dirs) > 0:
@@ -380,13 +334,12 @@ func runRotate(ctx context.Context, c cliutil.Command, keyFile string, dirs []st
 		return c.Fail(err)
 	}
 	w := c.Stdout
-	switch {
-	case opts.DryRun && rep.Resumed:
-		fmt.Fprintf(w, "dry run: would finish the interrupted rotation with its new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
-	case opts.DryRun:
-		fmt.Fprintf(w, "dry run: would make a new %s primary key and reseal %d records; nothing changed\n", rep.Kind, len(rep.Records))
-	}
 	if opts.DryRun {
+		what := "make a new"
+		if rep.Resumed {
+			what = "finish the interrupted rotation with its new"
+		}
+		fmt.Fprintf(w, "dry run: would %s %s primary key and reseal %d records; nothing changed\n", what, rep.Kind, len(rep.Records))
 		kindChange(c.Stderr, rep.Kind, rep.OldKind, "would be", "is")
 		return 0
 	}

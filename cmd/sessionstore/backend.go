@@ -120,13 +120,10 @@ func (b *backend) found(name string, err error) error {
 	return err
 }
 
-// put stores a session under name. Unless replace, an existing record
-// (even one that does not open) is left alone: errExists, or why it does
-// not open.
+// put stores a session under name, which importOne has validated. Unless
+// replace, an existing record (even one that does not open) is left alone:
+// errExists, or why it does not open.
 func (b *backend) put(ctx context.Context, name string, a sessionstore.AuthObject, replace bool) error {
-	if err := sessionstore.ValidateAuthType(name); err != nil {
-		return err
-	}
 	s, err := b.open(ctx)
 	if err != nil {
 		return err

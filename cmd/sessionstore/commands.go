@@ -316,7 +316,7 @@ func runToken(ctx context.Context, b *backend, o *options) int {
 		}
 	}
 	cfg := &oauth2.Config{ClientID: o.clientID, ClientSecret: secret, Endpoint: oauth2.Endpoint{TokenURL: o.tokenURL}}
-	var s sessionstore.Store = readingStore{b}
+	var s sessionstore.Store = readingStore{b: b}
 	if o.dir != "" {
 		var err error
 		if s, err = b.open(ctx); err != nil { // reading takes no lock
@@ -326,42 +326,39 @@ func runToken(ctx context.Context, b *backend, o *options) int {
 	// A missing session is reported from a read: the token source would
 	// take the record's lock (on a fleet, open a Store) to find it missing.
 	_, err := s.Get(ctx, name)
+	var tok *oauth2.Token
 	if err == nil {
-		var tok *oauth2.Token
-		if tok, err = sessionstore.TokenSource(ctx, s, name, sessionstore.ConfigRefresher(cfg)).Token(); err == nil {
-			if !o.jsonOut {
-				_, err = fmt.Fprintln(o.Stdout, tok.AccessToken)
-			} else {
-				err = json.NewEncoder(o.Stdout).Encode(struct {
-					Name        string    `json:"name"`
-					AccessToken string    `json:"access_token"`
-					TokenType   string    `json:"token_type,omitempty"`
-					Expiry      time.Time `json:"expiry,omitzero"`
-				}{name, tok.AccessToken, tok.TokenType, tok.Expiry.UTC()})
-			}
-			if err == nil {
-				return 0
-			}
-		}
+		tok, err = sessionstore.TokenSource(ctx, s, name, sessionstore.ConfigRefresher(cfg)).Token()
 	}
-	if errors.Is(err, sessionstore.ErrNeedsLogin) {
+	switch {
+	case errors.Is(err, sessionstore.ErrNeedsLogin):
 		o.Fail(err)
 		fmt.Fprintf(o.Stderr, "sessionstore: session %s needs a new login: log in again and store the new session (sessionstore import -force)\n", strconv.Quote(name))
 		return exitNeedsLogin
+	case err != nil:
+		return o.Fail(b.found(name, err))
+	case o.jsonOut:
+		err = json.NewEncoder(o.Stdout).Encode(struct {
+			Name        string    `json:"name"`
+			AccessToken string    `json:"access_token"`
+			TokenType   string    `json:"token_type,omitempty"`
+			Expiry      time.Time `json:"expiry,omitzero"`
+		}{name, tok.AccessToken, tok.TokenType, tok.Expiry.UTC()})
+	default:
+		_, err = fmt.Fprintln(o.Stdout, tok.AccessToken)
 	}
-	return o.Fail(b.found(name, err))
+	if err != nil {
+		return o.Fail(err)
+	}
+	return 0
 }
 
-// readingStore is a fleet as token uses it: Get and List read without a
-// Store (no lease, no heartbeat); a write opens the Store.
-type readingStore struct{ b *backend }
-
-func (r readingStore) write(ctx context.Context, fn func(sessionstore.Store) error) error {
-	s, err := r.b.open(ctx)
-	if err != nil {
-		return err
-	}
-	return fn(s)
+// readingStore is a fleet as token uses it: Get reads without a Store (no
+// lease, no heartbeat); Update opens the Store. TokenSource calls nothing
+// else.
+type readingStore struct {
+	sessionstore.Store
+	b *backend
 }
 
 func (r readingStore) Get(ctx context.Context, name string) (sessionstore.AuthObject, error) {
@@ -373,29 +370,10 @@ func (r readingStore) Get(ctx context.Context, name string) (sessionstore.AuthOb
 }
 
 func (r readingStore) Update(ctx context.Context, name string,
-	fn func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error)) (a sessionstore.AuthObject, err error) {
-	err = r.write(ctx, func(s sessionstore.Store) error {
-		a, err = s.Update(ctx, name, fn)
-		return err
-	})
-	return a, err
-}
-
-func (r readingStore) Set(ctx context.Context, name string, a sessionstore.AuthObject) error {
-	return r.write(ctx, func(s sessionstore.Store) error { return s.Set(ctx, name, a) })
-}
-
-func (r readingStore) Delete(ctx context.Context, name string) error {
-	return r.write(ctx, func(s sessionstore.Store) error { return s.Delete(ctx, name) })
-}
-
-func (r readingStore) List(ctx context.Context) ([]string, error) {
-	recs, err := r.b.ReadRecords(ctx, r.b.ring)
-	names := make([]string, len(recs))
-	for i, rec := range recs {
-		names[i] = rec.AuthType
+	fn func(sessionstore.AuthObject, bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
+	s, err := r.b.open(ctx)
+	if err != nil {
+		return sessionstore.AuthObject{}, err
 	}
-	return names, err
+	return s.Update(ctx, name, fn)
 }
-
-func (r readingStore) Close() error { return nil } // the backend closes what it opened

@@ -92,8 +92,10 @@ func importOne(ctx context.Context, b *backend, file string, o *options) importR
 			res.Result, res.Reason = "skipped", "no session in it (empty or cleared)"
 			return res
 		}
-		if err != nil && isOAuthFile(file) {
-			err = fmt.Errorf("%w; it is an OAuth token response: import it with -oauth -name NAME", err)
+		if err != nil {
+			if _, oerr := readOAuthFile(file, nil, time.Time{}); oerr == nil {
+				err = fmt.Errorf("%w; it is an OAuth token response: import it with -oauth -name NAME", err)
+			}
 		}
 	}
 	if err == nil {
@@ -170,13 +172,6 @@ func readOAuthFile(file string, stdin io.Reader, t time.Time) (sessionstore.Auth
 		return sessionstore.AuthObject{}, fmt.Errorf("more than %d bytes: not an OAuth token response", maxOAuthSize)
 	}
 	return parseOAuth(data, t)
-}
-
-// isOAuthFile reports whether file is a regular file holding an OAuth
-// token response: a hint when it is imported as podio-js.
-func isOAuthFile(file string) bool {
-	_, err := readOAuthFile(file, nil, time.Time{})
-	return err == nil
 }
 
 // oauthErrorCode is the form of an OAuth error code (RFC 6749 section

@@ -28,107 +28,62 @@ const usage = `Usage:
                         [-client-secret-file FILE] NAME [-json]
     sessionstore -version
 
-    STORE is -dir DIR (one host), or a fleet: -etcd URLS -prefix P, or
-    -postgres URL -namespace N [-schema S]. On a fleet, ls, show and token
-    (unless it refreshes) only read and rm takes the session's lock alone:
-    none of them is among the live hosts that rekey checks.
+    STORE is -dir DIR, -etcd URLS -prefix P, or -postgres URL -namespace N
+    [-schema S]. On a fleet only import, and token when it refreshes, open
+    a Store: the others are not live hosts to rekey.
 
 Commands:
-    ls          List every session: name, expiry, whether it has a refresh
-                token, health (fine, last refresh; or needs login since
-                when, and why), scope, ref, when last written, the key that
-                opens it (primary, old: decrypt-only, none) and its status
-                (ok, wrong key, tampered, rolled back, unreadable). A record
-                that does not open is listed, and ls exits 1.
+    ls          List every session: expiry, refresh token, health, scope,
+                ref, when written, key and status. A record that does not
+                open is listed, and ls exits 1.
     show        Show one session, its tokens redacted.
-    rm          Delete one session, whether it opens or not, under its lock:
-                the program that uses it logs in afresh. rm needs write
-                access to the store, not its key (a -key given is not used).
-                A name that is not stored is an error.
+    rm          Delete one session (opening or not) under its lock; needs
+                write access to the store, not its key.
     import      Import podio-js session files (tmp/<authType>.json), each
-                as the file's name without ".json". An empty or cleared
-                ("{}") file is skipped; a file that is not a podio-js
-                session, or unreadable, is reported (exit 1) and the others
-                are imported. With -oauth: one standard OAuth 2 token
-                response (access_token, token_type, refresh_token,
-                expires_in, scope; Podio's ref and transfer_token), from
-                FILE or stdin ("-"), expiring expires_in after the import.
-                Importing a new login (-force) heals a session that needs
-                one.
-    token       Print a valid access token of session NAME, for scripts:
-                the stored one while it is valid (reading writes nothing),
-                else one refreshed from -token-url through the store's
-                single-flight refresh, stored before it is printed. A
-                refresh token the provider refuses (invalid_grant) marks
-                the session as needing a new login: token, and every
-                program using it, then fails at once until one is imported.
+                under the file's name without ".json"; an empty or "{}"
+                file is skipped, a bad one reported (exit 1). -oauth: one
+                OAuth 2 token response from FILE or stdin ("-").
+    token       Print a valid access token of session NAME, refreshed from
+                -token-url (and stored) when due.
 
 Options:
     -dir DIR    The store directory. Only import creates it (mode 0700).
-    -etcd URLS  The etcd client URLs, comma-separated
-                (https://etcd1:2379,https://etcd2:2379).
-    -prefix P   The store's etcd prefix, such as /sessionstore/prod.
+    -etcd URLS  The etcd client URLs, comma-separated.
     -etcd-cacert FILE, -etcd-cert FILE, -etcd-key FILE
-                TLS: the CA of etcd's certificates; a client certificate
-                and its key.
+                TLS: etcd's CA; a client certificate and its key.
     -etcd-user USER
-                Authenticate to etcd as USER, password in $ETCD_PASSWORD.
+                etcd user; the password is read from $ETCD_PASSWORD.
     -postgres URL
-                The PostgreSQL server, a libpq URL or key=value string
-                (postgres://app@db-1,db-2/app?target_session_attrs=read-write);
-                an empty one (-postgres '') takes libpq's PG* environment
-                variables. Put the password in $PGPASSWORD or ~/.pgpass,
-                not on the command line, where ps shows it.
-    -namespace N
-                The store's namespace, as given to pgstore.Open.
-    -schema S   The schema of the store's tables (default sessionstore).
+                A libpq URL or key=value string; '' takes the PG* variables.
+                Put the password in $PGPASSWORD or ~/.pgpass (ps shows flags).
     -key FILE   The age identity file. Defaults to $SESSIONSTORE_KEY_FILE,
                 else $CREDENTIALS_DIRECTORY/sessionstore.key.
     -passphrase-file P
-                The key file is passphrase-protected; read the passphrase
-                from the first line of P.
-    -identity F Open a key file sealed to age recipients (rekey -init
-                -seal-to) with the age identity file F, usually an age
-                plugin's identity stub. Defaults to $SESSIONSTORE_KEY_IDENTITY.
-    -json       Print one JSON object per session (or imported file), one
-                per line. Tokens are redacted unless -reveal.
+                The key file's passphrase is the first line of P.
+    -identity F The age identity (a plugin's stub) that opens a key file
+                sealed with rekey -init -seal-to ($SESSIONSTORE_KEY_IDENTITY).
+    -json       One JSON object per line; tokens redacted unless -reveal.
     -reveal     With show: print the tokens (a warning goes to stderr).
     -podiojs    With import: the files are podio-js sessions (the default).
-    -oauth      With import: FILE (- for stdin) is an OAuth 2 token
-                response; -name NAME is required.
+    -oauth      With import: FILE (- for stdin) is an OAuth 2 token response.
     -name NAME  With import of one file: store it under NAME.
-    -force      With import: replace a session already stored under the
-                name (by default it is left alone, and reported).
-    -token-url URL
-                With token: the provider's token endpoint.
-    -client-id ID
-                With token: the OAuth client's id. Its secret is read from
-                the first line of -client-secret-file FILE (mode 0600),
-                else from $SESSIONSTORE_CLIENT_SECRET; never from the
-                command line, where ps shows it.
+    -force      With import: replace a session already stored under NAME.
+    -token-url URL, -client-id ID
+                With token: the provider's token endpoint and client id. The
+                secret is the first line of -client-secret-file FILE (mode
+                0600), else $SESSIONSTORE_CLIENT_SECRET.
     -version    Print the version.
 
-Exit status: 0 on success, 1 on an error (or a record that does not open,
-or a file that was not imported), 2 for a usage error, 4 when token finds
-the session needs a new login. Names and paths are quoted in messages, and
-in ls's table when they hold a control character: none reaches a terminal
-raw.
+Exit status: 0 on success, 1 on an error, 2 for a usage error, 4 when token
+finds the session needs a new login. No name or path reaches a terminal raw.
 
 Examples:
     $ sessionstore ls -dir /var/lib/myapp/sessions -key /etc/myapp/sessionstore.key
-    $ sessionstore show -dir /var/lib/myapp/sessions server
     $ sessionstore show -dir /var/lib/myapp/sessions server -json -reveal | jq -r .access_token
-    $ sessionstore rm -dir /var/lib/myapp/sessions server
-    $ sessionstore import -podiojs -dir /var/lib/myapp/sessions tmp/*.json
-    $ sessionstore import -dir /var/lib/myapp/sessions -name app:12345 -force tmp/app.json
-    $ sessionstore import -oauth -name password -dir /var/lib/myapp/sessions token.json
+    $ sessionstore import -dir /var/lib/myapp/sessions tmp/*.json
     $ get-token | sessionstore import -oauth -name app:12345 -force -dir /var/lib/myapp/sessions -
     $ SESSIONSTORE_CLIENT_SECRET=... sessionstore token -dir /var/lib/myapp/sessions \
           -token-url https://auth.example.com/oauth/token -client-id myapp server
-    $ ETCD_PASSWORD=... sessionstore ls -etcd https://etcd1:2379,https://etcd2:2379 \
-          -prefix /sessionstore/prod -etcd-cacert ca.pem -etcd-user myapp -key /etc/myapp/sessionstore.key
-    $ PGPASSWORD=... sessionstore ls -postgres postgres://myapp@db1/myapp -namespace prod \
-          -key /etc/myapp/sessionstore.key
     $ PGHOST=db1 PGUSER=myapp sessionstore rm -postgres '' -namespace prod server
 `
 
