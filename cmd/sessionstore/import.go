@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -182,6 +184,22 @@ var oauthErrorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
 // token_type, refresh_token, scope, expires_in (seconds, a number or a
 // numeric string; 0 or none: no expiry, as x/oauth2 reads it), Podio's ref
 // and transfer_token. Other fields are dropped, as FromToken drops them.
+// exactNames returns the JSON object data with only the members named
+// (RFC 6749's names are case-sensitive; encoding/json matches a struct's
+// fields regardless of case), or data itself if it is not one object.
+func exactNames(data []byte, names ...string) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil || m == nil {
+		return data
+	}
+	maps.DeleteFunc(m, func(k string, _ json.RawMessage) bool { return !slices.Contains(names, k) })
+	out, err := json.Marshal(m)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
 func parseOAuth(data []byte, t time.Time) (sessionstore.AuthObject, error) {
 	bad := func(format string, a ...any) (sessionstore.AuthObject, error) {
 		return sessionstore.AuthObject{}, fmt.Errorf("not an OAuth token response: "+format, a...)
@@ -199,7 +217,8 @@ func parseOAuth(data []byte, t time.Time) (sessionstore.AuthObject, error) {
 		Ref           json.RawMessage `json:"ref"`
 		Error         any             `json:"error"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
+	dec := json.NewDecoder(bytes.NewReader(exactNames(data, "access_token", "token_type", "refresh_token",
+		"scope", "transfer_token", "expires_in", "ref", "error")))
 	err := dec.Decode(&r)
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError

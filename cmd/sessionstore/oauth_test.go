@@ -65,6 +65,7 @@ func TestParseOAuth(t *testing.T) {
 		`{"error":"invalid_grant","error_description":"secret-d"}`:   `an OAuth error response (error "invalid_grant"), not a token`,
 		`{"error":"secret-\u001b[2J"}`:                               "an OAuth error response, not a token",
 		`{"refresh_token":"secret-r"}`:                               "no access_token",
+		`{"ACCESS_TOKEN":"secret-a","Expires_In":60}`:                "no access_token",
 	} {
 		_, err := parseOAuth([]byte(in), t0)
 		require.Error(t, err, in)
