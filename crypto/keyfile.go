@@ -69,8 +69,14 @@ func ParseKeyring(r io.Reader) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.rotating = bytes.Contains(data, []byte(rotationMarker))
-	k.staged = bytes.Contains(data, []byte(stagedMarker)) && k.Len() > 1
+	for line := range strings.Lines(string(data)) {
+		switch strings.TrimSpace(line) {
+		case rotationMarker:
+			k.rotating = true
+		case stagedMarker:
+			k.staged = k.Len() > 1
+		}
+	}
 	return k, nil
 }
 

@@ -38,6 +38,10 @@ func ReadRegularChecked(path string, limit int64, check func(fs.FileInfo) error)
 		m, err := f.Read(buf[n:])
 		n += m
 		if errors.Is(err, io.EOF) || err == nil && int64(n) == fi.Size() {
+			if int64(n) > limit { // it grew past limit while read
+				clear(buf)
+				return nil, FileID{}, fmt.Errorf("%s: %w", path, ErrTooLarge)
+			}
 			return buf[:n], FileID{}, nil // a short read at the size: the end
 		}
 		if err != nil {

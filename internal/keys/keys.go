@@ -80,12 +80,14 @@ func New(c Config) (*Keys, error) {
 	}
 	if ask := c.AskPass; ask != nil { // asked once, kept for the reloads after a rotation
 		var p string
+		var asked bool
 		k.c.AskPass = func() (string, error) {
-			if p == "" {
+			if !asked {
 				var err error
 				if p, err = ask(); err != nil {
 					return "", err
 				}
+				asked = true
 			}
 			return p, nil
 		}
