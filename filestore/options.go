@@ -22,36 +22,38 @@ type options struct {
 	watcher func() (*fsnotify.Watcher, error)
 }
 
-func keyOption(set func(*keys.Config)) Option { return func(o *options) { set(&o.keys) } }
-
 // WithKeyFile reads the keys from an age identity file (and its
 // ".recipients" file). The Store reloads them when they change, so it
 // follows a rotation.
-func WithKeyFile(path string) Option { return keyOption(keys.File(path)) }
+func WithKeyFile(path string) Option { return func(o *options) { o.keys.File = path } }
 
 // WithKeyring uses fixed keys. Such a Store cannot follow a rotation:
 // long-running processes should use WithKeyFile.
-func WithKeyring(k *crypto.Keyring) Option { return keyOption(keys.Ring(k)) }
+func WithKeyring(k *crypto.Keyring) Option { return func(o *options) { o.keys.Ring = k } }
 
 // WithRecipients seals every record to r as well, beyond the primary and
 // the key file's ".recipients".
-func WithRecipients(r ...age.Recipient) Option { return keyOption(keys.Recipients(r...)) }
+func WithRecipients(r ...age.Recipient) Option {
+	return func(o *options) { o.keys.Extra = append(o.keys.Extra, r...) }
+}
 
 // WithPassphrase gives the passphrase of a passphrase-protected key file
 // ("age -p"). It is called at most once per Open, only if the key file is
 // protected; the Store keeps the passphrase to reload the key file.
-func WithPassphrase(ask func() (string, error)) Option { return keyOption(keys.Passphrase(ask)) }
+func WithPassphrase(ask func() (string, error)) Option {
+	return func(o *options) { o.keys.AskPass = ask }
+}
 
 // WithKeyIdentity opens a key file sealed to age recipients ("rekey -init
 // -seal-to") with the age identity file at path, usually a plugin's
 // identity stub; the default is $SESSIONSTORE_KEY_IDENTITY. The plugin
 // runs once per key-file change, never for a record.
-func WithKeyIdentity(path string) Option { return keyOption(keys.IdentityFile(path)) }
+func WithKeyIdentity(path string) Option { return func(o *options) { o.keys.Identity.File = path } }
 
 // WithPluginUI sets how an age plugin's messages and prompts (a PIN, a
 // touch) reach the user. The default, crypto.DefaultPluginUI, writes them
 // to standard error and prompts only if standard error is a terminal.
-func WithPluginUI(ui *plugin.ClientUI) Option { return keyOption(keys.PluginUI(ui)) }
+func WithPluginUI(ui *plugin.ClientUI) Option { return func(o *options) { o.keys.Identity.UI = ui } }
 
 // WithoutWatcher disables fsnotify: every Get validates its cached entry
 // against the record file. This is the mode a Store falls back to by itself
@@ -60,4 +62,4 @@ func WithoutWatcher() Option { return func(o *options) { o.noWatch = true } }
 
 // WithLogger logs the Store's background events (watcher failures, key
 // reloads) to l. The default discards them.
-func WithLogger(l *slog.Logger) Option { return keyOption(keys.Logger(l)) }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.keys.Log = l } }

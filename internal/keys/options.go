@@ -9,9 +9,9 @@ import (
 	"github.com/sessionstore/sessionstore/crypto"
 )
 
-// The setters below are what every backend's key options (WithKeyFile,
-// WithKeyring, ...) do to its Config; the backends' exported options wrap
-// them.
+// The setters below are what the fleet backends' key options
+// (WithKeyFile, WithKeyring, ...) do to their Config; their exported
+// options wrap them.
 //
 // A key file is read with its ".recipients" file and reread before every
 // write (and when a record does not open), so that a Store follows a
