@@ -52,24 +52,14 @@ func newOptions(opts []Option) options {
 // live as long.
 func WithLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL = d } }
 
-// WithKeyFile reads the keys from the age identity file at path and its
-// ".recipients" file, reread before every write to follow a rotation.
-func WithKeyFile(path string) Option { return keyOption(keys.File(path)) }
-
 // WithMaxStaleness bounds how long a cached value is served without
 // hearing from the server (default 2 s): the Store's listening connection
 // asks the server for a notification of its own three times per period,
 // which arrives after every change committed before it.
 func WithMaxStaleness(d time.Duration) Option { return func(o *options) { o.maxStaleness = d } }
 
-// WithKeyring uses fixed keys: such a Store cannot follow a rotation.
-func WithKeyring(k *crypto.Keyring) Option { return keyOption(keys.Ring(k)) }
-
 // WithSchema puts the tables in schema name (default "sessionstore").
 func WithSchema(name string) Option { return func(o *options) { o.schema = name } }
-
-// WithRecipients seals every record to r as well.
-func WithRecipients(r ...age.Recipient) Option { return keyOption(keys.Recipients(r...)) }
 
 // WithoutListen is for a pool behind a transaction-pooling proxy
 // (PgBouncer), where LISTEN does not work: the Store keeps no listening
@@ -78,19 +68,29 @@ func WithRecipients(r ...age.Recipient) Option { return keyOption(keys.Recipient
 // record's lock polls for it.
 func WithoutListen() Option { return func(o *options) { o.noListen = true } }
 
-// WithKeyIdentity opens a key file sealed to age recipients with the age
-// identity file at path (default $SESSIONSTORE_KEY_IDENTITY).
-func WithKeyIdentity(path string) Option { return keyOption(keys.IdentityFile(path)) }
+// WithKeyFile reads the keys from the age identity file at path and its
+// ".recipients" file, reread before every write to follow a rotation.
+func WithKeyFile(path string) Option { return keyOption(keys.File(path)) }
+
+// WithKeyring uses fixed keys: such a Store cannot follow a rotation.
+func WithKeyring(k *crypto.Keyring) Option { return keyOption(keys.Ring(k)) }
+
+// WithRecipients seals every record to r as well.
+func WithRecipients(r ...age.Recipient) Option { return keyOption(keys.Recipients(r...)) }
 
 // WithPassphrase gives the passphrase of a passphrase-protected key file:
 // ask is called at most once per Open, and only if the file is protected.
 func WithPassphrase(ask func() (string, error)) Option { return keyOption(keys.Passphrase(ask)) }
 
-// WithLogger logs the Store's background events (reconnections of its
-// listening connection, lost leases, key reloads) to l. The default
-// discards them. pgx logs through the pool's own tracer.
-func WithLogger(l *slog.Logger) Option { return keyOption(keys.Logger(l)) }
+// WithKeyIdentity opens a key file sealed to age recipients with the age
+// identity file at path (default $SESSIONSTORE_KEY_IDENTITY).
+func WithKeyIdentity(path string) Option { return keyOption(keys.IdentityFile(path)) }
 
 // WithPluginUI sets how an age plugin's messages and prompts reach the
 // user (default crypto.DefaultPluginUI).
 func WithPluginUI(ui *plugin.ClientUI) Option { return keyOption(keys.PluginUI(ui)) }
+
+// WithLogger logs the Store's background events (reconnections of its
+// listening connection, lost leases, key reloads) to l. The default
+// discards them. pgx logs through the pool's own tracer.
+func WithLogger(l *slog.Logger) Option { return keyOption(keys.Logger(l)) }
