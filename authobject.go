@@ -80,14 +80,10 @@ func healthText(h Health) string {
 	return " Health:{" + strings.Join(parts, " ") + "}"
 }
 
-// GoString is String for %#v.
-func (a AuthObject) GoString() string { return "sessionstore.AuthObject" + a.String() }
-
 // Format implements fmt.Formatter so that no verb prints a token.
 func (a AuthObject) Format(f fmt.State, verb rune) {
 	if verb == 'v' && f.Flag('#') {
-		fmt.Fprint(f, a.GoString())
-		return
+		fmt.Fprint(f, "sessionstore.AuthObject")
 	}
 	fmt.Fprint(f, a.String())
 }
@@ -127,28 +123,16 @@ func (h Health) logValue() slog.Value {
 // JSON handler marshals nested values without calling LogValue) and
 // Extra's keys only.
 func (a AuthObject) MarshalJSON() ([]byte, error) {
-	type shown struct {
-		AccessToken   string    `json:"access_token"`
-		RefreshToken  string    `json:"refresh_token,omitempty"`
-		TokenType     string    `json:"token_type,omitempty"`
-		Expiry        time.Time `json:"expiry,omitzero"`
-		Scope         string    `json:"scope,omitempty"`
-		Ref           Ref       `json:"ref,omitzero"`
-		TransferToken string    `json:"transfer_token,omitempty"`
-		ExtraKeys     []string  `json:"extra_keys,omitempty"`
-		Health        Health    `json:"health,omitzero"`
-	}
-	return json.Marshal(shown{
-		AccessToken:   redact(a.AccessToken),
-		RefreshToken:  redact(a.RefreshToken),
-		TokenType:     a.TokenType,
-		Expiry:        a.Expiry,
-		Scope:         a.Scope,
-		Ref:           a.Ref,
-		TransferToken: redact(a.TransferToken),
-		ExtraKeys:     slices.Sorted(maps.Keys(a.Extra)),
-		Health:        a.Health,
-	})
+	type fields AuthObject // without this method
+	f := fields(a)
+	f.AccessToken = redact(a.AccessToken)
+	f.RefreshToken = redact(a.RefreshToken)
+	f.TransferToken = redact(a.TransferToken)
+	f.Extra = nil
+	return json.Marshal(struct {
+		fields
+		ExtraKeys []string `json:"extra_keys,omitempty"`
+	}{f, slices.Sorted(maps.Keys(a.Extra))})
 }
 
 // Equal reports whether a and b hold the same session: equal strings,

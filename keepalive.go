@@ -38,7 +38,7 @@ func KeepAlive(ctx context.Context, s Store, authType string, refresh Refresher,
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(keepAliveGrace, cancel) })
 	defer stop()
-	ts := newTokenSource(tctx, s, authType, refresh, opts)
+	ts := TokenSource(tctx, s, authType, refresh, opts...).(*tokenSource)
 	failures := 0
 	for ctx.Err() == nil {
 		// A missing session is waited for with reads alone: Token would

@@ -104,11 +104,6 @@ var timeNow = time.Now
 // ErrNotFound.
 func TokenSource(ctx context.Context, s Store, authType string, refresh Refresher,
 	opts ...TokenSourceOption) oauth2.TokenSource {
-	return newTokenSource(ctx, s, authType, refresh, opts)
-}
-
-func newTokenSource(ctx context.Context, s Store, authType string, refresh Refresher,
-	opts []TokenSourceOption) *tokenSource {
 	ts := &tokenSource{s: s, ctx: ctx, name: authType, refresh: refresh, skew: 10 * time.Second}
 	for _, opt := range opts {
 		opt(ts)
@@ -231,12 +226,12 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 			secrets := []string{cur.AccessToken, cur.RefreshToken, cur.TransferToken}
 			refreshErr = redactErr(fmt.Errorf("sessionstore: refreshing %q: %w", ts.name, err), secrets...)
 			usedRT = cur.RefreshToken
-			if code := invalidGrant(err); code != "" && cur.RefreshToken != "" {
+			if invalidGrant(err) && cur.RefreshToken != "" {
 				// Refused, and cur is what is stored now, under its
 				// lock: the refresh token is dead for everyone. Store
 				// the mark; the fenced write fails if the lock was lost.
 				markErr = redactErr(fmt.Errorf("sessionstore: refreshing %q: %w: %w", ts.name, ErrNeedsLogin, err), secrets...)
-				cur.Health = Health{NeedsLogin: timeNow().UTC(), Reason: code, LastRefresh: cur.Health.LastRefresh}
+				cur.Health = Health{NeedsLogin: timeNow().UTC(), Reason: "invalid_grant", LastRefresh: cur.Health.LastRefresh}
 				return cur, nil
 			}
 			return AuthObject{}, refreshErr
@@ -286,13 +281,10 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 	return nil, ev, err
 }
 
-// invalidGrant returns "invalid_grant" if err is the provider's, else "".
-func invalidGrant(err error) string {
+// invalidGrant reports whether err is the provider's invalid_grant.
+func invalidGrant(err error) bool {
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-		return re.ErrorCode
-	}
-	return ""
+	return errors.As(err, &re) && re.ErrorCode == "invalid_grant"
 }
 
 // needsLogin is the error of a session marked as needing a new login.
@@ -309,7 +301,7 @@ func needsLogin(name string, h Health) error {
 // was lost): it returns a valid session another host stored meanwhile, or
 // nil.
 func (ts *tokenSource) afterInvalidGrant(err error, usedRT string) *seen {
-	if invalidGrant(err) == "" {
+	if !invalidGrant(err) {
 		return nil
 	}
 	a, gerr := ts.s.Get(ts.ctx, ts.name)

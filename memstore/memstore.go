@@ -12,6 +12,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -101,13 +102,8 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	s.d.mu.Lock()
-	names := make([]string, 0, len(s.d.sessions))
-	for name := range s.d.sessions {
-		names = append(names, name)
-	}
-	s.d.mu.Unlock()
-	slices.Sort(names)
-	return names, nil
+	defer s.d.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.d.sessions)), nil
 }
 
 // Close closes this handle; later calls on it return
