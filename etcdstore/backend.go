@@ -69,8 +69,26 @@ func (b *backend) Read(ctx context.Context, name string) (protocol.Raw, error) {
 }
 
 func (b *backend) ReadAll(ctx context.Context) ([]protocol.Raw, error) {
+	return b.scan(ctx)
+}
+
+func (b *backend) Names(ctx context.Context) ([]string, error) {
+	raws, err := b.scan(ctx, clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	list := make([]string, len(raws))
+	for i, r := range raws {
+		list[i] = r.Name
+	}
+	slices.Sort(list) // etcd sorts the keys, whose stems escape the names
+	return list, nil
+}
+
+// scan reads the records under the prefix, skipping keys that are not one.
+func (b *backend) scan(ctx context.Context, opts ...clientv3.OpOption) ([]protocol.Raw, error) {
 	pfx := b.prefix + "/records/"
-	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix())
+	resp, err := b.client.Get(ctx, pfx, append(opts, clientv3.WithPrefix())...)
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: read %s: %w", pfx, ctxErr(ctx, err))
 	}
@@ -81,22 +99,6 @@ func (b *backend) ReadAll(ctx context.Context) ([]protocol.Raw, error) {
 		}
 	}
 	return raws, nil
-}
-
-func (b *backend) Names(ctx context.Context) ([]string, error) {
-	pfx := b.prefix + "/records/"
-	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err != nil {
-		return nil, fmt.Errorf("etcdstore: list %s: %w", pfx, err)
-	}
-	list := make([]string, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		if name, ok := names.Name(strings.TrimPrefix(string(kv.Key), pfx)); ok {
-			list = append(list, name)
-		}
-	}
-	slices.Sort(list)
-	return list, nil
 }
 
 // session returns the Store's lease session, starting a new one (with
@@ -168,16 +170,13 @@ func (b *backend) Heartbeat(ctx context.Context, h protocol.Host) error {
 		return err
 	}
 	b.mu.Lock()
-	same := slices.Equal(b.lastKeys, h.Keys)
-	b.mu.Unlock()
-	if same {
+	defer b.mu.Unlock()
+	if slices.Equal(b.lastKeys, h.Keys) {
 		return nil
 	}
 	if err := b.putHeartbeat(ctx, sess, h); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.lastKeys = h.Keys
 	return nil
 }

@@ -7,12 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/sessionstore/sessionstore"
 )
 
 // Test credentials the Provider accepts. They are for tests only.
@@ -52,15 +53,15 @@ type Provider struct {
 	echo         bool
 	refreshDelay time.Duration
 	n            int
-	access       map[string]time.Time // access token → expiry
-	refresh      map[string]string    // usable refresh token → its subject, type:id
+	access       map[string]time.Time        // access token → expiry
+	refresh      map[string]sessionstore.Ref // usable refresh token → its subject
 	stats        Stats
 }
 
 // NewProvider starts a provider on 127.0.0.1 whose access tokens live for
 // lifetime. Close it when done.
 func NewProvider(lifetime time.Duration) *Provider {
-	s := &Provider{lifetime: lifetime, access: map[string]time.Time{}, refresh: map[string]string{}}
+	s := &Provider{lifetime: lifetime, access: map[string]time.Time{}, refresh: map[string]sessionstore.Ref{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth/token", s.token)
 	mux.HandleFunc("GET /api/me", s.api)
@@ -176,7 +177,7 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, failStatus, failCode, describe(failCode))
 		return
 	}
-	var subject string // type:id
+	var subject sessionstore.Ref
 	switch f := r.PostForm; f.Get("grant_type") {
 	case "refresh_token":
 		time.Sleep(delay)
@@ -197,17 +198,17 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	case "password":
 		if f.Get("username") == Username && f.Get("password") == Password {
-			subject = "user:1"
+			subject = sessionstore.Ref{Type: "user", ID: 1}
 		}
 	case "app": // Podio's app authentication
 		if f.Get("app_id") == AppID && f.Get("app_token") == AppToken {
-			subject = "app:" + AppID
+			subject = sessionstore.Ref{Type: "app", ID: 12345} // AppID
 		}
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
-	if subject == "" {
+	if subject == (sessionstore.Ref{}) {
 		oauthError(w, http.StatusBadRequest, "invalid_grant")
 		return
 	}
@@ -219,7 +220,7 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 
 // issue writes a token response, with a new refresh token if withRT;
 // s.mu is held.
-func (s *Provider) issue(w http.ResponseWriter, subject string, withRT bool) {
+func (s *Provider) issue(w http.ResponseWriter, subject sessionstore.Ref, withRT bool) {
 	s.n++
 	at := fmt.Sprintf("access-%d", s.n)
 	s.access[at] = time.Now().Add(s.lifetime)
@@ -228,10 +229,8 @@ func (s *Provider) issue(w http.ResponseWriter, subject string, withRT bool) {
 		"token_type":   "Bearer",
 		"expires_in":   max(int(s.lifetime/time.Second), 1),
 		"scope":        "global:all",
+		"ref":          subject,
 	}
-	typ, idStr, _ := strings.Cut(subject, ":")
-	id, _ := strconv.ParseInt(idStr, 10, 64)
-	resp["ref"] = map[string]any{"type": typ, "id": id}
 	if withRT {
 		rt := fmt.Sprintf("refresh-%d", s.n)
 		s.refresh[rt] = subject
