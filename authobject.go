@@ -55,11 +55,12 @@ func redact(s string) string {
 	return redacted
 }
 
-// String returns a description of a without its tokens.
+// String returns a description of a without its tokens; of Extra, which
+// may hold tokens too (an id_token), only the keys.
 func (a AuthObject) String() string {
 	return fmt.Sprintf("{AccessToken:%s RefreshToken:%s TokenType:%s Expiry:%s Scope:%s Ref:%s TransferToken:%s Extra:%s%s}",
 		redact(a.AccessToken), redact(a.RefreshToken), a.TokenType, a.Expiry.Format(time.RFC3339),
-		a.Scope, a.Ref, redact(a.TransferToken), extraKeys(a.Extra), healthText(a.Health))
+		a.Scope, a.Ref, redact(a.TransferToken), slices.Sorted(maps.Keys(a.Extra)), healthText(a.Health))
 }
 
 // healthText is " Health:{...}" with h's non-zero fields, or "".
@@ -150,15 +151,6 @@ func (a AuthObject) Equal(b AuthObject) bool {
 		a.Health.Reason == b.Health.Reason &&
 		a.Health.LastRefresh.Equal(b.Health.LastRefresh) &&
 		(len(a.Extra) == 0 && len(b.Extra) == 0 || reflect.DeepEqual(a.Extra, b.Extra))
-}
-
-// extraKeys shows which extra fields there are, not their values, which
-// may be tokens too (an id_token, say).
-func extraKeys(m map[string]any) string {
-	if len(m) == 0 {
-		return "[]"
-	}
-	return fmt.Sprint(slices.Sorted(maps.Keys(m)))
 }
 
 func (r Ref) String() string {

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,16 +319,11 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 	reader := open()
 	require.NoError(t, reader.Set(ctx, "server", sample(0)))
 	const writers, sets, readers = 3, 25, 2
-	done := make(chan struct{})
+	var done atomic.Bool
 	var rwg, wwg sync.WaitGroup
 	for range readers {
 		rwg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
+			for !done.Load() {
 				if _, err := reader.Get(ctx, "server"); !assert.NoError(t, err) {
 					return
 				}
@@ -345,7 +341,7 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 		})
 	}
 	wwg.Wait()
-	close(done)
+	done.Store(true)
 	rwg.Wait()
 	got, err := open().Get(ctx, "server")
 	require.NoError(t, err)
