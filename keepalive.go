@@ -61,12 +61,10 @@ func KeepAlive(ctx context.Context, s Store, authType string, refresh Refresher,
 			failures++
 			wait = ts.untilRetry(failures)
 		}
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil
-		case <-t.C:
+		case <-time.After(wait): // collected once unreferenced (Go 1.23)
 		}
 	}
 	return nil

@@ -93,8 +93,6 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 	// watches every 100 ms): ask every 10 ms until answered.
 	const retry = 10 * time.Millisecond
 	pfx := b.prefix + "/records/"
-	t := time.NewTimer(every)
-	defer t.Stop()
 	for {
 		p := pending.Load()
 		if p != nil && f.Mono()-p.sent > int64(f.MaxStaleness()) {
@@ -128,11 +126,10 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 		if !f.Serving() {
 			wait = min(retry, every)
 		}
-		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }
