@@ -162,27 +162,26 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	failStatus, failCode, delay, echo := s.failStatus, s.failCode, s.refreshDelay, s.echo
-	if failStatus != 0 {
-		s.stats.Failures++
-	}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
 	describe := func(e string) string {
-		if echo {
-			return e + ": refresh token " + r.PostForm.Get("refresh_token") + " was rejected"
+		if !s.echo {
+			return ""
 		}
-		return ""
+		return e + ": refresh token " + r.PostForm.Get("refresh_token") + " was rejected"
 	}
-	if failStatus != 0 {
-		oauthError(w, failStatus, failCode, describe(failCode))
+	if s.failStatus != 0 {
+		s.stats.Failures++
+		oauthError(w, s.failStatus, s.failCode, describe(s.failCode))
 		return
 	}
 	var subject sessionstore.Ref
 	switch f := r.PostForm; f.Get("grant_type") {
 	case "refresh_token":
-		time.Sleep(delay)
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		if d := s.refreshDelay; d > 0 {
+			s.mu.Unlock() // other requests go on meanwhile
+			time.Sleep(d)
+			s.mu.Lock()
+		}
 		rt := f.Get("refresh_token")
 		subject, ok := s.refresh[rt]
 		if !ok {
@@ -212,8 +211,6 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_grant")
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.stats.Logins++
 	s.issue(w, subject, true)
 }
