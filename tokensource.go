@@ -127,8 +127,7 @@ type tokenSource struct {
 	failures int        // refreshes failed in a row
 }
 
-// backoff is the wait after the nth failure in a row: 1 s, doubling up to
-// a minute.
+// backoff is the wait after the nth failure in a row.
 func backoff(n int) time.Duration { return min(time.Second<<min(n-1, 6), time.Minute) }
 
 // seen is a session a token source handed out, with its token built once;

@@ -113,10 +113,8 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 				pending.Store(p)
 			}
 		}
-		// Also again while unanswered: etcd drops a request that comes
-		// while the watch catches up, and a lagging member answers below
-		// p.rev. An answer is then dated from the first request, which
-		// errs on the safe side.
+		// Again while unanswered (dropped, or answered below p.rev): an
+		// answer is dated from the first request, on the safe side.
 		if p != nil {
 			if err := b.client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
 				f.Log().Warn("sessionstore: etcd progress request failed", "prefix", b.prefix, "err", err)
