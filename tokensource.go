@@ -189,7 +189,6 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 	stale, getErr := a, err // what this source found unusable
 	var (
 		found      *seen
-		refreshed  bool   // found is this source's refresh
 		requested  bool   // this source asked the provider
 		refreshErr error  // the refresher's error, redacted
 		markErr    error  // the session is dead: the error that says so
@@ -244,21 +243,21 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 			// A new token: stamped. The same one again is not rewritten.
 			next.Health = Health{LastRefresh: now.UTC()}
 		}
-		found, refreshed = &seen{auth: next.Clone(), tok: next.Token(), since: now}, true
+		found = &seen{auth: next.Clone(), tok: next.Token(), since: now}
 		return next, nil
 	})
-	switch {
-	case err == nil && markErr != nil:
-		ts.failErr, ts.failures = nil, 0 // the mark answers from now on
-		return nil, Event{Kind: EventNeedsLogin, AuthType: ts.name, Err: markErr}, markErr
-	case err == nil:
-		ts.last.Store(found)
+	if err == nil {
 		ts.failErr, ts.failures = nil, 0
-		if refreshed {
+		if markErr != nil { // the mark answers from now on
+			return nil, Event{Kind: EventNeedsLogin, AuthType: ts.name, Err: markErr}, markErr
+		}
+		ts.last.Store(found)
+		if requested { // and succeeded: a new token
 			return found.tok, Event{Kind: EventRefreshed, AuthType: ts.name, Expiry: found.auth.Expiry}, nil
 		}
 		return found.tok, Event{}, nil
-	case markErr != nil:
+	}
+	if markErr != nil {
 		// The mark was not stored (the lock was lost, say): a failed
 		// refresh like another, and the session is read again below.
 		err = fmt.Errorf("%w (not marked as needing a new login: %w)", refreshErr, err)
