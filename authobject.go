@@ -105,7 +105,6 @@ func (a AuthObject) LogValue() slog.Value {
 	)
 }
 
-// logValue is h's non-zero fields as a group.
 func (h Health) logValue() slog.Value {
 	var attrs []slog.Attr
 	if !h.NeedsLogin.IsZero() {

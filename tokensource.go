@@ -127,7 +127,6 @@ type tokenSource struct {
 	failures int        // refreshes failed in a row
 }
 
-// backoff is the wait after the nth failure in a row.
 func backoff(n int) time.Duration { return min(time.Second<<min(n-1, 6), time.Minute) }
 
 // seen is a session a token source handed out, with its token built once;
@@ -279,7 +278,6 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 	return nil, ev, err
 }
 
-// invalidGrant reports whether err is the provider's invalid_grant.
 func invalidGrant(err error) bool {
 	var re *oauth2.RetrieveError
 	return errors.As(err, &re) && re.ErrorCode == "invalid_grant"

@@ -100,7 +100,6 @@ func assertSame(t *testing.T, want, got sessionstore.AuthObject, msgAndArgs ...a
 	assert.True(t, want.Equal(got), append([]any{"want %+v, got %+v", want, got}, msgAndArgs...)...)
 }
 
-// assertStored checks that s holds want under name.
 func assertStored(t *testing.T, s sessionstore.Store, name string, want sessionstore.AuthObject, msgAndArgs ...any) {
 	t.Helper()
 	got, err := s.Get(ctxOf(t), name)
@@ -109,7 +108,6 @@ func assertStored(t *testing.T, s sessionstore.Store, name string, want sessions
 	}
 }
 
-// list returns s's names.
 func list(t *testing.T, s sessionstore.Store) []string {
 	t.Helper()
 	names, err := s.List(ctxOf(t))
