@@ -55,11 +55,12 @@ func redact(s string) string {
 	return redacted
 }
 
-// String returns a description of a without its tokens.
+// String returns a description of a without its tokens; of Extra, which
+// may hold tokens too (an id_token), only the keys.
 func (a AuthObject) String() string {
 	return fmt.Sprintf("{AccessToken:%s RefreshToken:%s TokenType:%s Expiry:%s Scope:%s Ref:%s TransferToken:%s Extra:%s%s}",
 		redact(a.AccessToken), redact(a.RefreshToken), a.TokenType, a.Expiry.Format(time.RFC3339),
-		a.Scope, a.Ref, redact(a.TransferToken), extraKeys(a.Extra), healthText(a.Health))
+		a.Scope, a.Ref, redact(a.TransferToken), slices.Sorted(maps.Keys(a.Extra)), healthText(a.Health))
 }
 
 // healthText is " Health:{...}" with h's non-zero fields, or "".
@@ -80,14 +81,10 @@ func healthText(h Health) string {
 	return " Health:{" + strings.Join(parts, " ") + "}"
 }
 
-// GoString is String for %#v.
-func (a AuthObject) GoString() string { return "sessionstore.AuthObject" + a.String() }
-
 // Format implements fmt.Formatter so that no verb prints a token.
 func (a AuthObject) Format(f fmt.State, verb rune) {
 	if verb == 'v' && f.Flag('#') {
-		fmt.Fprint(f, a.GoString())
-		return
+		fmt.Fprint(f, "sessionstore.AuthObject")
 	}
 	fmt.Fprint(f, a.String())
 }
@@ -108,7 +105,6 @@ func (a AuthObject) LogValue() slog.Value {
 	)
 }
 
-// logValue is h's non-zero fields as a group.
 func (h Health) logValue() slog.Value {
 	var attrs []slog.Attr
 	if !h.NeedsLogin.IsZero() {
@@ -127,28 +123,16 @@ func (h Health) logValue() slog.Value {
 // JSON handler marshals nested values without calling LogValue) and
 // Extra's keys only.
 func (a AuthObject) MarshalJSON() ([]byte, error) {
-	type shown struct {
-		AccessToken   string    `json:"access_token"`
-		RefreshToken  string    `json:"refresh_token,omitempty"`
-		TokenType     string    `json:"token_type,omitempty"`
-		Expiry        time.Time `json:"expiry,omitzero"`
-		Scope         string    `json:"scope,omitempty"`
-		Ref           Ref       `json:"ref,omitzero"`
-		TransferToken string    `json:"transfer_token,omitempty"`
-		ExtraKeys     []string  `json:"extra_keys,omitempty"`
-		Health        Health    `json:"health,omitzero"`
-	}
-	return json.Marshal(shown{
-		AccessToken:   redact(a.AccessToken),
-		RefreshToken:  redact(a.RefreshToken),
-		TokenType:     a.TokenType,
-		Expiry:        a.Expiry,
-		Scope:         a.Scope,
-		Ref:           a.Ref,
-		TransferToken: redact(a.TransferToken),
-		ExtraKeys:     slices.Sorted(maps.Keys(a.Extra)),
-		Health:        a.Health,
-	})
+	type fields AuthObject // without this method
+	f := fields(a)
+	f.AccessToken = redact(a.AccessToken)
+	f.RefreshToken = redact(a.RefreshToken)
+	f.TransferToken = redact(a.TransferToken)
+	f.Extra = nil
+	return json.Marshal(struct {
+		fields
+		ExtraKeys []string `json:"extra_keys,omitempty"`
+	}{f, slices.Sorted(maps.Keys(a.Extra))})
 }
 
 // Equal reports whether a and b hold the same session: equal strings,
@@ -166,15 +150,6 @@ func (a AuthObject) Equal(b AuthObject) bool {
 		a.Health.Reason == b.Health.Reason &&
 		a.Health.LastRefresh.Equal(b.Health.LastRefresh) &&
 		(len(a.Extra) == 0 && len(b.Extra) == 0 || reflect.DeepEqual(a.Extra, b.Extra))
-}
-
-// extraKeys shows which extra fields there are, not their values, which
-// may be tokens too (an id_token, say).
-func extraKeys(m map[string]any) string {
-	if len(m) == 0 {
-		return "[]"
-	}
-	return fmt.Sprint(slices.Sorted(maps.Keys(m)))
 }
 
 func (r Ref) String() string {

@@ -1,9 +1,7 @@
 // Package sessionstore is the vocabulary every sessionstore backend
 // shares: the stored session (AuthObject), the Store interface, the error
 // values, and TokenSource, which refreshes a session once for every process
-// and host that shares it. A Store is the "session manager" of Podio-style
-// SDKs: get(authType) is [Store.Get], set(authObject, authType) is
-// [Store.Set].
+// and host that shares it.
 //
 // The backends: filestore (one host, a file per auth type), etcdstore and
 // pgstore (a fleet of hosts), all age-encrypted, and memstore (in memory,

@@ -38,7 +38,7 @@ func KeepAlive(ctx context.Context, s Store, authType string, refresh Refresher,
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(keepAliveGrace, cancel) })
 	defer stop()
-	ts := newTokenSource(tctx, s, authType, refresh, opts)
+	ts := TokenSource(tctx, s, authType, refresh, opts...).(*tokenSource)
 	failures := 0
 	for ctx.Err() == nil {
 		// A missing session is waited for with reads alone: Token would
@@ -61,12 +61,10 @@ func KeepAlive(ctx context.Context, s Store, authType string, refresh Refresher,
 			failures++
 			wait = ts.untilRetry(failures)
 		}
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil
-		case <-t.C:
+		case <-time.After(wait): // collected once unreferenced (Go 1.23)
 		}
 	}
 	return nil

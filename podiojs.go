@@ -84,9 +84,6 @@ func ReadPodioJSFile(path string) (AuthObject, error) {
 		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s is not a session object", q)
 	}
 	if s.AccessToken == "" {
-		if s.RefreshToken != "" {
-			return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s has a refresh token but no access token", q)
-		}
 		return AuthObject{}, fmt.Errorf("sessionstore: podio-js session %s has no accessToken", q)
 	}
 	a := AuthObject{

@@ -21,8 +21,6 @@ import (
 //     oversized, truncated or forged replaces it. Set over a well-formed
 //     record sealed to a key this Store does not hold returns ErrWrongKey
 //     and changes nothing.
-//   - Delete of a missing record returns nil.
-//   - After Close, every method returns ErrClosed.
 type Store interface {
 	// Get returns the session stored under authType, or an error
 	// wrapping ErrNotFound.
@@ -47,7 +45,8 @@ type Store interface {
 	// List returns the stored auth types, sorted.
 	List(ctx context.Context) ([]string, error)
 
-	// Close releases the Store. Later calls return ErrClosed.
+	// Close releases the Store. Later calls of every method return
+	// ErrClosed.
 	Close() error
 }
 

@@ -104,11 +104,6 @@ var timeNow = time.Now
 // ErrNotFound.
 func TokenSource(ctx context.Context, s Store, authType string, refresh Refresher,
 	opts ...TokenSourceOption) oauth2.TokenSource {
-	return newTokenSource(ctx, s, authType, refresh, opts)
-}
-
-func newTokenSource(ctx context.Context, s Store, authType string, refresh Refresher,
-	opts []TokenSourceOption) *tokenSource {
 	ts := &tokenSource{s: s, ctx: ctx, name: authType, refresh: refresh, skew: 10 * time.Second}
 	for _, opt := range opts {
 		opt(ts)
@@ -132,8 +127,6 @@ type tokenSource struct {
 	failures int        // refreshes failed in a row
 }
 
-// backoff is the wait after the nth failure in a row: 1 s, doubling up to
-// a minute.
 func backoff(n int) time.Duration { return min(time.Second<<min(n-1, 6), time.Minute) }
 
 // seen is a session a token source handed out, with its token built once;
@@ -195,7 +188,6 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 	stale, getErr := a, err // what this source found unusable
 	var (
 		found      *seen
-		refreshed  bool   // found is this source's refresh
 		requested  bool   // this source asked the provider
 		refreshErr error  // the refresher's error, redacted
 		markErr    error  // the session is dead: the error that says so
@@ -231,12 +223,12 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 			secrets := []string{cur.AccessToken, cur.RefreshToken, cur.TransferToken}
 			refreshErr = redactErr(fmt.Errorf("sessionstore: refreshing %q: %w", ts.name, err), secrets...)
 			usedRT = cur.RefreshToken
-			if code := invalidGrant(err); code != "" && cur.RefreshToken != "" {
+			if invalidGrant(err) && cur.RefreshToken != "" {
 				// Refused, and cur is what is stored now, under its
 				// lock: the refresh token is dead for everyone. Store
 				// the mark; the fenced write fails if the lock was lost.
 				markErr = redactErr(fmt.Errorf("sessionstore: refreshing %q: %w: %w", ts.name, ErrNeedsLogin, err), secrets...)
-				cur.Health = Health{NeedsLogin: timeNow().UTC(), Reason: code, LastRefresh: cur.Health.LastRefresh}
+				cur.Health = Health{NeedsLogin: timeNow().UTC(), Reason: "invalid_grant", LastRefresh: cur.Health.LastRefresh}
 				return cur, nil
 			}
 			return AuthObject{}, refreshErr
@@ -250,21 +242,21 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 			// A new token: stamped. The same one again is not rewritten.
 			next.Health = Health{LastRefresh: now.UTC()}
 		}
-		found, refreshed = &seen{auth: next.Clone(), tok: next.Token(), since: now}, true
+		found = &seen{auth: next.Clone(), tok: next.Token(), since: now}
 		return next, nil
 	})
-	switch {
-	case err == nil && markErr != nil:
-		ts.failErr, ts.failures = nil, 0 // the mark answers from now on
-		return nil, Event{Kind: EventNeedsLogin, AuthType: ts.name, Err: markErr}, markErr
-	case err == nil:
-		ts.last.Store(found)
+	if err == nil {
 		ts.failErr, ts.failures = nil, 0
-		if refreshed {
+		if markErr != nil { // the mark answers from now on
+			return nil, Event{Kind: EventNeedsLogin, AuthType: ts.name, Err: markErr}, markErr
+		}
+		ts.last.Store(found)
+		if requested { // and succeeded: a new token
 			return found.tok, Event{Kind: EventRefreshed, AuthType: ts.name, Expiry: found.auth.Expiry}, nil
 		}
 		return found.tok, Event{}, nil
-	case markErr != nil:
+	}
+	if markErr != nil {
 		// The mark was not stored (the lock was lost, say): a failed
 		// refresh like another, and the session is read again below.
 		err = fmt.Errorf("%w (not marked as needing a new login: %w)", refreshErr, err)
@@ -286,13 +278,9 @@ func (ts *tokenSource) token() (*oauth2.Token, Event, error) {
 	return nil, ev, err
 }
 
-// invalidGrant returns "invalid_grant" if err is the provider's, else "".
-func invalidGrant(err error) string {
+func invalidGrant(err error) bool {
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-		return re.ErrorCode
-	}
-	return ""
+	return errors.As(err, &re) && re.ErrorCode == "invalid_grant"
 }
 
 // needsLogin is the error of a session marked as needing a new login.
@@ -309,7 +297,7 @@ func needsLogin(name string, h Health) error {
 // was lost): it returns a valid session another host stored meanwhile, or
 // nil.
 func (ts *tokenSource) afterInvalidGrant(err error, usedRT string) *seen {
-	if invalidGrant(err) == "" {
+	if !invalidGrant(err) {
 		return nil
 	}
 	a, gerr := ts.s.Get(ts.ctx, ts.name)

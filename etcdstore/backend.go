@@ -31,9 +31,10 @@ type backend struct {
 	bg     context.Context // ends at Close: the lease's keep-alive
 	stop   context.CancelFunc
 
-	mu       sync.Mutex // guards sess and lastKeys
-	sess     *concurrency.Session
-	lastKeys []string // the keys of the last heartbeat put on sess
+	mu   sync.Mutex // guards the fields below
+	sess *concurrency.Session
+	host *protocol.Host       // the last heartbeat, put on every new lease
+	beat *concurrency.Session // the session host is on
 }
 
 // releaseTimeout bounds the calls that release a lock or a lease, which
@@ -69,8 +70,26 @@ func (b *backend) Read(ctx context.Context, name string) (protocol.Raw, error) {
 }
 
 func (b *backend) ReadAll(ctx context.Context) ([]protocol.Raw, error) {
+	return b.scan(ctx)
+}
+
+func (b *backend) Names(ctx context.Context) ([]string, error) {
+	raws, err := b.scan(ctx, clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	list := make([]string, len(raws))
+	for i, r := range raws {
+		list[i] = r.Name
+	}
+	slices.Sort(list) // etcd sorts the keys, whose stems escape the names
+	return list, nil
+}
+
+// scan reads the records under the prefix, skipping keys that are not one.
+func (b *backend) scan(ctx context.Context, opts ...clientv3.OpOption) ([]protocol.Raw, error) {
 	pfx := b.prefix + "/records/"
-	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix())
+	resp, err := b.client.Get(ctx, pfx, append(opts, clientv3.WithPrefix())...)
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: read %s: %w", pfx, ctxErr(ctx, err))
 	}
@@ -83,25 +102,9 @@ func (b *backend) ReadAll(ctx context.Context) ([]protocol.Raw, error) {
 	return raws, nil
 }
 
-func (b *backend) Names(ctx context.Context) ([]string, error) {
-	pfx := b.prefix + "/records/"
-	resp, err := b.client.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err != nil {
-		return nil, fmt.Errorf("etcdstore: list %s: %w", pfx, err)
-	}
-	list := make([]string, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		if name, ok := names.Name(strings.TrimPrefix(string(kv.Key), pfx)); ok {
-			list = append(list, name)
-		}
-	}
-	slices.Sort(list)
-	return list, nil
-}
-
-// session returns the Store's lease session, starting a new one (with
-// heartbeat h, if not nil) if there is none or its lease ended.
-func (b *backend) session(ctx context.Context, h *protocol.Host) (*concurrency.Session, error) {
+// session returns the Store's lease session, starting a new one, with the
+// heartbeat, if there is none or its lease ended.
+func (b *backend) session(ctx context.Context) (*concurrency.Session, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sess != nil {
@@ -127,13 +130,13 @@ func (b *backend) session(ctx context.Context, h *protocol.Host) (*concurrency.S
 		revoke(b.client, lease.ID)
 		return nil, fmt.Errorf("etcdstore: %s: keeping the lock lease alive: %w", b.prefix, ctxErr(ctx, err))
 	}
-	if h != nil {
-		if err := b.putHeartbeat(ctx, sess, *h); err != nil {
+	if b.host != nil {
+		if err := b.putHeartbeat(ctx, sess, *b.host); err != nil {
 			sess.Orphan()
 			revoke(b.client, sess.Lease())
 			return nil, err
 		}
-		b.lastKeys = h.Keys
+		b.beat = sess
 	}
 	b.sess = sess
 	return sess, nil
@@ -160,25 +163,27 @@ func revoke(client *clientv3.Client, id clientv3.LeaseID) {
 	client.Revoke(ctx, id)
 }
 
-// Heartbeat starts a new lease if it ended, and puts h on the lease if
-// its keys changed.
+// Heartbeat starts a new lease if it ended, and puts h on the lease
+// unless it is there.
 func (b *backend) Heartbeat(ctx context.Context, h protocol.Host) error {
-	sess, err := b.session(ctx, &h)
+	b.mu.Lock()
+	if b.host == nil || !slices.Equal(b.host.Keys, h.Keys) {
+		b.host, b.beat = &h, nil
+	}
+	b.mu.Unlock()
+	sess, err := b.session(ctx)
 	if err != nil {
 		return err
 	}
 	b.mu.Lock()
-	same := slices.Equal(b.lastKeys, h.Keys)
-	b.mu.Unlock()
-	if same {
+	defer b.mu.Unlock()
+	if b.beat == sess {
 		return nil
 	}
 	if err := b.putHeartbeat(ctx, sess, h); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.lastKeys = h.Keys
+	b.beat = sess
 	return nil
 }
 
@@ -218,7 +223,7 @@ func (b *backend) Lock(ctx context.Context, name string) (protocol.Lock, error) 
 	stem, _ := names.Stem(name) // no "/": no record's lock prefix contains another's
 	pfx := b.prefix + "/locks/" + stem
 	for {
-		sess, err := b.session(ctx, nil)
+		sess, err := b.session(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -22,10 +22,8 @@
 // served only while the Store's watch is healthy and etcd answered within
 // WithMaxStaleness; otherwise Get reads etcd.
 //
-// Every host uses the same key file. [Hosts] lists the open Stores with
-// their keys; [Stage], [Promote] and [Retire] rotate the key across hosts,
-// checking the hosts before each step, and [Check] reports which key opens
-// each record.
+// Every host uses the same key file; [Stage], [Promote] and [Retire]
+// rotate it across hosts, checking [Hosts] before each step.
 //
 // The caller owns the etcd client and closes it after the Store;
 // [ClientLogger] sends the client's messages to a log/slog logger. Errors

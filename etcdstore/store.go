@@ -77,10 +77,8 @@ func WithPluginUI(ui *plugin.ClientUI) Option { return keyOption(keys.PluginUI(u
 func WithLogger(l *slog.Logger) Option { return keyOption(keys.Logger(l)) }
 
 // WithLockTTL sets the TTL of the Store's lease, which holds its record
-// locks and its heartbeat (default 15 s, rounded up to whole seconds). A
-// host that dies holding a lock blocks that record's writers for about
-// this long; one that stalls longer inside Update loses the lock, and its
-// write is refused with sessionstore.ErrLockLost.
+// locks and its heartbeat (default 15 s, rounded up to whole seconds): how
+// long a host that dies holding a lock blocks that record's writers.
 func WithLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL = d } }
 
 // WithMaxStaleness bounds how long a cached value is served without

@@ -2,6 +2,7 @@ package etcdstore_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -179,4 +180,22 @@ func TestHeartbeats(t *testing.T) {
 	hosts, err = etcdstore.Hosts(ctx, c, e.prefix)
 	require.NoError(t, err)
 	assert.Empty(t, hosts, "Close revokes the lease and the heartbeat with it")
+}
+
+// A Store whose lease ended is listed again on its new lease, whichever of
+// a write and the heartbeat started that lease.
+func TestHeartbeatFollowsNewLease(t *testing.T) {
+	ctx := ctxT(t)
+	e := newEnv(t)
+	c := e.client(t)
+	s := e.open(t)
+	old := s.LeaseID()
+	_, err := c.Revoke(ctx, clientv3.LeaseID(old))
+	require.NoError(t, err)
+	require.NoError(t, s.Set(ctx, "server", sampleAuth()), "a write starts a new lease")
+	waitFor(t, "the heartbeat on the new lease", func() bool {
+		hosts, err := etcdstore.Hosts(ctx, c, e.prefix)
+		require.NoError(t, err)
+		return len(hosts) == 1 && hosts[0].ID == fmt.Sprintf("%016x", s.LeaseID()) && s.LeaseID() != old
+	})
 }

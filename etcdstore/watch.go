@@ -93,8 +93,6 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 	// watches every 100 ms): ask every 10 ms until answered.
 	const retry = 10 * time.Millisecond
 	pfx := b.prefix + "/records/"
-	t := time.NewTimer(every)
-	defer t.Stop()
 	for {
 		p := pending.Load()
 		if p != nil && f.Mono()-p.sent > int64(f.MaxStaleness()) {
@@ -115,10 +113,8 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 				pending.Store(p)
 			}
 		}
-		// Also again while unanswered: etcd drops a request that comes
-		// while the watch catches up, and a lagging member answers below
-		// p.rev. An answer is then dated from the first request, which
-		// errs on the safe side.
+		// Again while unanswered (dropped, or answered below p.rev): an
+		// answer is dated from the first request, on the safe side.
 		if p != nil {
 			if err := b.client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
 				b.log.Warn("sessionstore: etcd progress request failed", "prefix", b.prefix, "err", err)
@@ -128,11 +124,10 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 		if !f.Serving() {
 			wait = min(retry, every)
 		}
-		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

@@ -12,6 +12,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -54,8 +55,7 @@ func (s *Store) check(op, authType string) error {
 	return sessionstore.ValidateAuthType(authType)
 }
 
-// Get returns a copy of the session stored under authType, or an error
-// wrapping sessionstore.ErrNotFound.
+// Get returns a copy of the session stored under authType.
 func (s *Store) Get(ctx context.Context, authType string) (sessionstore.AuthObject, error) {
 	if err := s.check("get", authType); err != nil {
 		return sessionstore.AuthObject{}, err
@@ -78,15 +78,13 @@ func (s *Store) Set(ctx context.Context, authType string, auth sessionstore.Auth
 	return err
 }
 
-// Update runs fn under authType's lock, shared by every handle, and stores
-// what it returns unless fn fails or returns a value Equal to cur.
+// Update runs fn under authType's lock, shared by every handle.
 func (s *Store) Update(ctx context.Context, authType string,
 	fn func(cur sessionstore.AuthObject, exists bool) (sessionstore.AuthObject, error)) (sessionstore.AuthObject, error) {
 	return s.write(ctx, "update", authType, decide.Update(fn))
 }
 
-// Delete removes the session stored under authType; a missing one is not
-// an error.
+// Delete removes the session stored under authType.
 func (s *Store) Delete(ctx context.Context, authType string) error {
 	_, err := s.write(ctx, "delete", authType, decide.Delete())
 	return err
@@ -101,13 +99,8 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	s.d.mu.Lock()
-	names := make([]string, 0, len(s.d.sessions))
-	for name := range s.d.sessions {
-		names = append(names, name)
-	}
-	s.d.mu.Unlock()
-	slices.Sort(names)
-	return names, nil
+	defer s.d.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.d.sessions)), nil
 }
 
 // Close closes this handle; later calls on it return

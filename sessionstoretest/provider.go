@@ -7,12 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/sessionstore/sessionstore"
 )
 
 // Test credentials the Provider accepts. They are for tests only.
@@ -52,15 +53,15 @@ type Provider struct {
 	echo         bool
 	refreshDelay time.Duration
 	n            int
-	access       map[string]time.Time // access token → expiry
-	refresh      map[string]string    // usable refresh token → its subject, type:id
+	access       map[string]time.Time        // access token → expiry
+	refresh      map[string]sessionstore.Ref // usable refresh token → its subject
 	stats        Stats
 }
 
 // NewProvider starts a provider on 127.0.0.1 whose access tokens live for
 // lifetime. Close it when done.
 func NewProvider(lifetime time.Duration) *Provider {
-	s := &Provider{lifetime: lifetime, access: map[string]time.Time{}, refresh: map[string]string{}}
+	s := &Provider{lifetime: lifetime, access: map[string]time.Time{}, refresh: map[string]sessionstore.Ref{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth/token", s.token)
 	mux.HandleFunc("GET /api/me", s.api)
@@ -161,27 +162,26 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	failStatus, failCode, delay, echo := s.failStatus, s.failCode, s.refreshDelay, s.echo
-	if failStatus != 0 {
-		s.stats.Failures++
-	}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
 	describe := func(e string) string {
-		if echo {
-			return e + ": refresh token " + r.PostForm.Get("refresh_token") + " was rejected"
+		if !s.echo {
+			return ""
 		}
-		return ""
+		return e + ": refresh token " + r.PostForm.Get("refresh_token") + " was rejected"
 	}
-	if failStatus != 0 {
-		oauthError(w, failStatus, failCode, describe(failCode))
+	if s.failStatus != 0 {
+		s.stats.Failures++
+		oauthError(w, s.failStatus, s.failCode, describe(s.failCode))
 		return
 	}
-	var subject string // type:id
+	var subject sessionstore.Ref
 	switch f := r.PostForm; f.Get("grant_type") {
 	case "refresh_token":
-		time.Sleep(delay)
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		if d := s.refreshDelay; d > 0 {
+			s.mu.Unlock() // other requests go on meanwhile
+			time.Sleep(d)
+			s.mu.Lock()
+		}
 		rt := f.Get("refresh_token")
 		subject, ok := s.refresh[rt]
 		if !ok {
@@ -197,29 +197,27 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	case "password":
 		if f.Get("username") == Username && f.Get("password") == Password {
-			subject = "user:1"
+			subject = sessionstore.Ref{Type: "user", ID: 1}
 		}
 	case "app": // Podio's app authentication
 		if f.Get("app_id") == AppID && f.Get("app_token") == AppToken {
-			subject = "app:" + AppID
+			subject = sessionstore.Ref{Type: "app", ID: 12345} // AppID
 		}
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
-	if subject == "" {
+	if subject == (sessionstore.Ref{}) {
 		oauthError(w, http.StatusBadRequest, "invalid_grant")
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.stats.Logins++
 	s.issue(w, subject, true)
 }
 
 // issue writes a token response, with a new refresh token if withRT;
 // s.mu is held.
-func (s *Provider) issue(w http.ResponseWriter, subject string, withRT bool) {
+func (s *Provider) issue(w http.ResponseWriter, subject sessionstore.Ref, withRT bool) {
 	s.n++
 	at := fmt.Sprintf("access-%d", s.n)
 	s.access[at] = time.Now().Add(s.lifetime)
@@ -228,10 +226,8 @@ func (s *Provider) issue(w http.ResponseWriter, subject string, withRT bool) {
 		"token_type":   "Bearer",
 		"expires_in":   max(int(s.lifetime/time.Second), 1),
 		"scope":        "global:all",
+		"ref":          subject,
 	}
-	typ, idStr, _ := strings.Cut(subject, ":")
-	id, _ := strconv.ParseInt(idStr, 10, 64)
-	resp["ref"] = map[string]any{"type": typ, "id": id}
 	if withRT {
 		rt := fmt.Sprintf("refresh-%d", s.n)
 		s.refresh[rt] = subject

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,7 +100,6 @@ func assertSame(t *testing.T, want, got sessionstore.AuthObject, msgAndArgs ...a
 	assert.True(t, want.Equal(got), append([]any{"want %+v, got %+v", want, got}, msgAndArgs...)...)
 }
 
-// assertStored checks that s holds want under name.
 func assertStored(t *testing.T, s sessionstore.Store, name string, want sessionstore.AuthObject, msgAndArgs ...any) {
 	t.Helper()
 	got, err := s.Get(ctxOf(t), name)
@@ -108,7 +108,6 @@ func assertStored(t *testing.T, s sessionstore.Store, name string, want sessions
 	}
 }
 
-// list returns s's names.
 func list(t *testing.T, s sessionstore.Store) []string {
 	t.Helper()
 	names, err := s.List(ctxOf(t))
@@ -318,16 +317,11 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 	reader := open()
 	require.NoError(t, reader.Set(ctx, "server", sample(0)))
 	const writers, sets, readers = 3, 25, 2
-	done := make(chan struct{})
+	var done atomic.Bool
 	var rwg, wwg sync.WaitGroup
 	for range readers {
 		rwg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
+			for !done.Load() {
 				if _, err := reader.Get(ctx, "server"); !assert.NoError(t, err) {
 					return
 				}
@@ -345,7 +339,7 @@ func testReadsDuringSets(t *testing.T, open func() sessionstore.Store) {
 		})
 	}
 	wwg.Wait()
-	close(done)
+	done.Store(true)
 	rwg.Wait()
 	got, err := open().Get(ctx, "server")
 	require.NoError(t, err)
