@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -278,6 +277,11 @@ func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 	ctx := ctxOf(t)
 	stores := []sessionstore.Store{open(), open()}
 	const perWorker, workersPerStore = 15, 3
+	// The first fn to run waits (up to half a second) for a second one to
+	// start: a Store that is not exclusive lets it, and loses an update
+	// whatever the scheduling; an exclusive one makes it wait once.
+	var calls atomic.Int32
+	second := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, s := range stores {
 		for range workersPerStore {
@@ -288,7 +292,15 @@ func testUpdateExclusive(t *testing.T, open func() sessionstore.Store) {
 							cur = sessionstore.AuthObject{AccessToken: "t", Extra: map[string]any{"n": float64(0)}}
 						}
 						cur.Extra["n"] = cur.Extra["n"].(float64) + 1
-						runtime.Gosched() // a Store that is not exclusive loses updates here
+						switch calls.Add(1) {
+						case 1:
+							select {
+							case <-second:
+							case <-time.After(500 * time.Millisecond):
+							}
+						case 2:
+							close(second)
+						}
 						return cur, nil
 					})
 					if !assert.NoError(t, err) {
