@@ -204,6 +204,7 @@ func (b *backend) Close() error {
 	b.stop()
 	b.mu.Lock()
 	sess := b.sess
+	b.sess = nil // no write takes the lease being revoked
 	b.mu.Unlock()
 	if sess != nil {
 		b.dropSession(sess)

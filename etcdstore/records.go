@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -50,7 +51,7 @@ func Hosts(ctx context.Context, client *clientv3.Client, prefix string) ([]Host,
 
 // fleet is what the staged steps and the readers need of prefix.
 func fleet(client *clientv3.Client, prefix string) *protocol.Fleet {
-	b := &backend{client: client, prefix: prefix}
+	b := newBackend(client, prefix, 0, slog.New(slog.DiscardHandler)) // reads only: no lease
 	return &protocol.Fleet{
 		Pkg:       "etcdstore",
 		Namespace: prefix,
@@ -90,7 +91,7 @@ func ReadRecord(ctx context.Context, client *clientv3.Client, prefix string, rin
 	if _, err := names.Stem(authType); err != nil {
 		return Record{}, err
 	}
-	b := &backend{client: client, prefix: prefix}
+	b := newBackend(client, prefix, 0, slog.New(slog.DiscardHandler)) // reads only: no lease
 	raw, err := b.Read(ctx, authType)
 	if err != nil {
 		return Record{}, err

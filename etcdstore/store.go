@@ -82,7 +82,10 @@ func WithLogger(l *slog.Logger) Option { return keyOption(keys.Logger(l)) }
 func WithLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL = d } }
 
 // WithMaxStaleness bounds how long a cached value is served without
-// hearing from etcd (default 2 s); past it, Get reads from etcd.
+// hearing from etcd (default 2 s); past it, Get reads from etcd. A timer
+// ends the serving a tenth of the bound (at most 50 ms) early: a process
+// starved so badly that the timer fires later than that could serve a
+// value that much past the bound.
 func WithMaxStaleness(d time.Duration) Option { return func(o *options) { o.maxStaleness = d } }
 
 // Open opens the store under prefix (for example "/sessionstore/prod") on

@@ -55,7 +55,10 @@ func WithLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL =
 // WithMaxStaleness bounds how long a cached value is served without
 // hearing from the server (default 2 s): the Store's listening connection
 // asks the server for a notification of its own three times per period,
-// which arrives after every change committed before it.
+// which arrives after every change committed before it. A timer ends the
+// serving a tenth of the bound (at most 50 ms) early: a process starved so
+// badly that the timer fires later than that could serve a value that much
+// past the bound.
 func WithMaxStaleness(d time.Duration) Option { return func(o *options) { o.maxStaleness = d } }
 
 // WithSchema puts the tables in schema name (default "sessionstore").

@@ -183,8 +183,8 @@ func (s *Provider) token(w http.ResponseWriter, r *http.Request) {
 			s.mu.Lock()
 		}
 		rt := f.Get("refresh_token")
-		subject, ok := s.refresh[rt]
-		if !ok {
+		var ok bool
+		if subject, ok = s.refresh[rt]; !ok {
 			s.stats.InvalidGrants++
 			oauthError(w, http.StatusBadRequest, "invalid_grant", describe("invalid_grant"))
 			return

@@ -62,7 +62,8 @@ Options:
                 The key file's passphrase is the first line of P.
     -identity F The age identity (a plugin's stub) that opens a key file
                 sealed with rekey -init -seal-to ($SESSIONSTORE_KEY_IDENTITY).
-    -json       One JSON object per line; tokens redacted unless -reveal.
+    -json       One JSON object per line; tokens redacted unless -reveal
+                (token -json prints its access token).
     -reveal     With show: print the tokens (a warning goes to stderr).
     -podiojs    With import: the files are podio-js sessions (the default).
     -oauth      With import: FILE (- for stdin) is an OAuth 2 token response.
