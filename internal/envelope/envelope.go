@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -199,11 +200,28 @@ func decode(pt, key []byte, namespace, authType string) (*Record, error) {
 	return &Record{env.Version, env.Namespace, env.AuthType, env.Seq, env.Written, env.Auth}, nil
 }
 
+// macKeys holds the MAC key of each identity seen: deriving one encodes
+// the secret key first, which would cost every Seal and Open (the Set and
+// cold start targets). It starts over past 64 identities.
+var macKeys struct {
+	sync.Mutex
+	m map[age.Identity][]byte
+}
+
 // macKey derives the MAC key of a keyring's identity from its secret (a
-// Keyring holds X25519 and hybrid identities: Stringers). hkdf.Key fails
-// only for absurd lengths.
+// Keyring holds X25519 and hybrid identities: pointers and Stringers).
+// hkdf.Key fails only for absurd lengths.
 func macKey(id age.Identity) []byte {
+	macKeys.Lock()
+	defer macKeys.Unlock()
+	if key, ok := macKeys.m[id]; ok {
+		return key
+	}
+	if len(macKeys.m) >= 64 || macKeys.m == nil {
+		macKeys.m = make(map[age.Identity][]byte)
+	}
 	key, _ := hkdf.Key(sha256.New, []byte(id.(fmt.Stringer).String()), nil, "sessionstore record mac v1", 32)
+	macKeys.m[id] = key
 	return key
 }
 
