@@ -118,7 +118,7 @@ func (s *Store) write(ctx context.Context, op, authType string,
 
 	minSeq := max(curSeq, s.maxSeq(authType)) + 1
 	rec := pre
-	if rec == nil || rec.ring != ring || rec.seq < minSeq || time.Now().Sub(rec.written) > maxSealAge {
+	if rec == nil || rec.ring != ring || rec.seq < minSeq || time.Since(rec.written) > maxSealAge {
 		if rec, err = s.seal(ring, op, path, authType, next, minSeq); err != nil {
 			return sessionstore.AuthObject{}, err
 		}
