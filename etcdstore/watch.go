@@ -80,8 +80,8 @@ func (b *backend) Watch(ctx context.Context, f *protocol.Feed) error {
 }
 
 type progressRequest struct {
-	sent int64 // when it was made (Feed.Mono)
-	rev  int64 // the cluster's revision then: the answer must be at least this
+	sent time.Time // when it was made
+	rev  int64     // the cluster's revision then: the answer must be at least this
 }
 
 // requestProgress asks etcd for a progress notification three times per
@@ -95,13 +95,13 @@ func (b *backend) requestProgress(ctx context.Context, cancel context.CancelFunc
 	pfx := b.prefix + "/records/"
 	for {
 		p := pending.Load()
-		if p != nil && f.Mono()-p.sent > int64(f.MaxStaleness()) {
+		if p != nil && time.Since(p.sent) > f.MaxStaleness() {
 			b.log.Warn("sessionstore: etcd watch stopped answering; restarting it", "prefix", b.prefix)
 			cancel()
 			return
 		}
 		if p == nil {
-			sent := f.Mono()
+			sent := time.Now()
 			resp, err := b.client.Get(ctx, pfx, clientv3.WithCountOnly())
 			switch {
 			case ctx.Err() != nil:

@@ -51,15 +51,15 @@ func (b *backend) Watch(ctx context.Context, f *protocol.Feed) error {
 
 	every := max(f.MaxStaleness()/3, time.Millisecond)
 	var seq int64
-	var sentAt int64 // when the pending request was sent (Feed.Mono); 0: none pending
+	var sentAt time.Time // when the pending request was sent; zero: none pending
 	next := time.Now()
 	for {
-		if sentAt != 0 && f.Mono()-sentAt > int64(f.MaxStaleness()) {
+		if !sentAt.IsZero() && time.Since(sentAt) > f.MaxStaleness() {
 			return errors.New("pgstore: the server left the listening connection's notification unanswered")
 		}
-		if sentAt == 0 && !time.Now().Before(next) {
+		if sentAt.IsZero() && !time.Now().Before(next) {
 			seq++
-			sentAt = f.Mono()
+			sentAt = time.Now()
 			if _, err := conn.Exec(ctx, "SELECT pg_notify($1, $2)", progress, strconv.FormatInt(seq, 10)); err != nil {
 				return fmt.Errorf("pgstore: notify: %w", err)
 			}
@@ -75,9 +75,9 @@ func (b *backend) Watch(ctx context.Context, f *protocol.Feed) error {
 			return fmt.Errorf("pgstore: listening connection: %w", err)
 		}
 		if n.Channel == progress {
-			if n.Payload == strconv.FormatInt(seq, 10) && sentAt != 0 {
+			if n.Payload == strconv.FormatInt(seq, 10) && !sentAt.IsZero() {
 				f.Heard(sentAt)
-				sentAt = 0
+				sentAt = time.Time{}
 			}
 			continue
 		}

@@ -30,7 +30,7 @@ type entry struct {
 // less than that still keeps the bound.
 type watchState struct {
 	gen      atomic.Uint64 // the current generation; changed under the cache's lock
-	deadline atomic.Int64  // serve cached values until then (Mono); 0: don't
+	deadline atomic.Int64  // serve cached values until then (mono); 0: don't
 	serving  atomic.Uint64 // gen while the deadline, less staleMargin, is ahead; else 0; changed under mu
 	cancel   atomic.Pointer[context.CancelFunc]
 
@@ -59,7 +59,7 @@ func RestartFeed(s *Store) {
 	}
 }
 
-// setDeadline makes cached values servable until deadline (Mono; 0: not
+// setDeadline makes cached values servable until deadline (mono; 0: not
 // at all).
 func (s *Store) setDeadline(deadline int64) {
 	w := &s.watch
@@ -145,15 +145,13 @@ func (f *Feed) Begin() {
 	s.cache.UpdateAllLocked(func(e entry) entry { return entry{maxSeq: e.maxSeq} })
 }
 
-// Heard says that every change committed before sent (Mono) has been
-// reported: the cache may serve until sent plus the staleness bound.
-func (f *Feed) Heard(sent int64) {
+// Heard says that every change committed before sent (a time.Now, with
+// its monotonic reading) has been reported: the cache may serve until sent
+// plus the staleness bound.
+func (f *Feed) Heard(sent time.Time) {
 	f.heard.Store(true)
-	f.s.setDeadline(sent + int64(f.s.maxStaleness))
+	f.s.setDeadline(int64(sent.Sub(f.s.epoch) + f.s.maxStaleness))
 }
-
-// Mono is the Store's monotonic clock, for Heard.
-func (f *Feed) Mono() int64 { return f.s.mono() }
 
 // MaxStaleness is the staleness bound.
 func (f *Feed) MaxStaleness() time.Duration { return f.s.maxStaleness }
