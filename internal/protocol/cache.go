@@ -233,14 +233,6 @@ func (s *Store) fill(gen uint64, name string, ver, known int64, a sessionstore.A
 	return rollback
 }
 
-// knownVer is the version of name's record the Store knows of, for fill.
-func (s *Store) knownVer(name string) int64 {
-	if e := s.cache.Get(name); e != nil {
-		return e.ver
-	}
-	return 0
-}
-
 // forget drops name's cached value if it is older than version ver (0:
 // whatever its version), keeping its highest sequence number.
 func (s *Store) forget(name string, ver int64) {

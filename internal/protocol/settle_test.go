@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -70,7 +72,8 @@ func TestAmbiguousWriteIsSettledByReadingBack(t *testing.T) {
 	open := func(b *lostAnswers) *protocol.Store {
 		k, err := keys.New(keys.Config{Pkg: "test", Ring: ring})
 		require.NoError(t, err)
-		s, err := protocol.New(ctx, protocol.Config{Pkg: "test", Namespace: "ns", Backend: b, Keys: k, MaxStaleness: 1e9})
+		s, err := protocol.New(ctx, protocol.Config{Pkg: "test", Namespace: "ns", Backend: b, Keys: k,
+			Log: slog.New(slog.DiscardHandler), Now: time.Now, MaxStaleness: 1e9})
 		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
 		return s

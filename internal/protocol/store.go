@@ -25,9 +25,9 @@ type Config struct {
 	Namespace    string // bound into every record: the etcd prefix, the pgstore namespace
 	Backend      Backend
 	Keys         *keys.Keys
-	Log          *slog.Logger
-	Now          func() time.Time
-	MaxStaleness time.Duration // how long a cached value is served without hearing from the backend
+	Log          *slog.Logger     // required
+	Now          func() time.Time // required
+	MaxStaleness time.Duration    // how long a cached value is served without hearing from the backend
 }
 
 // A Store is the protocol over one Backend: a sessionstore.Store. It is
@@ -62,12 +62,6 @@ var _ sessionstore.Store = (*Store)(nil)
 func New(ctx context.Context, c Config) (*Store, error) {
 	s := &Store{pkg: c.Pkg, ns: c.Namespace, b: c.Backend, keys: c.Keys, log: c.Log, now: c.Now,
 		maxStaleness: c.MaxStaleness, epoch: time.Now()}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
 	if err := s.b.Heartbeat(ctx, s.host()); err != nil {
 		return nil, err
 	}
@@ -191,7 +185,10 @@ type current struct {
 // its value; it decrypts only a version the cache does not hold. A record
 // that does not open is reported in current.err.
 func (s *Store) read(ctx context.Context, gen uint64, name string) (current, error) {
-	known := s.knownVer(name) // before the read: see fill
+	var known int64 // before the read: see fill
+	if e := s.cache.Get(name); e != nil {
+		known = e.ver
+	}
 	raw, err := s.b.Read(ctx, name)
 	if err != nil {
 		return current{}, err
