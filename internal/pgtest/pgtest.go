@@ -65,18 +65,13 @@ func Set(name, value string) Option {
 // test's cleanup stops it.
 func Start(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
-	c, err := newCluster(t.TempDir(), opts)
-	if err == nil {
-		cleanup(t, c)
-		err = c.initAndStart()
-	}
-	if err != nil {
+	c := testCluster(t, opts)
+	if err := c.initAndStart(); err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// initAndStart runs initdb and starts the server.
 func (c *Cluster) initAndStart() error {
 	if out, err := c.tool("initdb", "-D", c.data, "-U", "postgres", "--auth=trust",
 		"--locale=C", "--encoding=UTF8", "--no-sync"); err != nil {
@@ -114,11 +109,7 @@ func (c *Cluster) startFirst() error {
 func StartWithStandby(t testing.TB, opts ...Option) (primary, standby *Cluster) {
 	t.Helper()
 	primary = Start(t, append([]Option{Set("synchronous_standby_names", "*"), Set("synchronous_commit", "on")}, opts...)...)
-	standby, err := newCluster(t.TempDir(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, standby)
+	standby = testCluster(t, opts)
 	if out, err := standby.tool("pg_basebackup", "-D", standby.data, "-h", "127.0.0.1",
 		"-p", strconv.Itoa(primary.port), "-U", "postgres", "-X", "stream", "-R", "-c", "fast", "--no-sync"); err != nil {
 		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
@@ -336,8 +327,14 @@ func newCluster(dir string, opts []Option) (*Cluster, error) {
 	return c, c.chown(c.data)
 }
 
-// cleanup stops c's server at the test's end, showing its log if it failed.
-func cleanup(t testing.TB, c *Cluster) {
+// testCluster makes a cluster in a temp directory of t, stopped at t's end
+// (showing its log if t failed).
+func testCluster(t testing.TB, opts []Option) *Cluster {
+	t.Helper()
+	c, err := newCluster(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("pgtest: log of the server on port %d (%s), last lines:\n%s", c.port, c.logPath, lastLines(c.Log(), 30))
@@ -346,6 +343,7 @@ func cleanup(t testing.TB, c *Cluster) {
 			t.Error(err)
 		}
 	})
+	return c
 }
 
 // start starts the postmaster and waits until it accepts connections.
@@ -360,9 +358,8 @@ func (c *Cluster) start() error {
 	for _, k := range slices.Sorted(maps.Keys(c.settings)) {
 		args = append(args, "-c", k+"="+c.settings[k])
 	}
-	cmd := exec.Command(filepath.Join(c.bin, "postgres"), args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = c.dir, env(), log, log
-	runAs(cmd, c.owner)
+	cmd := c.command(context.Background(), "postgres", args...)
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
@@ -410,14 +407,21 @@ func (c *Cluster) queryRow(ctx context.Context, sql string, dest ...any) error {
 	return conn.QueryRow(ctx, sql).Scan(dest...)
 }
 
-// tool runs one of the server's programs (as the server's user), bounded.
+// tool runs one of the server's programs, bounded.
 func (c *Cluster) tool(name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
 	defer cancel()
+	return c.command(ctx, name, args...).CombinedOutput()
+}
+
+// command runs one of the server's programs as the server's user, without
+// libpq's PG* variables, which could point it elsewhere.
+func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
-	cmd.Dir, cmd.Env = c.dir, env()
+	cmd.Dir = c.dir
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PG") })
 	runAs(cmd, c.owner)
-	return cmd.CombinedOutput()
+	return cmd
 }
 
 func (c *Cluster) chown(path string) error {
@@ -452,16 +456,10 @@ func poll(timeout time.Duration, f func(ctx context.Context) error) error {
 	}
 }
 
-// env is the environment of the server's programs: ours without libpq's
-// PG* variables, which could point them elsewhere.
-func env() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PG") })
-}
-
-var ports struct {
+var ports = struct {
 	sync.Mutex
 	given map[int]bool
-}
+}{given: map[int]bool{}}
 
 // freePort returns a loopback port that was free a moment ago and that no
 // other cluster of this process was given (a cluster keeps its port
@@ -477,9 +475,6 @@ func freePort() int {
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
 		if !ports.given[port] {
-			if ports.given == nil {
-				ports.given = map[int]bool{}
-			}
 			ports.given[port] = true
 			return port
 		}
@@ -498,11 +493,8 @@ func serverOwner() (*account, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: running as root needs a postgres OS user to run the server as (apt-get install -y postgresql creates it): %v", err)
 	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("pgtest: postgres user: %v", err)
-	}
+	uid, _ := strconv.Atoi(u.Uid) // numeric on Linux, the only OS where root is supported
+	gid, _ := strconv.Atoi(u.Gid)
 	return &account{uid, gid}, nil
 }
 
@@ -554,22 +546,17 @@ func binDir() (string, error) {
 			return v
 		}
 		sort.Slice(debian, func(i, j int) bool { return version(debian[i]) > version(debian[j]) })
+	next:
 		for _, d := range append(dirs, debian...) {
-			if has(d, "initdb", "postgres", "pg_basebackup") {
-				bins.dir = d
-				return
+			for _, n := range []string{"initdb", "postgres", "pg_basebackup"} {
+				if _, err := os.Stat(filepath.Join(d, n)); err != nil {
+					continue next
+				}
 			}
+			bins.dir = d
+			return
 		}
 		bins.err = fmt.Errorf("pgtest: no PostgreSQL server: initdb, postgres and pg_basebackup are neither beside the initdb on PATH nor in /usr/lib/postgresql/*/bin (looked in %v); install it: apt-get install -y postgresql", append(dirs, debian...))
 	})
 	return bins.dir, bins.err
-}
-
-func has(dir string, names ...string) bool {
-	for _, n := range names {
-		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
-			return false
-		}
-	}
-	return true
 }
