@@ -309,12 +309,8 @@ func newCluster(dir string, opts []Option) (*Cluster, error) {
 			"unix_socket_directories":    "", // the tests use TCP
 			"shared_buffers":             "16MB",
 			"max_connections":            "100",
-			"wal_level":                  "replica",
-			"max_wal_senders":            "10",
 			"dynamic_shared_memory_type": "posix",
 			"jit":                        "off",
-			"logging_collector":          "off",
-			"log_destination":            "stderr",
 			// A standby whose primary restarted reconnects at once.
 			"wal_retrieve_retry_interval": "100ms",
 		}}
