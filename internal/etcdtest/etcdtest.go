@@ -1,7 +1,8 @@
 // Package etcdtest starts real etcd servers for sessionstore's tests:
 // embedded members (go.etcd.io/etcd/server/v3/embed) on loopback, with
-// fast election settings, no fsync and a silent logger. Nothing needs to be
-// installed.
+// fast election settings, no fsync and a silent logger; in this process
+// (StartSingle, Endpoint) or as a cluster of 3 member processes
+// (StartCluster). Nothing needs to be installed.
 package etcdtest
 
 import (
@@ -125,9 +126,7 @@ func Stop() {
 	if shared.m != nil {
 		shared.m.Close()
 	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
+	os.RemoveAll(shared.dir) // "": nothing
 }
 
 // NewClient returns a client of endpoints that logs nothing; the test

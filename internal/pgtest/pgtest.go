@@ -519,40 +519,30 @@ func reachable(dir string) error {
 	return nil
 }
 
-var bins struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
 // binDir returns the directory of the server's programs: that of the real
 // initdb on PATH (which may be a lone symlink), else the highest version
 // in /usr/lib/postgresql/*/bin.
-func binDir() (string, error) {
-	bins.once.Do(func() {
-		var dirs []string
-		if p, err := exec.LookPath("initdb"); err == nil {
-			if real, err := filepath.EvalSymlinks(p); err == nil {
-				dirs = append(dirs, filepath.Dir(real))
+var binDir = sync.OnceValues(func() (string, error) {
+	var dirs []string
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			dirs = append(dirs, filepath.Dir(real))
+		}
+	}
+	debian, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	version := func(d string) float64 {
+		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
+		return v
+	}
+	sort.Slice(debian, func(i, j int) bool { return version(debian[i]) > version(debian[j]) })
+next:
+	for _, d := range append(dirs, debian...) {
+		for _, n := range []string{"initdb", "postgres", "pg_basebackup"} {
+			if _, err := os.Stat(filepath.Join(d, n)); err != nil {
+				continue next
 			}
 		}
-		debian, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-		version := func(d string) float64 {
-			v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
-			return v
-		}
-		sort.Slice(debian, func(i, j int) bool { return version(debian[i]) > version(debian[j]) })
-	next:
-		for _, d := range append(dirs, debian...) {
-			for _, n := range []string{"initdb", "postgres", "pg_basebackup"} {
-				if _, err := os.Stat(filepath.Join(d, n)); err != nil {
-					continue next
-				}
-			}
-			bins.dir = d
-			return
-		}
-		bins.err = fmt.Errorf("pgtest: no PostgreSQL server: initdb, postgres and pg_basebackup are neither beside the initdb on PATH nor in /usr/lib/postgresql/*/bin (looked in %v); install it: apt-get install -y postgresql", append(dirs, debian...))
-	})
-	return bins.dir, bins.err
-}
+		return d, nil
+	}
+	return "", fmt.Errorf("pgtest: no PostgreSQL server: initdb, postgres and pg_basebackup are neither beside the initdb on PATH nor in /usr/lib/postgresql/*/bin (looked in %v); install it: apt-get install -y postgresql", append(dirs, debian...))
+})

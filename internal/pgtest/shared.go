@@ -41,7 +41,5 @@ func StopShared() {
 			os.Stderr.WriteString(err.Error() + "\n")
 		}
 	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
+	os.RemoveAll(shared.dir) // "": nothing
 }
