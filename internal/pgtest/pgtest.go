@@ -287,9 +287,10 @@ func (c *Cluster) Kill() error {
 	})
 }
 
-// newCluster makes an empty data directory under dir that the server's
-// user owns.
-func newCluster(dir string, opts []Option) (*Cluster, error) {
+// newCluster makes a cluster in a new temp directory that the server's user
+// owns (and so can reach: the temp root is searchable by others), for
+// initdb or pg_basebackup to make the data directory in.
+func newCluster(opts []Option) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -298,10 +299,9 @@ func newCluster(dir string, opts []Option) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	if owner != nil {
-		if err := reachable(dir); err != nil {
-			return nil, err
-		}
+	dir, err := os.MkdirTemp("", "sessionstore-pg-")
+	if err != nil {
+		return nil, err
 	}
 	c := &Cluster{dir: dir, data: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log"),
 		bin: bin, owner: owner, port: freePort(), settings: map[string]string{
@@ -317,17 +317,18 @@ func newCluster(dir string, opts []Option) (*Cluster, error) {
 	for _, o := range opts {
 		o(c.settings)
 	}
-	if err := os.Mkdir(c.data, 0o700); err != nil {
+	if err := c.chown(dir); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	return c, c.chown(c.data)
+	return c, nil
 }
 
-// testCluster makes a cluster in a temp directory of t, stopped at t's end
+// testCluster makes a cluster that is stopped and removed at t's end
 // (showing its log if t failed).
 func testCluster(t testing.TB, opts []Option) *Cluster {
 	t.Helper()
-	c, err := newCluster(t.TempDir(), opts)
+	c, err := newCluster(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,6 +339,7 @@ func testCluster(t testing.TB, opts []Option) *Cluster {
 		if err := c.Stop(); err != nil {
 			t.Error(err)
 		}
+		os.RemoveAll(c.dir)
 	})
 	return c
 }
@@ -492,31 +494,6 @@ func serverOwner() (*account, error) {
 	uid, _ := strconv.Atoi(u.Uid) // numeric on Linux, the only OS where root is supported
 	gid, _ := strconv.Atoi(u.Gid)
 	return &account{uid, gid}, nil
-}
-
-// reachable lets the postgres user traverse dir's path: it adds the x
-// bits to the directories under the temp root that lack them.
-func reachable(dir string) error {
-	root := os.Getenv("GOTMPDIR")
-	if root == "" {
-		root = os.TempDir()
-	}
-	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if st.Mode().Perm()&0o001 != 0 {
-			continue
-		}
-		if !strings.HasPrefix(d, root+string(filepath.Separator)) {
-			return fmt.Errorf("pgtest: the postgres user cannot reach %s: %s is not searchable by others (set TMPDIR to a directory it can reach)", dir, d)
-		}
-		if err := os.Chmod(d, st.Mode().Perm()|0o011); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // binDir returns the directory of the server's programs: that of the real
