@@ -30,7 +30,6 @@ type Member struct {
 	e        *embed.Etcd
 }
 
-// memberConfig describes one member of a cluster.
 type memberConfig struct {
 	Name, Dir      string
 	Peer, Client   string // 127.0.0.1:PORT

@@ -1,12 +1,9 @@
-// Package pgtest starts real PostgreSQL servers for sessionstore's tests:
-// the system's initdb and postgres (initdb on PATH, else the highest
-// /usr/lib/postgresql/*/bin), a temp data directory, a loopback port, run
-// as the postgres OS user when the tests run as root (postgres refuses
-// root). Each server is the test's own child process (postgres -D DIR, not
-// pg_ctl start), so a test can SIGKILL it, reap it and start it again.
-//
-// A missing server is a test failure that says what to install, never a
-// skip: .ci/run installs Debian's postgresql package.
+// Package pgtest starts real PostgreSQL servers for sessionstore's tests,
+// each the test's own child process (so a test can SIGKILL it and start it
+// again) on a loopback port, run as the postgres OS user when the tests run
+// as root. A missing server (initdb on PATH, else the highest
+// /usr/lib/postgresql/*/bin) is a test failure that says what to install,
+// never a skip.
 package pgtest
 
 import (
@@ -334,7 +331,6 @@ func testCluster(t testing.TB, opts []Option) *Cluster {
 	return c
 }
 
-// start starts the postmaster and waits until it accepts connections.
 func (c *Cluster) start() error {
 	log, err := os.OpenFile(c.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {

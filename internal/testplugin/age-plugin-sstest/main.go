@@ -15,7 +15,6 @@ import (
 	"filippo.io/age/plugin"
 )
 
-// stanzaType is the type of this plugin's stanzas in an age header.
 const stanzaType = "sstest"
 
 func main() {
