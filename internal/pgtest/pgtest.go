@@ -226,13 +226,12 @@ func (c *Cluster) Restart(t testing.TB) {
 // it; one that does not stop within 30 s is killed. Stopping a stopped
 // server does nothing.
 func (c *Cluster) Stop() error {
-	proc, done := c.proc, c.done
-	if proc == nil {
+	if c.proc == nil {
 		return nil
 	}
-	if err := proc.Signal(os.Interrupt); err == nil {
+	if c.proc.Signal(os.Interrupt) == nil {
 		select {
-		case <-done:
+		case <-c.done:
 			c.proc, c.done = nil, nil
 			return nil
 		case <-time.After(stopTimeout):
@@ -248,15 +247,14 @@ func (c *Cluster) Stop() error {
 // It returns once they are gone and the port is closed. Killing a stopped
 // server does nothing.
 func (c *Cluster) Kill() error {
-	proc, done := c.proc, c.done
-	if proc == nil {
+	if c.proc == nil {
 		return nil
 	}
-	left := kill(proc)
+	left := kill(c.proc)
 	select {
-	case <-done:
+	case <-c.done:
 	case <-time.After(stopTimeout):
-		return fmt.Errorf("pgtest: postmaster %d survived SIGKILL for %v", proc.Pid, stopTimeout)
+		return fmt.Errorf("pgtest: postmaster %d survived SIGKILL for %v", c.proc.Pid, stopTimeout)
 	}
 	c.proc, c.done = nil, nil
 	return poll(stopTimeout, func(context.Context) error {
