@@ -12,14 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// memberEnv carries a memberConfig (as JSON) to a process that is to run
-// one member of a cluster: see MaybeRunMember and StartCluster.
+// memberEnv carries a memberConfig (as JSON) to a process that StartCluster
+// started to run one member.
 const memberEnv = "SESSIONSTORE_ETCDTEST_MEMBER"
 
 // MaybeRunMember runs one cluster member and exits, if this process was
@@ -55,7 +54,8 @@ type ClusterConfig struct {
 	Stderr  io.Writer // the members' stderr; nil: discarded
 }
 
-// A Cluster is a running cluster of member processes.
+// A Cluster is a running cluster of member processes, driven by one
+// goroutine.
 type Cluster struct {
 	Members []*ProcMember
 }
@@ -64,20 +64,16 @@ type Cluster struct {
 type ProcMember struct {
 	Name     string
 	Endpoint string // its client URL
-	spec     []byte // its memberConfig, for Restart
-	command  []string
-	stderr   io.Writer
-
-	mu    sync.Mutex // guards cmd and ended
-	cmd   *exec.Cmd
-	ended bool
+	spec     []byte // its memberConfig
+	cfg      *ClusterConfig
+	cmd      *exec.Cmd // nil once killed
 }
 
 // start starts the member's process and waits until it says it is ready.
 func (m *ProcMember) start() error {
-	cmd := exec.Command(m.command[0], m.command[1:]...)
+	cmd := exec.Command(m.cfg.Command[0], m.cfg.Command[1:]...)
 	cmd.Env = append(os.Environ(), memberEnv+"="+string(m.spec))
-	cmd.Stderr = m.stderr
+	cmd.Stderr = m.cfg.Stderr
 	// The member ends when this pipe closes: when we end.
 	if _, err := cmd.StdinPipe(); err != nil {
 		return err
@@ -89,9 +85,7 @@ func (m *ProcMember) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("etcdtest: start member %s: %w", m.Name, err)
 	}
-	m.mu.Lock()
-	m.cmd, m.ended = cmd, false
-	m.mu.Unlock()
+	m.cmd = cmd
 	sc := bufio.NewScanner(stdout)
 	if !sc.Scan() || sc.Text() != "ready" {
 		return fmt.Errorf("etcdtest: member %s ended before it was ready", m.Name)
@@ -103,7 +97,7 @@ func (m *ProcMember) start() error {
 // Restart starts a killed member again on its data directory and waits
 // until it is ready.
 func (m *ProcMember) Restart() error {
-	if !m.Ended() {
+	if m.cmd != nil {
 		return fmt.Errorf("etcdtest: member %s is running", m.Name)
 	}
 	return m.start()
@@ -111,25 +105,24 @@ func (m *ProcMember) Restart() error {
 
 // StartCluster starts a cluster of 3 members, each a child process running
 // c.Command, and waits until every member is ready (a quorum formed). A
-// port is free when picked, and another process may take it before a
-// member binds it: then it starts the cluster again, on other ports, up to
-// 3 times.
+// member that loses its port to another process before it binds it ends:
+// then the cluster starts again on other ports, up to 3 times.
 func StartCluster(c ClusterConfig) (*Cluster, error) {
 	for attempt := 1; ; attempt++ {
-		cl, err := startCluster(c, filepath.Join(c.Dir, strconv.Itoa(attempt)))
+		cl, err := startCluster(&c, filepath.Join(c.Dir, strconv.Itoa(attempt)))
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "ended before it was ready") {
 			return cl, err
 		}
 	}
 }
 
-func startCluster(c ClusterConfig, dir string) (*Cluster, error) {
+func startCluster(c *ClusterConfig, dir string) (*Cluster, error) {
 	cfgs := make([]memberConfig, 3)
 	var initial []string
 	for i := range cfgs {
 		name := fmt.Sprintf("m%d", i+1)
-		cfgs[i] = memberConfig{Name: name, Dir: filepath.Join(dir, name), PeerURL: freeURL(), Client: freeURL()}
-		initial = append(initial, name+"="+cfgs[i].PeerURL)
+		cfgs[i] = memberConfig{Name: name, Dir: filepath.Join(dir, name), Peer: freeAddr(), Client: freeAddr()}
+		initial = append(initial, name+"=http://"+cfgs[i].Peer)
 	}
 	cl := &Cluster{}
 	ready := make(chan error, len(cfgs))
@@ -139,16 +132,19 @@ func startCluster(c ClusterConfig, dir string) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		m := &ProcMember{Name: cfg.Name, Endpoint: cfg.Client, spec: spec, command: c.Command, stderr: c.Stderr}
+		m := &ProcMember{Name: cfg.Name, Endpoint: "http://" + cfg.Client, spec: spec, cfg: c}
 		cl.Members = append(cl.Members, m)
 		go func() { ready <- m.start() }()
 	}
-	// A member that is not ready within its own timeout exits.
+	// Every start ends (a member not ready within its own timeout exits)
+	// before Close reads the members' processes.
+	var errs []error
 	for range cfgs {
-		if err := <-ready; err != nil {
-			cl.Close()
-			return nil, err
-		}
+		errs = append(errs, <-ready)
+	}
+	if err := errors.Join(errs...); err != nil {
+		cl.Close()
+		return nil, err
 	}
 	return cl, nil
 }
@@ -169,7 +165,7 @@ func (c *Cluster) Leader(ctx context.Context, client *clientv3.Client) (*ProcMem
 	for {
 		var last error
 		for _, m := range c.Members {
-			if m.Ended() {
+			if m.cmd == nil {
 				continue
 			}
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -190,24 +186,15 @@ func (c *Cluster) Leader(ctx context.Context, client *clientv3.Client) (*ProcMem
 }
 
 // Kill kills the member's process (SIGKILL on Unix) and waits for it.
+// Killing a killed member does nothing.
 func (m *ProcMember) Kill() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ended := m.ended
-	m.ended = true
-	if ended || m.cmd == nil {
+	if m.cmd == nil {
 		return nil
 	}
 	err := m.cmd.Process.Kill()
 	m.cmd.Wait()
+	m.cmd = nil
 	return err
-}
-
-// Ended reports whether the member was killed or closed.
-func (m *ProcMember) Ended() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.ended
 }
 
 // Close kills every member still running, and waits for them. It does not

@@ -1,7 +1,8 @@
 // Package etcdtest starts real etcd servers for sessionstore's tests:
 // embedded members (go.etcd.io/etcd/server/v3/embed) on loopback, with
-// fast election settings, no fsync and a silent logger. Nothing needs to be
-// installed.
+// fast election settings, no fsync and a silent logger; in this process
+// (StartSingle, Endpoint) or as a cluster of 3 member processes
+// (StartCluster). Nothing needs to be installed.
 package etcdtest
 
 import (
@@ -25,15 +26,14 @@ import (
 
 // A Member is one running embedded etcd member.
 type Member struct {
-	Etcd     *embed.Etcd
 	Endpoint string // its client URL
+	e        *embed.Etcd
 }
 
-// memberConfig describes one member of a cluster.
 type memberConfig struct {
-	Name, Dir       string
-	PeerURL, Client string // http://127.0.0.1:PORT
-	InitialCluster  string // name=peerURL,…; "" for a single member
+	Name, Dir      string
+	Peer, Client   string // 127.0.0.1:PORT
+	InitialCluster string // name=http://peer,…; "" for a single member
 }
 
 // startMember starts a member and waits until it is ready (for a cluster:
@@ -45,19 +45,12 @@ func startMember(c memberConfig, timeout time.Duration) (*Member, error) {
 	cfg.TickMs, cfg.ElectionMs = 20, 200
 	cfg.UnsafeNoFsync = true // test data in a temp directory
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	peer, err := url.Parse(c.PeerURL)
-	if err != nil {
-		return nil, err
-	}
-	client, err := url.Parse(c.Client)
-	if err != nil {
-		return nil, err
-	}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	peer, client := []url.URL{{Scheme: "http", Host: c.Peer}}, []url.URL{{Scheme: "http", Host: c.Client}}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = peer, peer
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = client, client
 	cfg.InitialCluster = c.InitialCluster
 	if cfg.InitialCluster == "" {
-		cfg.InitialCluster = c.Name + "=" + c.PeerURL
+		cfg.InitialCluster = c.Name + "=http://" + c.Peer
 	}
 	cfg.InitialClusterToken = "sessionstore-test"
 	e, err := embed.StartEtcd(cfg)
@@ -66,7 +59,7 @@ func startMember(c memberConfig, timeout time.Duration) (*Member, error) {
 	}
 	select {
 	case <-e.Server.ReadyNotify():
-		return &Member{Etcd: e, Endpoint: c.Client}, nil
+		return &Member{Endpoint: "http://" + c.Client, e: e}, nil
 	case err = <-e.Err():
 	case <-time.After(timeout):
 		e.Server.Stop()
@@ -77,17 +70,16 @@ func startMember(c memberConfig, timeout time.Duration) (*Member, error) {
 }
 
 // Close stops the member.
-func (m *Member) Close() { m.Etcd.Close() }
+func (m *Member) Close() { m.e.Close() }
 
-// freeURL returns http://127.0.0.1:PORT with a port that was free a moment
-// ago.
-func freeURL() string {
+// freeAddr returns 127.0.0.1:PORT with a port that was free a moment ago.
+func freeAddr() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err) // no loopback: no test can run
 	}
 	defer l.Close()
-	return "http://" + l.Addr().String()
+	return l.Addr().String()
 }
 
 // StartSingle starts a single-member server named name, its data under
@@ -96,7 +88,7 @@ func freeURL() string {
 // other ports, up to 3 times.
 func StartSingle(name, dir string, timeout time.Duration) (*Member, error) {
 	for attempt := 1; ; attempt++ {
-		m, err := startMember(memberConfig{Name: name, Dir: filepath.Join(dir, strconv.Itoa(attempt)), PeerURL: freeURL(), Client: freeURL()}, timeout)
+		m, err := startMember(memberConfig{Name: name, Dir: filepath.Join(dir, strconv.Itoa(attempt)), Peer: freeAddr(), Client: freeAddr()}, timeout)
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
 			return m, err
 		}
@@ -133,9 +125,7 @@ func Stop() {
 	if shared.m != nil {
 		shared.m.Close()
 	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
+	os.RemoveAll(shared.dir) // "": nothing
 }
 
 // NewClient returns a client of endpoints that logs nothing; the test

@@ -1,12 +1,9 @@
-// Package pgtest starts real PostgreSQL servers for sessionstore's tests:
-// the system's initdb and postgres (initdb on PATH, else the highest
-// /usr/lib/postgresql/*/bin), a temp data directory, a loopback port, run
-// as the postgres OS user when the tests run as root (postgres refuses
-// root). Each server is the test's own child process (postgres -D DIR, not
-// pg_ctl start), so a test can SIGKILL it, reap it and start it again.
-//
-// A missing server is a test failure that says what to install, never a
-// skip: .ci/run installs Debian's postgresql package.
+// Package pgtest starts real PostgreSQL servers for sessionstore's tests,
+// each the test's own child process (so a test can SIGKILL it and start it
+// again) on a loopback port, run as the postgres OS user when the tests run
+// as root. A missing server (initdb on PATH, else the highest
+// /usr/lib/postgresql/*/bin) is a test failure that says what to install,
+// never a skip.
 package pgtest
 
 import (
@@ -65,18 +62,13 @@ func Set(name, value string) Option {
 // test's cleanup stops it.
 func Start(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
-	c, err := newCluster(t.TempDir(), opts)
-	if err == nil {
-		cleanup(t, c)
-		err = c.initAndStart()
-	}
-	if err != nil {
+	c := testCluster(t, opts)
+	if err := c.initAndStart(); err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// initAndStart runs initdb and starts the server.
 func (c *Cluster) initAndStart() error {
 	if out, err := c.tool("initdb", "-D", c.data, "-U", "postgres", "--auth=trust",
 		"--locale=C", "--encoding=UTF8", "--no-sync"); err != nil {
@@ -114,11 +106,7 @@ func (c *Cluster) startFirst() error {
 func StartWithStandby(t testing.TB, opts ...Option) (primary, standby *Cluster) {
 	t.Helper()
 	primary = Start(t, append([]Option{Set("synchronous_standby_names", "*"), Set("synchronous_commit", "on")}, opts...)...)
-	standby, err := newCluster(t.TempDir(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanup(t, standby)
+	standby = testCluster(t, opts)
 	if out, err := standby.tool("pg_basebackup", "-D", standby.data, "-h", "127.0.0.1",
 		"-p", strconv.Itoa(primary.port), "-U", "postgres", "-X", "stream", "-R", "-c", "fast", "--no-sync"); err != nil {
 		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, out)
@@ -151,21 +139,11 @@ func (c *Cluster) WaitSync(t testing.TB) {
 // Promote promotes a standby and waits until it accepts writes.
 func (c *Cluster) Promote(t testing.TB) {
 	t.Helper()
-	requested := false
-	err := poll(readyTimeout, func(ctx context.Context) error {
-		var recovering bool
-		if err := c.queryRow(ctx, "SELECT pg_is_in_recovery()", &recovering); err != nil || !recovering {
-			return err
-		}
-		if !requested {
-			if err := c.queryRow(ctx, "SELECT pg_promote(false)", &requested); err != nil {
-				return err
-			}
-		}
-		return errors.New("still in recovery")
-	})
-	if err != nil {
-		t.Fatalf("pgtest: promote: %v\n%s", err, lastLines(c.Log(), 20))
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	var promoted bool // within 20 s, the context's 30 s
+	if err := c.queryRow(ctx, "SELECT pg_promote(true, 20)", &promoted); err != nil || !promoted {
+		t.Fatalf("pgtest: promote: %v (done: %v)\n%s", err, promoted, lastLines(c.Log(), 20))
 	}
 }
 
@@ -213,11 +191,11 @@ func (c *Cluster) Exec(t testing.TB, sql string, args ...any) {
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.URL())
-	if err != nil {
-		t.Fatalf("pgtest: connect: %v", err)
+	if err == nil {
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, sql, args...)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+	if err != nil {
 		t.Fatalf("pgtest: %s: %v", sql, err)
 	}
 }
@@ -248,13 +226,12 @@ func (c *Cluster) Restart(t testing.TB) {
 // it; one that does not stop within 30 s is killed. Stopping a stopped
 // server does nothing.
 func (c *Cluster) Stop() error {
-	proc, done := c.proc, c.done
-	if proc == nil {
+	if c.proc == nil {
 		return nil
 	}
-	if err := proc.Signal(os.Interrupt); err == nil {
+	if c.proc.Signal(os.Interrupt) == nil {
 		select {
-		case <-done:
+		case <-c.done:
 			c.proc, c.done = nil, nil
 			return nil
 		case <-time.After(stopTimeout):
@@ -270,15 +247,14 @@ func (c *Cluster) Stop() error {
 // It returns once they are gone and the port is closed. Killing a stopped
 // server does nothing.
 func (c *Cluster) Kill() error {
-	proc, done := c.proc, c.done
-	if proc == nil {
+	if c.proc == nil {
 		return nil
 	}
-	left := kill(proc)
+	left := kill(c.proc)
 	select {
-	case <-done:
+	case <-c.done:
 	case <-time.After(stopTimeout):
-		return fmt.Errorf("pgtest: postmaster %d survived SIGKILL for %v", proc.Pid, stopTimeout)
+		return fmt.Errorf("pgtest: postmaster %d survived SIGKILL for %v", c.proc.Pid, stopTimeout)
 	}
 	c.proc, c.done = nil, nil
 	return poll(stopTimeout, func(context.Context) error {
@@ -296,9 +272,10 @@ func (c *Cluster) Kill() error {
 	})
 }
 
-// newCluster makes an empty data directory under dir that the server's
-// user owns.
-func newCluster(dir string, opts []Option) (*Cluster, error) {
+// newCluster makes a cluster in a new temp directory that the server's user
+// owns (and so can reach: the temp root is searchable by others), for
+// initdb or pg_basebackup to make the data directory in.
+func newCluster(opts []Option) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -307,10 +284,9 @@ func newCluster(dir string, opts []Option) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	if owner != nil {
-		if err := reachable(dir); err != nil {
-			return nil, err
-		}
+	dir, err := os.MkdirTemp("", "sessionstore-pg-")
+	if err != nil {
+		return nil, err
 	}
 	c := &Cluster{dir: dir, data: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "postgres.log"),
 		bin: bin, owner: owner, port: freePort(), settings: map[string]string{
@@ -318,26 +294,29 @@ func newCluster(dir string, opts []Option) (*Cluster, error) {
 			"unix_socket_directories":    "", // the tests use TCP
 			"shared_buffers":             "16MB",
 			"max_connections":            "100",
-			"wal_level":                  "replica",
-			"max_wal_senders":            "10",
 			"dynamic_shared_memory_type": "posix",
 			"jit":                        "off",
-			"logging_collector":          "off",
-			"log_destination":            "stderr",
 			// A standby whose primary restarted reconnects at once.
 			"wal_retrieve_retry_interval": "100ms",
 		}}
 	for _, o := range opts {
 		o(c.settings)
 	}
-	if err := os.Mkdir(c.data, 0o700); err != nil {
+	if err := c.chown(dir); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	return c, c.chown(c.data)
+	return c, nil
 }
 
-// cleanup stops c's server at the test's end, showing its log if it failed.
-func cleanup(t testing.TB, c *Cluster) {
+// testCluster makes a cluster that is stopped and removed at t's end
+// (showing its log if t failed).
+func testCluster(t testing.TB, opts []Option) *Cluster {
+	t.Helper()
+	c, err := newCluster(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("pgtest: log of the server on port %d (%s), last lines:\n%s", c.port, c.logPath, lastLines(c.Log(), 30))
@@ -345,10 +324,11 @@ func cleanup(t testing.TB, c *Cluster) {
 		if err := c.Stop(); err != nil {
 			t.Error(err)
 		}
+		os.RemoveAll(c.dir)
 	})
+	return c
 }
 
-// start starts the postmaster and waits until it accepts connections.
 func (c *Cluster) start() error {
 	log, err := os.OpenFile(c.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -360,9 +340,8 @@ func (c *Cluster) start() error {
 	for _, k := range slices.Sorted(maps.Keys(c.settings)) {
 		args = append(args, "-c", k+"="+c.settings[k])
 	}
-	cmd := exec.Command(filepath.Join(c.bin, "postgres"), args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = c.dir, env(), log, log
-	runAs(cmd, c.owner)
+	cmd := c.command(context.Background(), "postgres", args...)
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
@@ -410,14 +389,21 @@ func (c *Cluster) queryRow(ctx context.Context, sql string, dest ...any) error {
 	return conn.QueryRow(ctx, sql).Scan(dest...)
 }
 
-// tool runs one of the server's programs (as the server's user), bounded.
+// tool runs one of the server's programs, bounded.
 func (c *Cluster) tool(name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
 	defer cancel()
+	return c.command(ctx, name, args...).CombinedOutput()
+}
+
+// command runs one of the server's programs as the server's user, without
+// libpq's PG* variables, which could point it elsewhere.
+func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
-	cmd.Dir, cmd.Env = c.dir, env()
+	cmd.Dir = c.dir
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PG") })
 	runAs(cmd, c.owner)
-	return cmd.CombinedOutput()
+	return cmd
 }
 
 func (c *Cluster) chown(path string) error {
@@ -452,16 +438,10 @@ func poll(timeout time.Duration, f func(ctx context.Context) error) error {
 	}
 }
 
-// env is the environment of the server's programs: ours without libpq's
-// PG* variables, which could point them elsewhere.
-func env() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PG") })
-}
-
-var ports struct {
+var ports = struct {
 	sync.Mutex
 	given map[int]bool
-}
+}{given: map[int]bool{}}
 
 // freePort returns a loopback port that was free a moment ago and that no
 // other cluster of this process was given (a cluster keeps its port
@@ -477,9 +457,6 @@ func freePort() int {
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
 		if !ports.given[port] {
-			if ports.given == nil {
-				ports.given = map[int]bool{}
-			}
 			ports.given[port] = true
 			return port
 		}
@@ -498,78 +475,35 @@ func serverOwner() (*account, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: running as root needs a postgres OS user to run the server as (apt-get install -y postgresql creates it): %v", err)
 	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("pgtest: postgres user: %v", err)
-	}
+	uid, _ := strconv.Atoi(u.Uid) // numeric on Linux, the only OS where root is supported
+	gid, _ := strconv.Atoi(u.Gid)
 	return &account{uid, gid}, nil
-}
-
-// reachable lets the postgres user traverse dir's path: it adds the x
-// bits to the directories under the temp root that lack them.
-func reachable(dir string) error {
-	root := os.Getenv("GOTMPDIR")
-	if root == "" {
-		root = os.TempDir()
-	}
-	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if st.Mode().Perm()&0o001 != 0 {
-			continue
-		}
-		if !strings.HasPrefix(d, root+string(filepath.Separator)) {
-			return fmt.Errorf("pgtest: the postgres user cannot reach %s: %s is not searchable by others (set TMPDIR to a directory it can reach)", dir, d)
-		}
-		if err := os.Chmod(d, st.Mode().Perm()|0o011); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-var bins struct {
-	once sync.Once
-	dir  string
-	err  error
 }
 
 // binDir returns the directory of the server's programs: that of the real
 // initdb on PATH (which may be a lone symlink), else the highest version
 // in /usr/lib/postgresql/*/bin.
-func binDir() (string, error) {
-	bins.once.Do(func() {
-		var dirs []string
-		if p, err := exec.LookPath("initdb"); err == nil {
-			if real, err := filepath.EvalSymlinks(p); err == nil {
-				dirs = append(dirs, filepath.Dir(real))
-			}
-		}
-		debian, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-		version := func(d string) float64 {
-			v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
-			return v
-		}
-		sort.Slice(debian, func(i, j int) bool { return version(debian[i]) > version(debian[j]) })
-		for _, d := range append(dirs, debian...) {
-			if has(d, "initdb", "postgres", "pg_basebackup") {
-				bins.dir = d
-				return
-			}
-		}
-		bins.err = fmt.Errorf("pgtest: no PostgreSQL server: initdb, postgres and pg_basebackup are neither beside the initdb on PATH nor in /usr/lib/postgresql/*/bin (looked in %v); install it: apt-get install -y postgresql", append(dirs, debian...))
-	})
-	return bins.dir, bins.err
-}
-
-func has(dir string, names ...string) bool {
-	for _, n := range names {
-		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
-			return false
+var binDir = sync.OnceValues(func() (string, error) {
+	var dirs []string
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			dirs = append(dirs, filepath.Dir(real))
 		}
 	}
-	return true
-}
+	debian, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	version := func(d string) float64 {
+		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
+		return v
+	}
+	sort.Slice(debian, func(i, j int) bool { return version(debian[i]) > version(debian[j]) })
+next:
+	for _, d := range append(dirs, debian...) {
+		for _, n := range []string{"initdb", "postgres", "pg_basebackup"} {
+			if _, err := os.Stat(filepath.Join(d, n)); err != nil {
+				continue next
+			}
+		}
+		return d, nil
+	}
+	return "", fmt.Errorf("pgtest: no PostgreSQL server: initdb, postgres and pg_basebackup are neither beside the initdb on PATH nor in /usr/lib/postgresql/*/bin (looked in %v); install it: apt-get install -y postgresql", append(dirs, debian...))
+})

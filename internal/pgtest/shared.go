@@ -9,7 +9,6 @@ import (
 // shared is the one cluster of a test binary that asks for it.
 var shared struct {
 	once sync.Once
-	dir  string
 	c    *Cluster
 	err  error
 }
@@ -20,10 +19,7 @@ var shared struct {
 func Shared(t testing.TB) *Cluster {
 	t.Helper()
 	shared.once.Do(func() {
-		if shared.dir, shared.err = os.MkdirTemp("", "sessionstore-pg-"); shared.err != nil {
-			return
-		}
-		if shared.c, shared.err = newCluster(shared.dir, nil); shared.err == nil {
+		if shared.c, shared.err = newCluster(nil); shared.err == nil {
 			shared.err = shared.c.initAndStart()
 		}
 	})
@@ -40,8 +36,6 @@ func StopShared() {
 		if err := shared.c.Stop(); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")
 		}
-	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
+		os.RemoveAll(shared.c.dir)
 	}
 }

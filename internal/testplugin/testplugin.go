@@ -26,33 +26,24 @@ const (
 	RefuseEnv = "SSTEST_PLUGIN_REFUSE"
 )
 
-var build struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+var buildDir string // set by Build
 
 // Build builds the plugin, once per process, and returns its directory.
-func Build() (string, error) {
-	build.once.Do(func() {
-		if build.dir, build.err = os.MkdirTemp("", "testplugin"); build.err != nil {
-			return
-		}
-		// go build -o DIR/ names the program as the OS wants it (.exe).
-		cmd := exec.Command("go", "build", "-o", build.dir+string(filepath.Separator), "github.com/sessionstore/sessionstore/internal/testplugin/age-plugin-sstest")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("building age-plugin-sstest: %v\n%s", err, out)
-		}
-	})
-	return build.dir, build.err
-}
+var Build = sync.OnceValues(func() (string, error) {
+	var err error
+	if buildDir, err = os.MkdirTemp("", "testplugin"); err != nil {
+		return "", err
+	}
+	// go build -o DIR/ names the program as the OS wants it (.exe).
+	cmd := exec.Command("go", "build", "-o", buildDir+string(filepath.Separator), "github.com/sessionstore/sessionstore/internal/testplugin/age-plugin-sstest")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building age-plugin-sstest: %v\n%s", err, out)
+	}
+	return buildDir, nil
+})
 
 // Cleanup removes the plugin built by Build (for TestMain).
-func Cleanup() {
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
-}
+func Cleanup() { os.RemoveAll(buildDir) } // "": nothing
 
 // A Plugin is the test plugin on $PATH, with one key.
 type Plugin struct {

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"filippo.io/age/plugin"
 )
 
-// stanzaType is the type of this plugin's stanzas in an age header.
 const stanzaType = "sstest"
 
 func main() {
@@ -32,20 +32,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "age-plugin-sstest:", err)
 		os.Exit(1)
 	}
-	refuse := os.Getenv("SSTEST_PLUGIN_REFUSE")
+	var refusal error
+	if msg := os.Getenv("SSTEST_PLUGIN_REFUSE"); msg != "" {
+		refusal = errors.New(msg)
+	}
 	p.HandleRecipient(func(data []byte) (age.Recipient, error) {
-		if refuse != "" {
-			return nil, errors.New(refuse)
-		}
 		r, err := age.ParseX25519Recipient(string(data))
-		return recipient{r}, err
+		return recipient{r}, cmp.Or(refusal, err)
 	})
 	p.HandleIdentity(func(data []byte) (age.Identity, error) {
-		if refuse != "" {
-			return nil, errors.New(refuse)
-		}
 		id, err := age.ParseX25519Identity(string(data))
-		return identity{id}, err
+		return identity{id}, cmp.Or(refusal, err)
 	})
 	os.Exit(p.Main())
 }
