@@ -95,16 +95,14 @@ func ageParseError(file string, err error) string {
 // parseRecipients parses an age recipients file. One with only comments
 // and blank lines holds no recipient and is not an error.
 func parseRecipients(data []byte) ([]age.Recipient, error) {
-	for line := range strings.Lines(string(data)) {
-		if line = strings.TrimSpace(line); line != "" && line[0] != '#' {
-			rs, err := age.ParseRecipients(bytes.NewReader(data))
-			if err != nil {
-				return nil, fmt.Errorf("recipients: %s", ageParseError("recipients file", err))
-			}
-			return rs, nil
-		}
+	if eachLine(data, func(int, string) error { return io.EOF }) == nil {
+		return nil, nil
 	}
-	return nil, nil
+	rs, err := age.ParseRecipients(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("recipients: %s", ageParseError("recipients file", err))
+	}
+	return rs, nil
 }
 
 // LoadKeyring reads the age identity file at path, and the extra recipients
@@ -158,7 +156,7 @@ func readChecked(path, what string, check func(string, fs.FileInfo) error) ([]by
 // read them; path only names them in errors. A protected key file is
 // opened first, as LoadKeyringWithIdentity opens it.
 func OpenKeyFiles(path string, keyData, recipData []byte, passphrase func() (string, error), id KeyIdentity) (*Keyring, error) {
-	if IsEncryptedKeyFile(keyData) {
+	if isEncryptedKeyFile(keyData) {
 		plain, err := openProtected(keyData, passphrase, id)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -333,13 +331,9 @@ func WriteKeyFile(w io.Writer, k *Keyring, passphrase string) error {
 // protected with passphrase unless it is empty.
 func keyFileBytes(k *Keyring, passphrase string, rs []age.Recipient) ([]byte, error) {
 	data := k.MarshalKeyFile(time.Now())
-	switch {
-	case rs != nil:
-		defer clear(data)
-		return SealKeyFile(data, rs)
-	case passphrase != "":
-		defer clear(data)
-		return EncryptKeyFile(data, passphrase)
+	if rs == nil && passphrase == "" {
+		return data, nil
 	}
-	return data, nil
+	defer clear(data)
+	return protect(data, passphrase, rs)
 }

@@ -9,9 +9,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"unicode/utf8"
 
 	"filippo.io/age"
@@ -88,9 +88,9 @@ func LoadKeyringWithIdentity(path string, passphrase func() (string, error), id 
 	return OpenKeyFiles(path, keyData, recipData, passphrase, id)
 }
 
-// IsEncryptedKeyFile reports whether data is an age file, binary or
+// isEncryptedKeyFile reports whether data is an age file, binary or
 // armored: a key file protected with a passphrase or sealed to recipients.
-func IsEncryptedKeyFile(data []byte) bool {
+func isEncryptedKeyFile(data []byte) bool {
 	return bytes.HasPrefix(data, []byte("age-encryption.org/v1\n")) ||
 		bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(armor.Header))
 }
@@ -106,27 +106,25 @@ func ageReader(data []byte) io.Reader {
 // IsSealedKeyFile reports whether data is a key file sealed to age
 // recipients: an age file without a passphrase (scrypt) stanza.
 func IsSealedKeyFile(data []byte) bool {
-	if !IsEncryptedKeyFile(data) {
+	if !isEncryptedKeyFile(data) {
 		return false
 	}
 	hdr, err := age.ExtractHeader(ageReader(data))
 	return err == nil && !bytes.Contains(hdr, []byte("\n-> scrypt "))
 }
 
-// EncryptKeyFile protects a key file's contents with a passphrase, as
-// "age -p -a" does.
-func EncryptKeyFile(plain []byte, passphrase string) ([]byte, error) {
-	r, err := age.NewScryptRecipient(passphrase)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
+// protect encrypts a key file's contents, armored, to recipients ("age -a
+// -r"; plugin recipients run their plugin), or to passphrase if there are
+// none ("age -p -a").
+func protect(plain []byte, passphrase string, recipients []age.Recipient) ([]byte, error) {
+	if recipients == nil {
+		r, err := age.NewScryptRecipient(passphrase)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %v", err)
+		}
+		r.SetWorkFactor(KeyFileWorkFactor)
+		recipients = []age.Recipient{r}
 	}
-	r.SetWorkFactor(KeyFileWorkFactor)
-	return SealKeyFile(plain, []age.Recipient{r})
-}
-
-// SealKeyFile encrypts a key file's contents to recipients, armored, as
-// "age -a" does. Plugin recipients run their plugin.
-func SealKeyFile(plain []byte, recipients []age.Recipient) ([]byte, error) {
 	var out bytes.Buffer
 	aw := armor.NewWriter(&out)
 	w, err := age.Encrypt(aw, recipients...)
@@ -300,25 +298,21 @@ func eachLine(text []byte, fn func(n int, line string) error) error {
 }
 
 // readIdentityFile reads an identity file: a few identities or stubs. Like
-// age's -i file it may be a symlink; anything but a regular file is
-// refused without blocking (O_NONBLOCK: a FIFO's open would wait for a
-// writer).
+// age's -i file it may be a symlink, but what it leads to must be a regular
+// file, refused without blocking (never a FIFO's open).
 func readIdentityFile(file string) ([]byte, error) {
-	const maxSize = 64 << 10
-	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: identity file: %w", err)
+	path, err := filepath.EvalSymlinks(file)
+	var data []byte
+	if err == nil {
+		data, _, err = fsutil.ReadRegularChecked(path, 64<<10, nil)
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	switch {
+	case errors.Is(err, fsutil.ErrNotRegular):
 		return nil, fmt.Errorf("keyring: identity file %s is not a regular file", file)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("keyring: identity file: %w", err)
-	}
-	if len(data) > maxSize {
+	case errors.Is(err, fsutil.ErrTooLarge):
 		return nil, fmt.Errorf("keyring: identity file %s is too long", file)
+	case err != nil:
+		return nil, fmt.Errorf("keyring: identity file: %w", err)
 	}
 	return data, nil
 }

@@ -37,23 +37,18 @@ const maxPlaintext = 1 << 20
 
 // A Record is the plaintext of one sealed record.
 type Record struct {
-	Version   int             // format version: what Open read; 3 asks Seal for version 3
-	Namespace string          // "" for a file record
-	AuthType  string          // the name the record is stored under
-	Seq       uint64          // grows on every write of this name
-	Written   time.Time       // when it was written
-	Auth      json.RawMessage // the auth object, as JSON
+	Version   int             `json:"v"`            // format version: what Open read; 3 asks Seal for version 3
+	Namespace string          `json:"ns,omitempty"` // "" for a file record
+	AuthType  string          `json:"auth_type"`    // the name the record is stored under
+	Seq       uint64          `json:"seq"`          // grows on every write of this name
+	Written   time.Time       `json:"written"`
+	Auth      json.RawMessage `json:"auth"` // the auth object, as JSON
 }
 
 // envelope is the JSON form of a Record inside the age file.
 type envelope struct {
-	Version   int             `json:"v"`
-	Namespace string          `json:"ns,omitempty"`
-	AuthType  string          `json:"auth_type"`
-	Seq       uint64          `json:"seq"`
-	Written   time.Time       `json:"written"`
-	Auth      json.RawMessage `json:"auth"`
-	MAC       []byte          `json:"mac"`
+	Record
+	MAC []byte `json:"mac"`
 }
 
 // marshal encodes e with the auth object verbatim, as the MAC covers it
@@ -62,10 +57,8 @@ func (e *envelope) marshal() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	err := enc.Encode(e)
+	return buf.Bytes(), err
 }
 
 // Seal encrypts rec to k's recipients, with a MAC under the primary's key.
@@ -80,14 +73,7 @@ func Seal(k *crypto.Keyring, rec *Record) ([]byte, error) {
 		return nil, errors.New("seal: auth object is not valid JSON")
 	}
 	defer clear(auth.Bytes())
-	env := envelope{
-		Version:   1,
-		Namespace: rec.Namespace,
-		AuthType:  rec.AuthType,
-		Seq:       rec.Seq,
-		Written:   rec.Written.UTC(),
-		Auth:      auth.Bytes(),
-	}
+	env := envelope{Record: Record{1, rec.Namespace, rec.AuthType, rec.Seq, rec.Written.UTC(), auth.Bytes()}}
 	switch {
 	case rec.Version > FormatVersion:
 		return nil, fmt.Errorf("seal: unknown record format version %d", rec.Version)
@@ -197,7 +183,7 @@ func decode(pt, key []byte, namespace, authType string) (*Record, error) {
 		clear(env.Auth)
 		return nil, fmt.Errorf("%w: %s", sessionstore.ErrTampered, problem)
 	}
-	return &Record{env.Version, env.Namespace, env.AuthType, env.Seq, env.Written, env.Auth}, nil
+	return &env.Record, nil
 }
 
 // macKeys holds the MAC key of each identity seen: deriving one encodes
