@@ -21,28 +21,24 @@ import (
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
-// KeyIdentityEnv names the environment variable that stores read the
-// identity file from when they are given none.
+// KeyIdentityEnv names the variable holding the default identity file.
 const KeyIdentityEnv = "SESSIONSTORE_KEY_IDENTITY"
 
-// SealedToSuffix names the file, beside a key file sealed to age
-// recipients, that lists those recipients, one per line. It is public.
+// SealedToSuffix names, after a sealed key file's path, the (public) list
+// of the recipients it is sealed to, one per line.
 const SealedToSuffix = ".sealed-to"
 
-// KeyFileWorkFactor is the scrypt work factor (log2 N) with which a key
-// file is protected with a passphrase: age's default. Tests lower it.
+// KeyFileWorkFactor is the scrypt work factor (log2 N) of a passphrase
+// protecting a key file: age's default. Tests lower it.
 var KeyFileWorkFactor = 18
 
-// maxKeyFileWorkFactor is the highest scrypt work factor (log2 N) accepted
-// when opening a key file: age's default. Fuzz tests lower it.
+// maxKeyFileWorkFactor is the highest one opened: age's. Fuzz tests lower it.
 var maxKeyFileWorkFactor = 22
 
-// ErrPassphraseRequired is returned for a passphrase-protected key file
-// when no passphrase callback was given.
+// ErrPassphraseRequired: a passphrase-protected key file, no passphrase.
 var ErrPassphraseRequired = errors.New("key file is passphrase-protected: a passphrase is required")
 
-// ErrIdentityRequired is returned for a key file sealed to age recipients
-// when no identity file was given.
+// ErrIdentityRequired: a key file sealed to recipients, no identity file.
 var ErrIdentityRequired = errors.New("key file is sealed to age recipients: an identity file is required")
 
 // ErrPlugin is returned (wrapped) when an age plugin is missing, fails or
@@ -55,9 +51,8 @@ type KeyIdentity struct {
 	UI   *plugin.ClientUI // a plugin's prompts; nil means DefaultPluginUI
 }
 
-// DefaultPluginUI is the UI that plugins get unless the caller sets one:
-// their messages go to standard error, and they may prompt (a PIN, a
-// confirmation) on the terminal only if standard error is one.
+// DefaultPluginUI is plugins' UI unless the caller sets one: messages on
+// standard error, and prompts (a PIN) only if it is a terminal.
 func DefaultPluginUI() *plugin.ClientUI {
 	printf := func(format string, v ...any) { fmt.Fprintf(os.Stderr, "sessionstore: "+format+"\n", v...) }
 	ui := plugin.NewTerminalUI(printf, printf)
@@ -68,17 +63,16 @@ func DefaultPluginUI() *plugin.ClientUI {
 }
 
 // LoadKeyringWithPassphrase is LoadKeyring for a key file that may be
-// passphrase-protected: passphrase is called, once, only if it is.
+// passphrase-protected: passphrase is called, once, only if it is (nil:
+// ErrPassphraseRequired).
 func LoadKeyringWithPassphrase(path string, passphrase func() (string, error)) (*Keyring, error) {
 	return LoadKeyringWithIdentity(path, passphrase, KeyIdentity{})
 }
 
-// LoadKeyringWithIdentity is LoadKeyring for a key file that may be an age
-// file: protected with a passphrase (passphrase is called, once, only
-// then; nil: ErrPassphraseRequired), or sealed to age recipients, opened
-// with id's identity file (none: ErrIdentityRequired). A plugin runs only
-// the first time this process opens the same bytes with the same identity
-// file. Errors never quote either file.
+// LoadKeyringWithIdentity is LoadKeyringWithPassphrase for a key file that
+// may also be sealed to age recipients, opened with id's identity file
+// (none: ErrIdentityRequired). A plugin runs once per process for the same
+// bytes and identity file. Errors never quote either file.
 func LoadKeyringWithIdentity(path string, passphrase func() (string, error), id KeyIdentity) (*Keyring, error) {
 	keyData, recipData, err := ReadKeyFiles(path)
 	if err != nil {
