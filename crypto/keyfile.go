@@ -127,14 +127,10 @@ func ReadKeyFiles(path string) (keyData, recipData []byte, err error) {
 }
 
 func readChecked(path, what string, check func(string, fs.FileInfo) error) ([]byte, error) {
-	var checkErr error
-	data, _, err := fsutil.ReadRegularChecked(path, maxKeyFileSize, func(fi fs.FileInfo) error {
-		checkErr = check(path, fi)
-		return checkErr
-	})
+	data, _, err := fsutil.ReadRegularChecked(path, maxKeyFileSize, func(fi fs.FileInfo) error { return check(path, fi) })
 	switch {
-	case checkErr != nil:
-		return nil, fmt.Errorf("keyring: %s %w", what, checkErr)
+	case errors.Is(err, sessionstore.ErrInsecurePermissions): // the check's
+		return nil, fmt.Errorf("keyring: %s %w", what, err)
 	case errors.Is(err, fsutil.ErrSymlink):
 		return nil, fmt.Errorf("keyring: %s %s is a symlink, not followed: %w", what, path, sessionstore.ErrInsecurePermissions)
 	case errors.Is(err, fsutil.ErrTooLarge):

@@ -78,17 +78,16 @@ func New(c Config) (*Keys, error) {
 		k.c.File = abs
 	}
 	if ask := c.AskPass; ask != nil { // asked once, kept for the reloads after a rotation
-		var p string
-		var asked bool
+		var p *string
 		k.c.AskPass = func() (string, error) {
-			if !asked {
-				var err error
-				if p, err = ask(); err != nil {
+			if p == nil {
+				s, err := ask()
+				if err != nil {
 					return "", err
 				}
-				asked = true
+				p = &s
 			}
-			return p, nil
+			return *p, nil
 		}
 	}
 	if _, err := k.Reload(); err != nil {
@@ -187,9 +186,9 @@ func (k *Keys) WrongKeyHint(err error) string {
 // it stood still during the read and is old enough to stand for the bytes.
 func (k *Keys) read(withID bool) (keyData, recipData []byte, digest [sha256.Size]byte, files filesID, err error) {
 	var before filesID
-	statErr := errors.New("not asked")
 	if withID {
-		before, statErr = k.stat()
+		before, err = k.stat()
+		withID = err == nil
 	}
 	keyData, recipData, err = crypto.ReadKeyFiles(k.c.File)
 	if err != nil {
@@ -200,13 +199,12 @@ func (k *Keys) read(withID bool) (keyData, recipData []byte, digest [sha256.Size
 	h.Write([]byte{0})
 	h.Write(recipData)
 	h.Sum(digest[:0])
-	if statErr != nil {
-		return keyData, recipData, digest, files, nil
-	}
-	now := time.Now()
-	if after, err := k.stat(); err == nil && after == before &&
-		before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now)) {
-		files = before
+	if withID {
+		now := time.Now()
+		if after, err := k.stat(); err == nil && after == before &&
+			before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now)) {
+			files = before
+		}
 	}
 	return keyData, recipData, digest, files, nil
 }
