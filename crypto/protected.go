@@ -144,8 +144,7 @@ var unsealCache struct {
 	m          map[[2][sha256.Size]byte][]byte
 }
 
-// openProtected decrypts a protected key file: with the passphrase if it
-// is protected with one, else with id.
+// openProtected decrypts a key file with a passphrase or with id.
 func openProtected(data []byte, passphrase func() (string, error), id KeyIdentity) ([]byte, error) {
 	if !IsSealedKeyFile(data) {
 		if passphrase == nil {
@@ -228,10 +227,8 @@ func decryptKeyFile(data []byte, what, noMatch string, ids ...age.Identity) ([]b
 	return plain, nil
 }
 
-// readSealedTo returns the recipients that path's key file is sealed to,
-// from path+SealedToSuffix; nil if there is no such file. That file
-// decides who can open the key file: it is trusted like the recipients
-// file.
+// readSealedTo returns the recipients in path+SealedToSuffix, nil without
+// it. It decides who can open the key file: trusted like a recipients file.
 func readSealedTo(path string) ([]age.Recipient, error) {
 	text, err := readChecked(path+SealedToSuffix, "seal-to file", fsutil.CheckTrustedFile)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -247,9 +244,8 @@ func readSealedTo(path string) ([]age.Recipient, error) {
 	return rs, nil
 }
 
-// parseSealRecipients parses recipients, one per line: X25519,
-// post-quantum and plugin recipients, whose plugins get ui (nil:
-// DefaultPluginUI). Errors never quote a line.
+// parseSealRecipients parses native and plugin recipients, one per line;
+// plugins get ui (nil: DefaultPluginUI). Errors never quote a line.
 func parseSealRecipients(text []byte, ui *plugin.ClientUI) ([]age.Recipient, error) {
 	if ui == nil {
 		ui = DefaultPluginUI()
@@ -311,9 +307,8 @@ func readIdentityFile(file string) ([]byte, error) {
 	return data, nil
 }
 
-// parseIdentityFile parses an age identity file: native identities
-// (AGE-SECRET-KEY-…) and plugin identities (AGE-PLUGIN-NAME-1…). Errors
-// never quote a line.
+// parseIdentityFile parses an identity file of native and plugin
+// identities. Errors never quote a line.
 func parseIdentityFile(file string, data []byte, ui *plugin.ClientUI) ([]age.Identity, error) {
 	var ids []age.Identity
 	err := eachLine(data, func(n int, line string) error {
@@ -338,8 +333,7 @@ func parseIdentityFile(file string, data []byte, ui *plugin.ClientUI) ([]age.Ide
 	return ids, err
 }
 
-// pluginNames returns the names of the plugins among xs (identities or
-// recipients).
+// pluginNames returns the names of the plugins among xs.
 func pluginNames[T any](xs []T) (names []string) {
 	for _, x := range xs {
 		if p, ok := any(x).(interface{ Name() string }); ok {
