@@ -19,27 +19,24 @@ import (
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
-// KeyFileEnv names the environment variable that stores read the key
-// file's path from when they are given no key.
+// KeyFileEnv names the variable holding the default key file's path.
 const KeyFileEnv = "SESSIONSTORE_KEY_FILE"
 
-// RecipientsSuffix is appended to a key file's path to name its optional
-// file of extra recipients.
+// RecipientsSuffix names, after a key file's path, its optional file of
+// extra recipients.
 const RecipientsSuffix = ".recipients"
 
 // maxKeyFileSize bounds a key file: a few identities, never megabytes.
 const maxKeyFileSize = 1 << 20
 
-// The comment lines that mark, at the top of a key file, a rotation in
-// progress and a staged last identity.
+// The lines that mark, atop a key file, Rotating and Staged.
 const (
 	rotationMarker = "# rotation in progress: the first key is new; run rekey again to finish"
 	stagedMarker   = "# staged rotation: the last key is new and decrypt-only until rekey -etcd promotes it"
 )
 
-// DefaultKeyFile returns the key file that stores (and the commands) use
-// without a key option: $SESSIONSTORE_KEY_FILE, else
-// $CREDENTIALS_DIRECTORY/sessionstore.key (systemd credentials).
+// DefaultKeyFile returns the key file used without a key option:
+// $SESSIONSTORE_KEY_FILE, else $CREDENTIALS_DIRECTORY/sessionstore.key.
 func DefaultKeyFile() (string, error) {
 	if p := os.Getenv(KeyFileEnv); p != "" {
 		return p, nil
@@ -50,8 +47,7 @@ func DefaultKeyFile() (string, error) {
 	return "", fmt.Errorf("no key file: set $%s or pass WithKeyFile; make one with: rekey -init -key FILE", KeyFileEnv)
 }
 
-// ParseKeyring parses an age identity file. Errors never quote the file:
-// they say what is wrong and on which line.
+// ParseKeyring parses an age identity file. Errors never quote it.
 func ParseKeyring(r io.Reader) (*Keyring, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxKeyFileSize+1))
 	if err != nil {
@@ -95,38 +91,33 @@ func ageParseError(file string, err error) string {
 // parseRecipients parses an age recipients file. One with only comments
 // and blank lines holds no recipient and is not an error.
 func parseRecipients(data []byte) ([]age.Recipient, error) {
-	for line := range strings.Lines(string(data)) {
-		if line = strings.TrimSpace(line); line != "" && line[0] != '#' {
-			rs, err := age.ParseRecipients(bytes.NewReader(data))
-			if err != nil {
-				return nil, fmt.Errorf("recipients: %s", ageParseError("recipients file", err))
-			}
-			return rs, nil
-		}
+	if eachLine(data, func(int, string) error { return io.EOF }) == nil {
+		return nil, nil
 	}
-	return nil, nil
+	rs, err := age.ParseRecipients(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("recipients: %s", ageParseError("recipients file", err))
+	}
+	return rs, nil
 }
 
-// LoadKeyring reads the age identity file at path, and the extra recipients
-// in path+".recipients" if that file exists. It refuses a key file that is
-// not a regular file, is accessible by group or others, or is owned by
-// another user (sessionstore.ErrInsecurePermissions). A protected key
-// file is opened as LoadKeyringWithIdentity opens it without a passphrase.
+// LoadKeyring reads the key file at path, and the extra recipients in
+// path+".recipients" if it exists. It refuses a symlink, a file that is not
+// regular or that another user owns, a key file group or others may access
+// and a recipients file they may change (sessionstore.ErrInsecurePermissions).
 func LoadKeyring(path string) (*Keyring, error) {
 	return LoadKeyringWithIdentity(path, nil, KeyIdentity{})
 }
 
-// ReadKeyFiles reads the key file at path after checking its permissions,
-// and path+".recipients" (nil if it does not exist), never through a
-// symlink or blocking on a FIFO. It is LoadKeyring without the parsing,
-// for callers that detect changes by content.
+// ReadKeyFiles is LoadKeyring's reading, checks included, without the
+// parsing; recipData is nil without a recipients file.
 func ReadKeyFiles(path string) (keyData, recipData []byte, err error) {
 	keyData, err = readChecked(path, "key file", fsutil.CheckPrivateFile)
 	if err != nil {
 		return nil, nil, err
 	}
-	// The recipients file decides who can read every new record: others
-	// may read it, not change it.
+	// The recipients file decides who can read new records: others may
+	// read it, not change it.
 	recipData, err = readChecked(path+RecipientsSuffix, "recipients file", fsutil.CheckTrustedFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		clear(keyData)
@@ -136,14 +127,10 @@ func ReadKeyFiles(path string) (keyData, recipData []byte, err error) {
 }
 
 func readChecked(path, what string, check func(string, fs.FileInfo) error) ([]byte, error) {
-	var checkErr error
-	data, _, err := fsutil.ReadRegularChecked(path, maxKeyFileSize, func(fi fs.FileInfo) error {
-		checkErr = check(path, fi)
-		return checkErr
-	})
+	data, _, err := fsutil.ReadRegularChecked(path, maxKeyFileSize, func(fi fs.FileInfo) error { return check(path, fi) })
 	switch {
-	case checkErr != nil:
-		return nil, fmt.Errorf("keyring: %s %w", what, checkErr)
+	case errors.Is(err, sessionstore.ErrInsecurePermissions): // the check's
+		return nil, fmt.Errorf("keyring: %s %w", what, err)
 	case errors.Is(err, fsutil.ErrSymlink):
 		return nil, fmt.Errorf("keyring: %s %s is a symlink, not followed: %w", what, path, sessionstore.ErrInsecurePermissions)
 	case errors.Is(err, fsutil.ErrTooLarge):
@@ -154,11 +141,10 @@ func readChecked(path, what string, check func(string, fs.FileInfo) error) ([]by
 	return data, nil
 }
 
-// OpenKeyFiles parses a key file and its recipients file as ReadKeyFiles
-// read them; path only names them in errors. A protected key file is
-// opened first, as LoadKeyringWithIdentity opens it.
+// OpenKeyFiles is LoadKeyringWithIdentity's parsing of what ReadKeyFiles
+// read; path only names the files in errors.
 func OpenKeyFiles(path string, keyData, recipData []byte, passphrase func() (string, error), id KeyIdentity) (*Keyring, error) {
-	if IsEncryptedKeyFile(keyData) {
+	if isEncryptedKeyFile(keyData) {
 		plain, err := openProtected(keyData, passphrase, id)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -180,8 +166,7 @@ func OpenKeyFiles(path string, keyData, recipData []byte, passphrase func() (str
 	return k, nil
 }
 
-// MarshalKeyFile returns k in age-keygen's identity file format, the
-// primary first, the others marked decrypt-only (or staged).
+// MarshalKeyFile returns k in age-keygen's format, the primary first.
 func (k *Keyring) MarshalKeyFile(created time.Time) []byte {
 	var b bytes.Buffer
 	if k.rotating {
@@ -211,7 +196,7 @@ func CreateKeyFile(path string, k *Keyring) error {
 }
 
 // CreateKeyFileWithPassphrase is CreateKeyFile, protecting the file with
-// passphrase (as "age -p -a") unless it is empty.
+// passphrase ("age -p -a") unless it is empty.
 func CreateKeyFileWithPassphrase(path string, k *Keyring, passphrase string) error {
 	data, err := keyFileBytes(k, passphrase, nil)
 	if err != nil {
@@ -222,9 +207,8 @@ func CreateKeyFileWithPassphrase(path string, k *Keyring, passphrase string) err
 }
 
 // CreateSealedKeyFile is CreateKeyFile, sealing the file to recipients
-// (as "age -a -r": X25519, post-quantum or plugin recipients, whose plugins
-// get ui, nil for DefaultPluginUI) and writing them, public, beside it in
-// path+SealedToSuffix, so that ReplaceKeyFile seals to them again.
+// ("age -a -r"; plugins get ui, nil for DefaultPluginUI), which it lists
+// in path+SealedToSuffix for ReplaceKeyFile.
 func CreateSealedKeyFile(path string, k *Keyring, recipients []string, ui *plugin.ClientUI) error {
 	list := []byte(strings.Join(recipients, "\n") + "\n")
 	rs, err := parseSealRecipients(list, ui)
@@ -271,16 +255,14 @@ func createKeyFile(path string, data []byte) error {
 }
 
 // ReplaceKeyFile atomically and durably replaces the key file at path with
-// k, through the temp file TempKeyFile(path). The caller must keep other
-// writers of path out (rekey holds path+".lock").
+// k, through TempKeyFile(path). The caller keeps other writers out.
 func ReplaceKeyFile(path string, k *Keyring) error {
 	return ReplaceKeyFileWithPassphrase(path, k, "")
 }
 
 // ReplaceKeyFileWithPassphrase is ReplaceKeyFile, protecting the file with
-// passphrase unless it is empty. A key file with a path+SealedToSuffix
-// beside it is sealed to the recipients listed there again (their plugins
-// run before anything is written).
+// passphrase unless it is empty, or sealing it to the recipients in
+// path+SealedToSuffix if that exists (their plugins run before any write).
 func ReplaceKeyFileWithPassphrase(path string, k *Keyring, passphrase string) error {
 	rs, err := readSealedTo(path)
 	if err != nil {
@@ -301,15 +283,13 @@ func ReplaceKeyFileWithPassphrase(path string, k *Keyring, passphrase string) er
 	return nil
 }
 
-// TempKeyFile returns the path of the temp file that ReplaceKeyFile writes
-// next to path.
+// TempKeyFile returns the temp file ReplaceKeyFile writes next to path.
 func TempKeyFile(path string) string {
 	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-0")
 }
 
-// RemoveTempKeyFile removes the temp file that a ReplaceKeyFile killed
-// mid-write left next to path: it holds secret keys. The caller must keep
-// other writers of path out.
+// RemoveTempKeyFile removes the temp file (secret keys) that a killed
+// ReplaceKeyFile left. The caller keeps other writers out.
 func RemoveTempKeyFile(path string) error {
 	if err := os.Remove(TempKeyFile(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("keyring: removing a leftover temp key file: %w", err)
@@ -317,8 +297,8 @@ func RemoveTempKeyFile(path string) error {
 	return nil
 }
 
-// WriteKeyFile writes k in the key file format to w (as age-keygen writes
-// to standard output), protected with passphrase unless it is empty.
+// WriteKeyFile writes k's key file to w, protected with passphrase unless
+// it is empty.
 func WriteKeyFile(w io.Writer, k *Keyring, passphrase string) error {
 	data, err := keyFileBytes(k, passphrase, nil)
 	if err != nil {
@@ -329,17 +309,12 @@ func WriteKeyFile(w io.Writer, k *Keyring, passphrase string) error {
 	return err
 }
 
-// keyFileBytes is k's key file, sealed to rs if there are any, else
-// protected with passphrase unless it is empty.
+// keyFileBytes is k's key file, protected as protect does, if asked.
 func keyFileBytes(k *Keyring, passphrase string, rs []age.Recipient) ([]byte, error) {
 	data := k.MarshalKeyFile(time.Now())
-	switch {
-	case rs != nil:
-		defer clear(data)
-		return SealKeyFile(data, rs)
-	case passphrase != "":
-		defer clear(data)
-		return EncryptKeyFile(data, passphrase)
+	if rs == nil && passphrase == "" {
+		return data, nil
 	}
-	return data, nil
+	defer clear(data)
+	return protect(data, passphrase, rs)
 }

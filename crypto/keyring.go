@@ -23,12 +23,11 @@ type Keyring struct {
 	recips []age.Recipient // recips[i] is ids[i]'s recipient
 	extra  []age.Recipient
 
-	rotating bool // a rotation left its key file unfinished: a rerun reuses its primary
-	staged   bool // the last identity is staged: decrypt-only until promoted
+	rotating bool // see Rotating
+	staged   bool // see Staged
 
-	// pubs returns the recipient strings and fingerprints of recips,
-	// computed once (a post-quantum recipient's encoding is long). Copies
-	// share it: their identities are a prefix of these.
+	// pubs returns the recipient strings and fingerprints of recips, once
+	// (a post-quantum one is long to encode); copies share it.
 	pubs func() [2][]string
 }
 
@@ -65,9 +64,8 @@ func NewKeyring(ids ...age.Identity) (*Keyring, error) {
 // secret is the encoding of an identity (its String method).
 func secret(id age.Identity) string { return fmt.Sprint(id) }
 
-// A Kind is the kind of an identity: classic X25519, or the post-quantum
-// ML-KEM-768+X25519 hybrid. Extra recipients must be of the primary's
-// kind: age cannot mix them.
+// A Kind is the kind of an identity: X25519, or the post-quantum
+// ML-KEM-768+X25519 hybrid. age cannot mix them in one file.
 type Kind int
 
 const (
@@ -86,11 +84,18 @@ func (k Kind) String() string {
 }
 
 // KindOf returns the kind of identity i (0 is the primary).
-func (k *Keyring) KindOf(i int) Kind {
-	if _, ok := k.ids[i].(*age.HybridIdentity); ok {
+func (k *Keyring) KindOf(i int) Kind { return kindOf(k.ids[i]) }
+
+// kindOf returns the kind of an identity or recipient; SameKind for a
+// plugin's or an unknown type.
+func kindOf(x any) Kind {
+	switch x.(type) {
+	case *age.X25519Identity, *age.X25519Recipient:
+		return X25519
+	case *age.HybridIdentity, *age.HybridRecipient:
 		return PostQuantum
 	}
-	return X25519
+	return SameKind
 }
 
 // PostQuantum reports whether the primary is a post-quantum identity.
@@ -119,14 +124,7 @@ func GenerateIdentity(pq bool) (age.Identity, error) {
 // of the primary's kind.
 func (k *Keyring) WithRecipients(rs ...age.Recipient) (*Keyring, error) {
 	for i, r := range rs {
-		kind := SameKind
-		switch r.(type) {
-		case *age.X25519Recipient:
-			kind = X25519
-		case *age.HybridRecipient:
-			kind = PostQuantum
-		}
-		if kind != SameKind && kind != k.KindOf(0) { // named by position, never quoted: they may come from a file
+		if kind := kindOf(r); kind != SameKind && kind != k.KindOf(0) { // named by position, never quoted: they may come from a file
 			return nil, fmt.Errorf("recipients: recipient %d of %d is %s but the primary key is %s; age cannot mix them (make break-glass keys of the primary's kind)",
 				i+1, len(rs), kind, k.KindOf(0))
 		}
@@ -158,12 +156,11 @@ func (k *Keyring) Len() int { return len(k.ids) }
 func (k *Keyring) PublicKey(i int) string { return k.pubs()[0][i] }
 
 // Fingerprint returns a short, public name of identity i (0 is the
-// primary): "sha256:" and the first 16 bytes, in hex, of the SHA-256 of
-// its recipient string, which hosts publish.
+// primary): "sha256:" and the hex of the first 16 bytes of the SHA-256 of
+// its recipient string.
 func (k *Keyring) Fingerprint(i int) string { return k.pubs()[1][i] }
 
-// Fingerprints returns the fingerprints of every identity, the primary
-// first.
+// Fingerprints returns every identity's fingerprint, the primary first.
 func (k *Keyring) Fingerprints() []string { return append([]string(nil), k.pubs()[1][:len(k.ids)]...) }
 
 // Rotating reports whether k comes from a key file that a rotation left
@@ -178,14 +175,13 @@ func (k *Keyring) WithRotating(rotating bool) *Keyring {
 	return &c
 }
 
-// Staged reports whether k's last identity is a staged one: added by
-// Stage, decrypt-only until Promote makes it the primary.
+// Staged reports whether k's last identity was added by Stage:
+// decrypt-only until Promote makes it the primary.
 func (k *Keyring) Staged() bool { return k.staged }
 
-// Stage returns k with id added after every identity, decrypt-only, and
-// marked as staged (its key file says so): step 1 of a rotation across
-// hosts. It refuses an identity already in k, and one whose kind the extra
-// recipients cannot follow once it is promoted.
+// Stage returns k with id added last, decrypt-only, and marked as staged
+// (step 1 of a rotation across hosts). It refuses an identity already in
+// k, and one whose kind k's extra recipients cannot follow once promoted.
 func (k *Keyring) Stage(id age.Identity) (*Keyring, error) {
 	staged, err := NewKeyring(append(k.Identities(), id)...)
 	if err != nil {
@@ -206,9 +202,8 @@ func (k *Keyring) Stage(id age.Identity) (*Keyring, error) {
 	return staged, nil
 }
 
-// Promote returns the keyring a staged k becomes when its staged identity
-// (the last) is made the primary, the others kept after it, decrypt-only,
-// with k's extra recipients.
+// Promote returns k with its last (staged) identity made the primary, the
+// others kept after it, decrypt-only.
 func (k *Keyring) Promote() (*Keyring, error) {
 	if len(k.ids) < 2 {
 		return nil, errors.New("keyring: no staged identity to promote")
@@ -216,9 +211,8 @@ func (k *Keyring) Promote() (*Keyring, error) {
 	return k.Rotate(k.ids[len(k.ids)-1])
 }
 
-// Rotate returns a keyring whose primary is newPrimary, keeping k's
-// identities after it as decrypt-only, and k's extra recipients. An
-// identity already in k is not repeated.
+// Rotate returns k with newPrimary as its primary and k's identities,
+// not repeated, after it as decrypt-only.
 func (k *Keyring) Rotate(newPrimary age.Identity) (*Keyring, error) {
 	ids := []age.Identity{newPrimary}
 	for _, id := range k.ids {
@@ -233,8 +227,8 @@ func (k *Keyring) Rotate(newPrimary age.Identity) (*Keyring, error) {
 	return r.WithRecipients(k.extra...)
 }
 
-// PrimaryOnly returns a keyring holding only k's primary, with k's extra
-// recipients: what remains once old keys are retired.
+// PrimaryOnly returns k without its decrypt-only identities: what remains
+// once old keys are retired.
 func (k *Keyring) PrimaryOnly() *Keyring {
 	c := *k
 	c.ids, c.recips = k.ids[:1:1], k.recips[:1:1]
@@ -242,8 +236,7 @@ func (k *Keyring) PrimaryOnly() *Keyring {
 	return &c
 }
 
-// String describes k by its public keys only: the primary, the
-// decrypt-only identities, the count of extra recipients.
+// String describes k by its public keys and its count of extra recipients.
 func (k *Keyring) String() string {
 	if k == nil {
 		return "crypto.Keyring(nil)"

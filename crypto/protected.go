@@ -9,9 +9,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"unicode/utf8"
 
 	"filippo.io/age"
@@ -21,28 +21,24 @@ import (
 	"github.com/sessionstore/sessionstore/internal/fsutil"
 )
 
-// KeyIdentityEnv names the environment variable that stores read the
-// identity file from when they are given none.
+// KeyIdentityEnv names the variable holding the default identity file.
 const KeyIdentityEnv = "SESSIONSTORE_KEY_IDENTITY"
 
-// SealedToSuffix names the file, beside a key file sealed to age
-// recipients, that lists those recipients, one per line. It is public.
+// SealedToSuffix names, after a sealed key file's path, the (public) list
+// of the recipients it is sealed to, one per line.
 const SealedToSuffix = ".sealed-to"
 
-// KeyFileWorkFactor is the scrypt work factor (log2 N) with which a key
-// file is protected with a passphrase: age's default. Tests lower it.
+// KeyFileWorkFactor is the scrypt work factor (log2 N) of a passphrase
+// protecting a key file: age's default. Tests lower it.
 var KeyFileWorkFactor = 18
 
-// maxKeyFileWorkFactor is the highest scrypt work factor (log2 N) accepted
-// when opening a key file: age's default. Fuzz tests lower it.
+// maxKeyFileWorkFactor is the highest one opened: age's. Fuzz tests lower it.
 var maxKeyFileWorkFactor = 22
 
-// ErrPassphraseRequired is returned for a passphrase-protected key file
-// when no passphrase callback was given.
+// ErrPassphraseRequired: a passphrase-protected key file, no passphrase.
 var ErrPassphraseRequired = errors.New("key file is passphrase-protected: a passphrase is required")
 
-// ErrIdentityRequired is returned for a key file sealed to age recipients
-// when no identity file was given.
+// ErrIdentityRequired: a key file sealed to recipients, no identity file.
 var ErrIdentityRequired = errors.New("key file is sealed to age recipients: an identity file is required")
 
 // ErrPlugin is returned (wrapped) when an age plugin is missing, fails or
@@ -55,9 +51,8 @@ type KeyIdentity struct {
 	UI   *plugin.ClientUI // a plugin's prompts; nil means DefaultPluginUI
 }
 
-// DefaultPluginUI is the UI that plugins get unless the caller sets one:
-// their messages go to standard error, and they may prompt (a PIN, a
-// confirmation) on the terminal only if standard error is one.
+// DefaultPluginUI is plugins' UI unless the caller sets one: messages on
+// standard error, and prompts (a PIN) only if it is a terminal.
 func DefaultPluginUI() *plugin.ClientUI {
 	printf := func(format string, v ...any) { fmt.Fprintf(os.Stderr, "sessionstore: "+format+"\n", v...) }
 	ui := plugin.NewTerminalUI(printf, printf)
@@ -68,17 +63,16 @@ func DefaultPluginUI() *plugin.ClientUI {
 }
 
 // LoadKeyringWithPassphrase is LoadKeyring for a key file that may be
-// passphrase-protected: passphrase is called, once, only if it is.
+// passphrase-protected: passphrase is called, once, only if it is (nil:
+// ErrPassphraseRequired).
 func LoadKeyringWithPassphrase(path string, passphrase func() (string, error)) (*Keyring, error) {
 	return LoadKeyringWithIdentity(path, passphrase, KeyIdentity{})
 }
 
-// LoadKeyringWithIdentity is LoadKeyring for a key file that may be an age
-// file: protected with a passphrase (passphrase is called, once, only
-// then; nil: ErrPassphraseRequired), or sealed to age recipients, opened
-// with id's identity file (none: ErrIdentityRequired). A plugin runs only
-// the first time this process opens the same bytes with the same identity
-// file. Errors never quote either file.
+// LoadKeyringWithIdentity is LoadKeyringWithPassphrase for a key file that
+// may also be sealed to age recipients, opened with id's identity file
+// (none: ErrIdentityRequired). A plugin runs once per process for the same
+// bytes and identity file. Errors never quote either file.
 func LoadKeyringWithIdentity(path string, passphrase func() (string, error), id KeyIdentity) (*Keyring, error) {
 	keyData, recipData, err := ReadKeyFiles(path)
 	if err != nil {
@@ -88,9 +82,9 @@ func LoadKeyringWithIdentity(path string, passphrase func() (string, error), id 
 	return OpenKeyFiles(path, keyData, recipData, passphrase, id)
 }
 
-// IsEncryptedKeyFile reports whether data is an age file, binary or
+// isEncryptedKeyFile reports whether data is an age file, binary or
 // armored: a key file protected with a passphrase or sealed to recipients.
-func IsEncryptedKeyFile(data []byte) bool {
+func isEncryptedKeyFile(data []byte) bool {
 	return bytes.HasPrefix(data, []byte("age-encryption.org/v1\n")) ||
 		bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(armor.Header))
 }
@@ -106,27 +100,25 @@ func ageReader(data []byte) io.Reader {
 // IsSealedKeyFile reports whether data is a key file sealed to age
 // recipients: an age file without a passphrase (scrypt) stanza.
 func IsSealedKeyFile(data []byte) bool {
-	if !IsEncryptedKeyFile(data) {
+	if !isEncryptedKeyFile(data) {
 		return false
 	}
 	hdr, err := age.ExtractHeader(ageReader(data))
 	return err == nil && !bytes.Contains(hdr, []byte("\n-> scrypt "))
 }
 
-// EncryptKeyFile protects a key file's contents with a passphrase, as
-// "age -p -a" does.
-func EncryptKeyFile(plain []byte, passphrase string) ([]byte, error) {
-	r, err := age.NewScryptRecipient(passphrase)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %v", err)
+// protect encrypts a key file's contents, armored, to recipients ("age -a
+// -r"; plugin recipients run their plugin), or to passphrase if there are
+// none ("age -p -a").
+func protect(plain []byte, passphrase string, recipients []age.Recipient) ([]byte, error) {
+	if recipients == nil {
+		r, err := age.NewScryptRecipient(passphrase)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %v", err)
+		}
+		r.SetWorkFactor(KeyFileWorkFactor)
+		recipients = []age.Recipient{r}
 	}
-	r.SetWorkFactor(KeyFileWorkFactor)
-	return SealKeyFile(plain, []age.Recipient{r})
-}
-
-// SealKeyFile encrypts a key file's contents to recipients, armored, as
-// "age -a" does. Plugin recipients run their plugin.
-func SealKeyFile(plain []byte, recipients []age.Recipient) ([]byte, error) {
 	var out bytes.Buffer
 	aw := armor.NewWriter(&out)
 	w, err := age.Encrypt(aw, recipients...)
@@ -152,8 +144,7 @@ var unsealCache struct {
 	m          map[[2][sha256.Size]byte][]byte
 }
 
-// openProtected decrypts a protected key file: with the passphrase if it
-// is protected with one, else with id.
+// openProtected decrypts a key file with a passphrase or with id.
 func openProtected(data []byte, passphrase func() (string, error), id KeyIdentity) ([]byte, error) {
 	if !IsSealedKeyFile(data) {
 		if passphrase == nil {
@@ -236,10 +227,8 @@ func decryptKeyFile(data []byte, what, noMatch string, ids ...age.Identity) ([]b
 	return plain, nil
 }
 
-// readSealedTo returns the recipients that path's key file is sealed to,
-// from path+SealedToSuffix; nil if there is no such file. That file
-// decides who can open the key file: it is trusted like the recipients
-// file.
+// readSealedTo returns the recipients in path+SealedToSuffix, nil without
+// it. It decides who can open the key file: trusted like a recipients file.
 func readSealedTo(path string) ([]age.Recipient, error) {
 	text, err := readChecked(path+SealedToSuffix, "seal-to file", fsutil.CheckTrustedFile)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -255,9 +244,8 @@ func readSealedTo(path string) ([]age.Recipient, error) {
 	return rs, nil
 }
 
-// parseSealRecipients parses recipients, one per line: X25519,
-// post-quantum and plugin recipients, whose plugins get ui (nil:
-// DefaultPluginUI). Errors never quote a line.
+// parseSealRecipients parses native and plugin recipients, one per line;
+// plugins get ui (nil: DefaultPluginUI). Errors never quote a line.
 func parseSealRecipients(text []byte, ui *plugin.ClientUI) ([]age.Recipient, error) {
 	if ui == nil {
 		ui = DefaultPluginUI()
@@ -300,32 +288,27 @@ func eachLine(text []byte, fn func(n int, line string) error) error {
 }
 
 // readIdentityFile reads an identity file: a few identities or stubs. Like
-// age's -i file it may be a symlink; anything but a regular file is
-// refused without blocking (O_NONBLOCK: a FIFO's open would wait for a
-// writer).
+// age's -i file it may be a symlink, but what it leads to must be a regular
+// file, refused without blocking (never a FIFO's open).
 func readIdentityFile(file string) ([]byte, error) {
-	const maxSize = 64 << 10
-	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: identity file: %w", err)
+	path, err := filepath.EvalSymlinks(file)
+	var data []byte
+	if err == nil {
+		data, _, err = fsutil.ReadRegularChecked(path, 64<<10, nil)
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	switch {
+	case errors.Is(err, fsutil.ErrNotRegular):
 		return nil, fmt.Errorf("keyring: identity file %s is not a regular file", file)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("keyring: identity file: %w", err)
-	}
-	if len(data) > maxSize {
+	case errors.Is(err, fsutil.ErrTooLarge):
 		return nil, fmt.Errorf("keyring: identity file %s is too long", file)
+	case err != nil:
+		return nil, fmt.Errorf("keyring: identity file: %w", err)
 	}
 	return data, nil
 }
 
-// parseIdentityFile parses an age identity file: native identities
-// (AGE-SECRET-KEY-…) and plugin identities (AGE-PLUGIN-NAME-1…). Errors
-// never quote a line.
+// parseIdentityFile parses an identity file of native and plugin
+// identities. Errors never quote a line.
 func parseIdentityFile(file string, data []byte, ui *plugin.ClientUI) ([]age.Identity, error) {
 	var ids []age.Identity
 	err := eachLine(data, func(n int, line string) error {
@@ -350,8 +333,7 @@ func parseIdentityFile(file string, data []byte, ui *plugin.ClientUI) ([]age.Ide
 	return ids, err
 }
 
-// pluginNames returns the names of the plugins among xs (identities or
-// recipients).
+// pluginNames returns the names of the plugins among xs.
 func pluginNames[T any](xs []T) (names []string) {
 	for _, x := range xs {
 		if p, ok := any(x).(interface{ Name() string }); ok {

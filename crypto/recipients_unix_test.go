@@ -135,6 +135,19 @@ func TestSealedKeyFilesFIFONeverBlocks(t *testing.T) {
 		return err
 	})
 	assert.ErrorContains(t, err, id.File+" is not a regular file")
+	link := id.File + ".link"
+	require.NoError(t, os.Symlink(id.File, link))
+	err = within(t, "opening with a symlink to a FIFO", func() error {
+		_, err := crypto.LoadKeyringWithIdentity(path, nil, crypto.KeyIdentity{File: link})
+		return err
+	})
+	assert.ErrorContains(t, err, link+" is not a regular file")
+
+	path, id = mk(t)
+	link = id.File + ".link"
+	require.NoError(t, os.Symlink(id.File, link))
+	_, err = crypto.LoadKeyringWithIdentity(path, nil, crypto.KeyIdentity{File: link})
+	require.NoError(t, err, "the identity file may be a symlink")
 
 	path, _ = mk(t)
 	require.NoError(t, os.Remove(path+crypto.SealedToSuffix))

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,9 +23,7 @@ func TestFailedOpenCreatesNothing(t *testing.T) {
 	classic, err := crypto.GenerateKeyring(false)
 	require.NoError(t, err)
 	protected := filepath.Join(t.TempDir(), "protected.key")
-	data, err := crypto.EncryptKeyFile(classic.MarshalKeyFile(time.Now()), "pass")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(protected, data, 0o600))
+	require.NoError(t, crypto.CreateKeyFileWithPassphrase(protected, classic, "pass"))
 	notAKey := filepath.Join(t.TempDir(), "not-a.key")
 	require.NoError(t, os.WriteFile(notAKey, []byte("# nothing here\n"), 0o600))
 

@@ -31,29 +31,23 @@ import (
 // session marked as needing a new login, which older readers must refuse).
 const FormatVersion = 3
 
-// maxPlaintext bounds a decrypted record, so that a hostile file cannot
-// make a reader allocate without limit.
+// maxPlaintext bounds what a hostile file can make a reader allocate.
 const maxPlaintext = 1 << 20
 
 // A Record is the plaintext of one sealed record.
 type Record struct {
-	Version   int             // format version: what Open read; 3 asks Seal for version 3
-	Namespace string          // "" for a file record
-	AuthType  string          // the name the record is stored under
-	Seq       uint64          // grows on every write of this name
-	Written   time.Time       // when it was written
-	Auth      json.RawMessage // the auth object, as JSON
+	Version   int             `json:"v"`            // format version: what Open read; 3 asks Seal for version 3
+	Namespace string          `json:"ns,omitempty"` // "" for a file record
+	AuthType  string          `json:"auth_type"`    // the name the record is stored under
+	Seq       uint64          `json:"seq"`          // grows on every write of this name
+	Written   time.Time       `json:"written"`
+	Auth      json.RawMessage `json:"auth"` // the auth object, as JSON
 }
 
 // envelope is the JSON form of a Record inside the age file.
 type envelope struct {
-	Version   int             `json:"v"`
-	Namespace string          `json:"ns,omitempty"`
-	AuthType  string          `json:"auth_type"`
-	Seq       uint64          `json:"seq"`
-	Written   time.Time       `json:"written"`
-	Auth      json.RawMessage `json:"auth"`
-	MAC       []byte          `json:"mac"`
+	Record
+	MAC []byte `json:"mac"`
 }
 
 // marshal encodes e with the auth object verbatim, as the MAC covers it
@@ -62,32 +56,21 @@ func (e *envelope) marshal() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	err := enc.Encode(e)
+	return buf.Bytes(), err
 }
 
-// Seal encrypts rec to k's recipients, with a MAC under the primary's key.
-// It writes version 1 for a record without a namespace and 2 for one with
-// a namespace, unless rec.Version asks for 3: a record opened and sealed
-// again keeps its version.
+// Seal encrypts rec to k's recipients, with a MAC under the primary's key,
+// in the version FormatVersion says (a record opened and sealed again
+// keeps it).
 func Seal(k *crypto.Keyring, rec *Record) ([]byte, error) {
-	// The MAC covers the auth object as it will stand in the file:
-	// compact JSON, which marshal copies verbatim.
+	// The MAC covers the auth object as marshal writes it: compact.
 	var auth bytes.Buffer
 	if err := json.Compact(&auth, rec.Auth); err != nil {
 		return nil, errors.New("seal: auth object is not valid JSON")
 	}
 	defer clear(auth.Bytes())
-	env := envelope{
-		Version:   1,
-		Namespace: rec.Namespace,
-		AuthType:  rec.AuthType,
-		Seq:       rec.Seq,
-		Written:   rec.Written.UTC(),
-		Auth:      auth.Bytes(),
-	}
+	env := envelope{Record: Record{1, rec.Namespace, rec.AuthType, rec.Seq, rec.Written.UTC(), auth.Bytes()}}
 	switch {
 	case rec.Version > FormatVersion:
 		return nil, fmt.Errorf("seal: unknown record format version %d", rec.Version)
@@ -156,8 +139,7 @@ func Open(k *crypto.Keyring, ciphertext []byte, namespace, authType string) (*Re
 	return nil, -1, fmt.Errorf("%w (%d identities tried)", sessionstore.ErrWrongKey, len(ids))
 }
 
-// headerProblem says, in words of its own, why age refused ciphertext's
-// header.
+// headerProblem says, without quoting it, why age refused ciphertext.
 func headerProblem(ciphertext []byte) string {
 	switch {
 	case bytes.HasPrefix(bytes.TrimLeft(ciphertext, " \t\r\n"), []byte(armor.Header)):
@@ -168,8 +150,7 @@ func headerProblem(ciphertext []byte) string {
 	return "the age header is malformed or does not verify"
 }
 
-// decode decodes pt, checks its version and MAC, and returns its record if
-// it belongs to namespace and authType.
+// decode decodes and verifies pt, a record of namespace and authType.
 func decode(pt, key []byte, namespace, authType string) (*Record, error) {
 	var env envelope
 	// Never wrap the JSON error: it could quote plaintext.
@@ -197,20 +178,18 @@ func decode(pt, key []byte, namespace, authType string) (*Record, error) {
 		clear(env.Auth)
 		return nil, fmt.Errorf("%w: %s", sessionstore.ErrTampered, problem)
 	}
-	return &Record{env.Version, env.Namespace, env.AuthType, env.Seq, env.Written, env.Auth}, nil
+	return &env.Record, nil
 }
 
-// macKeys holds the MAC key of each identity seen: deriving one encodes
-// the secret key first, which would cost every Seal and Open (the Set and
-// cold start targets). It starts over past 64 identities.
+// macKeys caches each identity's MAC key: deriving one encodes the secret
+// key, too slow for every Seal and Open. It starts over past 64.
 var macKeys struct {
 	sync.Mutex
 	m map[age.Identity][]byte
 }
 
-// macKey derives the MAC key of a keyring's identity from its secret (a
-// Keyring holds X25519 and hybrid identities: pointers and Stringers).
-// hkdf.Key fails only for absurd lengths.
+// macKey derives the MAC key of a keyring's identity (a pointer and a
+// Stringer) from its secret. hkdf.Key fails only for absurd lengths.
 func macKey(id age.Identity) []byte {
 	macKeys.Lock()
 	defer macKeys.Unlock()

@@ -17,12 +17,12 @@ import (
 func envelopeCases() []envelope {
 	w := time.Date(2026, 11, 28, 1, 2, 3, 456789, time.UTC)
 	return []envelope{
-		{Version: 1, AuthType: "server", Seq: 1, Written: w, Auth: json.RawMessage(`{"access_token":"a"}`), MAC: bytes.Repeat([]byte{1}, 32)},
-		{Version: 1, AuthType: "server", Seq: 1<<64 - 1, Written: w, Auth: json.RawMessage(`{"extra":{"mac":"x\",\"mac\":\"AAAA"},"a":"}"}`), MAC: bytes.Repeat([]byte{2}, 32)},
-		{Version: 2, Namespace: "/sessionstore/prod", AuthType: "user@example.com", Seq: 7, Written: w.Local(), Auth: json.RawMessage(`{}`), MAC: bytes.Repeat([]byte{3}, 32)},
-		{Version: 2, Namespace: "/sessionstore/<prod>&", AuthType: "a\"b\\c\n日本\u2028", Seq: 7, Written: w, Auth: json.RawMessage(`{"a":"<&>\u2028\u2029","b":"\u003c\\u2028"}`), MAC: bytes.Repeat([]byte{4}, 32)},
-		{Version: 3, AuthType: "server", Seq: 8, Written: w, Auth: json.RawMessage(`{"access_token":"a","health":{"needs_login":"2026-11-28T01:02:03Z"}}`), MAC: bytes.Repeat([]byte{5}, 32)},
-		{Version: 3, Namespace: "/sessionstore/prod", AuthType: "server", Seq: 9, Written: w, Auth: json.RawMessage(`{}`), MAC: bytes.Repeat([]byte{6}, 32)},
+		{Record{Version: 1, AuthType: "server", Seq: 1, Written: w, Auth: json.RawMessage(`{"access_token":"a"}`)}, bytes.Repeat([]byte{1}, 32)},
+		{Record{Version: 1, AuthType: "server", Seq: 1<<64 - 1, Written: w, Auth: json.RawMessage(`{"extra":{"mac":"x\",\"mac\":\"AAAA"},"a":"}"}`)}, bytes.Repeat([]byte{2}, 32)},
+		{Record{Version: 2, Namespace: "/sessionstore/prod", AuthType: "user@example.com", Seq: 7, Written: w.Local(), Auth: json.RawMessage(`{}`)}, bytes.Repeat([]byte{3}, 32)},
+		{Record{Version: 2, Namespace: "/sessionstore/<prod>&", AuthType: "a\"b\\c\n日本\u2028", Seq: 7, Written: w, Auth: json.RawMessage(`{"a":"<&>\u2028\u2029","b":"\u003c\\u2028"}`)}, bytes.Repeat([]byte{4}, 32)},
+		{Record{Version: 3, AuthType: "server", Seq: 8, Written: w, Auth: json.RawMessage(`{"access_token":"a","health":{"needs_login":"2026-11-28T01:02:03Z"}}`)}, bytes.Repeat([]byte{5}, 32)},
+		{Record{Version: 3, Namespace: "/sessionstore/prod", AuthType: "server", Seq: 9, Written: w, Auth: json.RawMessage(`{}`)}, bytes.Repeat([]byte{6}, 32)},
 	}
 }
 

@@ -40,17 +40,16 @@ type Keys struct {
 	cur atomic.Pointer[state]
 }
 
-// state is a loaded keyring, the digest of the files it was read from, and
-// their identity (see read).
+// state is a loaded keyring with the digest and identity of its files.
 type state struct {
 	ring   *crypto.Keyring
 	digest [sha256.Size]byte
 	files  filesID
 }
 
-// filesID identifies the key file and recipients file as read, once they
-// were read long enough after they last changed that one fstatat each
-// tells whether they changed since (see fsutil.FileID); zero until then.
+// filesID identifies the key and recipients files as read once they are
+// old enough that one fstatat each tells a change (fsutil.FileID.SafeAt);
+// zero until then.
 type filesID struct{ key, recipients fsutil.FileID }
 
 // New loads the keys of c.
@@ -79,17 +78,16 @@ func New(c Config) (*Keys, error) {
 		k.c.File = abs
 	}
 	if ask := c.AskPass; ask != nil { // asked once, kept for the reloads after a rotation
-		var p string
-		var asked bool
+		var p *string
 		k.c.AskPass = func() (string, error) {
-			if !asked {
-				var err error
-				if p, err = ask(); err != nil {
+			if p == nil {
+				s, err := ask()
+				if err != nil {
 					return "", err
 				}
-				asked = true
+				p = &s
 			}
-			return p, nil
+			return *p, nil
 		}
 	}
 	if _, err := k.Reload(); err != nil {
@@ -112,9 +110,8 @@ func (k *Keys) Reload() (changed bool, err error) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	// The files' identity serves writers' checks under a record lock; the
-	// first load leaves it to the first Changed, so that a short-lived
-	// reader pays for none of it.
+	// The first load leaves the files' identity to the first Changed: a
+	// short-lived reader pays for none of it.
 	cur := k.cur.Load()
 	keyData, recipData, d, files, err := k.read(cur != nil)
 	if err != nil {
@@ -141,10 +138,9 @@ func (k *Keys) Reload() (changed bool, err error) {
 	return true, nil
 }
 
-// Changed reports whether the key files differ from the loaded keyring. It
-// parses nothing and derives nothing: cheap enough under a record lock.
-// Once the loaded files' identity is known, it costs two fstatat calls;
-// until then it reads and hashes the files.
+// Changed reports whether the key files differ from the loaded keyring:
+// two fstatat calls once their identity is known, else a read and a hash.
+// It parses and derives nothing, cheap enough under a record lock.
 func (k *Keys) Changed() (bool, error) {
 	if k.c.File == "" {
 		return false, nil
@@ -186,14 +182,13 @@ func (k *Keys) WrongKeyHint(err error) string {
 	return fmt.Sprintf("; it is not sealed to any key in %s (a foreign record, or a key file restored from before a rotation)", k.c.File)
 }
 
-// read reads the key file and its recipients file, with the digest that
-// tells whether they changed and, if withID, their identity if it was the
-// same before and after the read and is old enough to stand for the bytes.
+// read reads the key files, their digest and, if withID, their identity if
+// it stood still during the read and is old enough to stand for the bytes.
 func (k *Keys) read(withID bool) (keyData, recipData []byte, digest [sha256.Size]byte, files filesID, err error) {
 	var before filesID
-	statErr := errors.New("not asked")
 	if withID {
-		before, statErr = k.stat()
+		before, err = k.stat()
+		withID = err == nil
 	}
 	keyData, recipData, err = crypto.ReadKeyFiles(k.c.File)
 	if err != nil {
@@ -204,19 +199,17 @@ func (k *Keys) read(withID bool) (keyData, recipData []byte, digest [sha256.Size
 	h.Write([]byte{0})
 	h.Write(recipData)
 	h.Sum(digest[:0])
-	if statErr != nil {
-		return keyData, recipData, digest, files, nil
-	}
-	now := time.Now()
-	if after, err := k.stat(); err == nil && after == before &&
-		before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now)) {
-		files = before
+	if withID {
+		now := time.Now()
+		if after, err := k.stat(); err == nil && after == before &&
+			before.key.SafeAt(now) && (before.recipients == fsutil.FileID{} || before.recipients.SafeAt(now)) {
+			files = before
+		}
 	}
 	return keyData, recipData, digest, files, nil
 }
 
-// stat returns the identity of the key files now (a missing recipients
-// file has the zero identity).
+// stat returns the key files' identity (zero for no recipients file).
 func (k *Keys) stat() (filesID, error) {
 	key, err := fsutil.StatID(k.c.File)
 	if err != nil {

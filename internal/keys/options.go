@@ -9,17 +9,10 @@ import (
 	"github.com/sessionstore/sessionstore/crypto"
 )
 
-// The setters below are what the fleet backends' key options
-// (WithKeyFile, WithKeyring, ...) do to their Config; their exported
-// options wrap them.
-//
-// A key file is read with its ".recipients" file and reread before every
-// write (and when a record does not open), so that a Store follows a
-// staged rotation. A passphrase is asked for at most once per Open, only
-// if the key file is protected, and kept to reload the key file. A key
-// file sealed to age recipients is opened with an identity file (default
-// $SESSIONSTORE_KEY_IDENTITY), usually a plugin's stub: the plugin runs
-// once per process for given key file bytes, never for a record.
+// The setters below are what the fleet backends' key options do to their
+// Config. A Store rereads its key files before every write and when a
+// record does not open; a passphrase is asked once per New; a sealed key
+// file's plugin runs once per process for given key file bytes.
 
 // File sets the key file.
 func File(path string) func(*Config) { return func(c *Config) { c.File = path } }
