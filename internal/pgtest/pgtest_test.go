@@ -23,12 +23,22 @@ func ctx(t *testing.T) context.Context {
 
 func count(t *testing.T, url, sql string) int {
 	t.Helper()
-	conn, err := pgx.Connect(ctx(t), url)
+	n, err := tryCount(ctx(t), url, sql)
 	require.NoError(t, err)
+	return n
+}
+
+// tryCount is count for a condition polled from another goroutine: the
+// standby may not have replayed the table yet.
+func tryCount(ctx context.Context, url, sql string) (int, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
 	defer conn.Close(context.Background())
 	var n int
-	require.NoError(t, conn.QueryRow(ctx(t), sql).Scan(&n))
-	return n
+	err = conn.QueryRow(ctx, sql).Scan(&n)
+	return n, err
 }
 
 func TestStartExecPoolRole(t *testing.T) {
@@ -87,8 +97,10 @@ func TestStandbyFailover(t *testing.T) {
 	primary.Exec(t, "INSERT INTO t VALUES (1)")
 	// Synchronous commit waits for the standby's flush, not its replay:
 	// the row shows up there shortly.
+	pollCtx := ctx(t)
 	require.Eventually(t, func() bool {
-		return count(t, standby.URL(), "SELECT count(*) FROM t WHERE n = 1") == 1
+		n, err := tryCount(pollCtx, standby.URL(), "SELECT count(*) FROM t WHERE n = 1")
+		return err == nil && n == 1
 	}, 10*time.Second, 20*time.Millisecond, "a row written on the primary shows up on the standby")
 	_, err := pgx.Connect(ctx(t), standby.URL()+"&target_session_attrs=read-write")
 	require.Error(t, err, "the standby refuses to be a read-write session")
