@@ -11,7 +11,9 @@ import (
 	"filippo.io/age"
 	"filippo.io/age/armor"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/crypto"
+	"github.com/sessionstore/sessionstore/internal/envelope"
 )
 
 // No error quotes its input: a plaintext token, or a secret key, in place
@@ -186,6 +188,84 @@ func FuzzKeyFileErrorsQuoteNothing(f *testing.F) {
 		for _, key := range keys { // the recipients file, beside either kind of key
 			_, err = crypto.OpenKeyFiles(fuzzKeyPath, key, input, pass, id)
 			check(err)
+		}
+	})
+}
+
+// recordErrors are the messages Open and OpenIn return for bytes that are
+// not a genuine record of the name (numbers written 0).
+var recordErrors = func() []string {
+	tampered, wrong := sessionstore.ErrTampered.Error(), sessionstore.ErrWrongKey.Error()
+	var m []string
+	for _, s := range []string{
+		"empty file",
+		"not an age file",
+		"an armored age file, not a record (records are binary age files)",
+		"the age header is malformed or does not verify",
+		"age payload does not decrypt (truncated or altered)",
+		"record is too large",
+		"record is not valid JSON",
+		"version 0 record with a namespace",
+		"version 0 record without a namespace",
+		"unsupported record format version 0",
+		"record MAC does not verify (not written by a key holder)",
+		`record has no namespace (a file record), want "` + fuzzNamespace + `"`,
+	} {
+		m = append(m, tampered+": "+s)
+	}
+	return append(m, wrong+" (0 identity tried)", wrong+" (0 identities tried)")
+}()
+
+const fuzzNamespace = "/fuzz/prefix"
+
+// FuzzRecordErrorsQuoteNothing: whatever bytes stand in place of a record
+// (a plaintext token, an age file of another program, a damaged record),
+// opening it fails, or yields a genuine record, and no error quotes them.
+func FuzzRecordErrorsQuoteNothing(f *testing.F) {
+	x := testKeyring(f, "test-x25519.key")
+	other := testKeyring(f, "test-other.key")
+	two, err := crypto.NewKeyring(append(x.Identities(), other.Identities()...)...)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pq := testKeyring(f, "test-pq.key")
+	ct, err := envelope.Seal(x, testRecord())
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][]byte{
+		[]byte("ghp_1234567890abcdefgh"), // a token where a record should be
+		[]byte(`{"access_token":"plaintext","refresh_token":"plaintext"}`),
+		[]byte("age-encryption.org/v1\n"),
+		[]byte("age-encryption.org/v1\n-> X25519 AAAA\nAAAA\n--- AAAA\n"),
+		[]byte("age-encryption.org/v1\n-> \n"),
+		[]byte("age-encryption.org/v1\n-> X25519\n\n--- \n"),
+		[]byte("age-encryption.org/v2\n"),
+		[]byte(armor.Header + "\nYWdlLWVuY3J5cHRpb24ub3JnL3YxCg==\n" + armor.Footer + "\n"),
+		ct,
+		ct[:len(ct)/2],
+		ct[:40],
+	} {
+		f.Add(seed, uint16(0))
+		f.Add(seed, uint16(len(seed)/2))
+		f.Add(seed, uint16(len(seed)))
+	}
+	for _, name := range []string{"v1-x25519.age", "v1-x25519-bitflip.age", "v1-x25519-truncated.age", "v1-pq.age", "v2-x25519.age"} {
+		golden, err := os.ReadFile(filepath.Join("..", "testdata", "golden", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(golden, uint16(30))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, at uint16) {
+		input, marker := withMarker(data, at)
+		for _, k := range []*crypto.Keyring{x, two, pq} {
+			if _, _, err := envelope.Open(k, input, "", "server"); err != nil {
+				assertQuotesNothing(t, input, marker, err.Error(), recordErrors)
+			}
+			if _, _, err := envelope.Open(k, input, fuzzNamespace, "server"); err != nil {
+				assertQuotesNothing(t, input, marker, err.Error(), recordErrors)
+			}
 		}
 	})
 }
