@@ -162,4 +162,10 @@ func TestSealedKeyFilesFIFONeverBlocks(t *testing.T) {
 	err = crypto.ReplaceKeyFile(path, k)
 	assert.ErrorIs(t, err, sessionstore.ErrInsecurePermissions)
 	assert.ErrorContains(t, err, path+crypto.SealedToSuffix, "names the file")
+
+	path, _ = mk(t)
+	moved := path + ".elsewhere"
+	require.NoError(t, os.Rename(path+crypto.SealedToSuffix, moved))
+	require.NoError(t, os.Symlink(moved, path+crypto.SealedToSuffix))
+	assert.ErrorIs(t, crypto.ReplaceKeyFile(path, k), sessionstore.ErrInsecurePermissions, "a symlinked .sealed-to is not followed")
 }
